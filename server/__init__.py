@@ -1,0 +1,1 @@
+"""Pending License Management server."""

@@ -1,0 +1,167 @@
+"""Provisioning and authentication: accounts with their ingest keys, admins with their tokens.
+
+Tokens and ingest keys are 256-bit random values shown once; only their SHA-256 is stored.
+A fast hash is right for high-entropy secrets (nothing to brute-force) and keeps the
+per-request lookup an indexed equality.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.errors import DomainError, ErrorCode
+from server.licensing import MAX_LICENSE_LIMIT, Actor
+from server.models import Account, Admin, Role
+
+TOKEN_PREFIX = "plm_"
+INGEST_KEY_PREFIX = "plmi_"
+
+
+def new_secret(prefix: str) -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    id: int
+    secret: str
+
+
+async def create_account(
+    session: AsyncSession,
+    *,
+    name: str,
+    license_limit: int,
+    retention_days: int,
+    manual_review: bool = False,
+    now: datetime,
+) -> Created:
+    """A new account; returns its id and its ingest key (shown only now)."""
+    if not name.strip() or len(name) > 256:
+        raise DomainError(ErrorCode.INVALID_INPUT, "name must be 1 to 256 characters", "name")
+    if not 0 <= license_limit <= MAX_LICENSE_LIMIT:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, f"licenses must be from 0 to {MAX_LICENSE_LIMIT}", "licenses"
+        )
+    if not 1 <= retention_days <= 3650:
+        raise DomainError(ErrorCode.INVALID_INPUT, "retention days must be from 1 to 3650", "retentionDays")
+    key = new_secret(INGEST_KEY_PREFIX)
+    account = Account(
+        name=name.strip(),
+        ingest_key_hash=hash_secret(key),
+        license_limit=license_limit,
+        manual_review=manual_review,
+        retention_days=retention_days,
+        created_at=now,
+    )
+    session.add(account)
+    await session.flush()
+    assert account.id is not None
+    return Created(account.id, key)
+
+
+async def create_admin(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    email: str,
+    name: str,
+    role: Role,
+    now: datetime,
+) -> Created:
+    """A new admin of the account; returns its id and API token (shown only now)."""
+    if await session.get(Account, account_id) is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"no account with id {account_id}", "account")
+    email = email.strip()
+    if "@" not in email or len(email) > 320:
+        raise DomainError(ErrorCode.INVALID_INPUT, f"not an email address: {email!r}", "email")
+    if not name.strip() or len(name) > 256:
+        raise DomainError(ErrorCode.INVALID_INPUT, "name must be 1 to 256 characters", "name")
+    taken = (
+        await session.execute(
+            sa.select(Admin.id).where(Admin.account_id == account_id, sa.func.lower(Admin.email) == email.lower())  # type: ignore[arg-type]
+        )
+    ).first()
+    if taken is not None:
+        raise DomainError(ErrorCode.CONFLICT, f"{email} is already an admin of this account", "email")
+    token = new_secret(TOKEN_PREFIX)
+    admin = Admin(
+        account_id=account_id,
+        email=email,
+        name=name.strip(),
+        role=role,
+        token_hash=hash_secret(token),
+        notify_on_pending=True,
+        created_at=now,
+    )
+    session.add(admin)
+    await session.flush()
+    assert admin.id is not None
+    return Created(admin.id, token)
+
+
+async def authenticate_admin(session: AsyncSession, token: str) -> Admin | None:
+    """The admin whose API token this is, or ``None``."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    return (
+        await session.execute(sa.select(Admin).where(Admin.token_hash == hash_secret(token)))  # type: ignore[arg-type]
+    ).scalar_one_or_none()
+
+
+async def authenticate_ingest(session: AsyncSession, key: str) -> int | None:
+    """The id of the account whose ingest key this is, or ``None``."""
+    if not key.startswith(INGEST_KEY_PREFIX) or len(key) > 200:
+        return None
+    found = (
+        await session.execute(sa.select(Account.id).where(Account.ingest_key_hash == hash_secret(key)))  # type: ignore[arg-type,call-overload]
+    ).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
+def actor_for(admin: Admin) -> Actor:
+    assert admin.id is not None
+    return Actor(account_id=admin.account_id, admin_id=admin.id, role=admin.role)
+
+
+async def update_notification_settings(
+    session: AsyncSession, admin_id: int, notify_on_pending: bool
+) -> Admin:
+    admin = await session.get(Admin, admin_id)
+    if admin is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"no admin with id {admin_id}")
+    admin.notify_on_pending = notify_on_pending
+    await session.flush()
+    return admin
+
+
+async def find_account_by_name(session: AsyncSession, name: str) -> Account | None:
+    return (
+        await session.execute(sa.select(Account).where(Account.name == name).order_by(Account.id).limit(1))  # type: ignore[arg-type]
+    ).scalar_one_or_none()
+
+
+async def rotate_admin_token(session: AsyncSession, account_id: int, email: str) -> Created | None:
+    """A fresh token for the admin with this email (the old one stops working)."""
+    admin = (
+        await session.execute(
+            sa.select(Admin).where(Admin.account_id == account_id, sa.func.lower(Admin.email) == email.lower())  # type: ignore[arg-type]
+        )
+    ).scalar_one_or_none()
+    if admin is None:
+        return None
+    token = new_secret(TOKEN_PREFIX)
+    admin.token_hash = hash_secret(token)
+    await session.flush()
+    assert admin.id is not None
+    return Created(admin.id, token)

@@ -1,0 +1,356 @@
+"""Activity: validating and storing an ingest batch, and the activity report (SPEC §3, §7).
+
+A batch is stored in one transaction together with its admission and a record of its
+``batchId``, so a replay answers the first call's response and nothing is half-stored.
+Events go in with one Core ``INSERT`` executemany: the ORM's unit of work would insert
+them row by row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server import licensing
+from server.licensing import AdmissionStatus, AgentReport, bump_queue_version
+from server.models import ActivityEvent, Agent, IngestBatch, Productivity, User, UserStatus
+
+MAX_EVENTS = 5_000
+MAX_DURATION = 86_400
+MAX_REPORT_DAYS = 366
+TOP_APPS = 5
+_PRODUCTIVITY = {p.value for p in Productivity}
+
+
+class BatchInvalid(ValueError):
+    """The batch is malformed; ``details`` lists each problem with the field at fault."""
+
+    def __init__(self, details: list[dict[str, str]]) -> None:
+        super().__init__(f"{len(details)} problem(s) in the batch")
+        self.details = details
+
+
+class BatchTooLarge(ValueError):
+    """More events than one batch may carry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    start: datetime
+    duration_seconds: int
+    app: str
+    title: str | None
+    url: str | None
+    productivity: str
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    batch_id: str
+    agent: AgentReport
+    events: list[Event]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    agent_id: int | None
+    user_id: int | None
+    status: str
+    accepted: int
+    duplicate: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "agentId": None if self.agent_id is None else str(self.agent_id),
+            "userId": None if self.user_id is None else str(self.user_id),
+            "status": self.status,
+            "accepted": self.accepted,
+            "duplicate": self.duplicate,
+        }
+
+
+# ---------------------------------------------------------------------------- parsing
+
+
+def _has_control(s: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in s)
+
+
+class _Problems:
+    LIMIT = 50
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, str]] = []
+
+    def add(self, field: str, message: str) -> None:
+        if len(self.items) < self.LIMIT:
+            self.items.append({"field": field, "message": message})
+
+
+def _name(obj: dict[str, Any], key: str, where: str, problems: _Problems, required: bool = True) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            problems.add(f"{where}.{key}", "required")
+        return None
+    if not isinstance(value, str):
+        problems.add(f"{where}.{key}", "must be a string")
+    elif not 1 <= len(value) <= 256:
+        problems.add(f"{where}.{key}", "must be 1 to 256 characters")
+    elif _has_control(value) or value != value.strip():
+        problems.add(f"{where}.{key}", "must not contain control characters or surrounding spaces")
+    else:
+        return value
+    return None
+
+
+def _optional_text(obj: dict[str, Any], key: str, where: str, limit: int, problems: _Problems) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problems.add(f"{where}.{key}", "must be a string or null")
+    elif len(value) > limit:
+        problems.add(f"{where}.{key}", f"must be at most {limit} characters")
+    else:
+        return value
+    return None
+
+
+def _event(raw: Any, where: str, problems: _Problems) -> Event | None:
+    if not isinstance(raw, dict):
+        problems.add(where, "must be an object")
+        return None
+    before = len(problems.items)
+    start: datetime | None = None
+    raw_start = raw.get("start")
+    if not isinstance(raw_start, str):
+        problems.add(f"{where}.start", "required: an ISO 8601 date-time with a zone")
+    else:
+        try:
+            start = datetime.fromisoformat(raw_start)
+        except ValueError:
+            problems.add(f"{where}.start", f"not an ISO 8601 date-time: {raw_start[:40]!r}")
+        else:
+            if start.tzinfo is None:
+                problems.add(f"{where}.start", "needs a zone (e.g. Z or +02:00)")
+                start = None
+            else:
+                start = start.astimezone(UTC)
+    duration = raw.get("durationSeconds")
+    if isinstance(duration, bool) or not isinstance(duration, int):
+        problems.add(f"{where}.durationSeconds", "required: a whole number of seconds")
+    elif not 0 <= duration <= MAX_DURATION:
+        problems.add(f"{where}.durationSeconds", f"must be from 0 to {MAX_DURATION}")
+    app = raw.get("app")
+    if not isinstance(app, str) or not app:
+        problems.add(f"{where}.app", "required: a non-empty string")
+    elif len(app) > 256:
+        problems.add(f"{where}.app", "must be at most 256 characters")
+    title = _optional_text(raw, "title", where, 2048, problems)
+    url = _optional_text(raw, "url", where, 2048, problems)
+    productivity = raw.get("productivity", "neutral")
+    if productivity is None:
+        productivity = "neutral"
+    if productivity not in _PRODUCTIVITY:
+        problems.add(f"{where}.productivity", "must be productive, unproductive or neutral")
+    if len(problems.items) != before:
+        return None
+    assert start is not None and isinstance(duration, int) and isinstance(app, str)
+    return Event(start, duration, app, title, url, productivity)
+
+
+def parse_batch(body: Any) -> Batch:
+    """Validate a decoded ``/ingest`` body; raises :class:`BatchInvalid` or :class:`BatchTooLarge`."""
+    problems = _Problems()
+    if not isinstance(body, dict):
+        raise BatchInvalid([{"field": "", "message": "the body must be a JSON object"}])
+    batch_id = body.get("batchId")
+    if not isinstance(batch_id, str) or not 1 <= len(batch_id) <= 128:
+        problems.add("batchId", "required: a string of 1 to 128 characters")
+    agent_raw = body.get("agent")
+    agent: AgentReport | None = None
+    if not isinstance(agent_raw, dict):
+        problems.add("agent", "required: an object with deviceName, domain, logonName, displayName")
+    else:
+        device = _name(agent_raw, "deviceName", "agent", problems)
+        domain = _name(agent_raw, "domain", "agent", problems)
+        logon = _name(agent_raw, "logonName", "agent", problems)
+        display = _name(agent_raw, "displayName", "agent", problems, required=False)
+        if device and domain and logon:
+            agent = AgentReport(device, domain, logon, display or logon)
+    events_raw = body.get("events")
+    events: list[Event] = []
+    if not isinstance(events_raw, list):
+        problems.add("events", "required: a list (may be empty)")
+    elif len(events_raw) > MAX_EVENTS:
+        raise BatchTooLarge(f"a batch carries at most {MAX_EVENTS} events; this one has {len(events_raw)}")
+    else:
+        for i, raw in enumerate(events_raw):
+            event = _event(raw, f"events[{i}]", problems)
+            if event is not None:
+                events.append(event)
+    if problems.items:
+        raise BatchInvalid(problems.items)
+    assert isinstance(batch_id, str) and agent is not None
+    return Batch(batch_id, agent, events)
+
+
+# ---------------------------------------------------------------------------- ingestion
+
+
+async def ingest(session: AsyncSession, account_id: int, batch: Batch, now: datetime) -> IngestResult:
+    """Admit the batch's agent and store its events, once per ``(agent, batchId)``."""
+    key = batch.agent.key
+    stored = (
+        await session.execute(
+            sa.select(IngestBatch.response).where(
+                IngestBatch.account_id == account_id,  # type: ignore[arg-type]
+                IngestBatch.agent_key == key,  # type: ignore[arg-type]
+                IngestBatch.batch_id == batch.batch_id,  # type: ignore[arg-type]
+            )
+        )
+    ).scalar_one_or_none()
+    if stored is not None:
+        first = json.loads(stored)
+        return IngestResult(
+            agent_id=None if first["agentId"] is None else int(first["agentId"]),
+            user_id=None if first["userId"] is None else int(first["userId"]),
+            status=first["status"],
+            accepted=first["accepted"],
+            duplicate=True,
+        )
+
+    admission = await licensing.admit(session, account_id, batch.agent, now)
+    if admission.status == AdmissionStatus.IGNORED:
+        # Do-not-track: accepted and dropped; nothing is stored, not even the batch id.
+        return IngestResult(None, None, AdmissionStatus.IGNORED, 0)
+    assert admission.agent_id is not None and admission.user_id is not None
+
+    if batch.events:
+        await session.execute(
+            sa.insert(ActivityEvent),
+            [
+                {
+                    "user_id": admission.user_id,
+                    "agent_id": admission.agent_id,
+                    "start": e.start,
+                    "duration_seconds": e.duration_seconds,
+                    "app": e.app,
+                    "title": e.title,
+                    "url": e.url,
+                    "productivity": e.productivity,
+                }
+                for e in batch.events
+            ],
+        )
+        if admission.status == AdmissionStatus.PENDING and not admission.entered_queue:
+            # A pending user's retained activity is part of what the queue shows.
+            await bump_queue_version(session, account_id)
+    await session.execute(
+        sa.update(Agent).where(Agent.id == admission.agent_id).values(last_seen_at=now)  # type: ignore[arg-type]
+    )
+    await session.execute(
+        sa.update(User).where(User.id == admission.user_id).values(last_seen_at=now)  # type: ignore[arg-type]
+    )
+    result = IngestResult(admission.agent_id, admission.user_id, admission.status, len(batch.events))
+    await session.execute(
+        sa.insert(IngestBatch).values(
+            account_id=account_id,
+            agent_key=key,
+            batch_id=batch.batch_id,
+            response=json.dumps(result.to_json()),
+            created_at=now,
+        )
+    )
+    return result
+
+
+# ---------------------------------------------------------------------------- reports
+
+
+@dataclass(frozen=True, slots=True)
+class AppUsage:
+    app: str
+    active_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserActivity:
+    user: User
+    active_seconds: int
+    productive_seconds: int
+    unproductive_seconds: int
+    top_apps: list[AppUsage]
+
+
+def _day_bounds(from_day: date, to_day: date) -> tuple[datetime, datetime]:
+    if to_day < from_day:
+        raise licensing.DomainError(
+            licensing.ErrorCode.INVALID_INPUT, "'to' is before 'from'", "to"
+        )
+    if (to_day - from_day).days + 1 > MAX_REPORT_DAYS:
+        raise licensing.DomainError(
+            licensing.ErrorCode.INVALID_INPUT, f"a report covers at most {MAX_REPORT_DAYS} days", "to"
+        )
+    lo = datetime.combine(from_day, time.min, UTC)
+    hi = datetime.combine(to_day + timedelta(days=1), time.min, UTC)
+    return lo, hi
+
+
+async def activity_report(
+    session: AsyncSession, account_id: int, from_day: date, to_day: date
+) -> list[UserActivity]:
+    """Per licensed user, activity that started on the given UTC days (inclusive), most active first."""
+    lo, hi = _day_bounds(from_day, to_day)
+    e = ActivityEvent.__table__.alias("e")  # type: ignore[attr-defined]
+    in_range = sa.and_(e.c.user_id == User.id, e.c.start >= lo, e.c.start < hi)
+
+    def seconds(cond: Any = None) -> Any:
+        value = e.c.duration_seconds if cond is None else sa.case((cond, e.c.duration_seconds), else_=0)
+        return sa.func.coalesce(sa.func.sum(value), 0)
+
+    active = seconds().label("active")
+    rows = (
+        await session.execute(
+            sa.select(
+                User,
+                active,
+                seconds(e.c.productivity == "productive"),
+                seconds(e.c.productivity == "unproductive"),
+            )
+            .select_from(User)
+            .outerjoin(e, in_range)
+            .where(User.account_id == account_id, User.status == UserStatus.LICENSED)  # type: ignore[arg-type]
+            .group_by(User.id)  # type: ignore[arg-type]
+            .order_by(active.desc(), User.id)  # type: ignore[arg-type]
+        )
+    ).all()
+
+    apps: dict[int, list[AppUsage]] = defaultdict(list)
+    app_rows = await session.execute(
+        sa.select(e.c.user_id, e.c.app, sa.func.sum(e.c.duration_seconds).label("s"))
+        .select_from(e)
+        .join(User, User.id == e.c.user_id)  # type: ignore[arg-type]
+        .where(
+            User.account_id == account_id,  # type: ignore[arg-type]
+            User.status == UserStatus.LICENSED,  # type: ignore[arg-type]
+            e.c.start >= lo,
+            e.c.start < hi,
+        )
+        .group_by(e.c.user_id, e.c.app)
+        .order_by(e.c.user_id, sa.desc("s"), e.c.app)
+    )
+    for user_id, app, total in app_rows:
+        if len(apps[user_id]) < TOP_APPS:
+            apps[user_id].append(AppUsage(app, int(total)))
+    return [
+        UserActivity(user, int(a), int(p), int(u), apps.get(user.id or 0, []))
+        for user, a, p, u in rows
+    ]

@@ -1,0 +1,57 @@
+"""``create_app()``: the routes and the lifespan (database, broadcaster, background tasks)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from server import ingest
+from server.db import Database
+from server.services import Clock, Services
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BackgroundTask = Callable[[Services], Awaitable[Any]]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    clock: Clock | None = None,
+    background: list[BackgroundTask] | None = None,
+) -> Starlette:
+    """The ASGI app. ``background`` tasks run for the app's lifetime (the demo fleet)."""
+    database = db or Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    svc = Services(settings=settings, db=database) if clock is None else Services(settings, database, clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await svc.db.broadcaster.start()
+        tasks = [asyncio.create_task(task(svc)) for task in background or []]
+        try:
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+            await svc.db.broadcaster.stop()
+            if db is None:
+                await svc.db.dispose()
+
+    routes = [
+        Route("/ingest", ingest.ingest, methods=["POST"]),
+        Route("/healthz", ingest.healthz, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.services = svc
+    return app

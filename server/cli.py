@@ -1,0 +1,182 @@
+"""The ``plm`` command: run the server, provision accounts and admins, maintenance."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from server import accounts, licensing
+from server.db import Database
+from server.errors import DomainError
+from server.models import Role, utcnow
+from server.settings import Settings, SettingsError, load_settings
+
+
+def _print(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def _fail(message: str, code: int = 2) -> int:
+    sys.stderr.write(f"plm: {message}\n")
+    return code
+
+
+async def _with_db(settings: Settings, fn: Callable[[Database], Awaitable[Any]]) -> Any:
+    db = Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    try:
+        await db.migrate()
+        return await fn(db)
+    finally:
+        await db.dispose()
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import BackgroundTask, create_app
+    from server.demo import fleet_task, setup_demo
+
+    background: list[BackgroundTask] = []
+
+    async def prepare(db: Database) -> None:
+        if args.demo:
+            account_id, admin = await setup_demo(db, settings.retention_days, utcnow())
+            background.append(fleet_task(account_id))
+            url = f"http://{args.host}:{args.port}/graphql"
+            sys.stderr.write(
+                "\nDemo account ready: a simulated fleet is reporting; the queue fills as people arrive.\n"
+                f"  admin token: {admin.secret}\n"
+                f"  open the admin client in another terminal:\n"
+                f"    plm-tui --url {url} --token {admin.secret}\n"
+                f"  or query the API:\n"
+                f"    curl -s {url} -H 'Authorization: Bearer {admin.secret}' "
+                "-H 'Content-Type: application/json' -d '{\"query\":\"{ account { licensesUsed licenseLimit pendingCount } }\"}'\n\n"
+            )
+            _print({"accountId": str(account_id), "adminToken": admin.secret, "graphqlUrl": url})
+
+    asyncio.run(_with_db(settings, prepare))
+    app = create_app(settings, background=background)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level, ws="websockets-sansio")
+    return 0
+
+
+def cmd_account_create(settings: Settings, args: argparse.Namespace) -> int:
+    async def run(db: Database) -> accounts.Created:
+        async with db.write() as session:
+            return await accounts.create_account(
+                session,
+                name=args.name,
+                license_limit=args.licenses,
+                manual_review=args.manual_review,
+                retention_days=args.retention_days or settings.retention_days,
+                now=utcnow(),
+            )
+
+    created = asyncio.run(_with_db(settings, run))
+    _print({"id": str(created.id), "ingestKey": created.secret})
+    return 0
+
+
+def cmd_account_set_limit(settings: Settings, args: argparse.Namespace) -> int:
+    async def run(db: Database) -> licensing.ActionResult:
+        async with db.write() as session:
+            return await licensing.update_settings(
+                session, licensing.Actor.system(args.account), utcnow(), license_limit=args.licenses
+            )
+
+    result = asyncio.run(_with_db(settings, run))
+    _print(
+        {
+            "id": str(result.account.id),
+            "licenseLimit": result.usage.license_limit,
+            "licensesUsed": result.usage.licenses_used,
+            "pendingCount": result.usage.pending_count,
+            "movedToPending": [str(e.user_id) for e in result.events],
+        }
+    )
+    return 0
+
+
+def cmd_admin_create(settings: Settings, args: argparse.Namespace) -> int:
+    async def run(db: Database) -> accounts.Created:
+        async with db.write() as session:
+            return await accounts.create_admin(
+                session,
+                account_id=args.account,
+                email=args.email,
+                name=args.name,
+                role=Role(args.role.upper()),
+                now=utcnow(),
+            )
+
+    created = asyncio.run(_with_db(settings, run))
+    _print({"id": str(created.id), "token": created.secret})
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plm", description="Pending License Management server")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate the database and run the server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--demo", action="store_true", help="create a demo account and simulate a fleet")
+    serve.set_defaults(func=cmd_serve)
+
+    account = sub.add_parser("account", help="accounts").add_subparsers(dest="action", required=True)
+    create = account.add_parser("create", help="create an account; prints its id and ingest key")
+    create.add_argument("--name", required=True)
+    create.add_argument("--licenses", type=int, required=True)
+    create.add_argument("--manual-review", action="store_true")
+    create.add_argument("--retention-days", type=int, default=None)
+    create.set_defaults(func=cmd_account_create)
+    set_limit = account.add_parser("set-limit", help="change an account's license limit")
+    set_limit.add_argument("--account", type=int, required=True)
+    set_limit.add_argument("--licenses", type=int, required=True)
+    set_limit.set_defaults(func=cmd_account_set_limit)
+
+    admin = sub.add_parser("admin", help="admins").add_subparsers(dest="action", required=True)
+    admin_create = admin.add_parser("create", help="create an admin; prints its id and API token")
+    admin_create.add_argument("--account", type=int, required=True)
+    admin_create.add_argument("--email", required=True)
+    admin_create.add_argument("--name", required=True)
+    admin_create.add_argument("--role", choices=["admin", "viewer"], default="admin")
+    admin_create.set_defaults(func=cmd_admin_create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        return _fail(f"bad configuration: {exc}")
+    _configure_logging(settings.log_level)
+    try:
+        result: int = args.func(settings, args)
+    except DomainError as exc:
+        return _fail(f"{exc.code.value}: {exc.message}", 1)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

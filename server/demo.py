@@ -1,0 +1,162 @@
+"""The demo: an account near its license limit and a simulated fleet of agents reporting.
+
+People report from one or more devices; new people keep appearing every few seconds, so the
+account crosses its limit and the Pending Licenses queue fills while the admin works it.
+The fleet calls the same ingestion code as ``POST /ingest``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from server import activity
+from server.accounts import Created, create_account, create_admin, find_account_by_name, rotate_admin_token
+from server.activity import Batch, Event
+from server.db import Database
+from server.licensing import AgentReport
+from server.models import Role
+from server.services import Services
+
+log = logging.getLogger(__name__)
+
+DEMO_ACCOUNT = "Demo Corp"
+DEMO_ADMIN = "admin@demo.example"
+DEMO_LICENSES = 40
+DOMAIN = "DEMOCORP"
+
+FIRST = ["Ada", "Alan", "Grace", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Radia", "Tim",
+         "Frances", "John", "Edsger", "Hedy", "Donald", "Katherine", "Guido", "Anita", "Niklaus",
+         "Shafi", "Leslie", "Sophie", "Bjarne", "Adele", "James", "Lynn", "Yukihiro", "Karen",
+         "Brian", "Jean", "Rob", "Mary", "Whitfield", "Ivan", "Carol", "Vint", "Joan", "Bob"]
+LAST = ["Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Ritchie", "Liskov", "Thompson",
+        "Perlman", "Berners-Lee", "Allen", "McCarthy", "Dijkstra", "Lamarr", "Knuth", "Johnson",
+        "van Rossum", "Borg", "Wirth", "Goldwasser", "Lamport", "Wilson", "Stroustrup",
+        "Goldberg", "Gosling", "Conway", "Matsumoto", "Jones", "Kernighan", "Bartik", "Pike"]
+APPS = [
+    ("excel.exe", "productive", "Budget FY27.xlsx", None),
+    ("winword.exe", "productive", "Proposal draft.docx", None),
+    ("code.exe", "productive", "licensing.py - plm", None),
+    ("outlook.exe", "neutral", "Inbox", None),
+    ("teams.exe", "neutral", "Weekly sync", None),
+    ("chrome.exe", "productive", "Jira board", "https://jira.demo.example/board/7"),
+    ("chrome.exe", "unproductive", "YouTube", "https://www.youtube.com/"),
+    ("chrome.exe", "neutral", "News", "https://news.example.com/"),
+    ("slack.exe", "neutral", "#general", None),
+    ("figma.exe", "productive", "Onboarding flow", None),
+]
+MAX_AGENTS = 300
+
+
+@dataclass
+class Person:
+    first: str
+    last: str
+    logon: str
+    devices: list[str]
+
+    @property
+    def name(self) -> str:
+        return f"{self.first} {self.last}"
+
+
+async def setup_demo(db: Database, retention_days: int, now: datetime) -> tuple[int, Created]:
+    """Create the demo account and admin, or reuse them with a fresh token; returns (account, admin)."""
+    async with db.write() as session:
+        account = await find_account_by_name(session, DEMO_ACCOUNT)
+        if account is None:
+            created = await create_account(
+                session, name=DEMO_ACCOUNT, license_limit=DEMO_LICENSES, retention_days=retention_days, now=now
+            )
+            account_id = created.id
+        else:
+            assert account.id is not None
+            account_id = account.id
+        admin = await rotate_admin_token(session, account_id, DEMO_ADMIN)
+        if admin is None:
+            admin = await create_admin(
+                session, account_id=account_id, email=DEMO_ADMIN, name="Demo Admin", role=Role.ADMIN, now=now
+            )
+    return account_id, admin
+
+
+class Fleet:
+    """The simulated agents of one account."""
+
+    def __init__(self, account_id: int, seed: int | None = None) -> None:
+        self.account_id = account_id
+        self.rng = random.Random(seed)
+        self.people: list[Person] = []
+        self._batch = 0
+        self._used: set[str] = set()
+
+    def new_person(self) -> Person:
+        for _ in range(1000):
+            first, last = self.rng.choice(FIRST), self.rng.choice(LAST)
+            logon = f"{first[0]}{last}".lower().replace(" ", "").replace("-", "")
+            if logon not in self._used:
+                break
+        else:
+            logon = f"user{len(self._used)}"
+        self._used.add(logon)
+        devices = [f"LAPTOP-{self.rng.randrange(1000, 9999)}"]
+        if self.rng.random() < 0.35:
+            devices.append(f"DESKTOP-{self.rng.randrange(1000, 9999)}")
+        person = Person(first, last, logon, devices)
+        self.people.append(person)
+        return person
+
+    def agents(self) -> list[tuple[Person, str]]:
+        return [(p, d) for p in self.people for d in p.devices]
+
+    def batch(self, person: Person, device: str, svc: Services, events: int) -> Batch:
+        self._batch += 1
+        now = svc.clock()
+        evs = []
+        for _ in range(events):
+            app, prod, title, url = self.rng.choice(APPS)
+            start = now - timedelta(seconds=self.rng.randrange(60, 3600))
+            evs.append(Event(start, self.rng.randrange(30, 900), app, title, url, prod))
+        agent = AgentReport(device, DOMAIN, person.logon, person.name)
+        return Batch(f"demo-{self._batch}", agent, evs)
+
+    async def report(self, svc: Services, person: Person, device: str, events: int) -> None:
+        async with svc.db.write() as session:
+            await activity.ingest(session, self.account_id, self.batch(person, device, svc, events), svc.clock())
+
+
+async def run_fleet(svc: Services, account_id: int, initial_people: int = 36) -> None:
+    """Report forever: existing agents every second or so, a new person every few seconds."""
+    fleet = Fleet(account_id)
+    for _ in range(initial_people):
+        person = fleet.new_person()
+        for device in person.devices:
+            await fleet.report(svc, person, device, fleet.rng.randrange(1, 6))
+    next_arrival = 0.0
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            if loop.time() >= next_arrival and len(fleet.agents()) < MAX_AGENTS:
+                person = fleet.new_person()
+                for device in person.devices:
+                    await fleet.report(svc, person, device, fleet.rng.randrange(1, 6))
+                next_arrival = loop.time() + fleet.rng.uniform(2, 6)
+            agents = fleet.agents()
+            for person, device in fleet.rng.sample(agents, min(len(agents), 25)):
+                await fleet.report(svc, person, device, fleet.rng.randrange(1, 10))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the demo must keep going; the log says what went wrong
+            log.exception("demo fleet report failed")
+        await asyncio.sleep(1.0)
+
+
+def fleet_task(account_id: int) -> Callable[[Services], Awaitable[None]]:
+    async def task(svc: Services) -> None:
+        await run_fleet(svc, account_id)
+
+    return task

@@ -1,0 +1,100 @@
+"""The Starlette endpoints for agents and load balancers: ``POST /ingest`` and ``GET /healthz``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from server import activity, services
+from server.accounts import authenticate_ingest, hash_secret
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def error(status: int, code: str, message: str, details: Any = None, **headers: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "details": details if details is not None else []}},
+        status_code=status,
+        headers=headers or None,
+    )
+
+
+def bearer(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+async def _account_for(svc: services.Services, key: str) -> int | None:
+    digest = hash_secret(key)
+    cached = svc.ingest_keys.get(digest)
+    if cached is not None:
+        return cached
+    async with svc.db.read() as session:
+        account_id = await authenticate_ingest(session, key)
+    if account_id is not None:
+        # Ingest keys never change owner; a small per-process cache spares a query per batch.
+        if len(svc.ingest_keys) > 10_000:
+            svc.ingest_keys.clear()
+        svc.ingest_keys[digest] = account_id
+    return account_id
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or ``None`` once it passes the limit; never buffers more than the limit."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def ingest(request: Request) -> JSONResponse:
+    svc = services.of(request.app)
+    key = bearer(request)
+    account_id = await _account_for(svc, key) if key else None
+    if account_id is None:
+        return error(401, "UNAUTHENTICATED", "a valid account ingest key is required (Authorization: Bearer …)")
+    body = await _read_body(request)
+    if body is None:
+        return error(413, "PAYLOAD_TOO_LARGE", f"the body is over {MAX_BODY_BYTES} bytes")
+    try:
+        decoded = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        return error(400, "INVALID_JSON", f"the body is not JSON: {exc}")
+    try:
+        batch = activity.parse_batch(decoded)
+    except activity.BatchTooLarge as exc:
+        return error(413, "PAYLOAD_TOO_LARGE", str(exc))
+    except activity.BatchInvalid as exc:
+        return error(400, "INVALID_INPUT", "the batch is not valid; nothing was stored", exc.details)
+    try:
+        async with svc.db.write() as session:
+            result = await activity.ingest(session, account_id, batch, svc.clock())
+    except OperationalError as exc:
+        # Lock wait past the busy timeout (another process holding the write lock): retryable.
+        log.warning("ingest could not get the database: %s", exc)
+        return error(503, "UNAVAILABLE", "the database is busy; retry the same batch", **{"Retry-After": "1"})
+    return JSONResponse(result.to_json(), status_code=202)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    svc = services.of(request.app)
+    try:
+        ok = await svc.db.ping()
+    except Exception:  # any failure to reach the database is "unhealthy", not a 500
+        log.exception("health check failed")
+        ok = False
+    return JSONResponse({"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503)

@@ -1,0 +1,263 @@
+"""SQLModel tables and the enums of the domain.
+
+Times are stored as UTC and always come back timezone-aware (:class:`UTCDateTime`), on
+SQLite as on PostgreSQL. Agent keys are compared case-insensitively through a normalised
+``key`` column (see :func:`agent_key`).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+# Separates the parts of a normalised agent key. Ingestion rejects control characters in
+# names, so the joined key is unambiguous.
+KEY_SEPARATOR = "\x1f"
+
+
+def agent_key(device_name: str, domain: str, logon_name: str) -> str:
+    """The case-insensitive identity of an agent: ``(deviceName, domain, logonName)``."""
+    return KEY_SEPARATOR.join((device_name, domain, logon_name)).casefold()
+
+
+def login_key(device_name: str, domain: str, logon_name: str) -> str | None:
+    """``domain\\logonName`` for a domain account; ``None`` for a local one (domain == device)."""
+    if domain.casefold() == device_name.casefold():
+        return None
+    return KEY_SEPARATOR.join((domain, logon_name)).casefold()
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp stored in UTC and returned timezone-aware on every database."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        # SQLite has no zone type: store naive UTC so strings sort by time.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Role(str, enum.Enum):
+    ADMIN = "ADMIN"
+    VIEWER = "VIEWER"
+
+
+class UserStatus(str, enum.Enum):
+    LICENSED = "LICENSED"
+    PENDING = "PENDING"
+
+
+class PendingReason(str, enum.Enum):
+    OVER_LIMIT = "OVER_LIMIT"
+    MANUAL_REVIEW = "MANUAL_REVIEW"
+
+
+class QueueAction(str, enum.Enum):
+    ENTERED = "ENTERED"
+    APPROVED = "APPROVED"
+    ASSIGNED = "ASSIGNED"
+    MERGED = "MERGED"
+    REMOVED = "REMOVED"
+
+
+class Productivity(str, enum.Enum):
+    PRODUCTIVE = "productive"
+    UNPRODUCTIVE = "unproductive"
+    NEUTRAL = "neutral"
+
+
+def _enum(cls: type[enum.Enum]) -> sa.Enum:
+    # Stored as plain strings (no database enum type: adding a value needs no migration).
+    return sa.Enum(cls, native_enum=False, length=16, create_constraint=False, validate_strings=True)
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _fk(target: str, *, index: bool = True, ondelete: str = "CASCADE", nullable: bool = False) -> Any:
+    return Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey(target, ondelete=ondelete), nullable=nullable, index=index
+        )
+    )
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=256)
+    ingest_key_hash: str = Field(max_length=64, unique=True)
+    license_limit: int
+    manual_review: bool = False
+    retention_days: int = 30
+    # Bumped in the same transaction as every write that changes what the queue shows, so
+    # a page cached under (account, queue_version) is never stale.
+    queue_version: int = 0
+    created_at: datetime = _ts()
+
+
+class Admin(SQLModel, table=True):
+    __tablename__ = "admin"
+    __table_args__ = (sa.UniqueConstraint("account_id", "email", name="uq_admin_account_email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("account.id")
+    email: str = Field(max_length=320)
+    name: str = Field(max_length=256)
+    role: Role = Field(sa_column=sa.Column(_enum(Role), nullable=False))
+    # Only a SHA-256 of the high-entropy token is stored; the token is shown once.
+    token_hash: str = Field(max_length=64, unique=True)
+    notify_on_pending: bool = True
+    created_at: datetime = _ts()
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "user"
+    __table_args__ = (
+        sa.Index("ix_user_account_status_pending", "account_id", "status", "pending_since", "id"),
+        sa.Index("ix_user_account_status_licensed", "account_id", "status", "licensed_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("account.id", index=False)
+    display_name: str = Field(max_length=256)
+    status: UserStatus = Field(sa_column=sa.Column(_enum(UserStatus), nullable=False))
+    first_seen_at: datetime = _ts()
+    last_seen_at: datetime = _ts()
+    licensed_at: datetime | None = _ts(nullable=True)
+    pending_reason: PendingReason | None = Field(default=None, sa_column=sa.Column(_enum(PendingReason)))
+    pending_since: datetime | None = _ts(nullable=True)
+
+
+class Agent(SQLModel, table=True):
+    __tablename__ = "agent"
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "key", name="uq_agent_account_key"),
+        sa.Index("ix_agent_account_login", "account_id", "login_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("account.id", index=False)
+    user_id: int = _fk("user.id")
+    device_name: str = Field(max_length=256)
+    domain: str = Field(max_length=256)
+    logon_name: str = Field(max_length=256)
+    key: str = Field(max_length=800)
+    login_key: str | None = Field(default=None, max_length=520)
+    first_seen_at: datetime = _ts()
+    last_seen_at: datetime = _ts()
+
+
+class AgentAlias(SQLModel, table=True):
+    """A key left by a merge: later reports with it resolve to ``agent_id``."""
+
+    __tablename__ = "agent_alias"
+    __table_args__ = (sa.UniqueConstraint("account_id", "key", name="uq_alias_account_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("account.id", index=False)
+    agent_id: int = _fk("agent.id")
+    device_name: str = Field(max_length=256)
+    domain: str = Field(max_length=256)
+    logon_name: str = Field(max_length=256)
+    key: str = Field(max_length=800)
+    created_at: datetime = _ts()
+
+
+class ActivityEvent(SQLModel, table=True):
+    __tablename__ = "activity_event"
+    __table_args__ = (sa.Index("ix_activity_user_start", "user_id", "start"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = _fk("user.id", index=False)
+    agent_id: int = _fk("agent.id")
+    start: datetime = _ts()
+    duration_seconds: int
+    app: str = Field(max_length=256)
+    title: str | None = Field(default=None, max_length=2048)
+    url: str | None = Field(default=None, max_length=2048)
+    productivity: str = Field(max_length=16)
+
+
+class IngestBatch(SQLModel, table=True):
+    """A stored batch, so a replay answers the first call's response with ``duplicate``."""
+
+    __tablename__ = "ingest_batch"
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "agent_key", "batch_id", name="uq_batch_account_agent_batch"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("account.id", index=False)
+    agent_key: str = Field(max_length=800)
+    batch_id: str = Field(max_length=128)
+    response: str
+    created_at: datetime = _ts(index=True)
+
+
+class DoNotTrack(SQLModel, table=True):
+    __tablename__ = "do_not_track"
+    __table_args__ = (sa.UniqueConstraint("account_id", "key", name="uq_dnt_account_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("account.id", index=False)
+    device_name: str = Field(max_length=256)
+    domain: str = Field(max_length=256)
+    logon_name: str = Field(max_length=256)
+    key: str = Field(max_length=800)
+    created_at: datetime = _ts()
+
+
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit_entry"
+    __table_args__ = (sa.Index("ix_audit_account_action_at", "account_id", "action", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("account.id")
+    at: datetime = _ts()
+    actor_id: int | None = _fk("admin.id", index=False, ondelete="SET NULL", nullable=True)
+    action: QueueAction = Field(sa_column=sa.Column(_enum(QueueAction), nullable=False))
+    # Not a foreign key: the entry outlives the user it speaks of.
+    user_id: int
+    user_display_name: str = Field(max_length=256)
+    detail: str = Field(max_length=2048)
+    # For exits from the queue: when the user entered it, so queue metrics need no join.
+    queue_entered_at: datetime | None = _ts(nullable=True)
+
+
+class QueueArrival(SQLModel, table=True):
+    """What a notification digest needs of one arrival, written with the arrival itself."""
+
+    __tablename__ = "queue_arrival"
+    __table_args__ = (sa.Index("ix_arrival_account_id", "account_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("account.id", index=False)
+    user_id: int
+    display_name: str = Field(max_length=256)
+    device_name: str = Field(max_length=256)
+    logon: str = Field(max_length=520)
+    reason: PendingReason = Field(sa_column=sa.Column(_enum(PendingReason), nullable=False))
+    at: datetime = _ts()

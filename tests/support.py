@@ -1,0 +1,198 @@
+"""Test helpers shared by every layer: a controllable clock, provisioning, real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from server import accounts
+from server.db import Database
+from server.models import Role
+
+REPO = Path(__file__).resolve().parent.parent
+START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """An injectable clock: time moves only when a test says so."""
+
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    account_id: int
+    ingest_key: str
+    admin_id: int
+    admin_token: str
+    viewer_id: int
+    viewer_token: str
+
+
+async def make_tenant(
+    db: Database,
+    *,
+    name: str = "Acme",
+    licenses: int = 3,
+    manual_review: bool = False,
+    retention_days: int = 30,
+    now: datetime = START,
+) -> Tenant:
+    async with db.write() as session:
+        acct = await accounts.create_account(
+            session,
+            name=name,
+            license_limit=licenses,
+            manual_review=manual_review,
+            retention_days=retention_days,
+            now=now,
+        )
+        admin = await accounts.create_admin(
+            session, account_id=acct.id, email=f"admin@{name.lower()}.example", name=f"{name} Admin",
+            role=Role.ADMIN, now=now,
+        )
+        viewer = await accounts.create_admin(
+            session, account_id=acct.id, email=f"viewer@{name.lower()}.example", name=f"{name} Viewer",
+            role=Role.VIEWER, now=now,
+        )
+    return Tenant(acct.id, acct.secret, admin.id, admin.secret, viewer.id, viewer.secret)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def batch_body(
+    device: str,
+    logon: str,
+    *,
+    domain: str = "ACME",
+    display: str | None = None,
+    batch_id: str | None = None,
+    events: int = 1,
+    start: datetime = START,
+    duration: int = 60,
+    app: str = "excel.exe",
+    productivity: str = "productive",
+) -> dict[str, Any]:
+    return {
+        "batchId": batch_id or f"{device}-{logon}-{time.monotonic_ns()}",
+        "agent": {"deviceName": device, "domain": domain, "logonName": logon, "displayName": display or logon},
+        "events": [
+            {
+                "start": (start + timedelta(seconds=i)).isoformat(),
+                "durationSeconds": duration,
+                "app": app,
+                "title": None,
+                "url": None,
+                "productivity": productivity,
+            }
+            for i in range(events)
+        ],
+    }
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Any) -> AsyncIterator[str]:
+    """Run ``app`` under a real uvicorn on a free port in this event loop; yields the base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+class ServerProcess:
+    """``plm serve`` in a child process, for crash and multi-process tests."""
+
+    def __init__(self, env: dict[str, str], port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.env = {**os.environ, **env}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> ServerProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port)],
+            env=self.env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError("server did not become healthy")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.proc and self.proc.stderr:
+            self.proc.stderr.close()
+
+
+@contextlib.contextmanager
+def server_process(env: dict[str, str]) -> Iterator[ServerProcess]:
+    proc = ServerProcess(env).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
