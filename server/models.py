@@ -53,6 +53,11 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# SQLite reuses the highest rowid after a delete; ids the API hands out must never come back
+# as someone else (an admin acting on a removed user's id must get NOT_FOUND).
+NO_ID_REUSE = {"sqlite_autoincrement": True}
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -105,6 +110,7 @@ def _fk(target: str, *, index: bool = True, ondelete: str = "CASCADE", nullable:
 
 class Account(SQLModel, table=True):
     __tablename__ = "account"
+    __table_args__ = (NO_ID_REUSE,)
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=256)
@@ -120,7 +126,7 @@ class Account(SQLModel, table=True):
 
 class Admin(SQLModel, table=True):
     __tablename__ = "admin"
-    __table_args__ = (sa.UniqueConstraint("account_id", "email", name="uq_admin_account_email"),)
+    __table_args__ = (sa.UniqueConstraint("account_id", "email", name="uq_admin_account_email"), NO_ID_REUSE)
 
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = _fk("account.id")
@@ -138,6 +144,7 @@ class User(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_user_account_status_pending", "account_id", "status", "pending_since", "id"),
         sa.Index("ix_user_account_status_licensed", "account_id", "status", "licensed_at", "id"),
+        NO_ID_REUSE,
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -156,6 +163,7 @@ class Agent(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("account_id", "key", name="uq_agent_account_key"),
         sa.Index("ix_agent_account_login", "account_id", "login_key"),
+        NO_ID_REUSE,
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -232,7 +240,7 @@ class DoNotTrack(SQLModel, table=True):
 
 class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_entry"
-    __table_args__ = (sa.Index("ix_audit_account_action_at", "account_id", "action", "at"),)
+    __table_args__ = (sa.Index("ix_audit_account_action_at", "account_id", "action", "at"), NO_ID_REUSE)
 
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = _fk("account.id")
@@ -261,3 +269,68 @@ class QueueArrival(SQLModel, table=True):
     logon: str = Field(max_length=520)
     reason: PendingReason = Field(sa_column=sa.Column(_enum(PendingReason), nullable=False))
     at: datetime = _ts()
+
+
+# ---------------------------------------------------------------------------- scheduled jobs
+
+
+class OutboxStatus(str, enum.Enum):
+    PENDING = "PENDING"
+    SENT = "SENT"
+    # Refused for good by the SMTP server (5xx); kept with the reason for an operator.
+    FAILED = "FAILED"
+    # No SMTP server configured: the message went to the log instead and stays here.
+    LOGGED = "LOGGED"
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One email, written in the transaction that decided to send it and sent later.
+
+    ``next_attempt_at`` doubles as the claim: a sender pushes it forward before talking
+    to the SMTP server, so a sender that dies mid-delivery leaves the row due again later.
+    """
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (sa.Index("ix_outbox_status_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("account.id")
+    admin_id: int | None = _fk("admin.id", ondelete="SET NULL", nullable=True)
+    # Stable per (account, admin, window): a repeated delivery is recognisable.
+    message_id: str = Field(max_length=255, unique=True)
+    sender: str = Field(max_length=320)
+    recipient: str = Field(max_length=320)
+    subject: str = Field(max_length=998)
+    # The whole RFC 5322 message, built once so every attempt sends the same bytes.
+    content: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    status: OutboxStatus = Field(sa_column=sa.Column(_enum(OutboxStatus), nullable=False))
+    attempts: int = 0
+    next_attempt_at: datetime = _ts()
+    last_error: str | None = Field(default=None, max_length=2048)
+    created_at: datetime = _ts()
+    sent_at: datetime | None = _ts(nullable=True)
+
+
+class NotifyCursor(SQLModel, table=True):
+    """The newest queue arrival already covered by an admin's digests (or skipped)."""
+
+    __tablename__ = "notify_cursor"
+
+    admin_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("admin.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+        )
+    )
+    last_arrival_id: int = 0
+    updated_at: datetime = _ts()
+
+
+class JobLease(SQLModel, table=True):
+    """Who runs a scheduled job: one row per job, held until ``expires_at``."""
+
+    __tablename__ = "job_lease"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=128)
+    expires_at: datetime = _ts()
+    updated_at: datetime = _ts()

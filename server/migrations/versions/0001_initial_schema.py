@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 20:16:16.899949
+Create Date: 2026-11-26 20:21:01.037293
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def upgrade() -> None:
     sa.Column('queue_version', sa.Integer(), nullable=False),
     sa.Column('created_at', server.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('ingest_key_hash')
+    sa.UniqueConstraint('ingest_key_hash'),
+    sqlite_autoincrement=True
     )
     op.create_table('admin',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -48,7 +49,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('account_id', 'email', name='uq_admin_account_email'),
-    sa.UniqueConstraint('token_hash')
+    sa.UniqueConstraint('token_hash'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('admin', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_admin_account_id'), ['account_id'], unique=False)
@@ -105,7 +107,8 @@ def upgrade() -> None:
     sa.Column('pending_reason', sa.Enum('OVER_LIMIT', 'MANUAL_REVIEW', name='pendingreason', native_enum=False, length=16), nullable=True),
     sa.Column('pending_since', server.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('user', schema=None) as batch_op:
         batch_op.create_index('ix_user_account_status_licensed', ['account_id', 'status', 'licensed_at', 'id'], unique=False)
@@ -125,7 +128,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['user.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('account_id', 'key', name='uq_agent_account_key')
+    sa.UniqueConstraint('account_id', 'key', name='uq_agent_account_key'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('agent', schema=None) as batch_op:
         batch_op.create_index('ix_agent_account_login', ['account_id', 'login_key'], unique=False)
@@ -143,7 +147,8 @@ def upgrade() -> None:
     sa.Column('queue_entered_at', server.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['actor_id'], ['admin.id'], ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('audit_entry', schema=None) as batch_op:
         batch_op.create_index('ix_audit_account_action_at', ['account_id', 'action', 'at'], unique=False)

@@ -1,0 +1,71 @@
+"""Small drivers over the domain functions, so tests read as given/when/then."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from server import licensing
+from server.db import Database
+from server.licensing import Actor, AgentReport
+from server.models import ActivityEvent, Agent, AgentAlias, AuditEntry, DoNotTrack, Role, User, UserStatus
+from tests.support import START
+
+
+async def arrive(
+    db: Database, account_id: int, device: str, logon: str, *, domain: str = "ACME",
+    name: str | None = None, now: datetime = START,
+) -> licensing.Admission:
+    async with db.write() as s:
+        return await licensing.admit(s, account_id, AgentReport(device, domain, logon, name or logon), now)
+
+
+def admin(account_id: int, admin_id: int = 1) -> Actor:
+    return Actor(account_id=account_id, admin_id=admin_id, role=Role.ADMIN)
+
+
+async def users(db: Database, account_id: int) -> dict[int, User]:
+    async with db.read() as s:
+        rows = (await s.execute(sa.select(User).where(User.account_id == account_id))).scalars()
+        return {u.id: u for u in rows}  # type: ignore[misc]
+
+
+async def statuses(db: Database, account_id: int) -> dict[int, UserStatus]:
+    return {i: u.status for i, u in (await users(db, account_id)).items()}
+
+
+async def count(db: Database, model: Any, *where: Any) -> int:
+    async with db.read() as s:
+        return int((await s.execute(sa.select(sa.func.count()).select_from(model).where(*where))).scalar_one())
+
+
+async def audit(db: Database, account_id: int) -> list[AuditEntry]:
+    async with db.read() as s:
+        return list(
+            (await s.execute(sa.select(AuditEntry).where(AuditEntry.account_id == account_id).order_by(AuditEntry.id))).scalars()
+        )
+
+
+async def agents_of(db: Database, user_id: int) -> list[Agent]:
+    async with db.read() as s:
+        return list((await s.execute(sa.select(Agent).where(Agent.user_id == user_id).order_by(Agent.id))).scalars())
+
+
+async def snapshot(db: Database, account_id: int) -> dict[str, Any]:
+    """Everything an action could change, to assert a refused action changed nothing."""
+    async with db.read() as s:
+        out: dict[str, Any] = {}
+        for name, model, where in [
+            ("users", User, User.account_id == account_id),
+            ("agents", Agent, Agent.account_id == account_id),
+            ("aliases", AgentAlias, AgentAlias.account_id == account_id),
+            ("dnt", DoNotTrack, DoNotTrack.account_id == account_id),
+            ("audit", AuditEntry, AuditEntry.account_id == account_id),
+        ]:
+            out[name] = sorted(
+                tuple(sorted(r._mapping.items())) for r in (await s.execute(sa.select(*model.__table__.c).where(where)))
+            )
+        out["events"] = (await s.execute(sa.select(sa.func.count(), sa.func.sum(ActivityEvent.user_id)))).one()
+        return out
