@@ -1,0 +1,200 @@
+"""A hypothesis state machine over the domain: random admissions and admin actions, with the
+invariants of SPEC §2/§5 checked after every step."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from server import licensing
+from server.db import Database
+from server.errors import DomainError, ErrorCode
+from server.licensing import Actor, AgentReport
+from server.models import Account, Agent, AuditEntry, Role, User, UserStatus
+from tests.support import START, make_tenant, sqlite_url
+
+_TEMPLATE: Path | None = None
+
+
+def template_db() -> Path:
+    """A migrated database with one account, copied for every example (migrating is slow)."""
+    global _TEMPLATE
+    if _TEMPLATE is None:
+        path = Path(tempfile.mkdtemp()) / "template.db"
+
+        async def build() -> None:
+            db = Database(sqlite_url(path))
+            await db.migrate()
+            await make_tenant(db, licenses=2)
+            await db.dispose()
+
+        asyncio.run(build())
+        _TEMPLATE = path
+    return _TEMPLATE
+
+
+DEVICES = ["LAPTOP-1", "LAPTOP-2", "DESKTOP-3", "KIOSK"]
+LOGONS = ["ann", "bob", "cy", "dee", "eve"]
+
+
+class LicenseMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp())
+        shutil.copy(template_db(), self.dir / "plm.db")
+        self.runner = asyncio.Runner()
+        self.db = Database(sqlite_url(self.dir / "plm.db"))
+        self.account_id = 1
+        self.actor = Actor(self.account_id, 1, Role.ADMIN)
+        self.expected_audit = 0
+        self.now = START
+
+    def teardown(self) -> None:
+        self.runner.run(self.db.dispose())
+        self.runner.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def run(self, coro: Any) -> Any:
+        return self.runner.run(coro)
+
+    async def _state(self) -> dict[str, Any]:
+        async with self.db.read() as s:
+            users = list((await s.execute(sa.select(User).order_by(User.id))).scalars())
+            agents = list((await s.execute(sa.select(Agent).order_by(Agent.id))).scalars())
+            account = await s.get(Account, self.account_id)
+            audits = int((await s.execute(sa.select(sa.func.count()).select_from(AuditEntry))).scalar_one())
+        assert account is not None
+        return {
+            "users": users,
+            "agents": agents,
+            "limit": account.license_limit,
+            "manual": account.manual_review,
+            "audits": audits,
+            "rows": sorted((u.id, u.status, u.pending_reason, u.licensed_at) for u in users),
+        }
+
+    def state(self) -> dict[str, Any]:
+        return dict(self.run(self._state()))
+
+    def pending(self) -> list[int]:
+        return [u.id for u in self.state()["users"] if u.status is UserStatus.PENDING]
+
+    def act(self, fn: Any, expected_audits: int) -> DomainError | None:
+        """Run an action; on success expect ``expected_audits`` new entries, on refusal no change."""
+        before = self.state()
+        self.now = self.now.replace(second=(self.now.second + 1) % 60)
+
+        async def go() -> None:
+            async with self.db.write() as s:
+                await fn(s)
+
+        try:
+            self.run(go())
+        except DomainError as err:
+            after = self.state()
+            assert after["rows"] == before["rows"] and after["audits"] == before["audits"], err
+            return err
+        self.expected_audit += expected_audits
+        return None
+
+    # ------------------------------------------------------------------ rules
+
+    @rule(device=st.sampled_from(DEVICES), logon=st.sampled_from(LOGONS), local=st.booleans())
+    def arrive(self, device: str, logon: str, local: bool) -> None:
+        before = self.state()
+        report = AgentReport(device, device if local else "ACME", logon, logon)
+
+        async def go() -> licensing.Admission:
+            async with self.db.write() as s:
+                return await licensing.admit(s, self.account_id, report, self.now)
+
+        result = self.run(go())
+        if result.entered_queue:
+            self.expected_audit += 1
+        if result.status == "LICENSED" and len(self.state()["users"]) > len(before["users"]):
+            assert not before["manual"]
+
+    @rule(data=st.data())
+    def approve(self, data: st.DataObject) -> None:
+        pending = self.pending()
+        if not pending:
+            return
+        chosen = data.draw(st.lists(st.sampled_from(pending), min_size=1, unique=True))
+        state = self.state()
+        used = sum(u.status is UserStatus.LICENSED for u in state["users"])
+        err = self.act(lambda s: licensing.approve(s, self.actor, chosen, self.now), len(chosen))
+        if len(chosen) > state["limit"] - used:
+            assert err is not None and err.code is ErrorCode.LICENSE_LIMIT_EXCEEDED
+        else:
+            assert err is None
+
+    @rule(data=st.data())
+    def assign(self, data: st.DataObject) -> None:
+        pending, users = self.pending(), [u.id for u in self.state()["users"]]
+        if not pending:
+            return
+        source = data.draw(st.sampled_from(pending))
+        target = data.draw(st.sampled_from(users))
+        err = self.act(lambda s: licensing.assign(s, self.actor, source, target, self.now), 1)
+        assert (err is not None and err.code is ErrorCode.CONFLICT) == (source == target)
+
+    @rule(data=st.data())
+    def merge(self, data: st.DataObject) -> None:
+        pending, agents = self.pending(), self.state()["agents"]
+        if not pending or not agents:
+            return
+        source = data.draw(st.sampled_from(pending))
+        target = data.draw(st.sampled_from(agents))
+        err = self.act(lambda s: licensing.merge(s, self.actor, source, target.id, self.now), 1)
+        assert (err is not None and err.code is ErrorCode.CONFLICT) == (target.user_id == source)
+
+    @rule(data=st.data(), dnt=st.booleans())
+    def remove(self, data: st.DataObject, dnt: bool) -> None:
+        users = [u.id for u in self.state()["users"]]
+        if not users:
+            return
+        chosen = data.draw(st.lists(st.sampled_from(users), min_size=1, max_size=3, unique=True))
+        assert self.act(lambda s: licensing.remove(s, self.actor, chosen, dnt, self.now), len(chosen)) is None
+
+    @rule(limit=st.integers(min_value=0, max_value=6))
+    def set_limit(self, limit: int) -> None:
+        used = sum(u.status is UserStatus.LICENSED for u in self.state()["users"])
+        moved = max(0, used - limit)
+        assert self.act(lambda s: licensing.update_settings(s, self.actor, self.now, license_limit=limit), moved) is None
+
+    @rule()
+    def toggle_manual_review(self) -> None:
+        manual = self.state()["manual"]
+        assert self.act(lambda s: licensing.update_settings(s, self.actor, self.now, manual_review=not manual), 0) is None
+
+    # ------------------------------------------------------------------ invariants
+
+    @invariant()
+    def invariants(self) -> None:
+        state = self.state()
+        users = {u.id: u for u in state["users"]}
+        licensed = [u for u in users.values() if u.status is UserStatus.LICENSED]
+        assert len(licensed) <= state["limit"], "licensed users exceed the limit"
+        for agent in state["agents"]:
+            assert agent.user_id in users, "an agent without its user"
+        for u in users.values():
+            is_pending = u.status is UserStatus.PENDING
+            assert (u.pending_reason is not None) == is_pending
+            assert (u.pending_since is not None) == is_pending
+            assert (u.licensed_at is not None) == (not is_pending)
+        assert state["audits"] == self.expected_audit, "one audit entry per affected user per action"
+
+
+LicenseMachine.TestCase.settings = settings(
+    max_examples=40, stateful_step_count=25, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+test_license_state_machine = LicenseMachine.TestCase
