@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -148,6 +149,7 @@ class ServerProcess:
         self.port = port or free_port()
         self.env = {**os.environ, **env}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log = tempfile.NamedTemporaryFile(prefix="plm-server-", suffix=".log", delete=False)  # noqa: SIM115
 
     @property
     def url(self) -> str:
@@ -159,12 +161,12 @@ class ServerProcess:
             env=self.env,
             cwd=REPO,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+                raise RuntimeError(f"server exited: {self.output()}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return self
@@ -173,10 +175,14 @@ class ServerProcess:
             time.sleep(0.05)
         raise TimeoutError("server did not become healthy")
 
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
+        self.log.close()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -185,8 +191,7 @@ class ServerProcess:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
-        if self.proc and self.proc.stderr:
-            self.proc.stderr.close()
+        self.log.close()
 
 
 @contextlib.contextmanager
