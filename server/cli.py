@@ -75,6 +75,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    # The client (Textual) is imported only here: the server never needs it.
+    from tui_client.demo import run_demo
+
+    return run_demo(port=args.port)
+
+
 def cmd_account_create(settings: Settings, args: argparse.Namespace) -> int:
     async def run(db: Database) -> accounts.Created:
         async with db.write() as session:
@@ -141,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true", help="create a demo account and simulate a fleet")
     serve.set_defaults(func=cmd_serve)
+    demo = sub.add_parser("demo", help="the demo server in the background and the admin client in front")
+    demo.add_argument("--port", type=int, default=None, help="the server's port (default: a free one)")
+    demo.set_defaults(func=cmd_demo)
 
     account = sub.add_parser("account", help="accounts").add_subparsers(dest="action", required=True)
     create = account.add_parser("create", help="create an account; prints its id and ingest key")

@@ -1,0 +1,1 @@
+"""The Textual admin client for Pending License Management (``plm-tui``)."""

@@ -1,0 +1,278 @@
+"""``plm-tui``: the admin client. Owns the API client, the live connection and the tabs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import tzinfo
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState
+
+from tui_client.api import Account, ApiError, ConnectionLost, Me, PlmApi
+from tui_client.messages import AccountChanged, CaughtUp, ConnectionChanged, QueueEventReceived
+from tui_client.screens.audit import AuditView
+from tui_client.screens.base import ApiView
+from tui_client.screens.confirm import ConfirmScreen
+from tui_client.screens.help import HelpScreen
+from tui_client.screens.metrics import MetricsView
+from tui_client.screens.pending import PendingView
+from tui_client.screens.users import UsersView
+from tui_client.widgets.connection_status import ConnectionStatus
+from tui_client.widgets.usage_header import UsageHeader
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "http://127.0.0.1:8000/graphql"
+TABS = ["pending", "users", "audit", "metrics"]
+
+
+class AdminApp(App[None]):
+    """Work the Pending Licenses queue live from the terminal."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "Pending License Management"
+    BINDINGS = [
+        Binding("1", "show_tab('pending')", "Pending", show=False),
+        Binding("2", "show_tab('users')", "Users", show=False),
+        Binding("3", "show_tab('audit')", "Audit", show=False),
+        Binding("4", "show_tab('metrics')", "Metrics", show=False),
+        Binding("t", "toggle_review", "Manual review"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        tz: tzinfo | None = None,
+        page_size: int = 100,
+        retry: tuple[float, float] = (0.5, 10.0),
+    ) -> None:
+        super().__init__()
+        self.api = PlmApi(url, token)
+        self.tz = tz
+        self.page_size = page_size
+        self.retry_first, self.retry_max = retry
+        self.me: Me | None = None
+        self.account: Account | None = None
+        self.connection = "connecting"
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield UsageHeader(id="header")
+        with TabbedContent(initial="pending", id="tabs"):
+            with TabPane("1 Pending licenses", id="pending"):
+                yield PendingView(page_size=self.page_size, id="pending-view")
+            with TabPane("2 Users", id="users"):
+                yield UsersView(page_size=self.page_size, id="users-view")
+            with TabPane("3 Audit log", id="audit"):
+                yield AuditView(page_size=self.page_size, id="audit-view")
+            with TabPane("4 Queue metrics", id="metrics"):
+                yield MetricsView(id="metrics-view")
+        yield Footer()
+
+    @property
+    def pending(self) -> PendingView:
+        return self.query_one(PendingView)
+
+    @property
+    def can_act(self) -> bool:
+        return self.me is None or self.me.can_act
+
+    def on_mount(self) -> None:
+        self.pending.table.focus()
+        self.bootstrap()
+        self.pending.reload()
+        self.live_updates()
+
+    async def on_unmount(self) -> None:
+        await self.api.close()
+
+    # ------------------------------------------------------------------ errors
+
+    def report_error(self, error: BaseException, title: str | None = None) -> None:
+        """The one place failures become notifications: expected ones by message, others masked."""
+        if isinstance(error, ApiError):
+            self.notify(error.message, title=title or "Request failed", severity="error", timeout=8)
+        else:
+            log.exception("unexpected error in the admin client", exc_info=error)
+            self.notify(
+                f"Unexpected error: {type(error).__name__}: {error}", title=title or "Error", severity="error"
+            )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR and event.worker.error is not None:
+            self.report_error(event.worker.error)
+
+    # ------------------------------------------------------------------ data
+
+    @work(exclusive=True, group="bootstrap", exit_on_error=False)
+    async def bootstrap(self) -> None:
+        try:
+            me, account = await self.api.bootstrap()
+        except ConnectionLost:
+            return  # the connection indicator says so; the live loop catches up when back
+        except ApiError as exc:
+            self.report_error(exc, title="Cannot sign in")
+            return
+        self.me = me
+        self.post_message(AccountChanged(account))
+        self.refresh_bindings()
+        if not me.can_act:
+            self.notify(f"Signed in as {me.name} (viewer): you can look but not act.", timeout=6)
+
+    @work(exclusive=True, group="live", exit_on_error=False)
+    async def live_updates(self) -> None:
+        """Follow ``pendingQueueChanged`` forever: reconnect with backoff, catch up on every connect."""
+        delay = self.retry_first
+        while True:
+            self.post_message(ConnectionChanged("connecting"))
+
+            def connected() -> None:
+                nonlocal delay
+                delay = self.retry_first
+                self.post_message(ConnectionChanged("live"))
+                self.post_message(CaughtUp())
+
+            state, detail = "offline", ""
+            try:
+                async for event in self.api.queue_events(on_connected=connected):
+                    self.post_message(QueueEventReceived(event))
+                detail = "stream ended"
+            except ConnectionLost as exc:
+                detail = exc.message
+            except ApiError as exc:
+                # The server answered but refused the subscription (token, schema): keep working
+                # over HTTP, and keep trying in case the server is upgraded or restarted.
+                state, detail = "degraded", exc.message
+            log.info("live updates stopped: %s; retrying in %.1fs", detail, delay)
+            self.post_message(ConnectionChanged(state, f"· retry in {delay:g}s"))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.retry_max)
+
+    def on_connection_changed(self, message: ConnectionChanged) -> None:
+        was, self.connection = self.connection, message.state
+        status = self.query_one(ConnectionStatus)
+        status.state, status.detail = message.state, message.detail
+        if was == "live" and message.state != "live":
+            self.notify("Lost the live connection to the server; retrying.", severity="warning", timeout=4)
+        elif was in ("offline", "degraded") and message.state == "live":
+            self.notify("Reconnected; the view has caught up.", timeout=3)
+
+    def on_caught_up(self, message: CaughtUp) -> None:
+        if self.me is None:
+            self.bootstrap()
+        self.pending.reload()
+        for view in self.query(ApiView):
+            if view is not self.pending:
+                view.stale = True
+        self._active_view().shown()
+
+    def on_account_changed(self, message: AccountChanged) -> None:
+        self.account = message.account
+        self.query_one(UsageHeader).show(message.account)
+
+    def on_queue_event_received(self, message: QueueEventReceived) -> None:
+        event = message.event
+        self.account = event.account
+        self.query_one(UsageHeader).show(event.account)
+        self.pending.apply_event(event)
+        active = self._active_view()
+        for view in self.query(ApiView):
+            if view is not self.pending:
+                view.stale = True
+        if active is not self.pending:
+            active.shown()
+
+    # ------------------------------------------------------------------ navigation
+
+    def _active_view(self) -> ApiView:
+        tabs = self.query_one(TabbedContent)
+        return self.query_one(f"#{tabs.active}-view", ApiView)
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        view = self._active_view()
+        view.shown()
+        table = view.query("DataTable")
+        if table:
+            table.first().focus()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    # ------------------------------------------------------------------ settings
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_review" and not self.can_act:
+            return None
+        return True
+
+    def action_toggle_review(self) -> None:
+        account = self.account
+        if account is None:
+            self.notify("Still loading the account.", severity="warning")
+            return
+        turn_on = not account.manual_review
+        body = (
+            "Every new user will wait in the queue for an admin, even while licenses are free."
+            if turn_on
+            else "New users will take a free license automatically again. Nobody already waiting "
+            "is approved by this: the queue stays as it is."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._set_manual_review(turn_on)
+
+        self.push_screen(
+            ConfirmScreen(
+                f"Turn manual review {'on' if turn_on else 'off'}?",
+                body,
+                "Turn on" if turn_on else "Turn off",
+            ),
+            answered,
+        )
+
+    @work(group="settings", exit_on_error=False)
+    async def _set_manual_review(self, on: bool) -> None:
+        try:
+            account = await self.api.update_settings(manual_review=on)
+        except ApiError as exc:
+            self.report_error(exc, title="Manual review unchanged")
+            return
+        self.post_message(AccountChanged(account))
+        self.notify(f"Manual review is {'on' if on else 'off'}.", title="Settings saved")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="plm-tui", description="The Pending License Management admin client"
+    )
+    parser.add_argument(
+        "--url", default=os.environ.get("PLM_URL") or DEFAULT_URL, help="the GraphQL endpoint"
+    )
+    parser.add_argument("--token", default=os.environ.get("PLM_TOKEN"), help="an admin API token")
+    args = parser.parse_args(argv)
+    if not args.token:
+        sys.stderr.write("plm-tui: an admin token is needed: --token T or PLM_TOKEN\n")
+        return 2
+    AdminApp(args.url, args.token).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

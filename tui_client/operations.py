@@ -1,0 +1,236 @@
+"""Every GraphQL document the admin client sends, as module constants.
+
+Each one is validated against ``schema.graphql`` by ``tests/tui/test_operations.py``;
+``ALL`` lists them so the test cannot miss a new one.
+"""
+
+from __future__ import annotations
+
+ACCOUNT_FIELDS = """
+fragment AccountFields on Account {
+  id
+  name
+  licenseLimit
+  licensesUsed
+  licensesAvailable
+  pendingCount
+  manualReview
+  retentionDays
+}
+"""
+
+USER_FIELDS = """
+fragment UserFields on User {
+  id
+  displayName
+  status
+  firstSeenAt
+  lastSeenAt
+  licensedAt
+  agents { id deviceName domain logonName }
+  pending {
+    reason
+    enteredAt
+    retainedEventCount
+    retainedActiveSeconds
+    oldestRetainedAt
+    dataExpiresAt
+  }
+}
+"""
+
+BOOTSTRAP = (
+    """
+query Bootstrap {
+  me { id name email role }
+  account { ...AccountFields }
+}
+"""
+    + ACCOUNT_FIELDS
+)
+
+ACCOUNT = (
+    """
+query Account {
+  account { ...AccountFields }
+}
+"""
+    + ACCOUNT_FIELDS
+)
+
+PENDING_USERS = (
+    """
+query PendingUsers($first: Int!, $after: String, $search: String, $reason: PendingReason) {
+  account { ...AccountFields }
+  pendingUsers(first: $first, after: $after, search: $search, reason: $reason, orderBy: ENTERED_ASC) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { node { ...UserFields } }
+  }
+}
+"""
+    + ACCOUNT_FIELDS
+    + USER_FIELDS
+)
+
+USERS = (
+    """
+query Users($first: Int!, $after: String, $search: String, $status: UserStatus) {
+  users(first: $first, after: $after, search: $search, status: $status) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { node { ...UserFields } }
+  }
+}
+"""
+    + USER_FIELDS
+)
+
+AGENTS = """
+query Agents($first: Int!, $after: String, $search: String) {
+  agents(first: $first, after: $after, search: $search) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges {
+      node {
+        id
+        deviceName
+        domain
+        logonName
+        lastSeenAt
+        user { id displayName status }
+      }
+    }
+  }
+}
+"""
+
+AUDIT_LOG = """
+query AuditLog($first: Int!, $after: String) {
+  auditLog(first: $first, after: $after) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges {
+      node {
+        id
+        at
+        actor { id name email }
+        action
+        userId
+        userDisplayName
+        detail
+      }
+    }
+  }
+}
+"""
+
+QUEUE_METRICS = """
+query QueueMetrics($days: Int!) {
+  queueMetrics(days: $days) {
+    pendingCount
+    oldestPendingSince
+    resolvedCount
+    averageResolutionSeconds
+    medianResolutionSeconds
+    resolvedByAction { action count }
+  }
+}
+"""
+
+APPROVE_PENDING_USERS = (
+    """
+mutation ApprovePendingUsers($userIds: [ID!]!) {
+  approvePendingUsers(input: {userIds: $userIds}) {
+    approved { id displayName }
+    account { ...AccountFields }
+    errors { code message field }
+  }
+}
+"""
+    + ACCOUNT_FIELDS
+)
+
+ASSIGN_PENDING_USER = (
+    """
+mutation AssignPendingUser($pendingUserId: ID!, $targetUserId: ID!) {
+  assignPendingUser(input: {pendingUserId: $pendingUserId, targetUserId: $targetUserId}) {
+    user { id displayName }
+    account { ...AccountFields }
+    errors { code message field }
+  }
+}
+"""
+    + ACCOUNT_FIELDS
+)
+
+MERGE_PENDING_USER = (
+    """
+mutation MergePendingUser($pendingUserId: ID!, $targetAgentId: ID!) {
+  mergePendingUser(input: {pendingUserId: $pendingUserId, targetAgentId: $targetAgentId}) {
+    agent { id deviceName domain logonName user { id displayName } }
+    account { ...AccountFields }
+    errors { code message field }
+  }
+}
+"""
+    + ACCOUNT_FIELDS
+)
+
+REMOVE_USERS = (
+    """
+mutation RemoveUsers($userIds: [ID!]!, $doNotTrack: Boolean!) {
+  removeUsers(input: {userIds: $userIds, doNotTrack: $doNotTrack}) {
+    removedUserIds
+    account { ...AccountFields }
+    errors { code message field }
+  }
+}
+"""
+    + ACCOUNT_FIELDS
+)
+
+UPDATE_ACCOUNT_SETTINGS = (
+    """
+mutation UpdateAccountSettings($manualReview: Boolean, $licenseLimit: Int) {
+  updateAccountSettings(input: {manualReview: $manualReview, licenseLimit: $licenseLimit}) {
+    account { ...AccountFields }
+    errors { code message field }
+  }
+}
+"""
+    + ACCOUNT_FIELDS
+)
+
+PENDING_QUEUE_CHANGED = (
+    """
+subscription PendingQueueChanged {
+  pendingQueueChanged {
+    action
+    userId
+    at
+    actor { id name }
+    account { ...AccountFields }
+    user { ...UserFields }
+  }
+}
+"""
+    + ACCOUNT_FIELDS
+    + USER_FIELDS
+)
+
+ALL: dict[str, str] = {
+    "Bootstrap": BOOTSTRAP,
+    "Account": ACCOUNT,
+    "PendingUsers": PENDING_USERS,
+    "Users": USERS,
+    "Agents": AGENTS,
+    "AuditLog": AUDIT_LOG,
+    "QueueMetrics": QUEUE_METRICS,
+    "ApprovePendingUsers": APPROVE_PENDING_USERS,
+    "AssignPendingUser": ASSIGN_PENDING_USER,
+    "MergePendingUser": MERGE_PENDING_USER,
+    "RemoveUsers": REMOVE_USERS,
+    "UpdateAccountSettings": UPDATE_ACCOUNT_SETTINGS,
+    "PendingQueueChanged": PENDING_QUEUE_CHANGED,
+}

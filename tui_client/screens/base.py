@@ -1,0 +1,43 @@
+"""What every tab shares: the API client, and failures of its workers shown as notifications."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual.containers import Vertical
+from textual.worker import Worker, WorkerState
+
+from tui_client.api import ApiError, PlmApi
+
+if TYPE_CHECKING:
+    from tui_client.app import AdminApp
+
+
+class ApiView(Vertical):
+    """A tab's content. Its workers' failures reach the admin as notifications, never a traceback."""
+
+    stale = False  # a queue event changed data this view shows; re-query when next shown
+
+    @property
+    def admin_app(self) -> AdminApp:
+        return cast("AdminApp", self.app)
+
+    @property
+    def api(self) -> PlmApi:
+        return self.admin_app.api
+
+    def fail(self, title: str, error: ApiError) -> None:
+        self.admin_app.report_error(error, title=title)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR and event.worker.error is not None:
+            self.admin_app.report_error(event.worker.error)
+
+    def refresh_data(self) -> None:
+        """Re-query what this view shows (subclasses)."""
+
+    def shown(self) -> None:
+        """The view's tab became active."""
+        if self.stale:
+            self.stale = False
+            self.refresh_data()

@@ -1,0 +1,53 @@
+"""The keys, in one dialog."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+KEYS = [
+    (
+        "Everywhere",
+        [
+            ("1 2 3 4", "Pending licenses · Users · Audit log · Queue metrics"),
+            ("t", "Toggle manual review (asks first)"),
+            ("?", "This help"),
+            ("q", "Quit"),
+        ],
+    ),
+    (
+        "Pending licenses",
+        [
+            ("↑ ↓ PgUp PgDn", "Move; more rows load as you near the end"),
+            ("space", "Select / unselect the row (multi-select)"),
+            ("ctrl+a", "Select all loaded rows (up to 500) / unselect them"),
+            ("a", "Approve the row, or every selected row (all or nothing)"),
+            ("s", "Assign the user's devices to an existing user (searchable picker)"),
+            ("m", "Merge the user into an existing agent (searchable picker)"),
+            ("x / delete", "Remove the row or the selection (asks; do-not-track checked)"),
+            ("/", "Filter by name, logon or device (esc clears)"),
+            ("f", "Cycle the reason filter: all · over limit · manual review"),
+            ("esc", "Clear the selection or the filter"),
+        ],
+    ),
+    ("Users", [("/", "Search"), ("f", "Cycle status: all · licensed · pending")]),
+    ("Queue metrics", [("d", "Cycle the period: 7 · 30 · 90 · 365 days")]),
+]
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog help"):
+            yield Label("Keys", classes="title")
+            for section, keys in KEYS:
+                yield Label(section, classes="section")
+                yield Static("\n".join(f"  [b]{k:<16}[/] {what}" for k, what in keys))
+            yield Static("esc closes", classes="hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

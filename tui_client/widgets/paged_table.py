@@ -1,0 +1,34 @@
+"""A DataTable that asks for the next page as the cursor or the scroll nears its end.
+
+The table never holds more than what was paged in; ``NearEnd`` lets the owning view fetch
+the next page with the connection's cursor, so 10,000 rows cost nothing until reached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+from textual.widgets import DataTable
+
+LOOKAHEAD = 25  # rows left below the cursor (or the viewport) when the next page is asked for
+
+
+class PagedTable(DataTable[object]):
+    @dataclass
+    class NearEnd(Message):
+        table: PagedTable
+
+    def _check_near_end(self) -> None:
+        if self.row_count == 0:
+            return
+        bottom_visible = int(self.scroll_y) + self.scrollable_content_region.height
+        if self.cursor_row >= self.row_count - LOOKAHEAD or bottom_visible >= self.row_count - LOOKAHEAD:
+            self.post_message(self.NearEnd(self))
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._check_near_end()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._check_near_end()
