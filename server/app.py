@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from server import ingest
 from server.db import Database
+from server.graphql.http import GraphQLApp
+from server.jobs import JobRunner
 from server.services import Clock, Services
 from server.settings import Settings
 
@@ -31,10 +33,13 @@ def create_app(
     """The ASGI app. ``background`` tasks run for the app's lifetime (the demo fleet)."""
     database = db or Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     svc = Services(settings=settings, db=database) if clock is None else Services(settings, database, clock)
+    # Scheduled jobs (digests, outbox, retention); a database lease runs each tick in one process.
+    runner = JobRunner(svc)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await svc.db.broadcaster.start()
+        runner.start()
         tasks = [asyncio.create_task(task(svc)) for task in background or []]
         try:
             yield
@@ -44,6 +49,7 @@ def create_app(
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
+            await runner.stop()
             await svc.db.broadcaster.stop()
             if db is None:
                 await svc.db.dispose()
@@ -52,6 +58,11 @@ def create_app(
         Route("/ingest", ingest.ingest, methods=["POST"]),
         Route("/healthz", ingest.healthz, methods=["GET"]),
     ]
+    graphql = GraphQLApp(svc)
+    routes.append(Route("/graphql", graphql))
     app = Starlette(routes=routes, lifespan=lifespan)
+    # Subscriptions: graphql-transport-ws on the same path.
+    app.router.routes.append(WebSocketRoute("/graphql", graphql))
     app.state.services = svc
+    app.state.jobs = runner
     return app

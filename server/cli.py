@@ -136,6 +136,27 @@ def cmd_admin_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
+    from server import retention
+
+    async def run(db: Database) -> retention.PurgeReport:
+        return await retention.purge(db, utcnow())
+
+    report = asyncio.run(_with_db(settings, run))
+    _print(report.to_json())
+    return 0
+
+
+def cmd_export_schema(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from server.graphql.schema import export
+
+    path = export(Path(args.output) if args.output else Path("schema.graphql"))
+    _print({"schema": str(path)})
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 
 
@@ -171,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     admin_create.add_argument("--name", required=True)
     admin_create.add_argument("--role", choices=["admin", "viewer"], default="admin")
     admin_create.set_defaults(func=cmd_admin_create)
+
+    purge = sub.add_parser("purge", help="run the retention job once: delete pending users' expired activity")
+    purge.set_defaults(func=cmd_purge)
+
+    export_schema = sub.add_parser("export-schema", help="write the GraphQL schema (SDL) to schema.graphql")
+    export_schema.add_argument("--output", default=None, help="where to write (default: ./schema.graphql)")
+    export_schema.set_defaults(func=cmd_export_schema)
     return parser
 
 

@@ -1,0 +1,219 @@
+"""Scheduled jobs: APScheduler in the app's lifespan, each job a few lines over the domain.
+
+* ``notifications`` (every :data:`NOTIFY_TICK_SECONDS`): write the digests whose window has
+  closed, then deliver due outbox mail (:mod:`server.notifications`).
+* ``retention`` (hourly, first a minute after start so short-lived processes still purge):
+  :func:`server.retention.purge`, also ``plm purge``.
+
+Several server processes may run the same app on one database; a job tick must run in
+one of them only. Each job has a lease row (:class:`JobLease`): a tick runs only in the
+process that holds or takes it. The holder renews it on every tick and the lease lasts
+:data:`LEASE_INTERVALS` intervals, so while the holder lives the others' ticks skip, and
+when it dies another process takes over within that time. The lease is taken with a
+conditional ``UPDATE`` (held by me, or expired) and, for a job never run before, an
+``INSERT … ON CONFLICT DO NOTHING``; both are atomic on SQLite and PostgreSQL. The jobs
+are safe to overlap anyway (digest cursors and outbox claims are transactional); the lease
+keeps them from doing the work twice.
+
+Ticks use the injected clock (:class:`Services.clock`), so tests drive them directly:
+``await jobs.run_digest_tick(svc)``, or ``await runner.tick("notifications")`` through the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import sqlalchemy as sa
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
+from sqlmodel import col
+
+from server import notifications, retention
+from server.db import Database
+from server.models import JobLease
+from server.services import Services
+
+log = logging.getLogger(__name__)
+
+NOTIFY_TICK_SECONDS = 5.0
+RETENTION_TICK_SECONDS = 3600.0
+RETENTION_FIRST_DELAY_SECONDS = 60.0
+LEASE_INTERVALS = 2
+# How long shutdown lets a running tick finish (an SMTP conversation, mostly) before
+# cancelling it; a cancelled tick rolls back and its work is redone later.
+STOP_GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class DigestTick:
+    written: int
+    delivery: notifications.DeliveryReport
+
+
+async def run_digest_tick(svc: Services) -> DigestTick:
+    """Write the digests whose window has closed, then deliver due mail."""
+    written = await notifications.build_digests(svc.db, svc.settings, svc.clock())
+    delivery = await notifications.deliver_outbox(svc.db, svc.settings, svc.clock)
+    return DigestTick(written, delivery)
+
+
+async def run_retention_tick(svc: Services) -> retention.PurgeReport:
+    report = await retention.purge(svc.db, svc.clock())
+    if report.events or report.ingest_batches or report.outbox_messages:
+        log.info("retention: %s", report.to_json())
+    return report
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    name: str
+    interval_seconds: float
+    run: Callable[[Services], Awaitable[object]]
+    first_delay_seconds: float | None = None
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.interval_seconds * LEASE_INTERVALS
+
+
+JOBS: tuple[Job, ...] = (
+    Job("notifications", NOTIFY_TICK_SECONDS, run_digest_tick),
+    Job("retention", RETENTION_TICK_SECONDS, run_retention_tick, RETENTION_FIRST_DELAY_SECONDS),
+)
+
+
+# ---------------------------------------------------------------------------- lease
+
+
+async def acquire_lease(db: Database, name: str, holder: str, now: datetime, seconds: float) -> bool:
+    """Take or renew the lease on job ``name`` until ``now + seconds``; False if another holds it."""
+    expires = now + timedelta(seconds=seconds)
+    async with db.write() as session:
+        renewed = cast(
+            CursorResult[Any],
+            await session.execute(
+                sa.update(JobLease)
+                .where(
+                    col(JobLease.name) == name,
+                    sa.or_(col(JobLease.holder) == holder, col(JobLease.expires_at) <= now),
+                )
+                .values(holder=holder, expires_at=expires, updated_at=now)
+            ),
+        )
+        if renewed.rowcount == 1:
+            return True
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        created = cast(
+            CursorResult[Any],
+            await session.execute(
+                insert(JobLease)
+                .values(name=name, holder=holder, expires_at=expires, updated_at=now)
+                .on_conflict_do_nothing()
+            ),
+        )
+        return created.rowcount == 1
+
+
+async def release_lease(db: Database, name: str, holder: str, now: datetime) -> None:
+    """Let another process take the job at its next tick (on a clean shutdown)."""
+    async with db.write() as session:
+        await session.execute(
+            sa.update(JobLease)
+            .where(col(JobLease.name) == name, col(JobLease.holder) == holder)
+            .values(expires_at=now, updated_at=now)
+        )
+
+
+# ---------------------------------------------------------------------------- runner
+
+
+class JobRunner:
+    """The jobs of one app instance: its scheduler and its identity as a lease holder."""
+
+    def __init__(self, svc: Services, jobs: Sequence[Job] = JOBS, holder: str | None = None) -> None:
+        self.svc = svc
+        self.jobs = {job.name: job for job in jobs}
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.scheduler: AsyncIOScheduler | None = None
+        self._running: set[asyncio.Task[Any]] = set()
+
+    async def tick(self, name: str) -> bool:
+        """Run job ``name`` once if this instance holds its lease; True if it ran."""
+        job = self.jobs[name]
+        if not await acquire_lease(self.svc.db, name, self.holder, self.svc.clock(), job.lease_seconds):
+            return False
+        await job.run(self.svc)
+        return True
+
+    async def _scheduled(self, name: str) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            await self.tick(name)
+        except Exception:
+            # Logged here rather than by APScheduler so the message names the job plainly;
+            # the next tick tries again.
+            log.exception("scheduled job %s failed", name)
+        finally:
+            self._running.discard(task)
+
+    def start(self) -> None:
+        """Start the scheduler in the running event loop (the app's lifespan)."""
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        now = datetime.now(UTC)
+        for job in self.jobs.values():
+            first = job.interval_seconds if job.first_delay_seconds is None else job.first_delay_seconds
+            scheduler.add_job(
+                self._scheduled,
+                "interval",
+                seconds=job.interval_seconds,
+                args=[job.name],
+                id=job.name,
+                next_run_time=now + timedelta(seconds=first),
+                # A late tick (a busy loop, a suspended host) runs once, not once per missed slot.
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=max(int(job.interval_seconds), 1),
+            )
+        scheduler.start()
+        self.scheduler = scheduler
+
+    @property
+    def running(self) -> bool:
+        return self.scheduler is not None and bool(self.scheduler.running)
+
+    async def stop(self) -> None:
+        """Stop scheduling, let running ticks finish briefly, and hand the leases back."""
+        if self.scheduler is None:
+            return
+        # Pause first: APScheduler's asyncio executor cancels running jobs on shutdown,
+        # and a tick cut between the SMTP server's 250 and our commit would resend mail.
+        self.scheduler.pause()
+        running = set(self._running)
+        if running:
+            _done, pending = await asyncio.wait(running, timeout=STOP_GRACE_SECONDS)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self.scheduler.shutdown(wait=False)
+        self.scheduler = None
+        now = self.svc.clock()
+        for name in self.jobs:
+            try:
+                await release_lease(self.svc.db, name, self.holder, now)
+            except Exception:
+                # Shutdown goes on; the lease simply expires on its own.
+                log.warning("could not release the lease on job %s", name, exc_info=True)
