@@ -384,6 +384,9 @@ async def admit(
         _audit(session, None, QueueAction.ENTERED, user, _entered_detail(user.pending_reason, report), now)
         _queue_arrival(session, user, agent, now)
         await _finish(session, account, [(QueueAction.ENTERED, user.id, None)], now)
+    else:
+        # License usage is shown with the queue (and cached with it, keyed by this version).
+        await bump_queue_version(session, account_id)
     return Admission(agent.id, user.id, user.status.value, entered_queue=user.status is UserStatus.PENDING)
 
 

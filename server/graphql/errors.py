@@ -1,0 +1,40 @@
+"""Top-level GraphQL errors and their ``extensions.code`` (SPEC §5).
+
+Business-rule failures are data (a payload's ``errors``); what lands here is what a client
+cannot fix by choosing other data: no permission, an argument out of range, or a bug. The
+codes follow the convention GraphQL tools recognise (Apollo's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLError
+
+UNAUTHENTICATED = "UNAUTHENTICATED"
+FORBIDDEN = "FORBIDDEN"
+BAD_USER_INPUT = "BAD_USER_INPUT"
+INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+
+
+class ApiError(GraphQLError):
+    """An error meant for the client, shown as raised (never masked)."""
+
+    code = INTERNAL_SERVER_ERROR
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message, extensions={"code": self.code, **extensions})
+
+
+class Forbidden(ApiError):
+    code = FORBIDDEN
+
+
+class BadUserInput(ApiError):
+    code = BAD_USER_INPUT
+
+
+class Unauthenticated(ApiError):
+    code = UNAUTHENTICATED

@@ -1,0 +1,189 @@
+"""``Mutation``: each resolver checks the role, opens one write transaction, calls one domain
+function and maps its result (STYLE pattern 1).
+
+Expected failures (:class:`DomainError`) come back in the payload's ``errors`` with the
+domain's code and field; nothing changed, because the transaction rolled back. A VIEWER
+acting, or more ids than a bulk input allows, is a top-level error instead: no data choice
+would make it succeed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server import accounts, licensing, queries
+from server.errors import DomainError, ErrorCode, PermissionDenied
+
+from .context import Context
+from .errors import BadUserInput, Forbidden
+from .types import (
+    AccountType,
+    AdminType,
+    AgentType,
+    ApprovePendingUsersInput,
+    ApprovePendingUsersPayload,
+    AssignPendingUserInput,
+    AssignPendingUserPayload,
+    Ctx,
+    MergePendingUserInput,
+    MergePendingUserPayload,
+    RemoveUsersInput,
+    RemoveUsersPayload,
+    UpdateAccountSettingsInput,
+    UpdateAccountSettingsPayload,
+    UpdateNotificationSettingsInput,
+    UpdateNotificationSettingsPayload,
+    UserError,
+    UserType,
+    gid,
+)
+
+R = TypeVar("R")
+
+
+def _id(raw: str, field: str, what: str = "user") -> int:
+    found = queries.parse_id(raw)
+    if found is None:
+        # Ids are opaque: a malformed one is simply not found, like another account's.
+        raise DomainError(ErrorCode.NOT_FOUND, f"no {what} with id {raw[:40]!r}", field)
+    return found
+
+
+def _bulk_ids(raw: Sequence[str], field: str) -> list[int]:
+    if len(raw) > licensing.MAX_BULK_IDS:
+        raise BadUserInput(
+            f"'{field}' takes at most {licensing.MAX_BULK_IDS} ids; {len(raw)} were given", field=field
+        )
+    return [_id(r, field) for r in raw]
+
+
+async def _write(ctx: Context, action: Callable[[AsyncSession, datetime], Awaitable[R]]) -> R:
+    """Run ``action`` in one write transaction, then let the payload read what it wrote."""
+    try:
+        async with ctx.services.db.write() as session:
+            return await action(session, ctx.services.clock())
+    except PermissionDenied as exc:
+        raise Forbidden(str(exc)) from None
+    finally:
+        await ctx.fresh_snapshot()
+
+
+async def _account_now(ctx: Context) -> AccountType:
+    """The account as it is, for a payload whose action was refused."""
+    account = await ctx.run(queries.account_by_id, ctx.account_id)
+    assert account is not None
+    usage = await ctx.run(licensing.account_usage, account)
+    return AccountType.of(account, usage)
+
+
+def _account(result: licensing.ActionResult) -> AccountType:
+    return AccountType.of(result.account, result.usage)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def approve_pending_users(
+        self, info: Ctx, input: ApprovePendingUsersInput
+    ) -> ApprovePendingUsersPayload:
+        ctx = info.context
+        ctx.require_admin()
+        try:
+            ids = _bulk_ids(input.user_ids, "userIds")
+            result = await _write(ctx, lambda s, now: licensing.approve(s, ctx.actor, ids, now))
+        except DomainError as exc:
+            return ApprovePendingUsersPayload(
+                approved=[], account=await _account_now(ctx), errors=[UserError.of(exc)]
+            )
+        return ApprovePendingUsersPayload(
+            approved=[UserType.of(u) for u in result.users], account=_account(result), errors=[]
+        )
+
+    @strawberry.mutation
+    async def assign_pending_user(self, info: Ctx, input: AssignPendingUserInput) -> AssignPendingUserPayload:
+        ctx = info.context
+        ctx.require_admin()
+        try:
+            pending = _id(input.pending_user_id, "pendingUserId")
+            target = _id(input.target_user_id, "targetUserId")
+            result = await _write(ctx, lambda s, now: licensing.assign(s, ctx.actor, pending, target, now))
+        except DomainError as exc:
+            return AssignPendingUserPayload(
+                user=None, account=await _account_now(ctx), errors=[UserError.of(exc)]
+            )
+        return AssignPendingUserPayload(
+            user=UserType.of(result.users[0]), account=_account(result), errors=[]
+        )
+
+    @strawberry.mutation
+    async def merge_pending_user(self, info: Ctx, input: MergePendingUserInput) -> MergePendingUserPayload:
+        ctx = info.context
+        ctx.require_admin()
+        try:
+            pending = _id(input.pending_user_id, "pendingUserId")
+            target = _id(input.target_agent_id, "targetAgentId", "agent")
+            result = await _write(ctx, lambda s, now: licensing.merge(s, ctx.actor, pending, target, now))
+        except DomainError as exc:
+            return MergePendingUserPayload(
+                agent=None, account=await _account_now(ctx), errors=[UserError.of(exc)]
+            )
+        assert result.agent is not None
+        return MergePendingUserPayload(agent=AgentType.of(result.agent), account=_account(result), errors=[])
+
+    @strawberry.mutation
+    async def remove_users(self, info: Ctx, input: RemoveUsersInput) -> RemoveUsersPayload:
+        ctx = info.context
+        ctx.require_admin()
+        try:
+            ids = _bulk_ids(input.user_ids, "userIds")
+            result = await _write(
+                ctx, lambda s, now: licensing.remove(s, ctx.actor, ids, input.do_not_track, now)
+            )
+        except DomainError as exc:
+            return RemoveUsersPayload(
+                removed_user_ids=[], account=await _account_now(ctx), errors=[UserError.of(exc)]
+            )
+        return RemoveUsersPayload(
+            removed_user_ids=[gid(i) for i in result.removed_user_ids], account=_account(result), errors=[]
+        )
+
+    @strawberry.mutation
+    async def update_account_settings(
+        self, info: Ctx, input: UpdateAccountSettingsInput
+    ) -> UpdateAccountSettingsPayload:
+        ctx = info.context
+        ctx.require_admin()
+        try:
+            result = await _write(
+                ctx,
+                lambda s, now: licensing.update_settings(
+                    s, ctx.actor, now, manual_review=input.manual_review, license_limit=input.license_limit
+                ),
+            )
+        except DomainError as exc:
+            return UpdateAccountSettingsPayload(account=await _account_now(ctx), errors=[UserError.of(exc)])
+        return UpdateAccountSettingsPayload(account=_account(result), errors=[])
+
+    @strawberry.mutation(
+        description="The caller's own preferences; a VIEWER may set them (nothing of the account changes)."
+    )  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    async def update_notification_settings(
+        self, info: Ctx, input: UpdateNotificationSettingsInput
+    ) -> UpdateNotificationSettingsPayload:
+        ctx = info.context
+        admin_id = ctx.actor.admin_id
+        assert admin_id is not None
+        try:
+            admin = await _write(
+                ctx,
+                lambda s, _now: accounts.update_notification_settings(s, admin_id, input.notify_on_pending),
+            )
+        except DomainError as exc:
+            return UpdateNotificationSettingsPayload(me=AdminType.of(ctx.admin), errors=[UserError.of(exc)])
+        ctx.admin = admin
+        return UpdateNotificationSettingsPayload(me=AdminType.of(admin), errors=[])

@@ -1,0 +1,139 @@
+"""``Query``: every read of the contract, thin over :mod:`server.queries` and friends.
+
+Reads never error for a missing or foreign id (``null``); an argument out of range is a
+top-level ``BAD_USER_INPUT`` error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from datetime import date
+from typing import TypeVar
+
+import strawberry
+
+from server import activity, licensing, metrics, queries
+from server.errors import DomainError
+
+from .errors import BadUserInput
+from .types import (
+    AccountType,
+    ActivityReport,
+    AdminType,
+    AgentConnection,
+    AgentEdge,
+    AgentType,
+    AuditEntryConnection,
+    AuditEntryEdge,
+    AuditEntryType,
+    Ctx,
+    FromDate,
+    PageInfo,
+    PendingOrder,
+    PendingReason,
+    QueueMetrics,
+    UserActivity,
+    UserConnection,
+    UserStatus,
+    UserType,
+)
+
+T = TypeVar("T")
+
+
+async def _checked(call: Awaitable[T]) -> T:
+    """A domain refusal of a read's arguments becomes a top-level BAD_USER_INPUT error."""
+    try:
+        return await call
+    except DomainError as exc:
+        raise BadUserInput(exc.message, field=exc.field) from None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def me(self, info: Ctx) -> AdminType:
+        return AdminType.of(info.context.admin)
+
+    @strawberry.field
+    async def account(self, info: Ctx) -> AccountType:
+        ctx = info.context
+        usage = await ctx.run(licensing.account_usage, ctx.account)
+        return AccountType.of(ctx.account, usage)
+
+    @strawberry.field
+    async def pending_users(
+        self,
+        info: Ctx,
+        first: int = 50,
+        after: str | None = None,
+        search: str | None = None,
+        reason: PendingReason | None = None,  # type: ignore[valid-type]
+        order_by: PendingOrder = queries.PendingOrder.ENTERED_ASC,  # type: ignore[valid-type]
+    ) -> UserConnection:
+        ctx = info.context
+        filt = queries.PendingFilter(ctx.account_id, search, reason)
+        page = await _checked(ctx.run(queries.pending_page, filt, first, after, order_by))
+        return UserConnection.of(page, filt)
+
+    @strawberry.field
+    async def users(
+        self,
+        info: Ctx,
+        first: int = 50,
+        after: str | None = None,
+        search: str | None = None,
+        status: UserStatus | None = None,  # type: ignore[valid-type]
+    ) -> UserConnection:
+        ctx = info.context
+        filt = queries.UserFilter(ctx.account_id, search, status)
+        page = await _checked(ctx.run(queries.users_page, filt, first, after))
+        return UserConnection.of(page, filt)
+
+    @strawberry.field
+    async def user(self, info: Ctx, id: strawberry.ID) -> UserType | None:
+        user_id = queries.parse_id(id)
+        if user_id is None:
+            return None
+        user = await info.context.loaders.user.load(user_id)
+        return None if user is None else UserType.of(user)
+
+    @strawberry.field
+    async def agents(
+        self, info: Ctx, first: int = 50, after: str | None = None, search: str | None = None
+    ) -> AgentConnection:
+        ctx = info.context
+        filt = queries.AgentFilter(ctx.account_id, search)
+        page = await _checked(ctx.run(queries.agents_page, filt, first, after))
+        return AgentConnection(
+            edges=[
+                AgentEdge(cursor=c, node=AgentType.of(a))
+                for a, c in zip(page.items, page.cursors, strict=True)
+            ],
+            page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+            count_filter=filt,
+        )
+
+    @strawberry.field
+    async def activity_report(self, info: Ctx, from_: FromDate, to: date) -> ActivityReport:
+        ctx = info.context
+        rows = await _checked(ctx.run(activity.activity_report, ctx.account_id, from_, to))
+        return ActivityReport(from_=from_, to=to, rows=[UserActivity.of(r) for r in rows])
+
+    @strawberry.field
+    async def queue_metrics(self, info: Ctx, days: int = 30) -> QueueMetrics:
+        ctx = info.context
+        found = await _checked(ctx.run(metrics.queue_metrics, ctx.account_id, days, ctx.services.clock()))
+        return QueueMetrics.of(found)
+
+    @strawberry.field
+    async def audit_log(self, info: Ctx, first: int = 50, after: str | None = None) -> AuditEntryConnection:
+        ctx = info.context
+        page = await _checked(ctx.run(queries.audit_page, ctx.account_id, first, after))
+        return AuditEntryConnection(
+            edges=[
+                AuditEntryEdge(cursor=c, node=AuditEntryType.of(e))
+                for e, c in zip(page.items, page.cursors, strict=True)
+            ],
+            page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+        )

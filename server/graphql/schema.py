@@ -1,0 +1,50 @@
+"""The Strawberry schema of the contract, and its SDL export (``plm export-schema``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import ExecutionContext, ExecutionResult
+
+from .extensions import EXTENSIONS, finish_errors
+from .mutations import Mutation
+from .queries import Query
+from .subscriptions import Subscription
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Strawberry logs every error at ERROR level; most are the client's (validation,
+        # FORBIDDEN, limits). Unexpected ones are logged, with the request id, where they
+        # are masked (extensions.ErrorPolicy).
+        return None
+
+    async def execute(self, query: str | None, *args: Any, **kwargs: Any) -> ExecutionResult:
+        result = await super().execute(query, *args, **kwargs)
+        context = kwargs.get("context_value", args[1] if len(args) > 1 else None)
+        result.errors = finish_errors(result.errors, getattr(context, "request_id", None))
+        return result
+
+
+schema = Schema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    extensions=EXTENSIONS,
+)
+
+SCHEMA_FILE = Path(__file__).resolve().parent.parent.parent / "schema.graphql"
+
+
+def sdl() -> str:
+    return schema.as_str() + "\n"
+
+
+def export(path: Path = SCHEMA_FILE) -> Path:
+    path.write_text(sdl())
+    return path

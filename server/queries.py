@@ -1,0 +1,453 @@
+"""Read-side domain queries: keyset-paginated lists, batch loads and pending-user info.
+
+Everything here is plain SQLAlchemy over the models; the GraphQL layer calls it through
+per-request DataLoaders and list resolvers. Every query is scoped to one account.
+
+Lists paginate by keyset (``WHERE (sort key, id) > (cursor)``), never ``OFFSET``: a page
+deep in a 10,000-row queue costs the same as the first, and rows entering or leaving the
+queue between two pages never shift a row past the client. Cursors are opaque: base64 of
+the list's name and the last row's sort key, so a cursor from one list or order is refused
+by another instead of silently returning the wrong rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from server.accounts import TOKEN_PREFIX, hash_secret
+from server.errors import DomainError, ErrorCode
+from server.models import (
+    Account,
+    ActivityEvent,
+    Admin,
+    Agent,
+    AuditEntry,
+    PendingReason,
+    User,
+    UserStatus,
+)
+
+MAX_PAGE = 500
+MAX_SEARCH = 256
+T = TypeVar("T")
+
+
+class PendingOrder(enum.StrEnum):
+    ENTERED_ASC = "ENTERED_ASC"
+    ENTERED_DESC = "ENTERED_DESC"
+    NAME_ASC = "NAME_ASC"
+
+
+def parse_id(raw: str | int) -> int | None:
+    """An id as the API shows it (the primary key as a string); ``None`` when malformed.
+
+    A malformed id reads as "no such row", never as an error: ids are opaque to clients.
+    """
+    if isinstance(raw, int):
+        return raw if 0 < raw < 2**63 else None
+    text = raw.strip()
+    if not text.isdecimal() or not text.isascii() or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 0 < value < 2**63 else None
+
+
+# ---------------------------------------------------------------------------- auth
+
+
+async def authenticate(session: AsyncSession, token: str) -> tuple[Admin, Account] | None:
+    """The admin owning this API token and their account, in one round-trip.
+
+    Same rule as :func:`server.accounts.authenticate_admin`; joined with the account because
+    every request needs the account's ``queue_version`` and this is the hot path.
+    """
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    row = (
+        await session.execute(
+            sa.select(Admin, Account)
+            .join(Account, Account.id == Admin.account_id)  # type: ignore[arg-type]
+            .where(Admin.token_hash == hash_secret(token))  # type: ignore[arg-type]
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+# ---------------------------------------------------------------------------- cursors
+
+
+def _encode_cursor(kind: str, key: Sequence[Any]) -> str:
+    raw = json.dumps([kind, *key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(kind: str, cursor: str, shape: Sequence[type]) -> list[Any]:
+    bad = DomainError(ErrorCode.INVALID_INPUT, "'after' is not a cursor of this list", "after")
+    if len(cursor) > 2048:
+        raise bad
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise bad from None
+    if not isinstance(decoded, list) or len(decoded) != len(shape) + 1 or decoded[0] != kind:
+        raise bad
+    values: list[Any] = []
+    for value, typ in zip(decoded[1:], shape, strict=True):
+        if typ is datetime:
+            if not isinstance(value, str):
+                raise bad
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                raise bad from None
+            if parsed.tzinfo is None:
+                raise bad
+            values.append(parsed)
+        elif typ is int:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise bad
+            values.append(value)
+        elif not isinstance(value, typ):
+            raise bad
+        else:
+            values.append(value)
+    return values
+
+
+def _cursor_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a list: the rows, a cursor per row, and whether more follow."""
+
+    items: list[T]
+    cursors: list[str]
+    has_next: bool
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.cursors[-1] if self.cursors else None
+
+
+def check_first(first: int) -> None:
+    if not 1 <= first <= MAX_PAGE:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, f"'first' must be from 1 to {MAX_PAGE}; got {first}", "first"
+        )
+
+
+def _like(search: str) -> str:
+    escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _search_term(search: str | None) -> str | None:
+    if search is None or not search.strip():
+        return None
+    if len(search) > MAX_SEARCH:
+        raise DomainError(ErrorCode.INVALID_INPUT, f"'search' is at most {MAX_SEARCH} characters", "search")
+    return _like(search.strip())
+
+
+def _contains(column: Any, term: str) -> Any:
+    return sa.func.lower(column).like(term, escape="\\")
+
+
+def _user_matches(term: str) -> Any:
+    """Display name, or any of the user's agents' logon or device name, contains the term."""
+    agent_hit = (
+        sa.select(sa.literal(1))
+        .where(
+            Agent.user_id == User.id,  # type: ignore[arg-type]
+            sa.or_(_contains(Agent.logon_name, term), _contains(Agent.device_name, term)),
+        )
+        .exists()
+    )
+    return sa.or_(_contains(User.display_name, term), agent_hit)
+
+
+@dataclass(frozen=True)
+class _Keyset:
+    """How one list sorts: its columns, their direction, and how to read a row's key."""
+
+    kind: str
+    columns: tuple[Any, ...]
+    shape: tuple[type, ...]
+    descending: bool = False
+
+    def after(self, cursor: str) -> Any:
+        values = _decode_cursor(self.kind, cursor, self.shape)
+        # Bound with each column's type, so a timestamp compares in its stored form.
+        bound = [sa.bindparam(None, v, type_=c.type) for c, v in zip(self.columns, values, strict=True)]
+        left, right = sa.tuple_(*self.columns), sa.tuple_(*bound)
+        return left < right if self.descending else left > right
+
+    def order_by(self) -> list[Any]:
+        return [c.desc() if self.descending else c.asc() for c in self.columns]
+
+    def cursor(self, key: Sequence[Any]) -> str:
+        return _encode_cursor(self.kind, [_cursor_value(v) for v in key])
+
+
+async def _page(
+    session: AsyncSession,
+    keyset: _Keyset,
+    entity: Any,
+    where: Sequence[Any],
+    first: int,
+    after: str | None,
+) -> Page[Any]:
+    check_first(first)
+    conditions = list(where)
+    if after:
+        conditions.append(keyset.after(after))
+    stmt = sa.select(entity, *keyset.columns).where(*conditions).order_by(*keyset.order_by()).limit(first + 1)
+    rows = (await session.execute(stmt)).all()
+    has_next = len(rows) > first
+    rows = rows[:first]
+    return Page(
+        items=[r[0] for r in rows],
+        cursors=[keyset.cursor(tuple(r[1:])) for r in rows],
+        has_next=has_next,
+    )
+
+
+async def _count(session: AsyncSession, entity: Any, where: Sequence[Any]) -> int:
+    stmt = sa.select(sa.func.count()).select_from(entity).where(*where)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+# ---------------------------------------------------------------------------- lists
+
+
+_NAME = sa.func.lower(User.display_name)
+_PENDING_ORDERS = {
+    PendingOrder.ENTERED_ASC: _Keyset("pending:entered", (User.pending_since, User.id), (datetime, int)),
+    PendingOrder.ENTERED_DESC: _Keyset(
+        "pending:entered-desc", (User.pending_since, User.id), (datetime, int), descending=True
+    ),
+    PendingOrder.NAME_ASC: _Keyset("pending:name", (_NAME, User.id), (str, int)),
+}
+_USERS = _Keyset("users:name", (_NAME, User.id), (str, int))
+_AGENTS = _Keyset("agents:key", (Agent.key, Agent.id), (str, int))
+_AUDIT = _Keyset("audit:at", (AuditEntry.at, AuditEntry.id), (datetime, int), descending=True)
+
+
+@dataclass(frozen=True)
+class PendingFilter:
+    account_id: int
+    search: str | None = None
+    reason: PendingReason | None = None
+
+    def where(self) -> list[Any]:
+        conditions: list[Any] = [User.account_id == self.account_id, User.status == UserStatus.PENDING]
+        term = _search_term(self.search)
+        if term is not None:
+            conditions.append(_user_matches(term))
+        if self.reason is not None:
+            conditions.append(User.pending_reason == self.reason)
+        return conditions
+
+
+async def pending_page(
+    session: AsyncSession,
+    filt: PendingFilter,
+    first: int,
+    after: str | None,
+    order: PendingOrder = PendingOrder.ENTERED_ASC,
+) -> Page[User]:
+    """The account's queue, oldest first by default."""
+    return await _page(session, _PENDING_ORDERS[order], User, filt.where(), first, after)
+
+
+async def pending_count(session: AsyncSession, filt: PendingFilter) -> int:
+    return await _count(session, User, filt.where())
+
+
+@dataclass(frozen=True)
+class UserFilter:
+    account_id: int
+    search: str | None = None
+    status: UserStatus | None = None
+
+    def where(self) -> list[Any]:
+        conditions: list[Any] = [User.account_id == self.account_id]
+        term = _search_term(self.search)
+        if term is not None:
+            conditions.append(_user_matches(term))
+        if self.status is not None:
+            conditions.append(User.status == self.status)
+        return conditions
+
+
+async def users_page(session: AsyncSession, filt: UserFilter, first: int, after: str | None) -> Page[User]:
+    """Every user of the account, by name (case-insensitive), then id."""
+    return await _page(session, _USERS, User, filt.where(), first, after)
+
+
+async def users_count(session: AsyncSession, filt: UserFilter) -> int:
+    return await _count(session, User, filt.where())
+
+
+@dataclass(frozen=True)
+class AgentFilter:
+    account_id: int
+    search: str | None = None
+
+    def where(self) -> list[Any]:
+        conditions: list[Any] = [Agent.account_id == self.account_id]
+        term = _search_term(self.search)
+        if term is not None:
+            owner_hit = (
+                sa.select(sa.literal(1))
+                .where(User.id == Agent.user_id, _contains(User.display_name, term))  # type: ignore[arg-type]
+                .exists()
+            )
+            conditions.append(
+                sa.or_(_contains(Agent.logon_name, term), _contains(Agent.device_name, term), owner_hit)
+            )
+        return conditions
+
+
+async def agents_page(session: AsyncSession, filt: AgentFilter, first: int, after: str | None) -> Page[Agent]:
+    """Every agent of the account, by its normalised key (device, domain, logon)."""
+    return await _page(session, _AGENTS, Agent, filt.where(), first, after)
+
+
+async def agents_count(session: AsyncSession, filt: AgentFilter) -> int:
+    return await _count(session, Agent, filt.where())
+
+
+async def audit_page(
+    session: AsyncSession, account_id: int, first: int, after: str | None
+) -> Page[AuditEntry]:
+    """The account's audit trail, newest first."""
+    return await _page(session, _AUDIT, AuditEntry, [AuditEntry.account_id == account_id], first, after)
+
+
+async def audit_count(session: AsyncSession, account_id: int) -> int:
+    return await _count(session, AuditEntry, [AuditEntry.account_id == account_id])
+
+
+# ---------------------------------------------------------------------------- batch loads
+
+
+async def users_by_id(session: AsyncSession, account_id: int, user_ids: Sequence[int]) -> dict[int, User]:
+    rows = (
+        await session.execute(
+            sa.select(User).where(User.account_id == account_id, User.id.in_(user_ids))  # type: ignore[union-attr,arg-type]
+        )
+    ).scalars()
+    return {u.id: u for u in rows if u.id is not None}
+
+
+async def agents_by_user(
+    session: AsyncSession, account_id: int, user_ids: Sequence[int]
+) -> dict[int, list[Agent]]:
+    """Each user's agents, oldest first."""
+    rows = (
+        await session.execute(
+            sa.select(Agent)
+            .where(Agent.account_id == account_id, Agent.user_id.in_(user_ids))  # type: ignore[attr-defined,arg-type]
+            .order_by(col(Agent.user_id), col(Agent.id))
+        )
+    ).scalars()
+    found: dict[int, list[Agent]] = defaultdict(list)
+    for agent in rows:
+        found[agent.user_id].append(agent)
+    return found
+
+
+async def admins_by_id(session: AsyncSession, account_id: int, admin_ids: Sequence[int]) -> dict[int, Admin]:
+    rows = (
+        await session.execute(
+            sa.select(Admin).where(Admin.account_id == account_id, Admin.id.in_(admin_ids))  # type: ignore[union-attr,arg-type]
+        )
+    ).scalars()
+    return {a.id: a for a in rows if a.id is not None}
+
+
+async def account_by_id(session: AsyncSession, account_id: int) -> Account | None:
+    return (
+        await session.execute(sa.select(Account).where(Account.id == account_id))  # type: ignore[arg-type]
+    ).scalar_one_or_none()
+
+
+async def agent_by_id(session: AsyncSession, account_id: int, agent_id: int) -> Agent | None:
+    return (
+        await session.execute(
+            sa.select(Agent).where(Agent.account_id == account_id, Agent.id == agent_id)  # type: ignore[arg-type]
+        )
+    ).scalar_one_or_none()
+
+
+# ---------------------------------------------------------------------------- pending info
+
+
+@dataclass(frozen=True, slots=True)
+class Retained:
+    """What is stored of one user's activity."""
+
+    event_count: int = 0
+    active_seconds: int = 0
+    oldest_start: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingInfo:
+    reason: PendingReason
+    entered_at: datetime
+    retained_event_count: int
+    retained_active_seconds: int
+    oldest_retained_at: datetime | None
+    # When the oldest retained event falls out of the rolling retention window (SPEC §4).
+    data_expires_at: datetime | None
+
+
+async def retained_by_user(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, Retained]:
+    """Counts, seconds and the oldest start of the stored activity, per user, in one query."""
+    rows = await session.execute(
+        sa.select(
+            col(ActivityEvent.user_id),
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(col(ActivityEvent.duration_seconds)), 0),
+            sa.func.min(col(ActivityEvent.start)),
+        )
+        .where(ActivityEvent.user_id.in_(user_ids))  # type: ignore[attr-defined]
+        .group_by(col(ActivityEvent.user_id))
+    )
+    return {int(uid): Retained(int(n), int(s), oldest) for uid, n, s, oldest in rows}
+
+
+def pending_info(user: User, retained: Retained, retention_days: int) -> PendingInfo | None:
+    """``None`` unless the user is pending."""
+    if user.status is not UserStatus.PENDING or user.pending_reason is None or user.pending_since is None:
+        return None
+    oldest = retained.oldest_start
+    return PendingInfo(
+        reason=user.pending_reason,
+        entered_at=user.pending_since,
+        retained_event_count=retained.event_count,
+        retained_active_seconds=retained.active_seconds,
+        oldest_retained_at=oldest,
+        data_expires_at=None if oldest is None else oldest + timedelta(days=retention_days),
+    )
+
+
+def ordered(found: dict[int, T], keys: Iterable[int], default: T) -> list[T]:
+    """Values for ``keys`` in order, ``default`` where missing (DataLoader batch results)."""
+    return [found.get(k, default) for k in keys]
