@@ -143,7 +143,7 @@ class JobRunner:
     def __init__(self, svc: Services, jobs: Sequence[Job] = JOBS, holder: str | None = None) -> None:
         self.svc = svc
         self.jobs = {job.name: job for job in jobs}
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.holder = holder or f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(4)}"
         self.scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[Any]] = set()
 
@@ -171,6 +171,11 @@ class JobRunner:
     def start(self) -> None:
         """Start the scheduler in the running event loop (the app's lifespan)."""
         scheduler = AsyncIOScheduler(timezone=UTC)
+        # APScheduler logs two INFO lines per run; every 5 s that drowns the server's own
+        # log. Failures still show (logged by _scheduled), and an explicit level is kept.
+        executor_log = logging.getLogger("apscheduler.executors.default")
+        if executor_log.level == logging.NOTSET:
+            executor_log.setLevel(logging.WARNING)
         now = datetime.now(UTC)
         for job in self.jobs.values():
             first = job.interval_seconds if job.first_delay_seconds is None else job.first_delay_seconds

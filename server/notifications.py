@@ -258,10 +258,23 @@ def render_digest(digest: Digest, settings: Settings, now: datetime) -> EmailMes
 
 async def build_digests(db: Database, settings: Settings, now: datetime) -> int:
     """Write one outbox message per closed window per notified admin; returns how many."""
+    window = timedelta(seconds=settings.notify_digest_seconds)
     async with db.read() as session:
         latest = (
             sa.select(sa.func.max(QueueArrival.id))
             .where(col(QueueArrival.account_id) == col(Admin.account_id))
+            .scalar_subquery()
+        )
+        # When the admin's oldest unsent arrival came: its window is closed once this is
+        # ``window`` old. Read here so a tick with only open windows writes nothing.
+        first_unsent_at = (
+            sa.select(col(QueueArrival.at))
+            .where(
+                col(QueueArrival.account_id) == col(Admin.account_id),
+                col(QueueArrival.id) > sa.func.coalesce(col(NotifyCursor.last_arrival_id), 0),
+            )
+            .order_by(col(QueueArrival.id))
+            .limit(1)
             .scalar_subquery()
         )
         rows = (
@@ -272,6 +285,7 @@ async def build_digests(db: Database, settings: Settings, now: datetime) -> int:
                     col(Admin.notify_on_pending),
                     col(NotifyCursor.last_arrival_id),
                     latest,
+                    first_unsent_at,
                 )
                 .select_from(Admin)
                 .outerjoin(NotifyCursor, col(NotifyCursor.admin_id) == col(Admin.id))
@@ -284,20 +298,22 @@ async def build_digests(db: Database, settings: Settings, now: datetime) -> int:
                 )
             )
         ).all()
-    if not rows:
-        return 0
 
     # Admins without a cursor start after the arrivals that came before they existed;
     # everyone who gets no mail moves past every arrival so far.
-    notified: list[int] = []
-    async with db.write() as session:
-        for admin_id, role, notify, cursor, latest_id in rows:
-            if role is not Role.ADMIN or not notify:
-                await _move_cursor(session, admin_id, int(latest_id), now)
-                continue
-            if cursor is None:
+    skipped = [(r[0], int(r[4])) for r in rows if r[1] is not Role.ADMIN or not r[2]]
+    starting = [r[0] for r in rows if r[1] is Role.ADMIN and r[2] and r[3] is None]
+    if skipped or starting:
+        async with db.write() as session:
+            for admin_id, latest_id in skipped:
+                await _move_cursor(session, admin_id, latest_id, now)
+            for admin_id in starting:
                 await _start_cursor(session, admin_id, now)
-            notified.append(admin_id)
+    notified = starting + [
+        r[0]
+        for r in rows
+        if r[1] is Role.ADMIN and r[2] and r[3] is not None and r[5] is not None and r[5] + window <= now
+    ]
 
     written = 0
     for admin_id in notified:

@@ -98,6 +98,20 @@ async def purge_account(session: AsyncSession, account_id: int, now: datetime, l
     return deleted
 
 
+async def _has_expired(session: AsyncSession, account_id: int, before: datetime) -> bool:
+    found = await session.execute(
+        sa.select(col(ActivityEvent.id))
+        .join(User, col(User.id) == col(ActivityEvent.user_id))
+        .where(
+            col(User.account_id) == account_id,
+            col(User.status) == UserStatus.PENDING,
+            col(ActivityEvent.start) < before,
+        )
+        .limit(1)
+    )
+    return found.first() is not None
+
+
 async def _purge_chunks(db: Database, build: Callable[[], sa.Delete]) -> int:
     total = 0
     while True:
@@ -112,8 +126,13 @@ async def purge(db: Database, now: datetime) -> PurgeReport:
     """One retention run over every account; see the module docstring."""
     report = PurgeReport()
     async with db.read() as session:
-        account_ids = [int(i or 0) for i in (await session.execute(sa.select(col(Account.id)))).scalars()]
-    for account_id in account_ids:
+        accounts = (await session.execute(sa.select(col(Account.id), col(Account.retention_days)))).all()
+    for account_id, retention_days in accounts:
+        assert account_id is not None
+        # A read first: most accounts have nothing expired, and need no write lock.
+        async with db.read() as session:
+            if not await _has_expired(session, account_id, cutoff(now, retention_days)):
+                continue
         while True:
             async with db.write() as session:
                 n = await purge_account(session, account_id, now)

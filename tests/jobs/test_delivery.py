@@ -186,3 +186,22 @@ async def test_a_sender_that_died_after_claiming_leaves_the_mail_due_again_later
     finally:
         await fresh.db.dispose()
     assert len(smtp.mailbox.received) == 1
+
+
+async def test_starttls_required_but_not_offered_keeps_the_mail_for_a_retry(
+    svc: Services, clock: FakeClock, smtp: SmtpServer
+) -> None:
+    # A TLS misconfiguration says nothing about the message: it waits, it is not failed.
+    svc.settings = svc.settings.with_overrides(smtp_tls="starttls")
+    tenant = await make_tenant(svc.db, licenses=0)
+    clock.advance(seconds=1)
+    await arrive(svc.db, tenant.account_id, "ann", clock)
+    clock.advance(seconds=60)
+    assert (await jobs.run_digest_tick(svc)).delivery.retried == 1
+    (message,) = await outbox(svc.db)
+    assert message.status is OutboxStatus.PENDING and "STARTTLS" in (message.last_error or "").upper()
+
+    svc.settings = svc.settings.with_overrides(smtp_tls="none")
+    clock.advance(seconds=15)
+    assert (await jobs.run_digest_tick(svc)).delivery.sent == 1
+    assert len(smtp.mailbox.received) == 1
