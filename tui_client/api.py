@@ -168,7 +168,7 @@ class User:
     def matches(self, search: str) -> bool:
         """A client-side approximation of the server's search, for live arrivals."""
         needle = search.casefold()
-        hay = [self.display_name] + [f"{a.logon} {a.device_name}" for a in self.agents]
+        hay = [self.display_name] + [f"{a.logon_name}\n{a.device_name}" for a in self.agents]
         return any(needle in h.casefold() for h in hay)
 
 

@@ -7,12 +7,14 @@ import asyncio
 import logging
 import os
 import sys
+from collections import deque
 from collections.abc import Sequence
 from datetime import tzinfo
 
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
@@ -66,6 +68,7 @@ class AdminApp(App[None]):
         self.me: Me | None = None
         self.account: Account | None = None
         self.connection = "connecting"
+        self.notices: deque[tuple[str, str, str]] = deque(maxlen=100)
 
     # ------------------------------------------------------------------ layout
 
@@ -100,6 +103,19 @@ class AdminApp(App[None]):
         await self.api.close()
 
     # ------------------------------------------------------------------ errors
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        # Kept for tests and the bench: what the admin was told, in order.
+        self.notices.append((severity, title, message))
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def report_error(self, error: BaseException, title: str | None = None) -> None:
         """The one place failures become notifications: expected ones by message, others masked."""

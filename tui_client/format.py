@@ -21,6 +21,13 @@ def when(dt: datetime | None, tz: tzinfo | None) -> str:
     return dt.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
+def short(dt: datetime | None, tz: tzinfo | None) -> str:
+    """A timestamp for a narrow column: month, day and minute."""
+    if dt is None:
+        return "—"
+    return dt.astimezone(tz).strftime("%b %d %H:%M")
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"

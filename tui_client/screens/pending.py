@@ -28,13 +28,13 @@ from tui_client.widgets.paged_table import PagedTable
 
 COLUMNS = [
     ("sel", " ", 1),
-    ("name", "Name", 22),
-    ("logon", "Logon", 22),
-    ("device", "Device", 16),
+    ("name", "Name", 18),
+    ("logon", "Logon", 17),
+    ("device", "Device", 13),
     ("reason", "Reason", 13),
-    ("entered", "Entered", 16),
-    ("retained", "Retained activity", 17),
-    ("expires", "Data expires", 16),
+    ("entered", "Entered", 12),
+    ("retained", "Retained", 15),
+    ("expires", "Data expires", 12),
 ]
 REASON_FILTERS: list[str | None] = [None, "OVER_LIMIT", "MANUAL_REVIEW"]
 ACTIONS = {"approve", "assign", "merge", "remove"}
@@ -74,6 +74,9 @@ class PendingView(ApiView):
         self._generation = 0
         self._loading_more = False
         self._busy = 0
+        # Events that arrive while a re-query is in flight, replayed over its answer: the answer
+        # may predate them, and they must not be lost.
+        self._replay: list[QueueEvent] | None = None
         # For bench/tui_paint.py: when the first page arrived and when it was painted.
         self.first_data_at: float | None = None
         self.first_paint_at: float | None = None
@@ -105,11 +108,13 @@ class PendingView(ApiView):
     def refresh_data(self) -> None:
         self.reload()
 
-    def reload(self) -> None:
-        """Re-query from the top, as many rows as are shown now (so the cursor can stay put)."""
+    def reload(self, fresh: bool = False) -> None:
+        """Re-query from the top: one page when ``fresh`` (a new filter), else as many rows as
+        are shown now, so the cursor can stay on its user."""
         self._generation += 1
         self._loading_more = False
-        want = min(max(len(self.users), self.page_size), MAX_IDS)
+        want = self.page_size if fresh else min(max(len(self.users), self.page_size), MAX_IDS)
+        self._replay = []
         self._fetch(self._generation, want, None, replace=True)
 
     @work(exclusive=True, group="pending-page", exit_on_error=False)
@@ -118,6 +123,7 @@ class PendingView(ApiView):
             result = await self.api.pending_users(first, after, self.search, self.reason)
         except ApiError as exc:
             self._loading_more = False
+            self._replay = None
             self.fail("Could not load the queue", exc)
             self._set_info()
             return
@@ -160,10 +166,16 @@ class PendingView(ApiView):
         self.selected &= set(self.users)
         self._loading_more = False
         self.loaded = True
-        if message.replace and keep is not None and keep in self.users:
-            table.move_cursor(row=table.get_row_index(keep), animate=False)
-        self.post_message(AccountChanged(message.result.account))
+        if message.replace:
+            replay, self._replay = self._replay or [], None
+            for event in replay:
+                self.apply_event(event)
+            if keep is not None and keep in self.users:
+                table.move_cursor(row=table.get_row_index(keep), animate=False)
+            if not replay:
+                self.post_message(AccountChanged(message.result.account))
         self._set_info()
+        table.call_after_refresh(table.check_near_end)
 
     def _painted(self) -> None:
         self.first_paint_at = time.perf_counter()
@@ -185,9 +197,9 @@ class PendingView(ApiView):
             (first.logon + more) if first else "—",
             first.device_name if first else "—",
             fmt.REASONS.get(p.reason, p.reason) if p else "—",
-            fmt.when(p.entered_at if p else None, tz),
+            fmt.short(p.entered_at if p else None, tz),
             retained,
-            fmt.when(p.data_expires_at if p else None, tz),
+            fmt.short(p.data_expires_at if p else None, tz),
         ]
 
     def _add_row(self, user: User) -> None:
@@ -221,6 +233,8 @@ class PendingView(ApiView):
 
     def apply_event(self, event: QueueEvent) -> None:
         """A live change: add, update or remove the user's row; the header follows elsewhere."""
+        if self._replay is not None:
+            self._replay.append(event)
         user = event.user
         if user is not None and self._wanted(user):
             if user.id in self.users:
@@ -237,8 +251,8 @@ class PendingView(ApiView):
         if not self.search and self.reason is None:
             self.total = event.account.pending_count
         self._set_info()
-        if self.has_next and self.table.row_count < self.page_size:
-            self.on_paged_table_near_end(PagedTable.NearEnd(self.table))
+        if self.loaded and self.has_next:
+            self.table.check_near_end()  # rows left: page in more before the table runs dry
 
     def _drop(self, user_ids: list[str]) -> None:
         for uid in user_ids:
@@ -258,7 +272,9 @@ class PendingView(ApiView):
                 parts.append(f"filter “{self.search}”")
             if self.reason:
                 parts.append(f"reason: {fmt.REASONS[self.reason]}")
-            if self.loaded and not self.users:
+            if not self.loaded:
+                parts = ["Waiting for the server…"]
+            elif not self.users:
                 parts = [
                     "The queue is empty." if not (self.search or self.reason) else "No pending user matches."
                 ]
@@ -330,8 +346,7 @@ class PendingView(ApiView):
         await asyncio.sleep(0.25)  # debounce typing
         if value != self.search:
             self.search = value
-            self.users.clear()
-            self.reload()
+            self.reload(fresh=True)
 
     @on(Input.Submitted, "#pending-filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
@@ -341,8 +356,7 @@ class PendingView(ApiView):
 
     def action_cycle_reason(self) -> None:
         self.reason = REASON_FILTERS[(REASON_FILTERS.index(self.reason) + 1) % len(REASON_FILTERS)]
-        self.users.clear()
-        self.reload()
+        self.reload(fresh=True)
         label = fmt.REASONS[self.reason] if self.reason else "all reasons"
         self.notify(f"Showing {label}", timeout=2)
 

@@ -19,7 +19,8 @@ class PagedTable(DataTable[object]):
     class NearEnd(Message):
         table: PagedTable
 
-    def _check_near_end(self) -> None:
+    def check_near_end(self) -> None:
+        """Ask for more when fewer than ``LOOKAHEAD`` rows remain below the cursor or the view."""
         if self.row_count == 0:
             return
         bottom_visible = int(self.scroll_y) + self.scrollable_content_region.height
@@ -28,7 +29,7 @@ class PagedTable(DataTable[object]):
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
-        self._check_near_end()
+        self.check_near_end()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._check_near_end()
+        self.check_near_end()

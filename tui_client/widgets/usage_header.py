@@ -18,12 +18,12 @@ class Usage(Static):
         a = self.account
         if a is None:
             return "Licenses —/—"
-        review = "[b]on[/]" if a.manual_review else "off"
-        short = " [b $error]· none free[/]" if a.licenses_available == 0 else ""
+        review = "[b $warning]on[/]" if a.manual_review else "off"
+        style = "b $error" if a.licenses_available == 0 else "b"
+        free = f"[{style}]{a.licenses_available:,}[/]"
         return (
-            f"[b]{a.name}[/]   Licenses [b]{a.licenses_used:,}/{a.license_limit:,}[/] used"
-            f"{short} · [b]{a.licenses_available:,}[/] available · "
-            f"[b]{a.pending_count:,}[/] pending · manual review {review}"
+            f"[b]{a.name}[/]   Licenses [b]{a.licenses_used:,}/{a.license_limit:,}[/] used · "
+            f"{free} available · [b]{a.pending_count:,}[/] pending · manual review {review}"
         )
 
 
