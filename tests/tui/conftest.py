@@ -98,32 +98,34 @@ class LiveServer:
         return user
 
     async def account(self) -> dict[str, Any]:
-        data = await self.gql("{ account { licenseLimit licensesUsed licensesAvailable pendingCount manualReview } }")
+        data = await self.gql(
+            "{ account { licenseLimit licensesUsed licensesAvailable pendingCount manualReview } }"
+        )
         account: dict[str, Any] = data["account"]
         return account
 
 
 async def wait_until(
-    pilot: Pilot[Any], predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT
+    pilot: Pilot[Any], predicate: Callable[[], bool], what: str, within: float = TIMEOUT
 ) -> None:
     """Poll ``predicate`` between the app's idle points until it holds or the deadline passes."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not predicate():
         if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await pilot.pause(0.02)
 
 
 async def eventually(
-    pilot: Pilot[Any], check: Callable[[], Awaitable[bool]], what: str, timeout: float = TIMEOUT
+    pilot: Pilot[Any], check: Callable[[], Awaitable[bool]], what: str, within: float = TIMEOUT
 ) -> None:
     """Like :func:`wait_until`, for a condition that needs the API (an ``async`` check)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not await check():
         if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await pilot.pause(0.05)
 
 
@@ -196,7 +198,8 @@ class ThreadedServer:
 
     def app(self, **kwargs: Any) -> AdminApp:
         assert self.tenant is not None
-        return AdminApp(f"{self.base_url}/graphql", self.tenant.admin_token, tz=UTC, retry=(0.1, 0.5), **kwargs)
+        url = f"{self.base_url}/graphql"
+        return AdminApp(url, self.tenant.admin_token, tz=UTC, retry=(0.1, 0.5), **kwargs)
 
     def _run(self) -> None:
         try:

@@ -284,7 +284,9 @@ async def test_a_bad_token_is_a_notification_not_a_traceback(live: LiveServer) -
         assert app.is_running
 
 
-async def test_a_lost_server_shows_retries_and_catches_up(db: Database, db_url: str, clock: FakeClock) -> None:
+async def test_a_lost_server_shows_retries_and_catches_up(
+    db: Database, db_url: str, clock: FakeClock
+) -> None:
     tenant = await make_tenant(db, licenses=0)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -296,7 +298,7 @@ async def test_a_lost_server_shows_retries_and_catches_up(db: Database, db_url: 
         config = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", timeout_graceful_shutdown=1)
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve(sockets=[listener]))
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to await
             await asyncio.sleep(0.01)
         return server, task
 
