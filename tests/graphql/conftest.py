@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import httpx
 import pytest
 
+from server.app import create_app
 from server.db import Database
 from server.services import Services
 from server.settings import Settings
 from tests.graphql.helpers import Gql
-from tests.support import FakeClock
+from tests.support import FakeClock, serve_app
 
 
 @pytest.fixture
@@ -17,3 +21,12 @@ def services(db: Database, db_url: str, clock: FakeClock) -> Services:
 @pytest.fixture
 def gql(services: Services) -> Gql:
     return Gql(services)
+
+
+@pytest.fixture
+async def http(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app under a real uvicorn; a client for its base URL."""
+    app = create_app(services.settings, db=services.db, clock=services.clock)
+    async with serve_app(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+        client.app = app  # type: ignore[attr-defined]
+        yield client

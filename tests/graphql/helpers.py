@@ -45,7 +45,9 @@ class Gql:
 
 
 PENDING_PAGE = """
-query Page($first: Int!, $after: String, $search: String, $reason: PendingReason, $orderBy: PendingOrder! = ENTERED_ASC) {
+query Page(
+  $first: Int!, $after: String, $search: String, $reason: PendingReason, $orderBy: PendingOrder! = ENTERED_ASC
+) {
   pendingUsers(first: $first, after: $after, search: $search, reason: $reason, orderBy: $orderBy) {
     totalCount
     pageInfo { hasNextPage endCursor }
@@ -64,3 +66,7 @@ query Page($first: Int!, $after: String, $search: String, $reason: PendingReason
 ACCOUNT = """
 { account { id name licenseLimit licensesUsed licensesAvailable pendingCount manualReview retentionDays } }
 """
+
+
+def ids(connection: dict[str, Any]) -> list[str]:
+    return [e["node"]["id"] for e in connection["edges"]]
