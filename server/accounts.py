@@ -14,6 +14,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.errors import DomainError, ErrorCode
 from server.licensing import MAX_LICENSE_LIMIT, Actor
@@ -89,7 +90,9 @@ async def create_admin(
         raise DomainError(ErrorCode.INVALID_INPUT, "name must be 1 to 256 characters", "name")
     taken = (
         await session.execute(
-            sa.select(Admin.id).where(Admin.account_id == account_id, sa.func.lower(Admin.email) == email.lower())  # type: ignore[arg-type]
+            sa.select(col(Admin.id)).where(
+                col(Admin.account_id) == account_id, sa.func.lower(col(Admin.email)) == email.lower()
+            )
         )
     ).first()
     if taken is not None:
@@ -124,7 +127,7 @@ async def authenticate_ingest(session: AsyncSession, key: str) -> int | None:
     if not key.startswith(INGEST_KEY_PREFIX) or len(key) > 200:
         return None
     found = (
-        await session.execute(sa.select(Account.id).where(Account.ingest_key_hash == hash_secret(key)))  # type: ignore[arg-type,call-overload]
+        await session.execute(sa.select(col(Account.id)).where(col(Account.ingest_key_hash) == hash_secret(key)))
     ).scalar_one_or_none()
     return None if found is None else int(found)
 

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server import licensing
+from server.errors import DomainError, ErrorCode
 from server.licensing import AdmissionStatus, AgentReport, bump_queue_version
 from server.models import ActivityEvent, Agent, IngestBatch, Productivity, User, UserStatus
 
@@ -207,69 +210,139 @@ def parse_batch(body: Any) -> Batch:
 
 async def ingest(session: AsyncSession, account_id: int, batch: Batch, now: datetime) -> IngestResult:
     """Admit the batch's agent and store its events, once per ``(agent, batchId)``."""
-    key = batch.agent.key
-    stored = (
-        await session.execute(
-            sa.select(IngestBatch.response).where(
-                IngestBatch.account_id == account_id,  # type: ignore[arg-type]
-                IngestBatch.agent_key == key,  # type: ignore[arg-type]
-                IngestBatch.batch_id == batch.batch_id,  # type: ignore[arg-type]
-            )
-        )
-    ).scalar_one_or_none()
-    if stored is not None:
-        first = json.loads(stored)
-        return IngestResult(
-            agent_id=None if first["agentId"] is None else int(first["agentId"]),
-            user_id=None if first["userId"] is None else int(first["userId"]),
-            status=first["status"],
-            accepted=first["accepted"],
-            duplicate=True,
-        )
-
-    admission = await licensing.admit(session, account_id, batch.agent, now)
-    if admission.status == AdmissionStatus.IGNORED:
-        # Do-not-track: accepted and dropped; nothing is stored, not even the batch id.
-        return IngestResult(None, None, AdmissionStatus.IGNORED, 0)
-    assert admission.agent_id is not None and admission.user_id is not None
-
-    if batch.events:
-        await session.execute(
-            sa.insert(ActivityEvent),
-            [
-                {
-                    "user_id": admission.user_id,
-                    "agent_id": admission.agent_id,
-                    "start": e.start,
-                    "duration_seconds": e.duration_seconds,
-                    "app": e.app,
-                    "title": e.title,
-                    "url": e.url,
-                    "productivity": e.productivity,
-                }
-                for e in batch.events
-            ],
-        )
-        if admission.status == AdmissionStatus.PENDING and not admission.entered_queue:
-            # A pending user's retained activity is part of what the queue shows.
-            await bump_queue_version(session, account_id)
-    await session.execute(
-        sa.update(Agent).where(Agent.id == admission.agent_id).values(last_seen_at=now)  # type: ignore[arg-type]
-    )
-    await session.execute(
-        sa.update(User).where(User.id == admission.user_id).values(last_seen_at=now)  # type: ignore[arg-type]
-    )
-    result = IngestResult(admission.agent_id, admission.user_id, admission.status, len(batch.events))
-    await session.execute(
-        sa.insert(IngestBatch).values(
-            account_id=account_id,
-            agent_key=key,
-            batch_id=batch.batch_id,
-            response=json.dumps(result.to_json()),
-            created_at=now,
-        )
-    )
+    (result,) = await ingest_many(session, [(account_id, batch)], now)
     return result
+
+
+async def ingest_many(
+    session: AsyncSession, items: Sequence[tuple[int, Batch]], now: datetime
+) -> list[IngestResult]:
+    """Store several ``(account_id, batch)`` in the caller's transaction; one result each, in order.
+
+    The work is done in a fixed number of statements whatever the number of batches (one
+    look-up of stored batch ids, one of known agents and aliases, one insert of all events,
+    ...), new agents included (:func:`licensing.admit_many`). This
+    is what lets the ingest endpoint commit concurrent batches together (group commit).
+    """
+    batch_keys = [(account_id, b.agent.key, b.batch_id) for account_id, b in items]
+    stored = await _stored_responses(session, batch_keys)
+    known = await licensing.resolve_keys(session, {(account_id, b.agent.key) for account_id, b in items})
+
+    # Admit the new keys first, per account and in arrival order, in bulk.
+    fresh: dict[int, list[int]] = defaultdict(list)
+    seen_batches: set[tuple[int, str, str]] = set()
+    for n, ((account_id, batch), bkey) in enumerate(zip(items, batch_keys, strict=True)):
+        if bkey in stored or bkey in seen_batches:
+            continue
+        seen_batches.add(bkey)
+        if (account_id, batch.agent.key) not in known:
+            fresh[account_id].append(n)
+    admissions: dict[int, licensing.Admission] = {}
+    for account_id, positions in fresh.items():
+        admitted = await licensing.admit_many(
+            session, account_id, [items[n][1].agent for n in positions], now, known=known
+        )
+        admissions.update(zip(positions, admitted, strict=True))
+
+    results: list[IngestResult] = []
+    first_in_group: dict[tuple[int, str, str], IngestResult] = {}
+    rows: list[dict[str, Any]] = []
+    agents_seen: set[int] = set()
+    users_seen: set[int] = set()
+    pending_accounts: set[int] = set()
+    batch_rows: list[dict[str, Any]] = []
+    for n, ((account_id, batch), bkey) in enumerate(zip(items, batch_keys, strict=True)):
+        if bkey in stored:
+            results.append(_replayed(stored[bkey]))
+            continue
+        if bkey in first_in_group:
+            results.append(replace(first_in_group[bkey], duplicate=True))
+            continue
+        entered = False
+        if n in admissions:
+            admission = admissions[n]
+            if admission.status == AdmissionStatus.IGNORED:
+                # Do-not-track: accepted and dropped; nothing is stored, not even the batch id.
+                results.append(IngestResult(None, None, AdmissionStatus.IGNORED, 0))
+                continue
+            assert admission.agent_id is not None and admission.user_id is not None
+            agent = (admission.agent_id, admission.user_id, admission.status)
+            entered = admission.entered_queue
+        else:
+            agent = known[(account_id, batch.agent.key)]
+        agent_id, user_id, status = agent
+        rows.extend(
+            {
+                "user_id": user_id,
+                "agent_id": agent_id,
+                "start": e.start,
+                "duration_seconds": e.duration_seconds,
+                "app": e.app,
+                "title": e.title,
+                "url": e.url,
+                "productivity": e.productivity,
+            }
+            for e in batch.events
+        )
+        agents_seen.add(agent_id)
+        users_seen.add(user_id)
+        if status == AdmissionStatus.PENDING and not entered:
+            # A pending user's retained activity, last-seen times and agents are part of
+            # what the queue shows: even a heartbeat changes it, and cached queue pages
+            # are keyed by the account's queue version.
+            pending_accounts.add(account_id)
+        result = IngestResult(agent_id, user_id, status, len(batch.events))
+        first_in_group[bkey] = result
+        results.append(result)
+        batch_rows.append(
+            {
+                "account_id": account_id,
+                "agent_key": bkey[1],
+                "batch_id": bkey[2],
+                "response": json.dumps(result.to_json()),
+                "created_at": now,
+            }
+        )
+
+    if rows:
+        # Core executemany: the ORM would insert these one by one.
+        await session.execute(sa.insert(ActivityEvent.__table__), rows)  # type: ignore[attr-defined]
+    if agents_seen:
+        await session.execute(
+            sa.update(Agent).where(Agent.id.in_(agents_seen)).values(last_seen_at=now)  # type: ignore[union-attr]
+        )
+        await session.execute(
+            sa.update(User).where(User.id.in_(users_seen)).values(last_seen_at=now)  # type: ignore[union-attr]
+        )
+    if batch_rows:
+        await session.execute(sa.insert(IngestBatch.__table__), batch_rows)  # type: ignore[attr-defined]
+    for account_id in sorted(pending_accounts):
+        await bump_queue_version(session, account_id)
+    return results
+
+
+def _replayed(stored: str) -> IngestResult:
+    first = json.loads(stored)
+    return IngestResult(
+        agent_id=None if first["agentId"] is None else int(first["agentId"]),
+        user_id=None if first["userId"] is None else int(first["userId"]),
+        status=first["status"],
+        accepted=first["accepted"],
+        duplicate=True,
+    )
+
+
+async def _stored_responses(
+    session: AsyncSession, keys: Sequence[tuple[int, str, str]]
+) -> dict[tuple[int, str, str], str]:
+    if not keys:
+        return {}
+    rows = await session.execute(
+        sa.select(col(IngestBatch.account_id), col(IngestBatch.agent_key), col(IngestBatch.batch_id), col(IngestBatch.response)).where(
+            sa.tuple_(IngestBatch.account_id, IngestBatch.agent_key, IngestBatch.batch_id).in_(keys)
+        )
+    )
+    return {(a, k, b): r for a, k, b, r in rows}
 
 
 # ---------------------------------------------------------------------------- reports
@@ -292,12 +365,12 @@ class UserActivity:
 
 def _day_bounds(from_day: date, to_day: date) -> tuple[datetime, datetime]:
     if to_day < from_day:
-        raise licensing.DomainError(
-            licensing.ErrorCode.INVALID_INPUT, "'to' is before 'from'", "to"
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, "'to' is before 'from'", "to"
         )
     if (to_day - from_day).days + 1 > MAX_REPORT_DAYS:
-        raise licensing.DomainError(
-            licensing.ErrorCode.INVALID_INPUT, f"a report covers at most {MAX_REPORT_DAYS} days", "to"
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, f"a report covers at most {MAX_REPORT_DAYS} days", "to"
         )
     lo = datetime.combine(from_day, time.min, UTC)
     hi = datetime.combine(to_day + timedelta(days=1), time.min, UTC)
@@ -337,7 +410,7 @@ async def activity_report(
     app_rows = await session.execute(
         sa.select(e.c.user_id, e.c.app, sa.func.sum(e.c.duration_seconds).label("s"))
         .select_from(e)
-        .join(User, User.id == e.c.user_id)  # type: ignore[arg-type]
+        .join(User, User.id == e.c.user_id)
         .where(
             User.account_id == account_id,  # type: ignore[arg-type]
             User.status == UserStatus.LICENSED,  # type: ignore[arg-type]

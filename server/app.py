@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,7 +20,7 @@ from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
-BackgroundTask = Callable[[Services], Awaitable[Any]]
+BackgroundTask = Callable[[Services], Coroutine[Any, Any, Any]]
 
 
 def create_app(
@@ -50,6 +50,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
             await runner.stop()
+            await svc.committer.stop()
             await svc.db.broadcaster.stop()
             if db is None:
                 await svc.db.dispose()

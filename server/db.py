@@ -108,7 +108,7 @@ class Database:
 
     async def ping(self) -> bool:
         async with self.engine.connect() as conn:
-            return (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+            return bool((await conn.execute(text("SELECT 1"))).scalar_one() == 1)
 
     async def migrate(self) -> None:
         """Upgrade the schema to the newest Alembic revision."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from server import activity
 from server.accounts import Created, create_account, create_admin, find_account_by_name, rotate_admin_token
@@ -155,7 +156,7 @@ async def run_fleet(svc: Services, account_id: int, initial_people: int = 36) ->
         await asyncio.sleep(1.0)
 
 
-def fleet_task(account_id: int) -> Callable[[Services], Awaitable[None]]:
+def fleet_task(account_id: int) -> Callable[[Services], Coroutine[Any, Any, None]]:
     async def task(svc: Services) -> None:
         await run_fleet(svc, account_id)
 

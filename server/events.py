@@ -15,6 +15,7 @@ so the client can resync by query. One slow subscriber never delays another.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
@@ -94,10 +95,8 @@ class Subscription:
         self.closed = True
         # Wake a waiting reader; if the queue is full it will find ``overflowed`` set
         # once it has drained what it can.
-        try:
+        with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(None)
-        except asyncio.QueueFull:
-            pass
 
     def close(self) -> None:
         if not self.closed:
@@ -131,6 +130,7 @@ class MemoryBroker:
     def __init__(self) -> None:
         self._subscribers: dict[int, set[Subscription]] = defaultdict(set)
         self._changed = asyncio.Condition()
+        self._notifiers: set[asyncio.Task[None]] = set()
 
     def subscribe(self, account_id: int, maxsize: int = DEFAULT_SUBSCRIBER_QUEUE) -> Subscription:
         sub = Subscription(self, account_id, maxsize)
@@ -165,7 +165,9 @@ class MemoryBroker:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        loop.create_task(notify())
+        task = loop.create_task(notify())
+        self._notifiers.add(task)
+        task.add_done_callback(self._notifiers.discard)
 
     def deliver(self, events: Sequence[QueueEvent]) -> None:
         for event in events:

@@ -81,8 +81,7 @@ async def ingest(request: Request) -> JSONResponse:
     except activity.BatchInvalid as exc:
         return error(400, "INVALID_INPUT", "the batch is not valid; nothing was stored", exc.details)
     try:
-        async with svc.db.write() as session:
-            result = await activity.ingest(session, account_id, batch, svc.clock())
+        result = await svc.committer.submit(account_id, batch)
     except OperationalError as exc:
         # Lock wait past the busy timeout (another process holding the write lock): retryable.
         log.warning("ingest could not get the database: %s", exc)

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.errors import DomainError, ErrorCode, PermissionDenied
 from server.events import AccountUsage, QueueEvent, record
@@ -154,8 +155,8 @@ async def bump_queue_version(session: AsyncSession, account_id: int) -> int:
             await session.execute(
                 sa.update(Account)
                 .where(Account.id == account_id)  # type: ignore[arg-type]
-                .values(queue_version=Account.queue_version + 1)
-                .returning(Account.queue_version)
+                .values(queue_version=col(Account.queue_version) + 1)
+                .returning(col(Account.queue_version))
             )
         ).scalar_one()
     )
@@ -291,103 +292,237 @@ def _queue_arrival(session: AsyncSession, user: User, agent: Agent | None, now: 
 # ---------------------------------------------------------------------------- admission
 
 
-async def resolve_known(
-    session: AsyncSession, account_id: int, report: AgentReport
-) -> tuple[int, int, UserStatus] | None:
-    """``(agent_id, user_id, status)`` for a key the account knows, directly or as an alias."""
-    key = report.key
-    row = (
-        await session.execute(
-            sa.select(Agent.id, Agent.user_id, User.status)
-            .join(User, User.id == Agent.user_id)  # type: ignore[arg-type]
-            .where(Agent.account_id == account_id, Agent.key == key)  # type: ignore[arg-type]
+KnownAgent = tuple[int, int, str]  # (agent_id, user_id, user status)
+
+
+async def resolve_keys(
+    session: AsyncSession, keys: set[tuple[int, str]]
+) -> dict[tuple[int, str], KnownAgent]:
+    """``(account_id, key) -> (agent_id, user_id, status)`` for keys known directly or as aliases."""
+    if not keys:
+        return {}
+    found: dict[tuple[int, str], KnownAgent] = {}
+    direct = await session.execute(
+        sa.select(col(Agent.account_id), col(Agent.key), col(Agent.id), col(Agent.user_id), col(User.status))
+        .join(User, col(User.id) == col(Agent.user_id))
+        .where(sa.tuple_(col(Agent.account_id), col(Agent.key)).in_(keys))
+    )
+    for account_id, key, agent_id, user_id, status in direct:
+        assert agent_id is not None
+        found[(account_id, key)] = (agent_id, user_id, UserStatus(status).value)
+    rest = keys - found.keys()
+    if rest:
+        aliased = await session.execute(
+            sa.select(col(AgentAlias.account_id), col(AgentAlias.key), col(Agent.id), col(Agent.user_id), col(User.status))
+            .join(Agent, col(Agent.id) == col(AgentAlias.agent_id))
+            .join(User, col(User.id) == col(Agent.user_id))
+            .where(sa.tuple_(col(AgentAlias.account_id), col(AgentAlias.key)).in_(rest))
         )
-    ).first()
-    if row is None:
-        row = (
-            await session.execute(
-                sa.select(Agent.id, Agent.user_id, User.status)
-                .join(AgentAlias, AgentAlias.agent_id == Agent.id)  # type: ignore[arg-type]
-                .join(User, User.id == Agent.user_id)  # type: ignore[arg-type]
-                .where(AgentAlias.account_id == account_id, AgentAlias.key == key)  # type: ignore[arg-type]
-            )
-        ).first()
-    if row is None:
-        return None
-    return int(row[0]), int(row[1]), UserStatus(row[2])
+        for account_id, key, agent_id, user_id, status in aliased:
+            assert agent_id is not None
+            found[(account_id, key)] = (agent_id, user_id, UserStatus(status).value)
+    return found
 
 
 async def admit(
     session: AsyncSession, account_id: int, report: AgentReport, now: datetime
 ) -> Admission:
     """Resolve a reported agent to its user, creating and admitting a new one (SPEC §2)."""
-    known = await resolve_known(session, account_id, report)
-    if known is not None:
-        return Admission(known[0], known[1], known[2].value)
-    # A new key: from here on the decision depends on counts, so take the account lock and
-    # look again (another process may have admitted the same key meanwhile).
+    (admission,) = await admit_many(session, account_id, [report], now)
+    return admission
+
+
+@dataclass
+class _NewUser:
+    report: AgentReport
+    status: UserStatus
+    reason: PendingReason | None
+    id: int | None = None
+
+
+async def admit_many(
+    session: AsyncSession,
+    account_id: int,
+    reports: Sequence[AgentReport],
+    now: datetime,
+    *,
+    known: dict[tuple[int, str], KnownAgent] | None = None,
+) -> list[Admission]:
+    """:func:`admit` for several reports of one account, in order, in a fixed number of statements.
+
+    Reports are decided one after another exactly as if they came one by one: a key seen
+    earlier in the list resolves to the agent made for it, a domain login seen earlier
+    joins that user. ``known``: keys the caller already resolved in this transaction
+    (only keys missing from it are looked up before the lock).
+    """
+    results: list[Admission | None] = [None] * len(reports)
+    keys = {(account_id, r.key) for r in reports}
+    if known is None:
+        known = await resolve_keys(session, keys)
+    todo = [i for i, r in enumerate(reports) if (account_id, r.key) not in known]
+    for i, r in enumerate(reports):
+        if (account_id, r.key) in known:
+            agent_id, user_id, status = known[(account_id, r.key)]
+            results[i] = Admission(agent_id, user_id, status)
+    if not todo:
+        return [r for r in results if r is not None]
+
+    # New keys: from here on decisions depend on counts, so take the account lock and look
+    # again (another process may have admitted the same keys meanwhile).
     account = await lock_account(session, account_id)
-    known = await resolve_known(session, account_id, report)
-    if known is not None:
-        return Admission(known[0], known[1], known[2].value)
-
-    key = report.key
-    ignored = (
-        await session.execute(
-            sa.select(DoNotTrack.id).where(DoNotTrack.account_id == account_id, DoNotTrack.key == key)  # type: ignore[arg-type]
-        )
-    ).first()
-    if ignored is not None:
-        return Admission(None, None, AdmissionStatus.IGNORED)
-
-    login = report.login
-    if login is not None:
-        owner = (
+    new_keys = {reports[i].key for i in todo}
+    under_lock = await resolve_keys(session, {(account_id, k) for k in new_keys})
+    ignored = set(
+        (
             await session.execute(
-                sa.select(User)
-                .join(Agent, Agent.user_id == User.id)  # type: ignore[arg-type]
-                .where(Agent.account_id == account_id, Agent.login_key == login)  # type: ignore[arg-type]
-                .order_by(Agent.id)
-                .limit(1)
+                sa.select(col(DoNotTrack.key)).where(
+                    col(DoNotTrack.account_id) == account_id, col(DoNotTrack.key).in_(new_keys)
+                )
             )
-        ).scalar_one_or_none()
-        if owner is not None:
-            # The same domain account on another device: the same person and license.
-            agent = _new_agent(account_id, owner, report, now)
-            session.add(agent)
-            owner.last_seen_at = max(owner.last_seen_at, now)
-            await session.flush()
-            assert agent.id is not None and owner.id is not None
-            return Admission(agent.id, owner.id, owner.status.value)
-
-    user = User(
-        account_id=account_id,
-        display_name=report.display_name,
-        status=UserStatus.LICENSED,
-        first_seen_at=now,
-        last_seen_at=now,
+        ).scalars()
     )
-    if account.manual_review:
-        _make_pending(user, PendingReason.MANUAL_REVIEW, now)
-    elif await count_users(session, account_id, UserStatus.LICENSED) < account.license_limit:
-        _make_licensed(user, now)
-    else:
-        _make_pending(user, PendingReason.OVER_LIMIT, now)
-    session.add(user)
-    await session.flush()
-    agent = _new_agent(account_id, user, report, now)
-    session.add(agent)
-    await session.flush()
-    assert user.id is not None and agent.id is not None
-    if user.status is UserStatus.PENDING:
-        assert user.pending_reason is not None
-        _audit(session, None, QueueAction.ENTERED, user, _entered_detail(user.pending_reason, report), now)
-        _queue_arrival(session, user, agent, now)
-        await _finish(session, account, [(QueueAction.ENTERED, user.id, None)], now)
-    else:
-        # License usage is shown with the queue (and cached with it, keyed by this version).
+    logins = {login for i in todo if (login := reports[i].login) is not None}
+    # login -> the existing user (id, status) a new device of that domain account joins.
+    owners: dict[str, tuple[int, UserStatus]] = {}
+    if logins:
+        rows = await session.execute(
+            sa.select(col(Agent.login_key), col(User.id), col(User.status))
+            .join(User, col(User.id) == col(Agent.user_id))
+            .where(col(Agent.account_id) == account_id, col(Agent.login_key).in_(logins))
+            .order_by(col(Agent.id))
+        )
+        for login, found_id, status in rows:
+            if login is not None and found_id is not None:
+                owners.setdefault(login, (found_id, UserStatus(status)))
+    licensed = None if account.manual_review else await count_users(session, account_id, UserStatus.LICENSED)
+
+    # Decide in order, in memory. Each new agent belongs to an existing user (an int) or to
+    # a user created here (a _NewUser), resolved to ids after the inserts.
+    new_users: list[_NewUser] = []
+    new_agents: list[tuple[int, AgentReport, int | _NewUser]] = []
+    made: dict[str, int] = {}  # key -> index in new_agents
+    login_owner: dict[str, int | _NewUser] = {login: uid for login, (uid, _) in owners.items()}
+    for i in todo:
+        report = reports[i]
+        if (account_id, report.key) in under_lock:
+            agent_id, user_id, status = under_lock[(account_id, report.key)]
+            results[i] = Admission(agent_id, user_id, status)
+            continue
+        if report.key in made:
+            new_agents.append((i, report, new_agents[made[report.key]][2]))
+            continue
+        if report.key in ignored:
+            results[i] = Admission(None, None, AdmissionStatus.IGNORED)
+            continue
+        login = report.login
+        owner: int | _NewUser | None = login_owner.get(login) if login is not None else None
+        if owner is None:
+            if account.manual_review:
+                owner = _NewUser(report, UserStatus.PENDING, PendingReason.MANUAL_REVIEW)
+            elif licensed is not None and licensed < account.license_limit:
+                owner = _NewUser(report, UserStatus.LICENSED, None)
+                licensed += 1
+            else:
+                owner = _NewUser(report, UserStatus.PENDING, PendingReason.OVER_LIMIT)
+            new_users.append(owner)
+            if login is not None:
+                login_owner[login] = owner
+        made[report.key] = len(new_agents)
+        new_agents.append((i, report, owner))
+
+    if new_users:
+        ids = await session.execute(
+            sa.insert(User.__table__).returning(User.__table__.c.id, sort_by_parameter_order=True),  # type: ignore[attr-defined]
+            [
+                {
+                    "account_id": account_id,
+                    "display_name": u.report.display_name,
+                    "status": u.status.value,
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                    "licensed_at": now if u.status is UserStatus.LICENSED else None,
+                    "pending_reason": u.reason.value if u.reason else None,
+                    "pending_since": now if u.status is UserStatus.PENDING else None,
+                }
+                for u in new_users
+            ],
+        )
+        for u, (uid,) in zip(new_users, ids, strict=True):
+            u.id = uid
+    statuses = {uid: st for uid, st in owners.values()}
+
+    def owner_id(owner: int | _NewUser) -> int:
+        return owner if isinstance(owner, int) else owner.id  # type: ignore[return-value]
+
+    def owner_status(owner: int | _NewUser) -> str:
+        return (statuses[owner] if isinstance(owner, int) else owner.status).value
+
+    first_agent: dict[str, int] = {}
+    unique = [(i, r, o) for n, (i, r, o) in enumerate(new_agents) if made[r.key] == n]
+    if unique:
+        agent_ids = await session.execute(
+            sa.insert(Agent.__table__).returning(Agent.__table__.c.id, sort_by_parameter_order=True),  # type: ignore[attr-defined]
+            [
+                {
+                    "account_id": account_id,
+                    "user_id": owner_id(o),
+                    "device_name": r.device_name,
+                    "domain": r.domain,
+                    "logon_name": r.logon_name,
+                    "key": r.key,
+                    "login_key": r.login,
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                }
+                for _, r, o in unique
+            ],
+        )
+        for (_, r, _), (aid,) in zip(unique, agent_ids, strict=True):
+            first_agent[r.key] = aid
+    for i, report, owner in new_agents:
+        is_new_user = isinstance(owner, _NewUser) and owner.report is report
+        entered = is_new_user and owner_status(owner) == UserStatus.PENDING.value
+        results[i] = Admission(first_agent[report.key], owner_id(owner), owner_status(owner), entered_queue=entered)
+
+    entered_users = [u for u in new_users if u.status is UserStatus.PENDING]
+    if entered_users:
+        await session.execute(
+            sa.insert(AuditEntry.__table__),  # type: ignore[attr-defined]
+            [
+                {
+                    "account_id": account_id,
+                    "at": now,
+                    "actor_id": None,
+                    "action": QueueAction.ENTERED.value,
+                    "user_id": u.id,
+                    "user_display_name": u.report.display_name,
+                    "detail": _entered_detail(u.reason or PendingReason.OVER_LIMIT, u.report),
+                    "queue_entered_at": None,
+                }
+                for u in entered_users
+            ],
+        )
+        await session.execute(
+            sa.insert(QueueArrival.__table__),  # type: ignore[attr-defined]
+            [
+                {
+                    "account_id": account_id,
+                    "user_id": u.id,
+                    "display_name": u.report.display_name,
+                    "device_name": u.report.device_name,
+                    "logon": f"{u.report.domain}\\{u.report.logon_name}",
+                    "reason": (u.reason or PendingReason.OVER_LIMIT).value,
+                    "at": now,
+                }
+                for u in entered_users
+            ],
+        )
+        await _finish(session, account, [(QueueAction.ENTERED, u.id or 0, None) for u in entered_users], now)
+    elif new_agents:
+        # License usage and pending users' agents are shown with the queue, whose cached
+        # pages are keyed by this version.
         await bump_queue_version(session, account_id)
-    return Admission(agent.id, user.id, user.status.value, entered_queue=user.status is UserStatus.PENDING)
+    return [r for r in results if r is not None]
 
 
 def _entered_detail(reason: PendingReason, report: AgentReport) -> str:
@@ -594,7 +729,9 @@ async def _add_do_not_track(
     existing = set(
         (
             await session.execute(
-                sa.select(DoNotTrack.key).where(DoNotTrack.account_id == account_id, DoNotTrack.key.in_(keys))  # type: ignore[arg-type,attr-defined]
+                sa.select(col(DoNotTrack.key)).where(
+                    col(DoNotTrack.account_id) == account_id, col(DoNotTrack.key).in_(keys)
+                )
             )
         ).scalars()
     )

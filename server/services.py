@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from server.db import Database
+from server.group_commit import IngestCommitter
 from server.models import utcnow
+from server.services_clock import Clock
 from server.settings import Settings
 
-Clock = Callable[[], datetime]
+__all__ = ["Clock", "Services", "of"]
 
 
 @dataclass
@@ -21,6 +21,11 @@ class Services:
     clock: Clock = utcnow
     # Ingest key hash -> account id; keys never change owner.
     ingest_keys: dict[str, int] = field(default_factory=dict)
+    committer: IngestCommitter = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The clock is read through the Services so a test's FakeClock applies to ingestion.
+        self.committer = IngestCommitter(self.db, lambda: self.clock())
 
 
 def of(app: Any) -> Services:

@@ -99,7 +99,7 @@ async def test_approve_errors(db: Database, case: str) -> None:
 
 async def test_assign_moves_agents_and_activity_and_consumes_no_license(db: Database) -> None:
     tenant, (pending,) = await queue_of(db, 1, licenses=1)
-    target = [i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED][0]
+    target = next(i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED)
     await report(db, tenant.account_id, "PEND-0", "pending0", 120)
     async with db.write() as s:
         result = await licensing.assign(s, admin(tenant.account_id, tenant.admin_id), pending, target, LATER)
@@ -125,7 +125,7 @@ async def test_assign_to_a_pending_user_is_allowed(db: Database) -> None:
 async def test_assign_errors(db: Database, case: str) -> None:
     tenant, (pending,) = await queue_of(db, 1, licenses=1)
     _, (foreign,) = await queue_of(db, 1, name="Other")
-    licensed = [i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED][0]
+    licensed = next(i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED)
     args, code = {
         "self": ((pending, pending), ErrorCode.CONFLICT),
         "missing_target": ((pending, 999_999), ErrorCode.NOT_FOUND),
@@ -160,8 +160,8 @@ async def test_merge_rekeys_activity_and_leaves_an_alias(db: Database) -> None:
 @pytest.mark.parametrize("case", ["own_agent", "missing_agent", "foreign_agent", "not_pending"])
 async def test_merge_errors(db: Database, case: str) -> None:
     tenant, (pending,) = await queue_of(db, 1, licenses=1)
-    other, (foreign,) = await queue_of(db, 1, name="Other")
-    licensed = [i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED][0]
+    _other, (foreign,) = await queue_of(db, 1, name="Other")
+    licensed = next(i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED)
     own = (await agents_of(db, pending))[0].id
     licensed_agent = (await agents_of(db, licensed))[0].id
     foreign_agent = (await agents_of(db, foreign))[0].id
@@ -180,7 +180,7 @@ async def test_merge_errors(db: Database, case: str) -> None:
 
 async def test_remove_frees_licenses_deletes_everything_and_can_block_keys(db: Database) -> None:
     tenant, (pending,) = await queue_of(db, 1, licenses=1)
-    licensed = [i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED][0]
+    licensed = next(i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED)
     await report(db, tenant.account_id, "LIC-0", "licensed0", 60)
     async with db.write() as s:
         result = await licensing.remove(s, admin(tenant.account_id, tenant.admin_id), [licensed, pending], True, LATER)
@@ -204,7 +204,7 @@ async def test_remove_without_do_not_track_lets_the_key_come_back_as_new(db: Dat
 
 async def test_remove_puts_aliases_on_the_do_not_track_list_too(db: Database) -> None:
     tenant, (pending,) = await queue_of(db, 1, licenses=1)
-    licensed = [i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED][0]
+    licensed = next(i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED)
     target = (await agents_of(db, licensed))[0].id or 0
     async with db.write() as s:
         await licensing.merge(s, admin(tenant.account_id), pending, target, LATER)
@@ -239,7 +239,7 @@ async def test_lowering_the_limit_queues_the_most_recently_licensed(db: Database
 
 
 async def test_raising_the_limit_or_ending_manual_review_approves_nobody(db: Database) -> None:
-    tenant, ids = await queue_of(db, 2, licenses=0, manual_review=True)
+    tenant, _ids = await queue_of(db, 2, licenses=0, manual_review=True)
     async with db.write() as s:
         result = await licensing.update_settings(s, admin(tenant.account_id), LATER, license_limit=10, manual_review=False)
     assert result.events == [] and result.account.manual_review is False and result.account.license_limit == 10

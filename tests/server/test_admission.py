@@ -106,3 +106,41 @@ async def test_accounts_are_isolated(db: Database) -> None:
     a = await arrive(db, one.account_id, "PC-1", "jdoe")
     b = await arrive(db, two.account_id, "PC-1", "jdoe")
     assert a.user_id != b.user_id and a.status == b.status == "LICENSED"
+
+
+async def test_a_group_of_batches_is_decided_as_if_they_came_one_by_one(db: Database) -> None:
+    """Group commit stores concurrent batches together; each is still decided in order."""
+    from server import activity
+    from server.activity import Batch
+    from server.licensing import AgentReport
+
+    tenant = await make_tenant(db, licenses=1)
+    dnt = await arrive(db, tenant.account_id, "KIOSK", "guest")
+    async with db.write() as s:
+        await licensing.remove(s, admin(tenant.account_id), [dnt.user_id or 0], True, START)
+
+    def b(batch_id: str, device: str, logon: str, domain: str = "ACME") -> tuple[int, Batch]:
+        return tenant.account_id, Batch(batch_id, AgentReport(device, domain, logon, logon), [])
+
+    async with db.write() as s:
+        results = await activity.ingest_many(s, [
+            b("1", "PC-1", "jdoe"),            # new user, takes the only license
+            b("2", "PC-2", "jdoe"),            # same domain login: same user, licensed
+            b("3", "pc-1", "JDOE"),            # same key, another batch: same agent
+            b("1", "PC-1", "jdoe"),            # same batch again: a duplicate
+            b("4", "PC-3", "ann"),             # no license left: pending
+            b("5", "PC-4", "ann"),             # joins the pending user made just before
+            b("6", "kiosk", "GUEST"),          # do-not-track
+            b("7", "PC-5", "root", "PC-5"),    # a local account: new pending user
+        ], START)
+    r = {i: x for i, x in enumerate(results)}
+    assert (r[0].status, r[1].status, r[2].status) == ("LICENSED",) * 3
+    assert r[1].user_id == r[0].user_id and r[1].agent_id != r[0].agent_id
+    assert r[2].agent_id == r[0].agent_id and not r[2].duplicate
+    assert r[3].duplicate and r[3].agent_id == r[0].agent_id
+    assert r[4].status == "PENDING" and r[5].user_id == r[4].user_id and r[5].status == "PENDING"
+    assert r[6].status == "IGNORED" and r[6].user_id is None
+    assert r[7].status == "PENDING" and r[7].user_id not in (r[0].user_id, r[4].user_id)
+    entered = [e.user_id for e in await audit(db, tenant.account_id) if e.action is QueueAction.ENTERED]
+    assert entered == [r[4].user_id, r[7].user_id]
+    assert len(await agents_of(db, r[4].user_id or 0)) == 2

@@ -1,0 +1,104 @@
+"""Group commit for ingestion: concurrent batches share one transaction and one fsync.
+
+SQLite with ``synchronous=FULL`` pays a WAL fsync per commit and has one writer at a time,
+so committing each 100-event batch alone caps throughput at the disk's commit rate. Here
+requests queue their batch and wait; one writer task takes everything queued so far, stores
+it with :func:`server.activity.ingest_many` in one transaction, and answers every waiting
+request only after that commit, so an acknowledged batch is durable exactly as before. At
+low load a group is a single batch and nothing waits longer than its own commit.
+
+A group that fails is retried batch by batch, so one bad batch fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+
+from server import activity
+from server.activity import Batch, IngestResult
+from server.db import Database
+from server.services_clock import Clock
+
+log = logging.getLogger(__name__)
+
+MAX_GROUP_BATCHES = 128
+MAX_GROUP_EVENTS = 20_000
+
+_Item = tuple[int, Batch, "asyncio.Future[IngestResult]"]
+
+
+class IngestCommitter:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+        self._queue: deque[_Item] = deque()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, account_id: int, batch: Batch) -> IngestResult:
+        """Store ``batch``; returns once it is committed (or raises what the commit raised)."""
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done():
+            self._wake = asyncio.Event()
+            self._task = loop.create_task(self._run(), name="ingest-group-commit")
+        assert self._wake is not None
+        future: asyncio.Future[IngestResult] = loop.create_future()
+        self._queue.append((account_id, batch, future))
+        self._wake.set()
+        return await future
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        while self._queue:
+            _, _, future = self._queue.popleft()
+            if not future.done():
+                future.set_exception(RuntimeError("the server is shutting down; retry the batch"))
+
+    def _take_group(self) -> list[_Item]:
+        group: list[_Item] = []
+        events = 0
+        while self._queue and len(group) < MAX_GROUP_BATCHES:
+            n = len(self._queue[0][1].events)
+            if group and events + n > MAX_GROUP_EVENTS:
+                break
+            group.append(self._queue.popleft())
+            events += n
+        return group
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                await self._commit(self._take_group())
+
+    async def _commit(self, group: list[_Item]) -> None:
+        try:
+            async with self._db.write() as session:
+                results = await activity.ingest_many(session, [(a, b) for a, b, _ in group], self._clock())
+        except asyncio.CancelledError:
+            for _, _, future in group:
+                if not future.done():
+                    future.set_exception(RuntimeError("the server is shutting down; retry the batch"))
+            raise
+        except Exception as exc:
+            if len(group) > 1:
+                log.warning("a group of %d batches failed (%s); retrying them one by one", len(group), exc)
+                for item in group:
+                    await self._commit([item])
+                return
+            future = group[0][2]
+            if not future.done():
+                future.set_exception(exc)
+            return
+        for (_, _, future), result in zip(group, results, strict=True):
+            if not future.done():
+                future.set_result(result)
