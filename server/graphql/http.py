@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from cross_web import HTTPException
+from sqlalchemy.engine import make_url
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
@@ -112,6 +113,7 @@ class GraphQLApp(GraphQL[Context, None]):
         )
         self.services = services
         self.cache = cache if cache is not None else ResponseCache(schema._schema)
+        self._token_lookup: queries.SqliteTokenLookup | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -144,6 +146,10 @@ class GraphQLApp(GraphQL[Context, None]):
             request = Request(scope, _replay(body, receive))
             with contextlib.suppress(ValueError):
                 payload = json.loads(body)
+        if isinstance(payload, dict) and isinstance(payload.get("query"), str):
+            hit = self._cached(token, payload)
+            if hit is not None:
+                return Response(hit, media_type="application/json", headers={"X-Request-ID": request_id})
         async with self.services.db.read() as session:
             found = await queries.authenticate(session, token)
             if found is None:
@@ -179,6 +185,36 @@ class GraphQLApp(GraphQL[Context, None]):
             self.cache.put(key, bytes(response.body))
         response.headers["X-Request-ID"] = request_id
         return response
+
+    def _tokens(self) -> queries.SqliteTokenLookup | None:
+        if self._token_lookup is None and self.services.db.is_sqlite:
+            path = make_url(self.services.db.url).database
+            if path and path != ":memory:":
+                self._token_lookup = queries.SqliteTokenLookup(path)
+        return self._token_lookup
+
+    def _cached(self, token: str, payload: dict[str, Any]) -> bytes | None:
+        """A cache hit found with a synchronous token read (SQLite), or ``None``.
+
+        Only hits are answered here. A miss executes in the request's read session, whose
+        snapshot gives the version the entry is stored under.
+        """
+        lookup = self._tokens()
+        if lookup is None:
+            return None
+        info = lookup.lookup(token)
+        if not isinstance(info, queries.TokenInfo):
+            return None
+        op = payload.get("operationName")
+        key = self.cache.key(
+            info.account_id,
+            info.queue_version,
+            info.role,
+            payload["query"],
+            payload.get("variables"),
+            op if isinstance(op, str) else None,
+        )
+        return None if key is None else self.cache.get(key)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         # Only answers without any error are cached.
