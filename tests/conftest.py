@@ -1,17 +1,44 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from server.db import Database
+from tests import pg
 from tests.support import FakeClock, Tenant, make_tenant, sqlite_url
+
+# Every test that takes a database runs on SQLite and, where its binaries are installed,
+# on a throwaway PostgreSQL. CI sets PLM_TEST_REQUIRE_POSTGRES so they cannot go missing.
+HAVE_POSTGRES = pg.binaries() is not None
+if os.environ.get("PLM_TEST_REQUIRE_POSTGRES") and not HAVE_POSTGRES:
+    raise RuntimeError("PLM_TEST_REQUIRE_POSTGRES is set but PostgreSQL's server binaries are not installed")
+BACKENDS = ["sqlite", "postgres"] if HAVE_POSTGRES else ["sqlite"]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[pg.PostgresServer]:
+    server = pg.PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return sqlite_url(tmp_path / "plm.db")
+def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    if backend == "sqlite":
+        yield sqlite_url(tmp_path / "plm.db")
+        return
+    server: pg.PostgresServer = request.getfixturevalue("postgres")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)
 
 
 @pytest.fixture

@@ -1,0 +1,114 @@
+"""A throwaway PostgreSQL server for the test session, when its binaries are installed.
+
+``initdb`` refuses to run as root, so as root the server runs as the ``postgres`` user.
+Each test gets a fresh database cloned from a migrated template (``CREATE DATABASE …
+TEMPLATE``), which takes milliseconds. Durability settings are off: these tests are about
+behaviour, and the crash-safety tests run on SQLite files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import itertools
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+
+from server.db import Database
+from tests.support import free_port
+
+
+def binaries() -> Path | None:
+    """The directory holding ``initdb`` and ``postgres``, or ``None``."""
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if Path(candidate, "initdb").exists():
+            return Path(candidate)
+    found = shutil.which("initdb")
+    return Path(found).parent if found and Path(found).with_name("postgres").exists() else None
+
+
+class PostgresServer:
+    def __init__(self) -> None:
+        bindir = binaries()
+        if bindir is None:
+            raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
+        self.dir = Path(tempfile.mkdtemp(prefix="plm-pg-"))
+        self.port = free_port()
+        self.user = "postgres" if os.geteuid() == 0 else None
+        if self.user:
+            shutil.chown(self.dir, self.user)
+        data = self.dir / "data"
+        subprocess.run(
+            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync",
+             "-E", "UTF8", "--locale=C"],
+            check=True, capture_output=True, user=self.user,
+        )
+        self.log = open(self.dir / "server.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [str(bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.dir),
+             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+             "-c", "full_page_writes=off", "-c", "max_connections=400"],
+            stdout=self.log, stderr=subprocess.STDOUT, user=self.user,
+        )
+        self._ids = itertools.count()
+        asyncio.run(self._wait_ready())
+        self.template = "plm_template"
+        asyncio.run(self._make_template())
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
+
+    async def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = await asyncpg.connect(self.dsn())
+            except (OSError, asyncpg.PostgresError):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError((self.dir / "server.log").read_text()) from None
+                await asyncio.sleep(0.05)
+            else:
+                await conn.close()
+                return
+
+    async def execute(self, sql: str) -> None:
+        conn = await asyncpg.connect(self.dsn())
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def _make_template(self) -> None:
+        await self.execute(f"CREATE DATABASE {self.template}")
+        db = Database(self.url(self.template))
+        await db.migrate()
+        await db.dispose()
+
+    def create_database(self) -> str:
+        """A fresh, migrated database; returns its SQLAlchemy URL."""
+        name = f"t{os.getpid()}_{next(self._ids)}"
+        asyncio.run(self.execute(f"CREATE DATABASE {name} TEMPLATE {self.template}"))
+        return self.url(name)
+
+    def drop_database(self, url: str) -> None:
+        name = url.rsplit("/", 1)[1]
+        asyncio.run(self.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
