@@ -7,7 +7,7 @@ Starts ``plm serve`` in a child process on a fresh database, then:
 2. the raw ceiling: the same rows inserted in-process with SQLAlchemy Core executemany in
    100-row transactions, same database settings → events/s, and the ratio;
 3. new agents (one heartbeat batch each) → admissions/s.
-Prints figures; asserts nothing. Targets (2 cores): ≥ 30,000 events/s, ≥ 0.5× raw, ≥ 300 admissions/s.
+Prints figures; asserts nothing. Targets (2 cores): ≥ 30,000 events/s, ≥ 0.5x raw, ≥ 300 admissions/s.
 """
 
 from __future__ import annotations
@@ -135,8 +135,8 @@ def main() -> None:
 
     raw = asyncio.run(raw_ceiling(url, min(args.seconds, 10), int(first["userId"]), int(first["agentId"])))
     print(f"raw ceiling:  {raw:10,.0f} events/s  (Core executemany, 100-row transactions, same settings)")
-    print(f"ratio:        {e2e / raw:10.2f} × raw ceiling")
-    print("targets:      ≥ 30,000 events/s end to end, ≥ 0.5× raw, ≥ 300 admissions/s")
+    print(f"ratio:        {e2e / raw:10.2f} x raw ceiling")
+    print("targets:      ≥ 30,000 events/s end to end, ≥ 0.5x raw, ≥ 300 admissions/s")
 
 
 if __name__ == "__main__":

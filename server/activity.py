@@ -224,6 +224,11 @@ async def ingest_many(
     ...), new agents included (:func:`licensing.admit_many`). This
     is what lets the ingest endpoint commit concurrent batches together (group commit).
     """
+    # Every writer that touches an account's users takes the account's lock first (admin
+    # actions, admission, retention). Ingestion updates users and agents too, so it does the
+    # same: on PostgreSQL that keeps lock order uniform and rules out deadlocks with an
+    # admin action on the same rows; on SQLite the transaction already holds the write lock.
+    await licensing.lock_accounts(session, (account_id for account_id, _ in items))
     batch_keys = [(account_id, b.agent.key, b.batch_id) for account_id, b in items]
     stored = await _stored_responses(session, batch_keys)
     known = await licensing.resolve_keys(session, {(account_id, b.agent.key) for account_id, b in items})

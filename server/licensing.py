@@ -125,6 +125,15 @@ async def lock_account(session: AsyncSession, account_id: int) -> Account:
     return account
 
 
+async def lock_accounts(session: AsyncSession, account_ids: Iterable[int]) -> None:
+    """:func:`lock_account` for several accounts, always in id order so two callers never deadlock."""
+    ids = sorted(set(account_ids))
+    if ids:
+        await session.execute(
+            sa.select(col(Account.id)).where(col(Account.id).in_(ids)).order_by(col(Account.id)).with_for_update()
+        )
+
+
 async def count_users(session: AsyncSession, account_id: int, status: UserStatus) -> int:
     return int(
         (

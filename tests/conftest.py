@@ -57,3 +57,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def tenant(db: Database) -> Tenant:
     return await make_tenant(db)
+
+
+# Cross-process PostgreSQL tests need the server binaries (CI always has them, see above).
+collect_ignore = [] if HAVE_POSTGRES else ["e2e/test_postgres_processes.py"]

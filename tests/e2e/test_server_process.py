@@ -56,6 +56,7 @@ async def test_every_acknowledged_batch_survives_kill_9_and_none_is_stored_twice
     acked: dict[str, int] = {}
     bodies = {}
     killed = asyncio.Event()
+    enough = asyncio.Event()
 
     async def client(n: int, http: httpx.AsyncClient) -> None:
         for j in range(10_000):
@@ -70,10 +71,11 @@ async def test_every_acknowledged_batch_survives_kill_9_and_none_is_stored_twice
                 return
             if r.status_code == 202:
                 acked[batch_id] = len(body["events"])
+                if len(acked) >= 300:
+                    enough.set()
 
     async def killer() -> None:
-        while len(acked) < 300:
-            await asyncio.sleep(0.01)
+        await enough.wait()
         server.kill()
         killed.set()
 
