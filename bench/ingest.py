@@ -1,8 +1,9 @@
 """Ingestion throughput: end to end over HTTP against the raw SQLite ceiling, in one run.
 
-    python bench/ingest.py [--seconds 15] [--clients 16] [--database-url URL]
+    python bench/ingest.py [--seconds 15] [--clients 16] [--database-url URL] [--no-postgres]
 
-Starts ``plm serve`` in a child process on a fresh database, then:
+Starts ``plm serve`` in a child process on a fresh SQLite database (and then on a throwaway
+PostgreSQL with default durability, when its binaries are installed), then:
 1. known agents post 100-event batches from concurrent keep-alive clients → events/s;
 2. the raw ceiling: the same rows inserted in-process with SQLAlchemy Core executemany in
    100-row transactions, same database settings → events/s, and the ratio;
@@ -80,15 +81,7 @@ async def raw_ceiling(url: str, seconds: float, user_id: int, agent_id: int) -> 
     return n / elapsed
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=15)
-    ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
-    args = ap.parse_args()
-
-    tmp = Path(tempfile.mkdtemp(prefix="plm-bench-"))
-    url = args.database_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+def run(url: str, seconds: float, clients: int) -> dict[str, float]:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PLM_")},
            "PLM_DATABASE_URL": url, "PLM_LOG_LEVEL": "warning"}
     account = plm(env, "account", "create", "--name", f"Bench {time.time_ns()}", "--licenses", "100000")
@@ -114,29 +107,61 @@ def main() -> None:
                 "batchId": f"b-{i}", "agent": {"deviceName": f"PC-{a}", "domain": "BENCH", "logonName": f"u{a}"},
                 "events": payloads[i % len(payloads)]}, headers)
 
-        stats, elapsed = asyncio.run(run_load("127.0.0.1", port, batch, clients=args.clients, seconds=args.seconds))
+        stats, elapsed = asyncio.run(run_load("127.0.0.1", port, batch, clients=clients, seconds=seconds))
         ok = stats.statuses.get(202, 0)
         e2e = ok * 100 / elapsed
-        print(f"end to end:   {e2e:10,.0f} events/s  ({ok:,} batches of 100 in {elapsed:.1f}s, "
-              f"{args.clients} clients, p50 {stats.pct(0.5):.1f} ms, p99 {stats.pct(0.99):.1f} ms, statuses {stats.statuses})")
+        print(f"  end to end:   {e2e:10,.0f} events/s  ({ok:,} batches of 100 in {elapsed:.1f}s, "
+              f"{clients} clients, p50 {stats.pct(0.5):.1f} ms, p99 {stats.pct(0.99):.1f} ms, statuses {stats.statuses})")
 
         def newcomer(i: int) -> bytes:
             return encode_post("/ingest", {
                 "batchId": "hb", "agent": {"deviceName": f"NEW-{i}", "domain": "BENCH", "logonName": f"n{i}"},
                 "events": []}, headers)
 
-        stats, elapsed = asyncio.run(run_load("127.0.0.1", port, newcomer, clients=args.clients, seconds=min(args.seconds, 10)))
+        stats, elapsed = asyncio.run(run_load("127.0.0.1", port, newcomer, clients=clients, seconds=min(seconds, 10)))
         admitted = stats.statuses.get(202, 0)
-        print(f"admissions:   {admitted / elapsed:10,.0f} new agents/s  ({admitted:,} in {elapsed:.1f}s, "
+        print(f"  admissions:   {admitted / elapsed:10,.0f} new agents/s  ({admitted:,} in {elapsed:.1f}s, "
               f"p99 {stats.pct(0.99):.1f} ms, statuses {stats.statuses})")
     finally:
         proc.terminate()
         proc.wait()
 
-    raw = asyncio.run(raw_ceiling(url, min(args.seconds, 10), int(first["userId"]), int(first["agentId"])))
-    print(f"raw ceiling:  {raw:10,.0f} events/s  (Core executemany, 100-row transactions, same settings)")
-    print(f"ratio:        {e2e / raw:10.2f} x raw ceiling")
-    print("targets:      ≥ 30,000 events/s end to end, ≥ 0.5x raw, ≥ 300 admissions/s")
+    raw = asyncio.run(raw_ceiling(url, min(seconds, 10), int(first["userId"]), int(first["agentId"])))
+    print(f"  raw ceiling:  {raw:10,.0f} events/s  (Core executemany, 100-row transactions, same settings)")
+    print(f"  ratio:        {e2e / raw:10.2f} x raw ceiling")
+    return {"e2e": e2e, "admissions": admitted / elapsed, "raw": raw}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--database-url", default=None, help="only this database (default: fresh SQLite, then PostgreSQL)")
+    ap.add_argument("--no-postgres", action="store_true", help="skip the throwaway PostgreSQL run")
+    args = ap.parse_args()
+
+    results: dict[str, dict[str, float]] = {}
+    if args.database_url:
+        print(args.database_url)
+        results["given"] = run(args.database_url, args.seconds, args.clients)
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="plm-bench-"))
+        print("SQLite (WAL, synchronous=FULL)")
+        results["SQLite"] = run(f"sqlite+aiosqlite:///{tmp / 'bench.db'}", args.seconds, args.clients)
+        from tests import pg
+
+        if not args.no_postgres and pg.binaries() is not None:
+            server = pg.PostgresServer(durable=True)
+            try:
+                print("PostgreSQL (fsync on, synchronous_commit on)")
+                results["PostgreSQL"] = run(server.create_database(), args.seconds, args.clients)
+            finally:
+                server.stop()
+    print()
+    print(f"{'database':<12} {'events/s':>10} {'raw':>10} {'ratio':>6} {'admissions/s':>13}")
+    for name, r in results.items():
+        print(f"{name:<12} {r['e2e']:>10,.0f} {r['raw']:>10,.0f} {r['e2e'] / r['raw']:>6.2f} {r['admissions']:>13,.0f}")
+    print("targets (2 cores): >= 30,000 events/s end to end, >= 0.5x raw, >= 300 admissions/s")
 
 
 if __name__ == "__main__":

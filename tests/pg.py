@@ -34,7 +34,7 @@ def binaries() -> Path | None:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
         bindir = binaries()
         if bindir is None:
             raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
@@ -50,10 +50,11 @@ class PostgresServer:
             check=True, capture_output=True, user=self.user,
         )
         self.log = open(self.dir / "server.log", "wb")  # noqa: SIM115
+        # Benchmarks want PostgreSQL's real durability, to compare with SQLite's synchronous=FULL.
+        fast = [] if durable else ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         self.proc = subprocess.Popen(
             [str(bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.dir),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-             "-c", "full_page_writes=off", "-c", "max_connections=400"],
+             "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=400", *fast],
             stdout=self.log, stderr=subprocess.STDOUT, user=self.user,
         )
         self._ids = itertools.count()
