@@ -15,6 +15,7 @@ from server import ingest
 from server.db import Database
 from server.graphql.http import GraphQLApp
 from server.jobs import JobRunner
+from server.pg_broadcast import make_broadcaster
 from server.services import Clock, Services
 from server.settings import Settings
 
@@ -31,7 +32,11 @@ def create_app(
     background: list[BackgroundTask] | None = None,
 ) -> Starlette:
     """The ASGI app. ``background`` tasks run for the app's lifetime (the demo fleet)."""
-    database = db or Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    database = db or Database(
+        settings.database_url,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        broadcaster=make_broadcaster(settings.broadcast_url),
+    )
     svc = Services(settings=settings, db=database) if clock is None else Services(settings, database, clock)
     # Scheduled jobs (digests, outbox, retention); a database lease runs each tick in one process.
     runner = JobRunner(svc)

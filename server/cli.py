@@ -14,6 +14,7 @@ from server import accounts, licensing
 from server.db import Database
 from server.errors import DomainError
 from server.models import Role, utcnow
+from server.pg_broadcast import make_broadcaster
 from server.settings import Settings, SettingsError, load_settings
 
 
@@ -28,7 +29,13 @@ def _fail(message: str, code: int = 2) -> int:
 
 
 async def _with_db(settings: Settings, fn: Callable[[Database], Awaitable[Any]]) -> Any:
-    db = Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    # The CLI's changes reach live subscribers only through a PostgreSQL broadcaster, whose
+    # NOTIFY rides the command's own transaction (no listener needed here).
+    db = Database(
+        settings.database_url,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        broadcaster=make_broadcaster(settings.broadcast_url),
+    )
     try:
         await db.migrate()
         return await fn(db)

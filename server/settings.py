@@ -103,7 +103,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"PLM_LOG_LEVEL={values['log_level']!r}: expected critical, error, warning, info or debug"
         )
-    return Settings(**values)  # type: ignore[arg-type]
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.broadcast_url.startswith("postgres") and settings.is_sqlite:
+        raise SettingsError(
+            "PLM_BROADCAST_URL is PostgreSQL but PLM_DATABASE_URL is SQLite: LISTEN/NOTIFY "
+            "needs the events' transactions on that PostgreSQL; use memory:// with SQLite"
+        )
+    return settings
 
 
 # Read by the admin client, not the server; accepted here so a shared environment is not an error.
