@@ -15,13 +15,13 @@ so the client can resync by query. One slow subscriber never delays another.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +29,9 @@ from server.models import QueueAction
 
 log = logging.getLogger(__name__)
 
+# Events a subscriber may have waiting before it is dropped. A burst of this size is one
+# large ingest group or a bulk action of 500 ids twice over; a client further behind than
+# that resyncs by query faster than it could replay.
 DEFAULT_SUBSCRIBER_QUEUE = 1000
 
 
@@ -45,6 +48,12 @@ class AccountUsage:
 
 @dataclass(frozen=True, slots=True)
 class QueueEvent:
+    """One user's change to an account's queue, as committed.
+
+    Immutable and hashable: the broker hands the same object to every subscriber, and the
+    GraphQL layer keys the payload it resolves once per event by it.
+    """
+
     action: QueueAction
     account_id: int
     user_id: int
@@ -53,6 +62,27 @@ class QueueEvent:
     usage: AccountUsage
     # The account's queue version after the change: a client that missed events compares.
     queue_version: int
+
+    def to_json(self) -> str:
+        """A compact JSON form, e.g. for a PostgreSQL NOTIFY payload (well under its 8 kB)."""
+        data: dict[str, Any] = asdict(self)
+        data["action"] = self.action.value
+        data["at"] = self.at.isoformat()
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> QueueEvent:
+        """The inverse of :meth:`to_json`; raises ``ValueError``/``KeyError``/``TypeError`` on a bad payload."""
+        data = json.loads(raw)
+        return cls(
+            action=QueueAction(data["action"]),
+            account_id=int(data["account_id"]),
+            user_id=int(data["user_id"]),
+            at=datetime.fromisoformat(data["at"]),
+            actor_id=None if data["actor_id"] is None else int(data["actor_id"]),
+            usage=AccountUsage(**data["usage"]),
+            queue_version=int(data["queue_version"]),
+        )
 
 
 def record(session: AsyncSession, events: Sequence[QueueEvent]) -> None:
@@ -70,12 +100,20 @@ class SubscriberOverflow(Exception):
 
 
 class Subscription:
-    """One listener's bounded stream of events for one account."""
+    """One listener's bounded stream of events for one account.
+
+    Iterate it for events one at a time, or call :meth:`next_batch` to take everything
+    already waiting. The stream ends when :meth:`close` is called and raises
+    :class:`SubscriberOverflow` once the broker dropped it for falling behind. Either way it
+    is unsubscribed when iteration stops, so a consumer that goes away leaves nothing behind.
+    """
 
     def __init__(self, broker: MemoryBroker, account_id: int, maxsize: int) -> None:
         self._broker = broker
         self.account_id = account_id
+        # ``None`` only wakes a reader after close; it is never counted as an event.
         self._queue: asyncio.Queue[QueueEvent | None] = asyncio.Queue(maxsize)
+        self.maxsize = maxsize
         self.overflowed = False
         self.closed = False
 
@@ -93,9 +131,10 @@ class Subscription:
 
     def _end(self) -> None:
         self.closed = True
-        # Wake a waiting reader; if the queue is full it will find ``overflowed`` set
-        # once it has drained what it can.
-        with contextlib.suppress(asyncio.QueueFull):
+        # Wake a waiting reader. A reader is waiting only when the queue is empty, so the
+        # marker always fits then; when it does not, the reader is busy and will see
+        # ``closed``/``overflowed`` at its next turn.
+        if not self._queue.full():
             self._queue.put_nowait(None)
 
     def close(self) -> None:
@@ -103,23 +142,44 @@ class Subscription:
             self._end()
         self._broker.unsubscribe(self)
 
+    async def next_batch(self, limit: int = 100) -> list[QueueEvent]:
+        """Wait for the next event and return it with up to ``limit - 1`` already waiting.
+
+        An empty list means the stream ended normally; an overflow raises.
+        """
+        batch: list[QueueEvent] = []
+        while not batch:
+            if self.overflowed:
+                raise SubscriberOverflow(
+                    f"subscriber for account {self.account_id} fell more than "
+                    f"{self.maxsize} events behind; resync by query"
+                )
+            if self.closed and self._queue.empty():
+                return []
+            first = await self._queue.get()
+            if first is not None:
+                batch.append(first)
+            while len(batch) < limit and not self._queue.empty():
+                more = self._queue.get_nowait()
+                if more is not None:
+                    batch.append(more)
+        if self.overflowed:
+            # Events queued before the overflow are still a gap-free prefix, but the client
+            # must resync anyway: end now rather than replay up to ``maxsize`` stale events.
+            raise SubscriberOverflow(
+                f"subscriber for account {self.account_id} fell more than "
+                f"{self.maxsize} events behind; resync by query"
+            )
+        return batch
+
     def __aiter__(self) -> AsyncIterator[QueueEvent]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[QueueEvent]:
         try:
-            while True:
-                if self.overflowed:
-                    raise SubscriberOverflow(
-                        f"subscriber for account {self.account_id} fell more than "
-                        f"{self._queue.maxsize} events behind"
-                    )
-                event = await self._queue.get()
-                if event is None:
-                    if self.overflowed:
-                        continue
-                    return
-                yield event
+            while batch := await self.next_batch():
+                for event in batch:
+                    yield event
         finally:
             self.close()
 
@@ -151,12 +211,22 @@ class MemoryBroker:
             return sum(len(s) for s in self._subscribers.values())
         return len(self._subscribers.get(account_id, ()))
 
-    async def wait_for_subscribers(self, account_id: int, count: int) -> None:
-        """Wait until ``account_id`` has at least ``count`` subscribers (tests, benchmarks)."""
+    async def wait_for_subscribers(self, account_id: int, count: int, *, exactly: bool = False) -> None:
+        """Wait until ``account_id`` has at least (or ``exactly``) ``count`` subscribers.
+
+        For tests and benchmarks: act only once the server registered a subscription, or
+        (``count=0, exactly=True``) once closed ones are gone.
+        """
+        def reached() -> bool:
+            n = self.subscriber_count(account_id)
+            return n == count if exactly else n >= count
+
         async with self._changed:
-            await self._changed.wait_for(lambda: self.subscriber_count(account_id) >= count)
+            await self._changed.wait_for(reached)
 
     def _notify_changed(self) -> None:
+        # subscribe/unsubscribe are synchronous (called from finally blocks and from
+        # delivery); the condition can only be notified from a coroutine.
         async def notify() -> None:
             async with self._changed:
                 self._changed.notify_all()
@@ -169,24 +239,59 @@ class MemoryBroker:
         self._notifiers.add(task)
         task.add_done_callback(self._notifiers.discard)
 
+    def drop_all(self) -> int:
+        """End every subscription as if it had fallen behind, so each client resyncs.
+
+        For a broadcaster that may have missed events (a lost PostgreSQL listener).
+        """
+        subs = [sub for subs in self._subscribers.values() for sub in subs]
+        for sub in subs:
+            sub.overflowed = True
+            sub._end()
+            self.unsubscribe(sub)
+        return len(subs)
+
     def deliver(self, events: Sequence[QueueEvent]) -> None:
+        """Offer every event to its account's subscribers, in order, without waiting."""
         for event in events:
             for sub in list(self._subscribers.get(event.account_id, ())):
                 if not sub.offer(event):
                     log.warning(
-                        "dropped a subscriber of account %s: it fell behind", event.account_id
+                        "dropped a subscriber of account %s: it fell %d events behind",
+                        event.account_id,
+                        sub.maxsize,
                     )
                     self.unsubscribe(sub)
 
 
 class Broadcaster(Protocol):
-    """Where committed queue events go. Implementations: memory (one process), PostgreSQL."""
+    """Where committed queue events go, and where subscribers of this process listen.
+
+    Implementations: :class:`MemoryBroadcaster` (one process, the default) and a PostgreSQL
+    LISTEN/NOTIFY one for several processes (``PLM_BROADCAST_URL=postgres://…``). Both feed
+    subscribers through :attr:`broker`, so bounded queues, overflow and per-account
+    isolation are the same whichever carries the events.
+
+    Contract for an implementation:
+
+    * :meth:`stage` runs inside the write transaction, before commit, with every event the
+      transaction recorded, in order. It may write through ``session`` (NOTIFY); it must not
+      deliver locally, because the transaction may still roll back.
+    * :meth:`committed` runs after the commit succeeded, synchronously, in commit order per
+      account (SQLite: still under the process's write lock). It must not block or raise:
+      the writer's action has already happened.
+    * Deliver each committed event once to :attr:`broker` (``broker.deliver``), in commit
+      order per account. A PostgreSQL implementation delivers what its LISTEN connection
+      receives, including this process's own NOTIFYs, and so does nothing in ``committed``.
+    """
 
     broker: MemoryBroker
 
-    async def start(self) -> None: ...
+    async def start(self) -> None:
+        """Called once in the app's lifespan before requests are served."""
 
-    async def stop(self) -> None: ...
+    async def stop(self) -> None:
+        """Called once at shutdown."""
 
     async def stage(self, session: AsyncSession, events: Sequence[QueueEvent]) -> None:
         """Called inside the transaction, before commit."""
@@ -194,7 +299,9 @@ class Broadcaster(Protocol):
     def committed(self, events: Sequence[QueueEvent]) -> None:
         """Called after the transaction committed."""
 
-    def subscribe(self, account_id: int, maxsize: int = DEFAULT_SUBSCRIBER_QUEUE) -> Subscription: ...
+    def subscribe(self, account_id: int, maxsize: int = DEFAULT_SUBSCRIBER_QUEUE) -> Subscription:
+        """A new bounded stream of ``account_id``'s events (``broker.subscribe``)."""
+        ...
 
 
 class MemoryBroadcaster:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
@@ -26,6 +26,9 @@ from server.queries import Retained
 from server.services import Services
 
 from .errors import Forbidden
+
+if TYPE_CHECKING:
+    from .subscriptions import EventFeed, LiveViews
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -84,6 +87,10 @@ class Context:
         self.bound = False
         # Set by Strawberry from a websocket's ``connection_init`` payload.
         self.connection_params: Any = None
+        # The app's shared event payloads, for a websocket's subscriptions.
+        self.live: LiveViews | None = None
+        # Set only for a shared rendering of a subscription (server.graphql.live).
+        self.feed: EventFeed | None = None
         self._lock = asyncio.Lock()
         self._closed = False
 

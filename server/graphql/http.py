@@ -8,8 +8,18 @@ serves the whole request, and whose ``queue_version`` keys the response cache
 are refused by Strawberry, multipart uploads are off, bodies are capped.
 
 Websockets speak only ``graphql-transport-ws``; the token comes in ``connection_init``
-(``{"Authorization": "Bearer …"}``); a bad one closes the socket with 4403, none within
-5 s with 4408 (Strawberry's handler).
+(``{"Authorization": "Bearer …"}``). Close codes a client sees:
+
+* 4403 — no or bad token in ``connection_init``;
+* 4408 — no ``connection_init`` within 5 s;
+* 4406 — the client offered no ``graphql-transport-ws`` (e.g. only the legacy ``graphql-ws``);
+* 4410 — a live subscriber fell too far behind (:mod:`server.graphql.subscriptions`):
+  resync by query, then subscribe again;
+* 4400/4401/4409/4429 — protocol violations, as graphql-transport-ws defines them.
+
+At most :data:`MAX_OPERATIONS_PER_CONNECTION` operations run at once on one connection; one
+more is answered with an ``error`` message for that operation id ("Subscription limit
+reached") and the connection stays open.
 """
 
 from __future__ import annotations
@@ -38,11 +48,16 @@ from server.services import Services
 from .cache import ResponseCache
 from .context import Context, new_request_id
 from .errors import UNAUTHENTICATED
+from .live import LiveHub, LiveTransportWSHandler
 from .schema import schema
+from .subscriptions import LiveViews
 
 log = logging.getLogger("server.graphql")
 
 MAX_BODY_BYTES = 1024 * 1024
+# A client needs one subscription; ten leaves room for a few tabs sharing a connection while
+# bounding what one token can make the server fan out to.
+MAX_OPERATIONS_PER_CONNECTION = 10
 _STACK = "plm.exit_stack"
 _CONTEXT = "plm.context"
 _ERRORS = "plm.had_errors"
@@ -102,6 +117,8 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI view with our authentication, context, cache and limits."""
 
+    graphql_transport_ws_handler_class = LiveTransportWSHandler
+
     def __init__(self, services: Services, *, cache: ResponseCache | None = None) -> None:
         super().__init__(
             schema,
@@ -110,8 +127,11 @@ class GraphQLApp(GraphQL[Context, None]):
             subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
             connection_init_wait_timeout=timedelta(seconds=5),
             multipart_uploads_enabled=False,
+            max_subscriptions_per_connection=MAX_OPERATIONS_PER_CONNECTION,
         )
         self.services = services
+        self.live = LiveViews(services.db)
+        self.live_hub = LiveHub(self.live)
         self.cache = cache if cache is not None else ResponseCache(schema._schema)
         self._token_lookup: queries.SqliteTokenLookup | None = None
 
@@ -224,7 +244,9 @@ class GraphQLApp(GraphQL[Context, None]):
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         # HTTP requests get their context from _http (``run(context=...)``); this is the
         # websocket's, bound in on_ws_connect.
-        return Context(self.services, request=request)
+        ctx = Context(self.services, request=request)
+        ctx.live = self.live
+        return ctx
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         params = context.connection_params

@@ -7,6 +7,7 @@ entry's actor) resolve through the request's DataLoaders.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated
 
@@ -114,9 +115,11 @@ class AgentType:
     first_seen_at: datetime
     last_seen_at: datetime
     user_id: strawberry.Private[int]
+    # Set when the owner is already resolved (a live event's user): no loader, no session.
+    owner: strawberry.Private[UserType | None] = None
 
     @classmethod
-    def of(cls, agent: models.Agent) -> AgentType:
+    def of(cls, agent: models.Agent, owner: UserType | None = None) -> AgentType:
         return cls(
             id=gid(agent.id),
             device_name=agent.device_name,
@@ -125,10 +128,13 @@ class AgentType:
             first_seen_at=agent.first_seen_at,
             last_seen_at=agent.last_seen_at,
             user_id=agent.user_id,
+            owner=owner,
         )
 
     @strawberry.field
     async def user(self, info: Ctx) -> UserType:
+        if self.owner is not None:
+            return self.owner
         user = await info.context.loaders.user.load(self.user_id)
         # An agent always has its user; both rows come from one snapshot of one account.
         assert user is not None
@@ -144,6 +150,9 @@ class UserType:
     last_seen_at: datetime
     licensed_at: datetime | None
     row: strawberry.Private[models.User]
+    # Set for a live event's user, whose payload is resolved once and shared by every
+    # subscriber (server.graphql.subscriptions): its fields then need no loader or session.
+    resolved: strawberry.Private[ResolvedUser | None] = None
 
     @classmethod
     def of(cls, user: models.User) -> UserType:
@@ -157,19 +166,41 @@ class UserType:
             row=user,
         )
 
+    @classmethod
+    def resolved_of(
+        cls, user: models.User, agents: list[models.Agent], pending: queries.PendingInfo | None
+    ) -> UserType:
+        """A user whose agents and pending info are already known."""
+        view = cls.of(user)
+        view.resolved = ResolvedUser(
+            agents=[AgentType.of(a, owner=view) for a in agents],
+            pending=None if pending is None else PendingInfoType.of(pending),
+        )
+        return view
+
     @strawberry.field
     async def agents(self, info: Ctx) -> list[AgentType]:
+        if self.resolved is not None:
+            return self.resolved.agents
         assert self.row.id is not None
         return [AgentType.of(a) for a in await info.context.loaders.agents.load(self.row.id)]
 
     @strawberry.field(description="Null unless status is PENDING.")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
     async def pending(self, info: Ctx) -> PendingInfoType | None:
+        if self.resolved is not None:
+            return self.resolved.pending
         if self.row.status is not models.UserStatus.PENDING:
             return None
         assert self.row.id is not None
         retained = await info.context.loaders.retained.load(self.row.id)
         found = queries.pending_info(self.row, retained, info.context.account.retention_days)
         return None if found is None else PendingInfoType.of(found)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedUser:
+    agents: list[AgentType]
+    pending: PendingInfoType | None
 
 
 @strawberry.type
