@@ -124,10 +124,14 @@ class Subscription:
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
-            self.overflowed = True
-            self._end()
+            self.drop()
             return False
         return True
+
+    def drop(self) -> None:
+        """End the stream as if it fell behind: the reader gets :class:`SubscriberOverflow`."""
+        self.overflowed = True
+        self._end()
 
     def _end(self) -> None:
         self.closed = True
@@ -206,6 +210,18 @@ class MemoryBroker:
                 del self._subscribers[sub.account_id]
             self._notify_changed()
 
+    def drop_all(self) -> int:
+        """Drop every subscriber as if it fell behind; returns how many.
+
+        For an event source that may have lost events (a PostgreSQL listener that
+        reconnected): every client is told to resync rather than silently miss changes.
+        """
+        subs = [sub for group in self._subscribers.values() for sub in group]
+        for sub in subs:
+            sub.drop()
+            self.unsubscribe(sub)
+        return len(subs)
+
     def subscriber_count(self, account_id: int | None = None) -> int:
         if account_id is None:
             return sum(len(s) for s in self._subscribers.values())
@@ -238,18 +254,6 @@ class MemoryBroker:
         task = loop.create_task(notify())
         self._notifiers.add(task)
         task.add_done_callback(self._notifiers.discard)
-
-    def drop_all(self) -> int:
-        """End every subscription as if it had fallen behind, so each client resyncs.
-
-        For a broadcaster that may have missed events (a lost PostgreSQL listener).
-        """
-        subs = [sub for subs in self._subscribers.values() for sub in subs]
-        for sub in subs:
-            sub.overflowed = True
-            sub._end()
-            self.unsubscribe(sub)
-        return len(subs)
 
     def deliver(self, events: Sequence[QueueEvent]) -> None:
         """Offer every event to its account's subscribers, in order, without waiting."""
