@@ -13,7 +13,7 @@ reached the disk and survives a crash or ``kill -9``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -129,14 +129,3 @@ def _upgrade_to_head(connection: Connection) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")
-
-
-async def run_in_database(
-    url: str, fn: Callable[[Database], Any], **kwargs: Any
-) -> Any:
-    """Open ``url``, run ``await fn(db)``, close; for CLI commands."""
-    db = Database(url, **kwargs)
-    try:
-        return await fn(db)
-    finally:
-        await db.dispose()

@@ -12,10 +12,10 @@ from starlette.responses import JSONResponse
 
 from server import activity, services
 from server.accounts import authenticate_ingest, hash_secret
+from server.http_util import MAX_BODY_BYTES, bearer_token, read_body
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024
 
 
 def error(status: int, code: str, message: str, details: Any = None, **headers: str) -> JSONResponse:
@@ -24,11 +24,6 @@ def error(status: int, code: str, message: str, details: Any = None, **headers: 
         status_code=status,
         headers=headers or None,
     )
-
-
-def bearer(request: Request) -> str | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
 async def _account_for(svc: services.Services, key: str) -> int | None:
@@ -46,28 +41,13 @@ async def _account_for(svc: services.Services, key: str) -> int | None:
     return account_id
 
 
-async def _read_body(request: Request) -> bytes | None:
-    """The body, or ``None`` once it passes the limit; never buffers more than the limit."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def ingest(request: Request) -> JSONResponse:
     svc = services.of(request.app)
-    key = bearer(request)
+    key = bearer_token(request.headers.get("authorization"))
     account_id = await _account_for(svc, key) if key else None
     if account_id is None:
         return error(401, "UNAUTHENTICATED", "a valid account ingest key is required (Authorization: Bearer …)")
-    body = await _read_body(request)
+    body = await read_body(request, MAX_BODY_BYTES)
     if body is None:
         return error(413, "PAYLOAD_TOO_LARGE", f"the body is over {MAX_BODY_BYTES} bytes")
     try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -541,21 +540,6 @@ def _entered_detail(reason: PendingReason, report: AgentReport) -> str:
     return f"first report from {where}; no license free"
 
 
-def _new_agent(account_id: int, user: User, report: AgentReport, now: datetime) -> Agent:
-    assert user.id is not None
-    return Agent(
-        account_id=account_id,
-        user_id=user.id,
-        device_name=report.device_name,
-        domain=report.domain,
-        logon_name=report.logon_name,
-        key=report.key,
-        login_key=report.login,
-        first_seen_at=now,
-        last_seen_at=now,
-    )
-
-
 # ---------------------------------------------------------------------------- actions
 
 
@@ -816,8 +800,3 @@ async def _first_agent(session: AsyncSession, user_id: int) -> Agent | None:
             sa.select(Agent).where(Agent.user_id == user_id).order_by(Agent.id).limit(1)  # type: ignore[arg-type]
         )
     ).scalar_one_or_none()
-
-
-def describe(error: DomainError) -> dict[str, Any]:
-    """A JSON-ready view of an error, for logs and the CLI."""
-    return {"code": error.code.value, "message": error.message, "field": error.field, **error.details}

@@ -43,6 +43,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
 from server import queries
+from server.http_util import bearer_token, read_body
 from server.services import Services
 
 from .cache import ResponseCache
@@ -64,9 +65,7 @@ _ERRORS = "plm.had_errors"
 
 
 def bearer(value: str | None) -> str | None:
-    scheme, _, token = (value or "").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
+    return bearer_token(value)
 
 
 def _unauthenticated(request_id: str) -> Response:
@@ -86,18 +85,7 @@ def _unauthenticated(request_id: str) -> Response:
 
 
 async def _read_body(request: Request) -> bytes | None:
-    """The body, or ``None`` past the limit; never buffers more than the limit."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_body(request, MAX_BODY_BYTES)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
