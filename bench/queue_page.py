@@ -140,7 +140,7 @@ def serve(database_url: str, port: int) -> None:
 
     from server import queries, services
     from server.app import create_app
-    from server.ingest import bearer
+    from server.http_util import bearer_token
     from server.settings import Settings
 
     app = create_app(Settings(database_url=database_url, log_level="warning"))
@@ -151,7 +151,7 @@ def serve(database_url: str, port: int) -> None:
     async def plain(request: Request) -> JSONResponse:
         """The GraphQL page's reads, written by hand: what GraphQL adds is the difference."""
         svc = services.of(request.app)
-        token = bearer(request)
+        token = bearer_token(request.headers.get("authorization"))
         async with svc.db.read() as session:
             found = await queries.authenticate(session, token) if token else None
             if found is None:
