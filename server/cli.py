@@ -15,7 +15,7 @@ from server.db import Database
 from server.errors import DomainError
 from server.models import Role, utcnow
 from server.pg_broadcast import make_broadcaster
-from server.settings import Settings, SettingsError, load_settings
+from server.settings import Settings, SettingsError, load_settings, unknown_settings
 
 
 def _print(obj: Any) -> None:
@@ -216,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         return _fail(f"bad configuration: {exc}")
     _configure_logging(settings.log_level)
+    if unknown := unknown_settings():
+        logging.getLogger("plm").warning("ignoring unknown setting(s) %s (a typo?)", ", ".join(unknown))
     try:
         result: int = args.func(settings, args)
     except DomainError as exc:

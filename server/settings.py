@@ -62,13 +62,20 @@ def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
     return raw
 
 
+def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``PLM_*`` variables the server does not read: likely typos, worth a warning at start-up.
+
+    Not an error: deployments share environments, and a variable the server does not know
+    must not stop it.
+    """
+    env = os.environ if environ is None else environ
+    known = {f"PLM_{f.name.upper()}" for f in fields(Settings)} | _CLIENT_VARS
+    return sorted(k for k in env if k.startswith("PLM_") and k not in known)
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``environ`` (default ``os.environ``), validating every value."""
     env = os.environ if environ is None else environ
-    known = {f"PLM_{f.name.upper()}" for f in fields(Settings)}
-    unknown = sorted(k for k in env if k.startswith("PLM_") and k not in known | _CLIENT_VARS)
-    if unknown:
-        raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
 
     values: dict[str, object] = {}
 

@@ -11,10 +11,10 @@ from tests import pg
 from tests.support import FakeClock, Tenant, make_tenant, sqlite_url
 
 # Every test that takes a database runs on SQLite and, where its binaries are installed,
-# on a throwaway PostgreSQL. CI sets PLM_TEST_REQUIRE_POSTGRES so they cannot go missing.
+# on a throwaway PostgreSQL. CI sets REQUIRE_POSTGRES_TESTS so they cannot go missing.
 HAVE_POSTGRES = pg.binaries() is not None
-if os.environ.get("PLM_TEST_REQUIRE_POSTGRES") and not HAVE_POSTGRES:
-    raise RuntimeError("PLM_TEST_REQUIRE_POSTGRES is set but PostgreSQL's server binaries are not installed")
+if os.environ.get("REQUIRE_POSTGRES_TESTS") and not HAVE_POSTGRES:
+    raise RuntimeError("REQUIRE_POSTGRES_TESTS is set but PostgreSQL's server binaries are not installed")
 BACKENDS = ["sqlite", "postgres"] if HAVE_POSTGRES else ["sqlite"]
 
 

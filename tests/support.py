@@ -166,13 +166,16 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.output()}")
+                output = self.output()
+                self.log.close()
+                raise RuntimeError(f"server exited: {output}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
+        self.stop()
         raise TimeoutError("server did not become healthy")
 
     def output(self) -> str:
