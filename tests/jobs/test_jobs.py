@@ -125,9 +125,12 @@ async def test_real_schedulers_of_two_instances_run_a_job_in_one_of_them(
             runner.start()
         # The clock stands still, so the first holder's lease never lapses.
         await asyncio.wait_for(enough.wait(), timeout=30)
+        # Counted before stopping: a clean stop hands the lease over on purpose, and the
+        # other instance may then tick once before it is stopped too.
+        seen = Counter(runs)
     finally:
         for runner in runners:
             await runner.stop()
             await runner.svc.db.dispose()
-    assert len(runs) == 1 and sum(runs.values()) >= 5
+    assert len(seen) == 1 and sum(seen.values()) >= 5
     assert not any(r.running for r in runners)
