@@ -73,7 +73,7 @@ async def raw_ceiling(url: str, seconds: float, user_id: int, agent_id: int) -> 
     n = 0
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        async with db.engine.execution_options(plm_write=True).begin() as conn:
+        async with db.write_engine.begin() as conn:
             await conn.execute(sa.insert(ActivityEvent.__table__), rows)  # type: ignore[attr-defined]
         n += 100
     elapsed = time.perf_counter() - t0

@@ -64,15 +64,26 @@ class Database:
     ) -> None:
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
-        kwargs: dict[str, Any] = {"echo": echo, "pool_size": pool_size, "max_overflow": 8}
-        if not self.is_sqlite:
-            kwargs["pool_pre_ping"] = True
-        self.engine = create_async_engine(url, **kwargs)
+        common: dict[str, Any] = {"echo": echo}
+        read: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 8}
+        write: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 8}
+        if self.is_sqlite:
+            # One writer at a time (the write lock below): a small pool is all writes need.
+            write = {"pool_size": 1, "max_overflow": 2}
+        else:
+            common["pool_pre_ping"] = True
+            # One snapshot per read session, as on SQLite: a request's page, totalCount and
+            # nested loaders must agree even while writes commit between its statements.
+            read["isolation_level"] = "REPEATABLE READ"
+        # Reads and writes have separate pools, so a request holding a read connection can
+        # always get a write connection: they can never starve each other.
+        self.engine = create_async_engine(url, **common, **read)
+        self.write_engine = create_async_engine(url, **common, **write).execution_options(plm_write=True)
         if self.is_sqlite:
             _install_sqlite_pragmas(self.engine, busy_timeout_ms)
-        self._write_engine = self.engine.execution_options(plm_write=True)
+            _install_sqlite_pragmas(self.write_engine, busy_timeout_ms)
         self._reads = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
-        self._writes = async_sessionmaker(self._write_engine, expire_on_commit=False, autoflush=False)
+        self._writes = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
         # SQLite has one writer: waiting on an asyncio lock in-process is far cheaper than
         # contending through the busy handler. Other processes still meet BEGIN IMMEDIATE.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
@@ -112,11 +123,12 @@ class Database:
 
     async def migrate(self) -> None:
         """Upgrade the schema to the newest Alembic revision."""
-        async with self._write_engine.begin() as conn:
+        async with self.write_engine.begin() as conn:
             await conn.run_sync(_upgrade_to_head)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        await self.write_engine.dispose()
 
 
 def alembic_config() -> Config:
