@@ -2,7 +2,10 @@
 
 People report from one or more devices; new people keep appearing every few seconds, so the
 account crosses its limit and the Pending Licenses queue fills while the admin works it.
-The fleet calls the same ingestion code as ``POST /ingest``.
+About half the arrivals are not new people but someone the account already knows, as in a
+real fleet, so the queue's likely-match suggestions have something to find: a local account
+on a domain laptop, another login format, a domain migration (``OLDCORP`` -> ``DEMOCORP``),
+a renamed or re-imaged home laptop. The fleet calls the same ingestion code as ``POST /ingest``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +32,7 @@ DEMO_ACCOUNT = "Demo Corp"
 DEMO_ADMIN = "admin@demo.example"
 DEMO_LICENSES = 40
 DOMAIN = "DEMOCORP"
+OLD_DOMAIN = "OLDCORP"
 
 FIRST = ["Ada", "Alan", "Grace", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Radia", "Tim",
          "Frances", "John", "Edsger", "Hedy", "Donald", "Katherine", "Guido", "Anita", "Niklaus",
@@ -53,16 +57,30 @@ APPS = [
 MAX_AGENTS = 300
 
 
+@dataclass(frozen=True)
+class Login:
+    device: str
+    domain: str
+    logon: str
+
+
 @dataclass
 class Person:
     first: str
     last: str
     logon: str
     devices: list[str]
+    # OLD_DOMAIN until migrated; "" for a home laptop's local account (domain = device name).
+    domain: str = DOMAIN
+    # More logins of the same person: a local account beside the domain one, another format.
+    extra: list[Login] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return f"{self.first} {self.last}"
+
+    def logins(self) -> list[Login]:
+        return [Login(d, self.domain or d, self.logon) for d in self.devices] + self.extra
 
 
 async def setup_demo(db: Database, retention_days: int, now: datetime) -> tuple[int, Created]:
@@ -105,16 +123,46 @@ class Fleet:
             logon = f"user{len(self._used)}"
         self._used.add(logon)
         devices = [f"LAPTOP-{self.rng.randrange(1000, 9999)}"]
-        if self.rng.random() < 0.35:
+        r = self.rng.random()
+        domain = DOMAIN if r < 0.7 else OLD_DOMAIN if r < 0.85 else ""
+        if domain and self.rng.random() < 0.35:
             devices.append(f"DESKTOP-{self.rng.randrange(1000, 9999)}")
-        person = Person(first, last, logon, devices)
+        person = Person(first, last, logon, devices, domain)
         self.people.append(person)
         return person
 
-    def agents(self) -> list[tuple[Person, str]]:
-        return [(p, d) for p in self.people for d in p.devices]
+    def duplicate(self) -> tuple[Person, Login] | None:
+        """Someone the account knows shows up under a new agent key; None if nobody fits."""
+        rng = self.rng
+        case = rng.choice(["local account", "login format", "migration", "renamed", "re-imaged"])
+        # Whose logins each case can change: domain users, OLDCORP users, home laptops.
+        wanted = {"local account": DOMAIN, "login format": DOMAIN, "migration": OLD_DOMAIN}.get(case, "")
+        pool = [p for p in self.people if p.domain == wanted]
+        if not pool:
+            return None
+        person = rng.choice(pool)
+        device = rng.choice(person.devices)
+        if case == "local account":
+            login = Login(device, device, person.logon)
+            person.extra.append(login)
+        elif case == "login format":
+            logon = rng.choice([f"{person.first}.{person.last}", f"{person.logon}@democorp.example"])
+            login = Login(device, DOMAIN, logon.lower().replace(" ", ""))
+            person.extra.append(login)
+        elif case == "migration":
+            # Every device of the person now reports in the new domain; the old keys go quiet.
+            person.domain = DOMAIN
+            login = Login(device, DOMAIN, person.logon)
+        else:
+            new = f"{device}B" if case == "renamed" else f"DESKTOP-{rng.randrange(16**6):06X}"
+            person.devices = [new if d == device else d for d in person.devices]
+            login = Login(new, new, person.logon)
+        return person, login
 
-    def batch(self, person: Person, device: str, svc: Services, events: int) -> Batch:
+    def agents(self) -> list[tuple[Person, Login]]:
+        return [(p, login) for p in self.people for login in p.logins()]
+
+    def batch(self, person: Person, login: Login, svc: Services, events: int) -> Batch:
         self._batch += 1
         now = svc.clock()
         evs = []
@@ -122,12 +170,12 @@ class Fleet:
             app, prod, title, url = self.rng.choice(APPS)
             start = now - timedelta(seconds=self.rng.randrange(60, 3600))
             evs.append(Event(start, self.rng.randrange(30, 900), app, title, url, prod))
-        agent = AgentReport(device, DOMAIN, person.logon, person.name)
+        agent = AgentReport(login.device, login.domain, login.logon, person.name)
         return Batch(f"demo-{self._batch}", agent, evs)
 
-    async def report(self, svc: Services, person: Person, device: str, events: int) -> None:
+    async def report(self, svc: Services, person: Person, login: Login, events: int) -> None:
         async with svc.db.write() as session:
-            await activity.ingest(session, self.account_id, self.batch(person, device, svc, events), svc.clock())
+            await activity.ingest(session, self.account_id, self.batch(person, login, svc, events), svc.clock())
 
 
 async def run_fleet(svc: Services, account_id: int, initial_people: int = 36) -> None:
@@ -135,20 +183,24 @@ async def run_fleet(svc: Services, account_id: int, initial_people: int = 36) ->
     fleet = Fleet(account_id)
     for _ in range(initial_people):
         person = fleet.new_person()
-        for device in person.devices:
-            await fleet.report(svc, person, device, fleet.rng.randrange(1, 6))
+        for login in person.logins():
+            await fleet.report(svc, person, login, fleet.rng.randrange(1, 6))
     next_arrival = 0.0
     loop = asyncio.get_running_loop()
     while True:
         try:
             if loop.time() >= next_arrival and len(fleet.agents()) < MAX_AGENTS:
-                person = fleet.new_person()
-                for device in person.devices:
-                    await fleet.report(svc, person, device, fleet.rng.randrange(1, 6))
+                known = fleet.duplicate() if fleet.rng.random() < 0.5 else None
+                if known is not None:
+                    await fleet.report(svc, known[0], known[1], fleet.rng.randrange(1, 6))
+                else:
+                    person = fleet.new_person()
+                    for login in person.logins():
+                        await fleet.report(svc, person, login, fleet.rng.randrange(1, 6))
                 next_arrival = loop.time() + fleet.rng.uniform(2, 6)
             agents = fleet.agents()
-            for person, device in fleet.rng.sample(agents, min(len(agents), 25)):
-                await fleet.report(svc, person, device, fleet.rng.randrange(1, 10))
+            for person, login in fleet.rng.sample(agents, min(len(agents), 25)):
+                await fleet.report(svc, person, login, fleet.rng.randrange(1, 10))
         except asyncio.CancelledError:
             raise
         except Exception:  # the demo must keep going; the log says what went wrong

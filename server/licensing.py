@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from server import suggestions
 from server.errors import DomainError, ErrorCode, PermissionDenied
 from server.events import AccountUsage, QueueEvent, record
 from server.models import (
@@ -530,6 +531,13 @@ async def admit_many(
         # License usage and pending users' agents are shown with the queue, whose cached
         # pages are keyed by this version.
         await bump_queue_version(session, account_id)
+    await suggestions.on_admitted(
+        session,
+        account_id,
+        [(first_agent[r.key], owner_id(o), r) for _, r, o in unique],
+        [u.id for u in entered_users if u.id is not None],
+        now,
+    )
     return [r for r in results if r is not None]
 
 
@@ -570,6 +578,7 @@ async def approve(
         _audit(session, actor, QueueAction.APPROVED, user, f"approved (was {reason.value})", now, entered)
         changes.append((QueueAction.APPROVED, user.id, actor.admin_id))
     usage, events = await _finish(session, account, changes, now)
+    await suggestions.forget(session, [uid for _, uid, _ in changes])
     return ActionResult(account=account, usage=usage, events=events, users=users)
 
 
@@ -604,6 +613,7 @@ async def assign(
     )
     await session.delete(pending)
     usage, events = await _finish(session, account, [(QueueAction.ASSIGNED, pending.id, actor.admin_id)], now)
+    await suggestions.refresh_near(session, actor.account_id, [target.id], now)
     return ActionResult(account=account, usage=usage, events=events, users=[target])
 
 
@@ -673,6 +683,7 @@ async def merge(
     await session.flush()
     await session.delete(pending)
     usage, events = await _finish(session, account, [(QueueAction.MERGED, pending.id, actor.admin_id)], now)
+    await suggestions.refresh_near(session, actor.account_id, [target.user_id], now)
     return ActionResult(account=account, usage=usage, events=events, agent=target, users=[owner])
 
 
@@ -791,6 +802,7 @@ async def update_settings(
                 _queue_arrival(session, user, await _first_agent(session, user.id), now)
                 changes.append((QueueAction.ENTERED, user.id, None))
     usage, events = await _finish(session, account, changes, now)
+    await suggestions.compute(session, actor.account_id, [uid for a, uid, _ in changes if a is QueueAction.ENTERED], now)
     return ActionResult(account=account, usage=usage, events=events)
 
 

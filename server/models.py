@@ -334,3 +334,49 @@ class JobLease(SQLModel, table=True):
     holder: str = Field(max_length=128)
     expires_at: datetime = _ts()
     updated_at: datetime = _ts()
+
+
+# ---------------------------------------------------------------------------- suggestions
+
+
+class SuggestionKind(str, enum.Enum):
+    ASSIGN = "ASSIGN"
+    MERGE = "MERGE"
+
+
+class MatchKey(SQLModel, table=True):
+    """A normalised login, name or device form of an agent, for finding likely matches.
+
+    Written with the agent (and for the keys of agents merged into it); see
+    :mod:`server.suggestions`. Goes with its agent.
+    """
+
+    __tablename__ = "match_key"
+    __table_args__ = (sa.Index("ix_match_key_account_key", "account_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("account.id", index=False)
+    agent_id: int = _fk("agent.id")
+    key: str = Field(max_length=300)
+
+
+class Suggestion(SQLModel, table=True):
+    """A likely resolution of a pending user, computed when it enters the queue.
+
+    Rows go with the pending user and with their target (foreign keys ``ON DELETE CASCADE``).
+    """
+
+    __tablename__ = "suggestion"
+    __table_args__ = (sa.Index("ix_suggestion_pending_score", "pending_user_id", "score"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("account.id", index=False)
+    pending_user_id: int = _fk("user.id", index=False)
+    kind: SuggestionKind = Field(sa_column=sa.Column(_enum(SuggestionKind), nullable=False))
+    # ASSIGN: the user; MERGE: the agent (its owner is read through it).
+    target_user_id: int | None = _fk("user.id", nullable=True)
+    target_agent_id: int | None = _fk("agent.id", nullable=True)
+    score: float
+    # JSON list of strings.
+    reasons: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    computed_at: datetime = _ts()
