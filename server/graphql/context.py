@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from server import queries
+from server import queries, suggestions
 from server.accounts import actor_for
 from server.errors import PermissionDenied
 from server.licensing import Actor
@@ -60,10 +60,15 @@ class Loaders:
             found = await ctx.run(queries.admins_by_id, account_id, ids)
             return [found.get(i) for i in ids]
 
+        async def suggested(user_ids: list[int]) -> list[list[suggestions.Found]]:
+            found = await ctx.run(suggestions.suggestions_by_user, account_id, user_ids)
+            return [found.get(i, []) for i in user_ids]
+
         self.user = DataLoader[int, User | None](load_fn=users)
         self.agents = DataLoader[int, list[Agent]](load_fn=agents)
         self.retained = DataLoader[int, Retained](load_fn=retained)
         self.admin = DataLoader[int, Admin | None](load_fn=admins)
+        self.suggestions = DataLoader[int, list[suggestions.Found]](load_fn=suggested)
 
 
 class Context:

@@ -14,7 +14,7 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from server import models, queries
+from server import models, queries, suggestions
 from server.activity import AppUsage as DomainAppUsage
 from server.activity import UserActivity as DomainUserActivity
 from server.errors import DomainError
@@ -23,6 +23,7 @@ from server.events import AccountUsage
 from server.metrics import QueueMetrics as DomainQueueMetrics
 
 from .context import Context
+from .errors import BadUserInput
 
 Role = strawberry.enum(models.Role, name="Role")
 UserStatus = strawberry.enum(models.UserStatus, name="UserStatus")
@@ -30,6 +31,7 @@ PendingReason = strawberry.enum(models.PendingReason, name="PendingReason")
 PendingOrder = strawberry.enum(queries.PendingOrder, name="PendingOrder")
 QueueAction = strawberry.enum(models.QueueAction, name="QueueAction")
 ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
+SuggestionKind = strawberry.enum(models.SuggestionKind, name="SuggestionKind")
 
 Ctx = Info[Context, None]
 
@@ -195,6 +197,41 @@ class UserType:
         retained = await info.context.loaders.retained.load(self.row.id)
         found = queries.pending_info(self.row, retained, info.context.account.retention_days)
         return None if found is None else PendingInfoType.of(found)
+
+    @strawberry.field
+    async def suggestions(self, info: Ctx, first: int = 3) -> list[SuggestionType]:
+        if not 1 <= first <= queries.MAX_PAGE:
+            raise BadUserInput(f"first must be from 1 to {queries.MAX_PAGE}; got {first}", field="first")
+        if self.row.status is not models.UserStatus.PENDING:
+            return []
+        assert self.row.id is not None
+        found = await info.context.loaders.suggestions.load(self.row.id)
+        return [SuggestionType.of(f) for f in found[:first]]
+
+
+@strawberry.type(name="Suggestion")
+class SuggestionType:
+    kind: SuggestionKind  # type: ignore[valid-type]
+    user: UserType | None = strawberry.field(
+        description="ASSIGN: the existing user the pending user probably is."
+    )
+    agent: AgentType | None = strawberry.field(
+        description="MERGE: the existing agent the pending user's agent probably is."
+    )
+    score: float = strawberry.field(description="0 to 1: how sure the server is.")
+    reasons: list[str] = strawberry.field(
+        description="Why, in words an admin reads: e.g. 'same login jdoe on ACME', 'display name matches'."
+    )
+
+    @classmethod
+    def of(cls, found: suggestions.Found) -> SuggestionType:
+        return cls(
+            kind=found.kind,
+            user=None if found.user is None else UserType.of(found.user),
+            agent=None if found.agent is None else AgentType.of(found.agent),
+            score=found.score,
+            reasons=found.reasons,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,3 @@
+from tests.graphql.conftest import gql, services
+
+__all__ = ["gql", "services"]
