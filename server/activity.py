@@ -27,6 +27,8 @@ from server.models import ActivityEvent, Agent, IngestBatch, Productivity, User,
 MAX_EVENTS = 5_000
 MAX_DURATION = 86_400
 MAX_REPORT_DAYS = 366
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW = timedelta(days=1)
 TOP_APPS = 5
 _PRODUCTIVITY = {p.value for p in Productivity}
 
@@ -85,6 +87,22 @@ def _has_control(s: str) -> bool:
     return any(ord(c) < 32 or ord(c) == 127 for c in s)
 
 
+def _unstorable(s: str) -> str | None:
+    """Why a text cannot be stored as is on every database, or ``None``.
+
+    PostgreSQL refuses NUL in text, and a lone surrogate (valid in JSON, not in UTF-8)
+    cannot be encoded for either database.
+    """
+    if "\x00" in s:
+        return "must not contain NUL characters"
+    if not s.isascii():
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode text (no lone surrogates)"
+    return None
+
+
 class _Problems:
     LIMIT = 50
 
@@ -108,6 +126,8 @@ def _name(obj: dict[str, Any], key: str, where: str, problems: _Problems, requir
         problems.add(f"{where}.{key}", "must be 1 to 256 characters")
     elif _has_control(value) or value != value.strip():
         problems.add(f"{where}.{key}", "must not contain control characters or surrounding spaces")
+    elif (why := _unstorable(value)) is not None:
+        problems.add(f"{where}.{key}", why)
     else:
         return value
     return None
@@ -121,12 +141,14 @@ def _optional_text(obj: dict[str, Any], key: str, where: str, limit: int, proble
         problems.add(f"{where}.{key}", "must be a string or null")
     elif len(value) > limit:
         problems.add(f"{where}.{key}", f"must be at most {limit} characters")
+    elif (why := _unstorable(value)) is not None:
+        problems.add(f"{where}.{key}", why)
     else:
         return value
     return None
 
 
-def _event(raw: Any, where: str, problems: _Problems) -> Event | None:
+def _event(raw: Any, where: str, problems: _Problems, latest: datetime) -> Event | None:
     if not isinstance(raw, dict):
         problems.add(where, "must be an object")
         return None
@@ -144,6 +166,11 @@ def _event(raw: Any, where: str, problems: _Problems) -> Event | None:
             if start.tzinfo is None:
                 problems.add(f"{where}.start", "needs a zone (e.g. Z or +02:00)")
                 start = None
+            elif not EARLIEST <= start <= latest:
+                # Far-future starts would never expire from retention (and year 9999 would
+                # overflow the expiry date); far-past ones are clock errors.
+                problems.add(f"{where}.start", f"must be from {EARLIEST.date()} to a day from now")
+                start = None
             else:
                 start = start.astimezone(UTC)
     duration = raw.get("durationSeconds")
@@ -156,6 +183,8 @@ def _event(raw: Any, where: str, problems: _Problems) -> Event | None:
         problems.add(f"{where}.app", "required: a non-empty string")
     elif len(app) > 256:
         problems.add(f"{where}.app", "must be at most 256 characters")
+    elif (why := _unstorable(app)) is not None:
+        problems.add(f"{where}.app", why)
     title = _optional_text(raw, "title", where, 2048, problems)
     url = _optional_text(raw, "url", where, 2048, problems)
     productivity = raw.get("productivity", "neutral")
@@ -169,14 +198,20 @@ def _event(raw: Any, where: str, problems: _Problems) -> Event | None:
     return Event(start, duration, app, title, url, productivity)
 
 
-def parse_batch(body: Any) -> Batch:
-    """Validate a decoded ``/ingest`` body; raises :class:`BatchInvalid` or :class:`BatchTooLarge`."""
+def parse_batch(body: Any, now: datetime | None = None) -> Batch:
+    """Validate a decoded ``/ingest`` body; raises :class:`BatchInvalid` or :class:`BatchTooLarge`.
+
+    ``now`` bounds event starts (at most a day ahead, for clock skew); default: the real time.
+    """
     problems = _Problems()
+    latest = (now or datetime.now(UTC)) + MAX_CLOCK_SKEW
     if not isinstance(body, dict):
         raise BatchInvalid([{"field": "", "message": "the body must be a JSON object"}])
     batch_id = body.get("batchId")
     if not isinstance(batch_id, str) or not 1 <= len(batch_id) <= 128:
         problems.add("batchId", "required: a string of 1 to 128 characters")
+    elif (why := _unstorable(batch_id)) is not None:
+        problems.add("batchId", why)
     agent_raw = body.get("agent")
     agent: AgentReport | None = None
     if not isinstance(agent_raw, dict):
@@ -196,7 +231,7 @@ def parse_batch(body: Any) -> Batch:
         raise BatchTooLarge(f"a batch carries at most {MAX_EVENTS} events; this one has {len(events_raw)}")
     else:
         for i, raw in enumerate(events_raw):
-            event = _event(raw, f"events[{i}]", problems)
+            event = _event(raw, f"events[{i}]", problems, latest)
             if event is not None:
                 events.append(event)
     if problems.items:
@@ -261,14 +296,18 @@ async def ingest_many(
             results.append(_replayed(stored[bkey]))
             continue
         if bkey in first_in_group:
-            results.append(replace(first_in_group[bkey], duplicate=True))
+            first = first_in_group[bkey]
+            # An ignored batch is never stored, so its replay is not a duplicate either.
+            results.append(first if first.status == AdmissionStatus.IGNORED else replace(first, duplicate=True))
             continue
         entered = False
         if n in admissions:
             admission = admissions[n]
             if admission.status == AdmissionStatus.IGNORED:
                 # Do-not-track: accepted and dropped; nothing is stored, not even the batch id.
-                results.append(IngestResult(None, None, AdmissionStatus.IGNORED, 0))
+                ignored = IngestResult(None, None, AdmissionStatus.IGNORED, 0)
+                first_in_group[bkey] = ignored
+                results.append(ignored)
                 continue
             assert admission.agent_id is not None and admission.user_id is not None
             agent = (admission.agent_id, admission.user_id, admission.status)
@@ -377,6 +416,8 @@ def _day_bounds(from_day: date, to_day: date) -> tuple[datetime, datetime]:
         raise DomainError(
             ErrorCode.INVALID_INPUT, f"a report covers at most {MAX_REPORT_DAYS} days", "to"
         )
+    if from_day < EARLIEST.date() or to_day.year > 9000:
+        raise DomainError(ErrorCode.INVALID_INPUT, f"dates must be from {EARLIEST.date()} on", "from")
     lo = datetime.combine(from_day, time.min, UTC)
     hi = datetime.combine(to_day + timedelta(days=1), time.min, UTC)
     return lo, hi

@@ -7,7 +7,10 @@ it with :func:`server.activity.ingest_many` in one transaction, and answers ever
 request only after that commit, so an acknowledged batch is durable exactly as before. At
 low load a group is a single batch and nothing waits longer than its own commit.
 
-A group that fails is retried batch by batch, so one bad batch fails alone.
+A group that fails on its data is retried batch by batch, so one bad batch fails alone. A
+group that fails because the database is unavailable (locked past the busy timeout, no
+connection) fails whole at once: retrying its batches one by one would only hold the single
+writer up for every other request.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from server import activity
 from server.activity import Batch, IngestResult
@@ -28,6 +34,14 @@ MAX_GROUP_BATCHES = 128
 MAX_GROUP_EVENTS = 20_000
 
 _Item = tuple[int, Batch, "asyncio.Future[IngestResult]"]
+
+
+class ShuttingDown(RuntimeError):
+    """The server stopped before the batch was stored; the agent should retry it."""
+
+
+# The database, not the batch: the same batch would succeed a moment later.
+UNAVAILABLE = (OperationalError, PoolTimeout)
 
 
 class IngestCommitter:
@@ -59,7 +73,7 @@ class IngestCommitter:
         while self._queue:
             _, _, future = self._queue.popleft()
             if not future.done():
-                future.set_exception(RuntimeError("the server is shutting down; retry the batch"))
+                future.set_exception(ShuttingDown("the server is shutting down; retry the batch"))
 
     def _take_group(self) -> list[_Item]:
         group: list[_Item] = []
@@ -87,8 +101,14 @@ class IngestCommitter:
         except asyncio.CancelledError:
             for _, _, future in group:
                 if not future.done():
-                    future.set_exception(RuntimeError("the server is shutting down; retry the batch"))
+                    future.set_exception(ShuttingDown("the server is shutting down; retry the batch"))
             raise
+        except UNAVAILABLE as exc:
+            log.warning("the database is unavailable for a group of %d batches: %s", len(group), exc)
+            for _, _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+            return
         except Exception as exc:
             if len(group) > 1:
                 log.warning("a group of %d batches failed (%s); retrying them one by one", len(group), exc)

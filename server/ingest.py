@@ -6,12 +6,12 @@ import json
 import logging
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from server import activity, services
 from server.accounts import authenticate_ingest, hash_secret
+from server.group_commit import UNAVAILABLE, ShuttingDown
 from server.http_util import MAX_BODY_BYTES, bearer_token, read_body
 
 log = logging.getLogger(__name__)
@@ -52,20 +52,22 @@ async def ingest(request: Request) -> JSONResponse:
         return error(413, "PAYLOAD_TOO_LARGE", f"the body is over {MAX_BODY_BYTES} bytes")
     try:
         decoded = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # incl. decode errors and over-long integers
         return error(400, "INVALID_JSON", f"the body is not JSON: {exc}")
     try:
-        batch = activity.parse_batch(decoded)
+        batch = activity.parse_batch(decoded, svc.clock())
     except activity.BatchTooLarge as exc:
         return error(413, "PAYLOAD_TOO_LARGE", str(exc))
     except activity.BatchInvalid as exc:
         return error(400, "INVALID_INPUT", "the batch is not valid; nothing was stored", exc.details)
     try:
         result = await svc.committer.submit(account_id, batch)
-    except OperationalError as exc:
-        # Lock wait past the busy timeout (another process holding the write lock): retryable.
-        log.warning("ingest could not get the database: %s", exc)
-        return error(503, "UNAVAILABLE", "the database is busy; retry the same batch", **{"Retry-After": "1"})
+    except (*UNAVAILABLE, ShuttingDown) as exc:
+        # A lock wait past the busy timeout, no connection, or a shutdown: the same batch
+        # will be stored when retried (and a replay is never stored twice).
+        log.warning("ingest could not store a batch: %s", exc)
+        return error(503, "UNAVAILABLE", "the server cannot store batches right now; retry the same batch",
+                     **{"Retry-After": "1"})
     return JSONResponse(result.to_json(), status_code=202)
 
 

@@ -132,6 +132,7 @@ async def test_a_group_of_batches_is_decided_as_if_they_came_one_by_one(db: Data
             b("5", "PC-4", "ann"),             # joins the pending user made just before
             b("6", "kiosk", "GUEST"),          # do-not-track
             b("7", "PC-5", "root", "PC-5"),    # a local account: new pending user
+            b("6", "kiosk", "GUEST"),          # the ignored batch again: ignored again
         ], START)
     r = {i: x for i, x in enumerate(results)}
     assert (r[0].status, r[1].status, r[2].status) == ("LICENSED",) * 3
@@ -141,6 +142,7 @@ async def test_a_group_of_batches_is_decided_as_if_they_came_one_by_one(db: Data
     assert r[4].status == "PENDING" and r[5].user_id == r[4].user_id and r[5].status == "PENDING"
     assert r[6].status == "IGNORED" and r[6].user_id is None
     assert r[7].status == "PENDING" and r[7].user_id not in (r[0].user_id, r[4].user_id)
+    assert r[8].status == "IGNORED" and not r[8].duplicate
     entered = [e.user_id for e in await audit(db, tenant.account_id) if e.action is QueueAction.ENTERED]
     assert entered == [r[4].user_id, r[7].user_id]
     assert len(await agents_of(db, r[4].user_id or 0)) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ from server.db import Database
 from server.models import ActivityEvent, IngestBatch, User
 from server.settings import Settings
 from tests.server.domain import count
-from tests.support import START, FakeClock, Tenant, batch_body, make_tenant, serve_app
+from tests.support import START, FakeClock, Tenant, batch_body, make_tenant, serve_app, sqlite_url
 
 
 @pytest.fixture
@@ -82,6 +83,14 @@ async def test_a_replayed_batch_is_stored_once_and_answers_the_same(http: httpx.
         (lambda b: b.update(batchId=""), "batchId"),
         (lambda b: b.update(batchId="x" * 129), "batchId"),
         (lambda b: b.update(events={}), "events"),
+        (lambda b: b["events"][0].update(start="0001-01-01T00:00:00+01:00"), "events[0].start"),
+        (lambda b: b["events"][0].update(start="9999-12-31T00:00:00Z"), "events[0].start"),
+        (lambda b: b["events"][0].update(start="2026-11-28T09:00:00Z"), "events[0].start"),  # 2 days ahead
+        (lambda b: b["events"][0].update(app="excel\x00.exe"), "events[0].app"),
+        (lambda b: b["events"][0].update(title="\ud800"), "events[0].title"),
+        (lambda b: b["events"][0].update(url="http://x/\x00"), "events[0].url"),
+        (lambda b: b["agent"].update(displayName="Ann \udfff"), "agent.displayName"),
+        (lambda b: b.update(batchId="b\x00"), "batchId"),
     ],
 )
 async def test_bad_fields_answer_400_and_store_nothing(
@@ -104,7 +113,9 @@ async def test_one_bad_event_rejects_the_whole_batch(http: httpx.AsyncClient, db
     assert await count(db, ActivityEvent) == 0
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"\xff\xfe", b"[1, 2]", b'"text"', b"[" * 100_000])
+@pytest.mark.parametrize(
+    "raw", [b"{not json", b"\xff\xfe", b"[1, 2]", b'"text"', b"[" * 100_000, b'{"batchId": ' + b"9" * 5000 + b"}"]
+)
 async def test_bad_json_answers_400(http: httpx.AsyncClient, tenant: Tenant, raw: bytes) -> None:
     r = await post(http, tenant.ingest_key, raw)
     assert r.status_code == 400
@@ -177,3 +188,29 @@ async def test_times_are_stored_in_utc_and_productivity_defaults_to_neutral(
 async def test_healthz(http: httpx.AsyncClient) -> None:
     r = await http.get("/healthz")
     assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+async def test_a_locked_database_answers_503_and_a_retry_is_stored_once(tmp_path: Path) -> None:
+    """Another process holds SQLite's write lock past the busy timeout: retryable, nothing half-stored."""
+    import sqlite3
+
+    url = sqlite_url(tmp_path / "locked.db")
+    db = Database(url, busy_timeout_ms=200)
+    await db.migrate()
+    tenant = await make_tenant(db)
+    app = create_app(Settings(database_url=url), db=db)
+    other = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    try:
+        async with serve_app(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
+            body = batch_body("PC", "ann", batch_id="b-1", events=3)
+            other.execute("BEGIN IMMEDIATE")
+            locked = await post(http, tenant.ingest_key, body)
+            other.execute("ROLLBACK")
+            assert locked.status_code == 503 and locked.headers["retry-after"] == "1"
+            assert locked.json()["error"]["code"] == "UNAVAILABLE"
+            retried = await post(http, tenant.ingest_key, body)
+            assert retried.status_code == 202 and retried.json()["duplicate"] is False
+        assert await count(db, ActivityEvent) == 3
+    finally:
+        other.close()
+        await db.dispose()
