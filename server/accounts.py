@@ -19,6 +19,7 @@ from sqlmodel import col
 from server.errors import DomainError, ErrorCode
 from server.licensing import MAX_LICENSE_LIMIT, Actor
 from server.models import Account, Admin, Role
+from server.notifications import set_notify_on_pending
 
 TOKEN_PREFIX = "plm_"
 INGEST_KEY_PREFIX = "plmi_"
@@ -138,13 +139,12 @@ def actor_for(admin: Admin) -> Actor:
 
 
 async def update_notification_settings(
-    session: AsyncSession, admin_id: int, notify_on_pending: bool
+    session: AsyncSession, admin_id: int, notify_on_pending: bool, now: datetime
 ) -> Admin:
-    admin = await session.get(Admin, admin_id)
+    """The admin's own email preference; turning it back on starts at the next arrival."""
+    admin = await set_notify_on_pending(session, admin_id, notify_on_pending, now)
     if admin is None:
         raise DomainError(ErrorCode.NOT_FOUND, f"no admin with id {admin_id}")
-    admin.notify_on_pending = notify_on_pending
-    await session.flush()
     return admin
 
 

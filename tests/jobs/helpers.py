@@ -6,7 +6,7 @@ from email.message import EmailMessage
 
 import sqlalchemy as sa
 
-from server import accounts, licensing, notifications
+from server import accounts, licensing
 from server.db import Database
 from server.licensing import AgentReport
 from server.models import OutboxMessage, Role
@@ -40,8 +40,9 @@ async def add_admin(
 
 
 async def set_notify(db: Database, admin_id: int, enabled: bool, clock: FakeClock) -> None:
+    """What ``updateNotificationSettings`` runs."""
     async with db.write() as session:
-        assert await notifications.set_notify_on_pending(session, admin_id, enabled, clock()) is not None
+        await accounts.update_notification_settings(session, admin_id, enabled, clock())
 
 
 async def outbox(db: Database) -> list[OutboxMessage]:
