@@ -254,7 +254,9 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             try:
                 while batch := await stream.next_batch():
                     for future in rendering.render(batch):
-                        payload = await asyncio.shield(future)
+                        # Usually rendered already (another subscriber asked first): no await.
+                        # Shielded otherwise: cancelling this subscriber must not cancel it.
+                        payload = future.result() if future.done() else await asyncio.shield(future)
                         if not await self._send_text(prefix + payload + "}"):
                             return
             except SubscriberOverflow as exc:

@@ -92,7 +92,7 @@ class LiveViews:
             task.add_done_callback(self._loads.discard)
         wanted = [self._views[e] for e in events]
         # Shielded: cancelling this subscriber must not cancel a future others await.
-        return [await asyncio.shield(f) for f in wanted]
+        return [f.result() if f.done() else await asyncio.shield(f) for f in wanted]
 
     async def _load(self, futures: dict[QueueEvent, asyncio.Future[PendingQueueEvent]]) -> None:
         try:
