@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -33,7 +34,7 @@ from tui_client.widgets.usage_header import UsageHeader
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:8000/graphql"
-TABS = ["pending", "users", "audit", "metrics"]
+SHUTDOWN_GRACE = 3.0  # seconds the workers get to close their connections on exit
 
 
 class AdminApp(App[None]):
@@ -100,6 +101,13 @@ class AdminApp(App[None]):
         self.live_updates()
 
     async def on_unmount(self) -> None:
+        # Let cancelled workers finish closing their connections (the websocket's close
+        # handshake, in-flight requests) before the client and the event loop go away.
+        workers = list(self.workers)
+        for worker in workers:
+            worker.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.workers.wait_for_complete(workers), SHUTDOWN_GRACE)
         await self.api.close()
 
     # ------------------------------------------------------------------ errors

@@ -137,6 +137,12 @@ async def _start(db: Database, db_url: str, clock: FakeClock, **tenant: Any) -> 
 
 
 @pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """SQLite only: the client sees the server through its API, whatever the database behind it."""
+    return sqlite_url(tmp_path / "plm.db")
+
+
+@pytest.fixture
 async def live(db: Database, db_url: str, clock: FakeClock) -> AsyncIterator[LiveServer]:
     """A server whose account has 3 licenses and manual review off."""
     async for server in _start(db, db_url, clock, licenses=3):
@@ -165,7 +171,10 @@ PEOPLE = [
     ("DESKTOP-0110", "tbernerslee", "Tim Berners-Lee"),
     ("LAPTOP-0111", "fallen", "Frances Allen"),
     ("LAPTOP-0112", "jmccarthy", "John McCarthy"),
+    ("LAPTOP-0113", "edijkstra", "Edsger Dijkstra"),
+    ("DESKTOP-0114", "hlamarr", "Hedy Lamarr"),
 ]
+REMOVED = "Hedy Lamarr"  # removed by the admin while seeding, so the audit log and metrics have a resolution
 
 
 class ThreadedServer:
@@ -226,6 +235,18 @@ class ThreadedServer:
                     )
                     response = await http.post("/ingest", json=body, headers=headers)
                     assert response.status_code == 202, response.text
+                    if name == REMOVED:
+                        self.clock.advance(minutes=3)
+                        removal = await http.post(
+                            "/graphql",
+                            json={
+                                "query": "mutation($ids: [ID!]!) { removeUsers(input: {userIds: $ids}) "
+                                "{ errors { code } } }",
+                                "variables": {"ids": [response.json()["userId"]]},
+                            },
+                            headers={"Authorization": f"Bearer {self.tenant.admin_token}"},
+                        )
+                        assert removal.json()["data"]["removeUsers"]["errors"] == [], removal.text
                 self.base_url = base
                 self._ready.set()
                 await self._stop.wait()

@@ -16,10 +16,10 @@ from tui_client.widgets.paged_table import PagedTable
 
 COLUMNS = [
     ("at", "When", 16),
-    ("actor", "By", 16),
-    ("action", "Action", 9),
-    ("user", "User", 22),
-    ("detail", "Detail", 44),
+    ("actor", "By", 14),
+    ("action", "Action", 8),
+    ("user", "User", 20),
+    ("detail", "Detail", 50),
 ]
 
 

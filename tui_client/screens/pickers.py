@@ -114,7 +114,7 @@ class UserPicker(SearchPicker):
             logon = u.agents[0].logon if u.agents else ""
             status = "licensed" if u.status == "LICENSED" else "pending"
             options.append(Option(f"{u.display_name}  ·  {logon}  ·  {status}", id=u.id))
-        return options, page.total_count
+        return options, page.total_count - (len(page.items) - len(options))
 
 
 class AgentPicker(SearchPicker):
@@ -135,4 +135,4 @@ class AgentPicker(SearchPicker):
             options.append(
                 Option(f"{a.logon} on {a.device_name}  ·  {a.user_display_name} ({status})", id=a.id)
             )
-        return options, page.total_count
+        return options, page.total_count - (len(page.items) - len(options))

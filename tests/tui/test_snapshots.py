@@ -1,0 +1,100 @@
+"""Snapshots of the main screens (pytest-textual-snapshot), on fixed data and a fixed clock.
+
+Update after an intended change with ``pytest tests/tui --snapshot-update`` and review the
+SVGs in ``tests/tui/__snapshots__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import OptionList, Static
+
+from tests.tui.conftest import ThreadedServer, wait_until
+from tui_client.app import AdminApp
+from tui_client.screens.audit import AuditView
+from tui_client.screens.metrics import MetricsView
+from tui_client.screens.users import UsersView
+
+SIZE = (120, 36)
+Compare = Callable[..., bool]
+
+
+async def _live(pilot: Pilot[Any]) -> AdminApp:
+    app = pilot.app
+    assert isinstance(app, AdminApp)
+    await wait_until(pilot, lambda: app.connection == "live" and app.pending.loaded, "the live queue")
+    await wait_until(pilot, lambda: app.me is not None and app.account is not None, "sign-in")
+    return app
+
+
+def test_pending_licenses(snap_compare: Compare, seeded: ThreadedServer) -> None:
+    """The opening screen: usage header, the live queue, the keys."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _live(pilot)
+
+    assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_selection_and_remove_dialog(snap_compare: Compare, seeded: ThreadedServer) -> None:
+    """Two rows selected, then the remove dialog with do-not-track checked."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = await _live(pilot)
+        await pilot.press("space", "space", "x")
+        await wait_until(pilot, lambda: bool(app.screen.query("#dnt")), "the dialog")
+
+    assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_assign_picker(snap_compare: Compare, seeded: ThreadedServer) -> None:
+    """The searchable user picker, narrowed by typing."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = await _live(pilot)
+        await pilot.press("s")
+        await wait_until(pilot, lambda: bool(app.screen.query("#picker-options")), "the picker")
+        options = app.screen.query_one("#picker-options", OptionList)
+        unfiltered = options.option_count
+        await pilot.press(*"ma")
+        await wait_until(pilot, lambda: 0 < options.option_count < unfiltered, "the narrowed list")
+
+    assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_users_tab(snap_compare: Compare, seeded: ThreadedServer) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = await _live(pilot)
+        await pilot.press("2")
+        await wait_until(pilot, lambda: len(app.query_one(UsersView).ids) == 13, "the users")
+
+    assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_audit_tab(snap_compare: Compare, seeded: ThreadedServer) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = await _live(pilot)
+        await pilot.press("3")
+        await wait_until(pilot, lambda: len(app.query_one(AuditView).ids) > 0, "the audit log")
+
+    assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_metrics_tab(snap_compare: Compare, seeded: ThreadedServer) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = await _live(pilot)
+        await pilot.press("4")
+        body = app.query_one(MetricsView).query_one("#metrics-body", Static)
+        await wait_until(pilot, lambda: "Queue metrics" in str(body.render()), "the metrics")
+
+    assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_help(snap_compare: Compare, seeded: ThreadedServer) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _live(pilot)
+
+    assert snap_compare(seeded.app(), press=["question_mark"], terminal_size=SIZE, run_before=run_before)
