@@ -448,6 +448,8 @@ class DeliveryReport:
     retried: int = 0
     failed: int = 0
     logged: int = 0
+    # Claimed by this sender, then re-claimed by another before this one reached it.
+    lost: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,6 +460,8 @@ class _Claimed:
     recipient: str
     content: str
     attempts: int
+    # The claim's deadline, as written: the token that says the row is still ours.
+    claimed_until: datetime
 
 
 async def _claim(db: Database, now: datetime, limit: int) -> list[_Claimed]:
@@ -486,9 +490,27 @@ async def _claim(db: Database, now: datetime, limit: int) -> list[_Claimed]:
             assert row.id is not None
             row.next_attempt_at = now + timedelta(seconds=CLAIM_SECONDS)
             claimed.append(
-                _Claimed(row.id, row.message_id, row.sender, row.recipient, row.content, row.attempts)
+                _Claimed(
+                    row.id, row.message_id, row.sender, row.recipient, row.content, row.attempts,
+                    row.next_attempt_at,
+                )
             )
     return claimed
+
+
+async def _renew_claim(db: Database, message: _Claimed, now: datetime) -> bool:
+    """Push the claim ``CLAIM_SECONDS`` past ``now`` if the row is still claimed by us."""
+    async with db.write() as session:
+        renewed = await session.execute(
+            sa.update(OutboxMessage)
+            .where(
+                col(OutboxMessage.id) == message.id,
+                col(OutboxMessage.status) == OutboxStatus.PENDING,
+                col(OutboxMessage.next_attempt_at) == message.claimed_until,
+            )
+            .values(next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS))
+        )
+    return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def _mark(db: Database, message: _Claimed, **values: Any) -> None:
@@ -609,6 +631,12 @@ async def _send_all(
     report: DeliveryReport,
 ) -> None:
     for i, message in enumerate(claimed):
+        # A slow batch (an SMTP server timing out message after message) can outlast its
+        # claim, and another sender may then have taken the row: renew the claim just before
+        # each send, and skip a row that is no longer ours rather than send it twice.
+        if not await _renew_claim(db, message, clock()):
+            report.lost += 1
+            continue
         try:
             await client.sendmail(message.sender, [message.recipient], message.content)
         except aiosmtplib.SMTPException as exc:

@@ -1,7 +1,14 @@
 """Read-side domain queries: keyset-paginated lists, batch loads and pending-user info.
 
-Everything here is plain SQLAlchemy over the models; the GraphQL layer calls it through
-per-request DataLoaders and list resolvers. Every query is scoped to one account.
+Everything here is plain SQLAlchemy over the models' tables; the GraphQL layer calls it
+through per-request DataLoaders and list resolvers. Every query is scoped to one account.
+
+Lists and batch loads of users and agents are SQLAlchemy Core selects of the table columns,
+returned as frozen :class:`UserRow` / :class:`AgentRow`: the read side never changes a row,
+and an ORM load (identity map, instance state, SQLModel's ``__new__``) cost several times the
+query itself on a 50-row page. Conditions are written against ``Table.c`` rather than the ORM
+attributes for the same reason: an ORM attribute anywhere in a statement routes its execution
+through the ORM's compile and result machinery.
 
 Lists paginate by keyset (``WHERE (sort key, id) > (cursor)``), never ``OFFSET``: a page
 deep in a 10,000-row queue costs the same as the first, and rows entering or leaving the
@@ -17,14 +24,13 @@ import binascii
 import enum
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from server.accounts import TOKEN_PREFIX, hash_secret
 from server.errors import DomainError, ErrorCode
@@ -42,6 +48,92 @@ from server.models import (
 MAX_PAGE = 500
 MAX_SEARCH = 256
 T = TypeVar("T")
+
+# The tables and their columns, for Core statements (see the module docstring).
+_USER, _AGENT, _EVENT, _AUDIT_ENTRY = (sa.inspect(m).local_table for m in (User, Agent, ActivityEvent, AuditEntry))
+_U, _AG, _EV, _AU = _USER.c, _AGENT.c, _EVENT.c, _AUDIT_ENTRY.c
+
+
+class UserFields(Protocol):
+    """What the read side shows of a user: a :class:`UserRow`, or a :class:`User` a write returned."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def status(self) -> UserStatus: ...
+    @property
+    def first_seen_at(self) -> datetime: ...
+    @property
+    def last_seen_at(self) -> datetime: ...
+    @property
+    def licensed_at(self) -> datetime | None: ...
+    @property
+    def pending_reason(self) -> PendingReason | None: ...
+    @property
+    def pending_since(self) -> datetime | None: ...
+
+
+class AgentFields(Protocol):
+    """What the read side shows of an agent: an :class:`AgentRow`, or an :class:`Agent`."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def device_name(self) -> str: ...
+    @property
+    def domain(self) -> str: ...
+    @property
+    def logon_name(self) -> str: ...
+    @property
+    def first_seen_at(self) -> datetime: ...
+    @property
+    def last_seen_at(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    """A ``user`` row as the read side loads it (Core, no ORM instance)."""
+
+    id: int
+    account_id: int
+    display_name: str
+    status: UserStatus
+    first_seen_at: datetime
+    last_seen_at: datetime
+    licensed_at: datetime | None
+    pending_reason: PendingReason | None
+    pending_since: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRow:
+    """An ``agent`` row as the read side loads it (without its normalised keys)."""
+
+    id: int
+    account_id: int
+    user_id: int
+    device_name: str
+    domain: str
+    logon_name: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+# Selected in the dataclasses' field order, so a result row unpacks straight into one.
+_USER_COLUMNS = tuple(_U[f.name] for f in fields(UserRow))
+_AGENT_COLUMNS = tuple(_AG[f.name] for f in fields(AgentRow))
+
+
+def _user_row(row: Sequence[Any]) -> UserRow:
+    return UserRow(*row[: len(_USER_COLUMNS)])
+
+
+def _agent_row(row: Sequence[Any]) -> AgentRow:
+    return AgentRow(*row[: len(_AGENT_COLUMNS)])
 
 
 class PendingOrder(enum.StrEnum):
@@ -75,6 +167,7 @@ async def authenticate(session: AsyncSession, token: str) -> tuple[Admin, Accoun
     """
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
+    # ORM instances here: the request's context keeps both (two rows, not a page of them).
     row = (
         await session.execute(
             sa.select(Admin, Account)
@@ -171,13 +264,10 @@ def _user_matches(term: str) -> Any:
     """Display name, or any of the user's agents' logon or device name, contains the term."""
     agent_hit = (
         sa.select(sa.literal(1))
-        .where(
-            Agent.user_id == User.id,  # type: ignore[arg-type]
-            sa.or_(_contains(Agent.logon_name, term), _contains(Agent.device_name, term)),
-        )
+        .where(_AG.user_id == _U.id, sa.or_(_contains(_AG.logon_name, term), _contains(_AG.device_name, term)))
         .exists()
     )
-    return sa.or_(_contains(User.display_name, term), agent_hit)
+    return sa.or_(_contains(_U.display_name, term), agent_hit)
 
 
 @dataclass(frozen=True)
@@ -206,45 +296,48 @@ class _Keyset:
 async def _page(
     session: AsyncSession,
     keyset: _Keyset,
-    entity: Any,
+    columns: Sequence[Any],
+    make: Callable[[Sequence[Any]], T],
     where: Sequence[Any],
     first: int,
     after: str | None,
-) -> Page[Any]:
+) -> Page[T]:
+    """Rows of ``columns`` (each made an item by ``make``), then the keyset columns for cursors."""
     check_first(first)
     conditions = list(where)
     if after:
         conditions.append(keyset.after(after))
-    stmt = sa.select(entity, *keyset.columns).where(*conditions).order_by(*keyset.order_by()).limit(first + 1)
+    stmt = sa.select(*columns, *keyset.columns).where(*conditions).order_by(*keyset.order_by()).limit(first + 1)
     rows = (await session.execute(stmt)).all()
     has_next = len(rows) > first
     rows = rows[:first]
+    n = len(columns)
     return Page(
-        items=[r[0] for r in rows],
-        cursors=[keyset.cursor(tuple(r[1:])) for r in rows],
+        items=[make(r) for r in rows],
+        cursors=[keyset.cursor(r[n:]) for r in rows],
         has_next=has_next,
     )
 
 
-async def _count(session: AsyncSession, entity: Any, where: Sequence[Any]) -> int:
-    stmt = sa.select(sa.func.count()).select_from(entity).where(*where)
+async def _count(session: AsyncSession, table: Any, where: Sequence[Any]) -> int:
+    stmt = sa.select(sa.func.count()).select_from(table).where(*where)
     return int((await session.execute(stmt)).scalar_one())
 
 
 # ---------------------------------------------------------------------------- lists
 
 
-_NAME = sa.func.lower(User.display_name)
+_NAME = sa.func.lower(_U.display_name)
 _PENDING_ORDERS = {
-    PendingOrder.ENTERED_ASC: _Keyset("pending:entered", (User.pending_since, User.id), (datetime, int)),
+    PendingOrder.ENTERED_ASC: _Keyset("pending:entered", (_U.pending_since, _U.id), (datetime, int)),
     PendingOrder.ENTERED_DESC: _Keyset(
-        "pending:entered-desc", (User.pending_since, User.id), (datetime, int), descending=True
+        "pending:entered-desc", (_U.pending_since, _U.id), (datetime, int), descending=True
     ),
-    PendingOrder.NAME_ASC: _Keyset("pending:name", (_NAME, User.id), (str, int)),
+    PendingOrder.NAME_ASC: _Keyset("pending:name", (_NAME, _U.id), (str, int)),
 }
-_USERS = _Keyset("users:name", (_NAME, User.id), (str, int))
-_AGENTS = _Keyset("agents:key", (Agent.key, Agent.id), (str, int))
-_AUDIT = _Keyset("audit:at", (AuditEntry.at, AuditEntry.id), (datetime, int), descending=True)
+_USERS = _Keyset("users:name", (_NAME, _U.id), (str, int))
+_AGENTS = _Keyset("agents:key", (_AG.key, _AG.id), (str, int))
+_AUDIT = _Keyset("audit:at", (_AU.at, _AU.id), (datetime, int), descending=True)
 
 
 @dataclass(frozen=True)
@@ -254,12 +347,12 @@ class PendingFilter:
     reason: PendingReason | None = None
 
     def where(self) -> list[Any]:
-        conditions: list[Any] = [User.account_id == self.account_id, User.status == UserStatus.PENDING]
+        conditions: list[Any] = [_U.account_id == self.account_id, _U.status == UserStatus.PENDING]
         term = _search_term(self.search)
         if term is not None:
             conditions.append(_user_matches(term))
         if self.reason is not None:
-            conditions.append(User.pending_reason == self.reason)
+            conditions.append(_U.pending_reason == self.reason)
         return conditions
 
 
@@ -269,13 +362,13 @@ async def pending_page(
     first: int,
     after: str | None,
     order: PendingOrder = PendingOrder.ENTERED_ASC,
-) -> Page[User]:
+) -> Page[UserRow]:
     """The account's queue, oldest first by default."""
-    return await _page(session, _PENDING_ORDERS[order], User, filt.where(), first, after)
+    return await _page(session, _PENDING_ORDERS[order], _USER_COLUMNS, _user_row, filt.where(), first, after)
 
 
 async def pending_count(session: AsyncSession, filt: PendingFilter) -> int:
-    return await _count(session, User, filt.where())
+    return await _count(session, _USER, filt.where())
 
 
 @dataclass(frozen=True)
@@ -285,22 +378,22 @@ class UserFilter:
     status: UserStatus | None = None
 
     def where(self) -> list[Any]:
-        conditions: list[Any] = [User.account_id == self.account_id]
+        conditions: list[Any] = [_U.account_id == self.account_id]
         term = _search_term(self.search)
         if term is not None:
             conditions.append(_user_matches(term))
         if self.status is not None:
-            conditions.append(User.status == self.status)
+            conditions.append(_U.status == self.status)
         return conditions
 
 
-async def users_page(session: AsyncSession, filt: UserFilter, first: int, after: str | None) -> Page[User]:
+async def users_page(session: AsyncSession, filt: UserFilter, first: int, after: str | None) -> Page[UserRow]:
     """Every user of the account, by name (case-insensitive), then id."""
-    return await _page(session, _USERS, User, filt.where(), first, after)
+    return await _page(session, _USERS, _USER_COLUMNS, _user_row, filt.where(), first, after)
 
 
 async def users_count(session: AsyncSession, filt: UserFilter) -> int:
-    return await _count(session, User, filt.where())
+    return await _count(session, _USER, filt.where())
 
 
 @dataclass(frozen=True)
@@ -309,65 +402,61 @@ class AgentFilter:
     search: str | None = None
 
     def where(self) -> list[Any]:
-        conditions: list[Any] = [Agent.account_id == self.account_id]
+        conditions: list[Any] = [_AG.account_id == self.account_id]
         term = _search_term(self.search)
         if term is not None:
             owner_hit = (
-                sa.select(sa.literal(1))
-                .where(User.id == Agent.user_id, _contains(User.display_name, term))  # type: ignore[arg-type]
-                .exists()
+                sa.select(sa.literal(1)).where(_U.id == _AG.user_id, _contains(_U.display_name, term)).exists()
             )
-            conditions.append(
-                sa.or_(_contains(Agent.logon_name, term), _contains(Agent.device_name, term), owner_hit)
-            )
+            conditions.append(sa.or_(_contains(_AG.logon_name, term), _contains(_AG.device_name, term), owner_hit))
         return conditions
 
 
-async def agents_page(session: AsyncSession, filt: AgentFilter, first: int, after: str | None) -> Page[Agent]:
+async def agents_page(session: AsyncSession, filt: AgentFilter, first: int, after: str | None) -> Page[AgentRow]:
     """Every agent of the account, by its normalised key (device, domain, logon)."""
-    return await _page(session, _AGENTS, Agent, filt.where(), first, after)
+    return await _page(session, _AGENTS, _AGENT_COLUMNS, _agent_row, filt.where(), first, after)
 
 
 async def agents_count(session: AsyncSession, filt: AgentFilter) -> int:
-    return await _count(session, Agent, filt.where())
+    return await _count(session, _AGENT, filt.where())
+
+
+def _first(row: Sequence[Any]) -> Any:
+    return row[0]
 
 
 async def audit_page(
     session: AsyncSession, account_id: int, first: int, after: str | None
 ) -> Page[AuditEntry]:
-    """The account's audit trail, newest first."""
-    return await _page(session, _AUDIT, AuditEntry, [AuditEntry.account_id == account_id], first, after)
+    """The account's audit trail, newest first (ORM entries: a page is read now and then)."""
+    return await _page(session, _AUDIT, (AuditEntry,), _first, [_AU.account_id == account_id], first, after)
 
 
 async def audit_count(session: AsyncSession, account_id: int) -> int:
-    return await _count(session, AuditEntry, [AuditEntry.account_id == account_id])
+    return await _count(session, _AUDIT_ENTRY, [_AU.account_id == account_id])
 
 
 # ---------------------------------------------------------------------------- batch loads
 
 
-async def users_by_id(session: AsyncSession, account_id: int, user_ids: Sequence[int]) -> dict[int, User]:
-    rows = (
-        await session.execute(
-            sa.select(User).where(User.account_id == account_id, User.id.in_(user_ids))  # type: ignore[union-attr,arg-type]
-        )
-    ).scalars()
-    return {u.id: u for u in rows if u.id is not None}
+async def users_by_id(session: AsyncSession, account_id: int, user_ids: Sequence[int]) -> dict[int, UserRow]:
+    rows = await session.execute(
+        sa.select(*_USER_COLUMNS).where(_U.account_id == account_id, _U.id.in_(user_ids))
+    )
+    return {u.id: u for u in map(_user_row, rows)}
 
 
 async def agents_by_user(
     session: AsyncSession, account_id: int, user_ids: Sequence[int]
-) -> dict[int, list[Agent]]:
+) -> dict[int, list[AgentRow]]:
     """Each user's agents, oldest first."""
-    rows = (
-        await session.execute(
-            sa.select(Agent)
-            .where(Agent.account_id == account_id, Agent.user_id.in_(user_ids))  # type: ignore[attr-defined,arg-type]
-            .order_by(col(Agent.user_id), col(Agent.id))
-        )
-    ).scalars()
-    found: dict[int, list[Agent]] = defaultdict(list)
-    for agent in rows:
+    rows = await session.execute(
+        sa.select(*_AGENT_COLUMNS)
+        .where(_AG.account_id == account_id, _AG.user_id.in_(user_ids))
+        .order_by(_AG.user_id, _AG.id)
+    )
+    found: dict[int, list[AgentRow]] = defaultdict(list)
+    for agent in map(_agent_row, rows):
         found[agent.user_id].append(agent)
     return found
 
@@ -422,18 +511,18 @@ async def retained_by_user(session: AsyncSession, user_ids: Sequence[int]) -> di
     """Counts, seconds and the oldest start of the stored activity, per user, in one query."""
     rows = await session.execute(
         sa.select(
-            col(ActivityEvent.user_id),
+            _EV.user_id,
             sa.func.count(),
-            sa.func.coalesce(sa.func.sum(col(ActivityEvent.duration_seconds)), 0),
-            sa.func.min(col(ActivityEvent.start)),
+            sa.func.coalesce(sa.func.sum(_EV.duration_seconds), 0),
+            sa.func.min(_EV.start),
         )
-        .where(ActivityEvent.user_id.in_(user_ids))  # type: ignore[attr-defined]
-        .group_by(col(ActivityEvent.user_id))
+        .where(_EV.user_id.in_(user_ids))
+        .group_by(_EV.user_id)
     )
     return {int(uid): Retained(int(n), int(s), oldest) for uid, n, s, oldest in rows}
 
 
-def pending_info(user: User, retained: Retained, retention_days: int) -> PendingInfo | None:
+def pending_info(user: UserFields, retained: Retained, retention_days: int) -> PendingInfo | None:
     """``None`` unless the user is pending."""
     if user.status is not UserStatus.PENDING or user.pending_reason is None or user.pending_since is None:
         return None

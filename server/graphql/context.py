@@ -21,8 +21,8 @@ from server import queries, suggestions
 from server.accounts import actor_for
 from server.errors import PermissionDenied
 from server.licensing import Actor
-from server.models import Account, Admin, Agent, User
-from server.queries import Retained
+from server.models import Account, Admin
+from server.queries import AgentRow, Retained, UserRow
 from server.services import Services
 
 from .errors import Forbidden
@@ -44,11 +44,11 @@ class Loaders:
     def __init__(self, ctx: Context) -> None:
         account_id = ctx.account_id
 
-        async def users(ids: list[int]) -> list[User | None]:
+        async def users(ids: list[int]) -> list[UserRow | None]:
             found = await ctx.run(queries.users_by_id, account_id, ids)
             return [found.get(i) for i in ids]
 
-        async def agents(user_ids: list[int]) -> list[list[Agent]]:
+        async def agents(user_ids: list[int]) -> list[list[AgentRow]]:
             found = await ctx.run(queries.agents_by_user, account_id, user_ids)
             return [found.get(i, []) for i in user_ids]
 
@@ -64,8 +64,8 @@ class Loaders:
             found = await ctx.run(suggestions.suggestions_by_user, account_id, user_ids)
             return [found.get(i, []) for i in user_ids]
 
-        self.user = DataLoader[int, User | None](load_fn=users)
-        self.agents = DataLoader[int, list[Agent]](load_fn=agents)
+        self.user = DataLoader[int, UserRow | None](load_fn=users)
+        self.agents = DataLoader[int, list[AgentRow]](load_fn=agents)
         self.retained = DataLoader[int, Retained](load_fn=retained)
         self.admin = DataLoader[int, Admin | None](load_fn=admins)
         self.suggestions = DataLoader[int, list[suggestions.Found]](load_fn=suggested)

@@ -7,6 +7,7 @@ entry's actor) resolve through the request's DataLoaders.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated
@@ -121,7 +122,7 @@ class AgentType:
     owner: strawberry.Private[UserType | None] = None
 
     @classmethod
-    def of(cls, agent: models.Agent, owner: UserType | None = None) -> AgentType:
+    def of(cls, agent: queries.AgentFields, owner: UserType | None = None) -> AgentType:
         return cls(
             id=gid(agent.id),
             device_name=agent.device_name,
@@ -151,13 +152,13 @@ class UserType:
     first_seen_at: datetime
     last_seen_at: datetime
     licensed_at: datetime | None
-    row: strawberry.Private[models.User]
+    row: strawberry.Private[queries.UserFields]
     # Set for a live event's user, whose payload is resolved once and shared by every
     # subscriber (server.graphql.subscriptions): its fields then need no loader or session.
     resolved: strawberry.Private[ResolvedUser | None] = None
 
     @classmethod
-    def of(cls, user: models.User) -> UserType:
+    def of(cls, user: queries.UserFields) -> UserType:
         return cls(
             id=gid(user.id),
             display_name=user.display_name,
@@ -170,7 +171,10 @@ class UserType:
 
     @classmethod
     def resolved_of(
-        cls, user: models.User, agents: list[models.Agent], pending: queries.PendingInfo | None
+        cls,
+        user: queries.UserFields,
+        agents: Sequence[queries.AgentFields],
+        pending: queries.PendingInfo | None,
     ) -> UserType:
         """A user whose agents and pending info are already known."""
         view = cls.of(user)
@@ -260,7 +264,7 @@ class UserConnection:
 
     @classmethod
     def of(
-        cls, page: queries.Page[models.User], filt: queries.PendingFilter | queries.UserFilter
+        cls, page: queries.Page[queries.UserRow], filt: queries.PendingFilter | queries.UserFilter
     ) -> UserConnection:
         return cls(
             edges=[

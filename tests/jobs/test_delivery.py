@@ -6,6 +6,7 @@ import logging
 from collections import Counter
 from datetime import timedelta
 
+import aiosmtplib
 import httpx
 import pytest
 
@@ -204,4 +205,29 @@ async def test_starttls_required_but_not_offered_keeps_the_mail_for_a_retry(
     svc.settings = svc.settings.with_overrides(smtp_tls="none")
     clock.advance(seconds=15)
     assert (await jobs.run_digest_tick(svc)).delivery.sent == 1
+    assert len(smtp.mailbox.received) == 1
+
+
+async def test_a_sender_slower_than_its_claim_does_not_send_what_another_sender_took(
+    svc: Services, clock: FakeClock, smtp: SmtpServer
+) -> None:
+    tenant = await make_tenant(svc.db, licenses=0)
+    clock.advance(seconds=1)
+    await arrive(svc.db, tenant.account_id, "ann", clock)
+    clock.advance(seconds=60)
+    assert await notifications.build_digests(svc.db, svc.settings, clock()) == 1
+    # Sender A claims the digest, then stalls (an SMTP server timing out earlier messages)...
+    (stale,) = await notifications._claim(svc.db, clock(), 10)
+    # ...past its claim, so sender B takes the row and delivers it.
+    clock.advance(seconds=notifications.CLAIM_SECONDS + 1)
+    assert (await notifications.deliver_outbox(svc.db, svc.settings, clock)).sent == 1
+    # When A finally reaches the message it sees the claim is no longer its own.
+    report = notifications.DeliveryReport()
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp.port)
+    await client.connect()
+    try:
+        await notifications._send_all(svc.db, client, [stale], clock, report)
+    finally:
+        client.close()
+    assert (report.sent, report.lost) == (0, 1)
     assert len(smtp.mailbox.received) == 1
