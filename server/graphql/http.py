@@ -152,8 +152,10 @@ class GraphQLApp(GraphQL[Context, None]):
             if body is None:
                 return PlainTextResponse(f"The body is over {MAX_BODY_BYTES} bytes.", 413)
             request = Request(scope, _replay(body, receive))
-            with contextlib.suppress(ValueError):
+            try:
                 payload = json.loads(body)
+            except ValueError:  # not JSON, or an integer too long to convert: never a 500
+                return PlainTextResponse("Unable to parse request body as JSON", 400)
         if isinstance(payload, dict) and isinstance(payload.get("query"), str):
             hit = self._cached(token, payload)
             if hit is not None:
