@@ -44,7 +44,7 @@ login: another form of it (``jdoe`` ~ ``john.doe``)     +2.5
 login: fits the other's name (``jdoe`` ~ John Doe)      +2.0
 login: numbered variant (``jsmith`` vs ``jsmith2``)     -3.0
 name: same first and last name                          +2.5
-name: compatible (``J. Smith`` ~ John Smith)            +1.0
+name: compatible (``J. Smith``, ``John S.`` ~ John Smith) +1.0
 name: same last name, different first name              -5.0
 name: different last name                               -2.5
 device: same device                                     +2.5
@@ -247,6 +247,10 @@ def name_match(a: Name | None, b: Name | None) -> NameMatch:
     if a is None or b is None:
         return NameMatch.UNKNOWN
     if a.last != b.last:
+        # ``Ada L.`` for Ada Lovelace: an abbreviated last name, same first name.
+        short, long = sorted((a.last, b.last), key=len)
+        if len(short) == 1 and long.startswith(short) and a.first == b.first:
+            return NameMatch.COMPATIBLE
         return NameMatch.DIFFERENT
     if a.first == b.first:
         return NameMatch.SAME

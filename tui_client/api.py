@@ -127,6 +127,30 @@ class PendingInfo:
 
 
 @dataclass(frozen=True)
+class Suggestion:
+    """The server's guess at who a pending user is: ASSIGN to a user, or MERGE into an agent."""
+
+    kind: str
+    score: float
+    reasons: tuple[str, ...]
+    # The user (ASSIGN) or agent (MERGE) id the mutation takes.
+    target_id: str
+    # What the admin reads: "Ann Smith", or "Ann Smith (ACME\asmith on LAPTOP-7)" for a merge.
+    target: str
+    target_name: str
+
+    @classmethod
+    def parse(cls, d: dict[str, Any]) -> Suggestion:
+        agent = d.get("agent")
+        if agent is not None:
+            name = agent["user"]["displayName"]
+            target = f"{name} ({agent['domain']}\\{agent['logonName']} on {agent['deviceName']})"
+            return cls(d["kind"], d["score"], tuple(d["reasons"]), agent["id"], target, name)
+        user = d["user"]
+        return cls(d["kind"], d["score"], tuple(d["reasons"]), user["id"], user["displayName"], user["displayName"])
+
+
+@dataclass(frozen=True)
 class User:
     id: str
     display_name: str
@@ -136,6 +160,8 @@ class User:
     licensed_at: datetime | None
     agents: tuple[AgentRef, ...]
     pending: PendingInfo | None
+    # The best suggestion only (the queue's column); all of them: PlmApi.suggestions.
+    suggestions: tuple[Suggestion, ...] = ()
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> User:
@@ -163,6 +189,7 @@ class User:
             _dt(d.get("licensedAt")),
             tuple(AgentRef(a["id"], a["deviceName"], a["domain"], a["logonName"]) for a in d["agents"]),
             pending,
+            tuple(Suggestion.parse(s) for s in d.get("suggestions") or []),
         )
 
     def matches(self, search: str) -> bool:
@@ -422,6 +449,11 @@ class PlmApi:
     async def audit_log(self, first: int = 100, after: str | None = None) -> Page[AuditEntry]:
         data = await self._execute(ops.AUDIT_LOG, first=first, after=after)
         return _page(data["auditLog"], AuditEntry.parse)
+
+    async def suggestions(self, user_id: str) -> list[Suggestion] | None:
+        """All of a pending user's suggestions, best first; None if the user is gone."""
+        user = (await self._execute(ops.SUGGESTIONS, id=user_id))["user"]
+        return None if user is None else [Suggestion.parse(s) for s in user["suggestions"]]
 
     async def queue_metrics(self, days: int = 30) -> QueueMetrics:
         m = (await self._execute(ops.QUEUE_METRICS, days=days))["queueMetrics"]

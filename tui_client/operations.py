@@ -36,6 +36,24 @@ fragment UserFields on User {
     oldestRetainedAt
     dataExpiresAt
   }
+  suggestions(first: 1) {
+    kind score reasons
+    user { id displayName }
+    agent { id deviceName domain logonName user { id displayName } }
+  }
+}
+"""
+
+SUGGESTIONS = """
+query Suggestions($id: ID!) {
+  user(id: $id) {
+    id
+    suggestions(first: 10) {
+      kind score reasons
+      user { id displayName }
+      agent { id deviceName domain logonName user { id displayName } }
+    }
+  }
 }
 """
 
@@ -233,4 +251,5 @@ ALL: dict[str, str] = {
     "RemoveUsers": REMOVE_USERS,
     "UpdateAccountSettings": UPDATE_ACCOUNT_SETTINGS,
     "PendingQueueChanged": PENDING_QUEUE_CHANGED,
+    "Suggestions": SUGGESTIONS,
 }

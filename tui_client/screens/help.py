@@ -28,6 +28,8 @@ KEYS = [
             ("s", "Assign the user's devices to an existing user (searchable picker)"),
             ("m", "Merge the user into an existing agent (searchable picker)"),
             ("x / delete", "Remove the row or the selection (asks; do-not-track checked)"),
+            ("y", "Accept the likely match (assign or merge) of the row, or of every selected row"),
+            ("w", "Show all likely matches with the server's reasons; enter accepts one"),
             ("/", "Filter by name, logon or device (esc clears)"),
             ("f", "Cycle the reason filter: all · over limit · manual review"),
             ("esc", "Clear the selection or the filter"),

@@ -19,11 +19,12 @@ from textual.message import Message
 from textual.widgets import Input, LoadingIndicator, Static
 
 from tui_client import format as fmt
-from tui_client.api import MAX_IDS, ApiError, PendingPage, QueueEvent, User
+from tui_client.api import MAX_IDS, ApiError, PendingPage, QueueEvent, Suggestion, User
 from tui_client.messages import AccountChanged
 from tui_client.screens.base import ApiView
 from tui_client.screens.confirm import ConfirmRemove
 from tui_client.screens.pickers import AgentPicker, UserPicker
+from tui_client.screens.suggestions import SuggestionsScreen
 from tui_client.widgets.paged_table import PagedTable
 
 COLUMNS = [
@@ -31,13 +32,14 @@ COLUMNS = [
     ("name", "Name", 18),
     ("logon", "Logon", 17),
     ("device", "Device", 13),
+    ("suggestion", "Likely match", 22),
     ("reason", "Reason", 13),
     ("entered", "Entered", 12),
     ("retained", "Retained", 15),
     ("expires", "Data expires", 12),
 ]
 REASON_FILTERS: list[str | None] = [None, "OVER_LIMIT", "MANUAL_REVIEW"]
-ACTIONS = {"approve", "assign", "merge", "remove"}
+ACTIONS = {"approve", "assign", "merge", "remove", "accept_suggestion"}
 
 
 @dataclass
@@ -54,6 +56,8 @@ class PendingView(ApiView):
         Binding("s", "assign", "Assign"),
         Binding("m", "merge", "Merge"),
         Binding("x,delete", "remove", "Remove"),
+        Binding("y", "accept_suggestion", "Accept match"),
+        Binding("w", "suggestions", "Matches"),
         Binding("slash", "filter", "Filter"),
         Binding("f", "cycle_reason", "Reason", show=False),
         Binding("ctrl+a", "select_all", "Select all", show=False),
@@ -191,11 +195,13 @@ class PendingView(ApiView):
         retained = "—"
         if p is not None and p.retained_event_count:
             retained = f"{fmt.duration(p.retained_active_seconds)} · {p.retained_event_count:,} ev"
+        top = user.suggestions[0] if user.suggestions else None
         return [
             mark,
             user.display_name,
             (first.logon + more) if first else "—",
             first.device_name if first else "—",
+            f"{top.kind.title()} {top.target_name} {top.score:.0%}" if top else "—",
             fmt.REASONS.get(p.reason, p.reason) if p else "—",
             fmt.short(p.entered_at if p else None, tz),
             retained,
@@ -507,3 +513,69 @@ class PendingView(ApiView):
         self.post_message(AccountChanged(result.account))
         tail = " Their devices will be ignored from now on." if do_not_track else ""
         self.notify(f"Removed {names}.{tail}", title="Removed")
+
+    # ------------------------------------------------------------------ likely matches
+
+    def action_suggestions(self) -> None:
+        user = self._one_target("Showing matches")
+        if user is None:
+            return
+
+        def chosen(suggestion: Suggestion | None) -> None:
+            if suggestion is not None:
+                self._accept([(user, suggestion)])
+
+        self.app.push_screen(SuggestionsScreen(self.api, user, can_act=self.admin_app.can_act), chosen)
+
+    def action_accept_suggestion(self) -> None:
+        """The cursor row's best match, or every selected row's: one keystroke per user.
+
+        The server stores only matches above its threshold, so a row with a match qualifies;
+        rows without one are left for the admin.
+        """
+        ids = self._targets()
+        if not ids:
+            return
+        todo = [(self.users[uid], self.users[uid].suggestions[0]) for uid in ids if self.users[uid].suggestions]
+        if not todo:
+            self.notify("No likely match for this selection; press w to see why.", severity="warning")
+            return
+        skipped = len(ids) - len(todo)
+        self._accept(todo, skipped)
+
+    @work(group="pending-action", exit_on_error=False)
+    async def _accept(self, todo: list[tuple[User, Suggestion]], skipped: int = 0) -> None:
+        what = todo[0][0].display_name if len(todo) == 1 else fmt.plural(len(todo), "user")
+        self._begin(f"Accepting the likely match for {what}…")
+        done: list[str] = []
+        failed: list[str] = []
+        account = None
+        try:
+            for user, s in todo:
+                try:
+                    if s.kind == "MERGE":
+                        result = await self.api.merge(user.id, s.target_id)
+                    else:
+                        result = await self.api.assign(user.id, s.target_id)
+                except ApiError as exc:
+                    failed.append(f"{user.display_name}: {exc.message}")
+                    continue
+                account = result.account
+                done.append(user.id)
+                self._drop([user.id])
+        finally:
+            self._end()
+        if account is not None:
+            self.post_message(AccountChanged(account))
+        if len(todo) == 1 and done:
+            user, s = todo[0]
+            verb = "merged into" if s.kind == "MERGE" else "assigned to"
+            self.notify(f"{user.display_name} {verb} {s.target}.", title="Likely match accepted")
+        elif done:
+            tail = f"; {fmt.plural(skipped, 'user')} without a likely match left alone" if skipped else ""
+            self.notify(f"Resolved {fmt.plural(len(done), 'user')} by their likely match{tail}.", title="Accepted")
+        if failed:
+            self.notify(
+                "\n".join(failed[:5]), title="Some matches could not be accepted", severity="error", timeout=10
+            )
+            self.reload()
