@@ -34,6 +34,7 @@ from server.models import (
     QueueAction,
     QueueArrival,
     Role,
+    SettingsChange,
     User,
     UserStatus,
     agent_key,
@@ -770,6 +771,7 @@ async def update_settings(
             "licenseLimit",
         )
     account = await lock_account(session, actor.account_id)
+    before = (account.manual_review, account.license_limit)
     if manual_review is not None:
         account.manual_review = manual_review
     changes: list[tuple[QueueAction, int, int | None]] = []
@@ -801,6 +803,19 @@ async def update_settings(
                 )
                 _queue_arrival(session, user, await _first_agent(session, user.id), now)
                 changes.append((QueueAction.ENTERED, user.id, None))
+    if (account.manual_review, account.license_limit) != before:
+        session.add(
+            SettingsChange(
+                account_id=actor.account_id,
+                at=now,
+                actor_id=actor.admin_id,
+                manual_review_before=before[0],
+                manual_review_after=account.manual_review,
+                license_limit_before=before[1],
+                license_limit_after=account.license_limit,
+                moved_to_pending=len(changes),
+            )
+        )
     usage, events = await _finish(session, account, changes, now)
     await suggestions.compute(session, actor.account_id, [uid for a, uid, _ in changes if a is QueueAction.ENTERED], now)
     return ActionResult(account=account, usage=usage, events=events)

@@ -41,6 +41,7 @@ from server.models import (
     Agent,
     AuditEntry,
     PendingReason,
+    SettingsChange,
     User,
     UserStatus,
 )
@@ -434,6 +435,22 @@ async def audit_page(
 
 async def audit_count(session: AsyncSession, account_id: int) -> int:
     return await _count(session, _AUDIT_ENTRY, [_AU.account_id == account_id])
+
+
+_SETTINGS_CHANGE = sa.inspect(SettingsChange).local_table
+_SC = _SETTINGS_CHANGE.c
+_SETTINGS = _Keyset("settings:id", (_SC.id,), (int,), descending=True)
+
+
+async def settings_history_page(
+    session: AsyncSession, account_id: int, first: int, after: str | None
+) -> Page[SettingsChange]:
+    """Who changed the account's settings and how, newest first."""
+    return await _page(session, _SETTINGS, (SettingsChange,), _first, [_SC.account_id == account_id], first, after)
+
+
+async def settings_history_count(session: AsyncSession, account_id: int) -> int:
+    return await _count(session, _SETTINGS_CHANGE, [_SC.account_id == account_id])
 
 
 # ---------------------------------------------------------------------------- batch loads

@@ -32,6 +32,9 @@ from .types import (
     PendingOrder,
     PendingReason,
     QueueMetrics,
+    SettingsChangeConnection,
+    SettingsChangeEdge,
+    SettingsChangeType,
     UserActivity,
     UserConnection,
     UserStatus,
@@ -125,6 +128,20 @@ class Query:
         ctx = info.context
         found = await _checked(ctx.run(metrics.queue_metrics, ctx.account_id, days, ctx.services.clock()))
         return QueueMetrics.of(found)
+
+    @strawberry.field(description="Who changed the account's settings (limit, manual review) and how, newest first.")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    async def settings_history(
+        self, info: Ctx, first: int = 50, after: str | None = None
+    ) -> SettingsChangeConnection:
+        ctx = info.context
+        page = await _checked(ctx.run(queries.settings_history_page, ctx.account_id, first, after))
+        return SettingsChangeConnection(
+            edges=[
+                SettingsChangeEdge(cursor=c, node=SettingsChangeType.of(e))
+                for e, c in zip(page.items, page.cursors, strict=True)
+            ],
+            page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+        )
 
     @strawberry.field
     async def audit_log(self, info: Ctx, first: int = 50, after: str | None = None) -> AuditEntryConnection:

@@ -408,6 +408,56 @@ class AuditEntryConnection:
         return await info.context.run(queries.audit_count, info.context.account_id)
 
 
+@strawberry.type(name="SettingsChange", description="A change to the account's settings: who made it and what changed.")
+class SettingsChangeType:
+    id: strawberry.ID
+    at: datetime
+    manual_review: bool
+    previous_manual_review: bool
+    license_limit: int
+    previous_license_limit: int
+    moved_to_pending: int = strawberry.field(
+        description="How many licensed users a lowered limit moved to the Pending Licenses queue."
+    )
+    actor_id: strawberry.Private[int | None]
+
+    @classmethod
+    def of(cls, change: models.SettingsChange) -> SettingsChangeType:
+        return cls(
+            id=gid(change.id),
+            at=change.at,
+            manual_review=change.manual_review_after,
+            previous_manual_review=change.manual_review_before,
+            license_limit=change.license_limit_after,
+            previous_license_limit=change.license_limit_before,
+            moved_to_pending=change.moved_to_pending,
+            actor_id=change.actor_id,
+        )
+
+    @strawberry.field(description="Null when the system acted (the plm CLI).")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    async def actor(self, info: Ctx) -> AdminType | None:
+        if self.actor_id is None:
+            return None
+        admin = await info.context.loaders.admin.load(self.actor_id)
+        return None if admin is None else AdminType.of(admin)
+
+
+@strawberry.type
+class SettingsChangeEdge:
+    cursor: str
+    node: SettingsChangeType
+
+
+@strawberry.type
+class SettingsChangeConnection:
+    edges: list[SettingsChangeEdge]
+    page_info: PageInfo
+
+    @strawberry.field
+    async def total_count(self, info: Ctx) -> int:
+        return await info.context.run(queries.settings_history_count, info.context.account_id)
+
+
 @strawberry.type
 class UserError:
     code: ErrorCode  # type: ignore[valid-type]

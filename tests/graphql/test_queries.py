@@ -279,3 +279,28 @@ async def test_queue_metrics_from_the_audit_trail(gql: Gql, db: Database, tenant
     }
     clock.now = START + timedelta(days=8)
     assert (await gql(tenant.admin_token, query)).ok()["queueMetrics"]["resolvedCount"] == 0
+
+
+async def test_settings_history_says_who_changed_what(gql: Gql, db: Database, tenant: Tenant, clock) -> None:  # type: ignore[no-untyped-def]
+    from tests.support import make_tenant
+
+    other = await make_tenant(db, name="Other")
+    await queue(db, tenant, pending=0)  # fills the 3 licenses
+    settings = "mutation($input: UpdateAccountSettingsInput!) { updateAccountSettings(input: $input) { errors { code } } }"
+    assert (await gql(tenant.admin_token, settings, input={"manualReview": True})).ok()
+    clock.advance(minutes=5)
+    assert (await gql(tenant.admin_token, settings, input={"licenseLimit": 1})).ok()
+    assert (await gql(tenant.admin_token, settings, input={"licenseLimit": 1})).ok()  # no change: no entry
+    assert (await gql(other.admin_token, settings, input={"licenseLimit": 9})).ok()
+    query = """query($after: String) { settingsHistory(first: 1, after: $after) { totalCount pageInfo { hasNextPage endCursor }
+        edges { node { at actor { email } manualReview previousManualReview licenseLimit previousLicenseLimit movedToPending } } } }"""
+    first = (await gql(tenant.viewer_token, query)).ok()["settingsHistory"]
+    assert first["totalCount"] == 2 and first["pageInfo"]["hasNextPage"]
+    assert first["edges"][0]["node"] == {
+        "at": clock().isoformat(), "actor": {"email": "admin@acme.example"}, "manualReview": True,
+        "previousManualReview": True, "licenseLimit": 1, "previousLicenseLimit": 3, "movedToPending": 2,
+    }
+    rest = (await gql(tenant.viewer_token, query, after=first["pageInfo"]["endCursor"])).ok()["settingsHistory"]
+    (older,) = [e["node"] for e in rest["edges"]]
+    assert (older["previousManualReview"], older["manualReview"], older["movedToPending"]) == (False, True, 0)
+    assert not rest["pageInfo"]["hasNextPage"]

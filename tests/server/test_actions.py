@@ -294,3 +294,24 @@ async def test_events_are_published_after_commit_and_never_for_a_refusal(db: Dat
     got = [sub._queue.get_nowait() for _ in ids]
     assert [(e.action, e.user_id) for e in got] == [(QueueAction.REMOVED, i) for i in ids]  # type: ignore[union-attr]
     sub.close()
+
+
+async def test_settings_changes_are_recorded_with_who_and_what(db: Database) -> None:
+    import sqlalchemy as sa
+
+    from server.models import SettingsChange
+
+    tenant, _ = await queue_of(db, 0, licenses=3)
+    async with db.write() as s:
+        await licensing.update_settings(s, admin(tenant.account_id, tenant.admin_id), LATER, license_limit=1, manual_review=True)
+    async with db.write() as s:
+        await licensing.update_settings(s, admin(tenant.account_id, tenant.admin_id), LATER, license_limit=1)  # no change
+    async with db.write() as s:
+        await licensing.update_settings(s, Actor.system(tenant.account_id), LATER, license_limit=5)  # the CLI
+    async with db.read() as s:
+        rows = list((await s.execute(sa.select(SettingsChange).order_by(SettingsChange.id))).scalars())
+    assert [(r.actor_id, r.manual_review_before, r.manual_review_after, r.license_limit_before,
+             r.license_limit_after, r.moved_to_pending, r.at) for r in rows] == [
+        (tenant.admin_id, False, True, 3, 1, 2, LATER),
+        (None, True, True, 1, 5, 0, LATER),
+    ]
