@@ -196,7 +196,9 @@ class AgentAlias(SQLModel, table=True):
 
 class ActivityEvent(SQLModel, table=True):
     __tablename__ = "activity_event"
-    __table_args__ = (sa.Index("ix_activity_user_start", "user_id", "start"),)
+    # Covering for retention and for a pending user's retained totals (count, sum of
+    # durations, oldest start): those reads never touch the table's rows.
+    __table_args__ = (sa.Index("ix_activity_user_start", "user_id", "start", "duration_seconds"),)
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = _fk("user.id", index=False)
