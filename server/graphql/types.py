@@ -386,10 +386,15 @@ class AuditEntryType:
 
     @strawberry.field(description="Null when the system acted (ingestion, a lowered limit).")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
     async def actor(self, info: Ctx) -> AdminType | None:
-        if self.actor_id is None:
-            return None
-        admin = await info.context.loaders.admin.load(self.actor_id)
-        return None if admin is None else AdminType.of(admin)
+        return await actor_of(info, self.actor_id)
+
+
+async def actor_of(info: Ctx, actor_id: int | None) -> AdminType | None:
+    """The admin who acted, through the request's loader; ``None`` for the system."""
+    if actor_id is None:
+        return None
+    admin = await info.context.loaders.admin.load(actor_id)
+    return None if admin is None else AdminType.of(admin)
 
 
 @strawberry.type
@@ -436,10 +441,7 @@ class SettingsChangeType:
 
     @strawberry.field(description="Null when the system acted (the plm CLI).")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
     async def actor(self, info: Ctx) -> AdminType | None:
-        if self.actor_id is None:
-            return None
-        admin = await info.context.loaders.admin.load(self.actor_id)
-        return None if admin is None else AdminType.of(admin)
+        return await actor_of(info, self.actor_id)
 
 
 @strawberry.type
