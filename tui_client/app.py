@@ -84,7 +84,8 @@ class AdminApp(App[None]):
                 yield AuditView(page_size=self.page_size, id="audit-view")
             with TabPane("4 Queue metrics", id="metrics"):
                 yield MetricsView(id="metrics-view")
-        yield Footer()
+        # Compact, without the palette entry, so every action's key fits in 120 columns.
+        yield Footer(compact=True, show_command_palette=False)
 
     @property
     def pending(self) -> PendingView:
@@ -185,7 +186,14 @@ class AdminApp(App[None]):
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.retry_max)
 
+    @property
+    def _shown(self) -> bool:
+        """False while the app starts or shuts down: messages from workers may still arrive."""
+        return self.is_running and bool(self.query(UsageHeader))
+
     def on_connection_changed(self, message: ConnectionChanged) -> None:
+        if not self._shown:
+            return
         was, self.connection = self.connection, message.state
         status = self.query_one(ConnectionStatus)
         status.state, status.detail = message.state, message.detail
@@ -195,6 +203,8 @@ class AdminApp(App[None]):
             self.notify("Reconnected; the view has caught up.", timeout=3)
 
     def on_caught_up(self, message: CaughtUp) -> None:
+        if not self._shown:
+            return
         if self.me is None:
             self.bootstrap()
         self.pending.reload()
@@ -205,9 +215,13 @@ class AdminApp(App[None]):
 
     def on_account_changed(self, message: AccountChanged) -> None:
         self.account = message.account
+        if not self._shown:
+            return
         self.query_one(UsageHeader).show(message.account)
 
     def on_queue_event_received(self, message: QueueEventReceived) -> None:
+        if not self._shown:
+            return
         event = message.event
         self.account = event.account
         self.query_one(UsageHeader).show(event.account)

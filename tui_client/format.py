@@ -28,6 +28,13 @@ def short(dt: datetime | None, tz: tzinfo | None) -> str:
     return dt.astimezone(tz).strftime("%b %d %H:%M")
 
 
+def day(dt: datetime | None, tz: tzinfo | None) -> str:
+    """A date for the narrowest column: month and day."""
+    if dt is None:
+        return "—"
+    return dt.astimezone(tz).strftime("%b %d")
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"

@@ -27,17 +27,19 @@ from tui_client.screens.pickers import AgentPicker, UserPicker
 from tui_client.screens.suggestions import SuggestionsScreen
 from tui_client.widgets.paged_table import PagedTable
 
+# Sized so the whole row fits a 120-column terminal, scrollbar included.
 COLUMNS = [
     ("sel", " ", 1),
-    ("name", "Name", 18),
-    ("logon", "Logon", 17),
-    ("device", "Device", 13),
-    ("suggestion", "Likely match", 22),
-    ("reason", "Reason", 13),
+    ("name", "Name", 15),
+    ("logon", "Logon", 14),
+    ("device", "Device", 12),
+    ("suggestion", "Likely match", 16),
+    ("reason", "Reason", 10),
     ("entered", "Entered", 12),
-    ("retained", "Retained", 15),
-    ("expires", "Data expires", 12),
+    ("retained", "Retained", 12),
+    ("expires", "Expires", 7),
 ]
+REASONS = {"OVER_LIMIT": "over limit", "MANUAL_REVIEW": "review"}
 REASON_FILTERS: list[str | None] = [None, "OVER_LIMIT", "MANUAL_REVIEW"]
 ACTIONS = {"approve", "assign", "merge", "remove", "accept_suggestion"}
 
@@ -194,7 +196,7 @@ class PendingView(ApiView):
         mark = Text("✓", style="bold") if user.id in self.selected else " "
         retained = "—"
         if p is not None and p.retained_event_count:
-            retained = f"{fmt.duration(p.retained_active_seconds)} · {p.retained_event_count:,} ev"
+            retained = f"{fmt.duration(p.retained_active_seconds)}, {p.retained_event_count:,} ev"
         top = user.suggestions[0] if user.suggestions else None
         return [
             mark,
@@ -202,10 +204,10 @@ class PendingView(ApiView):
             (first.logon + more) if first else "—",
             first.device_name if first else "—",
             f"{top.kind.title()} {top.target_name} {top.score:.0%}" if top else "—",
-            fmt.REASONS.get(p.reason, p.reason) if p else "—",
+            REASONS.get(p.reason, p.reason) if p else "—",
             fmt.short(p.entered_at if p else None, tz),
             retained,
-            fmt.short(p.data_expires_at if p else None, tz),
+            fmt.day(p.data_expires_at if p else None, tz),
         ]
 
     def _add_row(self, user: User) -> None:
