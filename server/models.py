@@ -156,6 +156,9 @@ class User(SQLModel, table=True):
     licensed_at: datetime | None = _ts(nullable=True)
     pending_reason: PendingReason | None = Field(default=None, sa_column=sa.Column(_enum(PendingReason)))
     pending_since: datetime | None = _ts(nullable=True)
+    # Lets a bulk INSERT … RETURNING hand ids back in parameter order on SQLite too, in one
+    # statement instead of one per row (SQLAlchemy's "insertmanyvalues" sentinel).
+    sentinel: int | None = Field(default=None, sa_column=sa.insert_sentinel("_sentinel"))
 
 
 class Agent(SQLModel, table=True):
@@ -176,6 +179,8 @@ class Agent(SQLModel, table=True):
     login_key: str | None = Field(default=None, max_length=520)
     first_seen_at: datetime = _ts()
     last_seen_at: datetime = _ts()
+    # See User.sentinel.
+    sentinel: int | None = Field(default=None, sa_column=sa.insert_sentinel("_sentinel"))
 
 
 class AgentAlias(SQLModel, table=True):
