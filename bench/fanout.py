@@ -50,7 +50,7 @@ def serve(database_url: str, port: int, stamps: str) -> None:
     """Child process: the real app, stamping each event as its transaction commits."""
     import uvicorn
 
-    from server.app import create_app
+    from server.app import create_app, tune_gc
     from server.events import QueueEvent
     from server.settings import Settings
 
@@ -66,6 +66,7 @@ def serve(database_url: str, port: int, stamps: str) -> None:
         deliver(events)
 
     broadcaster.committed = committed
+    tune_gc()  # as plm serve does
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio")
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import random
@@ -200,7 +199,7 @@ def serve(database_url: str, port: int) -> None:
     from starlette.routing import Route
 
     from server import queries, services
-    from server.app import create_app
+    from server.app import create_app, tune_gc
     from server.http_util import bearer_token
     from server.settings import Settings
 
@@ -254,9 +253,7 @@ def serve(database_url: str, port: int) -> None:
         return JSONResponse({"data": body})
 
     app.router.routes[:0] = [Route("/bench/hello", hello), Route("/bench/plain", plain)]
-    # As plm serve does: start-up objects out of the collector's sight before serving.
-    gc.collect()
-    gc.freeze()
+    tune_gc()  # as plm serve does
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import logging
 import sys
@@ -56,7 +55,7 @@ def _configure_logging(level: str) -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from server.app import BackgroundTask, create_app
+    from server.app import BackgroundTask, create_app, tune_gc
     from server.demo import fleet_task, setup_demo
 
     background: list[BackgroundTask] = []
@@ -79,11 +78,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     asyncio.run(_with_db(settings, prepare))
     app = create_app(settings, background=background)
-    # Everything loaded so far (modules, the schema) lives as long as the process: move it
-    # out of the collector's sight, so a full collection with hundreds of open websockets
-    # pauses the event loop for milliseconds rather than hundreds of them.
-    gc.collect()
-    gc.freeze()
+    tune_gc()
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level, ws="websockets-sansio")
     return 0
 
