@@ -375,7 +375,10 @@ async def _insert_events(session: AsyncSession, rows: list[tuple[Any, ...]]) -> 
     if placeholder is None:
         await conn.execute(sa.insert(table), [dict(zip(_EVENT_COLUMNS, r, strict=True)) for r in rows])
         return
-    to_db: Callable[[Any], Any] = table.c.start.type.bind_processor(dialect) or (lambda v: v)
+    # The dialect's own processor (on SQLite: SQLAlchemy's stored text form), exactly as a
+    # Core statement would bind it, so stored values compare and sort the same.
+    start_type = table.c.start.type.dialect_impl(dialect)
+    to_db: Callable[[Any], Any] = start_type.bind_processor(dialect) or (lambda v: v)
     sql = (
         f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({', '.join(_EVENT_COLUMNS)}) "
         f"VALUES ({', '.join(placeholder(i + 1) for i in range(len(_EVENT_COLUMNS)))})"

@@ -185,6 +185,29 @@ async def test_times_are_stored_in_utc_and_productivity_defaults_to_neutral(
     assert event.start == START and event.productivity == "neutral"
 
 
+async def test_event_starts_are_stored_exactly_as_every_other_timestamp(
+    http: httpx.AsyncClient, db: Database, tenant: Tenant
+) -> None:
+    """The bulk insert bypasses SQLAlchemy's per-row processing; its stored form must not differ
+    (on SQLite timestamps are text: another format would compare wrongly at the boundaries)."""
+    import sqlalchemy as sa
+
+    from server.models import Account
+
+    body = batch_body("PC", "ann", start=START)
+    await post(http, tenant.ingest_key, body)
+    async with db.read() as s:
+        stored_event = (await s.execute(sa.text("SELECT start FROM activity_event"))).scalar_one()
+        stored_account = (await s.execute(sa.text("SELECT created_at FROM account WHERE id = :id"),
+                                          {"id": tenant.account_id})).scalar_one()
+        # Both written from START (make_tenant's default "now").
+        assert (await s.get(Account, tenant.account_id)).created_at == START  # type: ignore[union-attr]
+        later = (await s.execute(sa.text("SELECT count(*) FROM activity_event WHERE start >= :t"),
+                                 {"t": stored_account})).scalar_one()
+    assert type(stored_event) is type(stored_account) and stored_event == stored_account
+    assert later == 1
+
+
 async def test_healthz(http: httpx.AsyncClient) -> None:
     r = await http.get("/healthz")
     assert r.status_code == 200 and r.json() == {"status": "ok"}
