@@ -434,56 +434,44 @@ class PendingView(ApiView):
         )
 
     def action_assign(self) -> None:
-        user = self._one_target("Assign")
-        if user is None:
-            return
-
-        def chosen(target: tuple[str, str] | None) -> None:
-            if target is not None:
-                self._assign(user, target[0])
-
-        self.app.push_screen(UserPicker(self.api, user), chosen)
-
-    @work(group="pending-action", exit_on_error=False)
-    async def _assign(self, user: User, target_id: str) -> None:
-        self._begin(f"Assigning {user.display_name}…")
-        try:
-            result = await self.api.assign(user.id, target_id)
-        except ApiError as exc:
-            self.fail("Assign failed", exc)
-            self.reload()
-            return
-        finally:
-            self._end()
-        self._drop([user.id])
-        self.post_message(AccountChanged(result.account))
-        self.notify(f"{user.display_name}'s devices now belong to {result.target}.", title="Assigned")
+        self._pick_and_resolve("Assign", UserPicker)
 
     def action_merge(self) -> None:
-        user = self._one_target("Merge")
+        self._pick_and_resolve("Merge", AgentPicker)
+
+    def _pick_and_resolve(self, verb: str, picker: type[UserPicker] | type[AgentPicker]) -> None:
+        """Pick a target for the row's user, then assign or merge it there."""
+        user = self._one_target(verb)
         if user is None:
             return
 
         def chosen(target: tuple[str, str] | None) -> None:
             if target is not None:
-                self._merge(user, target[0])
+                self._resolve(verb, user, target[0])
 
-        self.app.push_screen(AgentPicker(self.api, user), chosen)
+        self.app.push_screen(picker(self.api, user), chosen)
 
     @work(group="pending-action", exit_on_error=False)
-    async def _merge(self, user: User, agent_id: str) -> None:
-        self._begin(f"Merging {user.display_name}…")
+    async def _resolve(self, verb: str, user: User, target_id: str) -> None:
+        """Assign (to a user) or merge (into an agent): the same round trip, another mutation."""
+        self._begin(f"{'Assigning' if verb == 'Assign' else 'Merging'} {user.display_name}…")
         try:
-            result = await self.api.merge(user.id, agent_id)
+            if verb == "Assign":
+                result = await self.api.assign(user.id, target_id)
+            else:
+                result = await self.api.merge(user.id, target_id)
         except ApiError as exc:
-            self.fail("Merge failed", exc)
+            self.fail(f"{verb} failed", exc)
             self.reload()
             return
         finally:
             self._end()
         self._drop([user.id])
         self.post_message(AccountChanged(result.account))
-        self.notify(f"{user.display_name} merged into {result.target}.", title="Merged")
+        if verb == "Assign":
+            self.notify(f"{user.display_name}'s devices now belong to {result.target}.", title="Assigned")
+        else:
+            self.notify(f"{user.display_name} merged into {result.target}.", title="Merged")
 
     def action_remove(self) -> None:
         ids = self._targets()
