@@ -15,6 +15,7 @@ from datetime import tzinfo
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.logging import TextualHandler
 from textual.notifications import SeverityLevel
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
@@ -296,6 +297,18 @@ class AdminApp(App[None]):
         self.notify(f"Manual review is {'on' if on else 'off'}.", title="Settings saved")
 
 
+def log_to_textual() -> None:
+    """Route logging to Textual's log (the devtools console), never to the terminal.
+
+    The terminal belongs to the app: a log line written to stderr (httpx logs every request
+    at INFO, and ``plm demo`` runs inside the CLI's stderr logging) would draw over the
+    screen.
+    """
+    logging.basicConfig(level=logging.INFO, handlers=[TextualHandler()], force=True)
+    # Request-by-request noise even for the devtools console.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="plm-tui", description="The Pending License Management admin client"
@@ -308,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.token:
         sys.stderr.write("plm-tui: an admin token is needed: --token T or PLM_TOKEN\n")
         return 2
+    log_to_textual()
     AdminApp(args.url, args.token).run()
     return 0
 

@@ -91,8 +91,9 @@ def run_demo(port: int | None = None, host: str = "127.0.0.1") -> int:
             if not _wait_healthy(f"http://{host}:{port}", proc, START_TIMEOUT):
                 sys.stderr.write(f"plm demo: the server did not become healthy; see {log_path}\n")
                 return 1
-            from tui_client.app import AdminApp
+            from tui_client.app import AdminApp, log_to_textual
 
+            log_to_textual()
             AdminApp(info["graphqlUrl"], info["adminToken"]).run()
         finally:
             _stop(proc)
