@@ -22,7 +22,10 @@ from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
-BackgroundTask = Callable[[Services], Coroutine[Any, Any, Any]]
+# A task for the app's lifetime (the demo fleet). It gets an event set when the server
+# stops and should return soon after; it is cancelled if still running after the grace.
+BackgroundTask = Callable[[Services, asyncio.Event], Coroutine[Any, Any, Any]]
+BACKGROUND_GRACE_SECONDS = 5.0
 
 
 def tune_gc() -> None:
@@ -59,15 +62,19 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await svc.db.broadcaster.start()
         runner.start()
-        tasks = [asyncio.create_task(task(svc)) for task in background or []]
+        stopping = asyncio.Event()
+        tasks = [asyncio.create_task(task(svc, stopping)) for task in background or []]
         try:
             yield
         finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+            stopping.set()
+            if tasks:
+                _done, late = await asyncio.wait(tasks, timeout=BACKGROUND_GRACE_SECONDS)
+                for t in late:
+                    t.cancel()
+                for t in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await t
             await runner.stop()
             await svc.committer.stop()
             await svc.db.broadcaster.stop()

@@ -13,6 +13,8 @@ reached the disk and survives a crash or ``kill -9``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,6 +29,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from server.events import Broadcaster, MemoryBroadcaster, take_recorded
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class _RollbackOnClose(sqlite3.Connection):
+    """A SQLite connection that ends its transaction before it closes.
+
+    SQLAlchemy invalidates and closes a connection whose task is cancelled mid-statement.
+    ``sqlite3_close_v2`` on a connection whose statement a cursor still references leaves a
+    "zombie" that keeps its transaction, and so the database's write lock, until that
+    cursor is garbage-collected (a cancelled task's exception keeps it alive): every other
+    writer would wait out its busy timeout. Rolling back first releases the lock at once.
+    """
+
+    def close(self) -> None:
+        if self.in_transaction:
+            # On failure, closing still ends the transaction once the zombie is freed.
+            with contextlib.suppress(sqlite3.Error):
+                self.rollback()
+        super().close()
 
 
 def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
@@ -68,6 +88,7 @@ class Database:
         read: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 8}
         write: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 8}
         if self.is_sqlite:
+            common["connect_args"] = {"factory": _RollbackOnClose}
             # One writer at a time (the write lock below): a small pool is all writes need.
             write = {"pool_size": 1, "max_overflow": 2}
         else:

@@ -11,6 +11,7 @@ a renamed or re-imaged home laptop. The fleet calls the same ingestion code as `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Coroutine
@@ -178,38 +179,49 @@ class Fleet:
             await activity.ingest(session, self.account_id, self.batch(person, login, svc, events), svc.clock())
 
 
-async def run_fleet(svc: Services, account_id: int, initial_people: int = 36) -> None:
-    """Report forever: existing agents every second or so, a new person every few seconds."""
+async def run_fleet(
+    svc: Services, account_id: int, initial_people: int = 36, *, stopping: asyncio.Event | None = None
+) -> None:
+    """Report until ``stopping`` is set: existing agents every second or so, a new person every few seconds.
+
+    It stops between reports, never in the middle of one, so a server shutting down finds
+    no write half-done.
+    """
+    stop = stopping or asyncio.Event()
     fleet = Fleet(account_id)
     for _ in range(initial_people):
         person = fleet.new_person()
         for login in person.logins():
+            if stop.is_set():
+                return
             await fleet.report(svc, person, login, fleet.rng.randrange(1, 6))
     next_arrival = 0.0
     loop = asyncio.get_running_loop()
-    while True:
+    while not stop.is_set():
         try:
+            reports: list[tuple[Person, Login, int]] = []
             if loop.time() >= next_arrival and len(fleet.agents()) < MAX_AGENTS:
                 known = fleet.duplicate() if fleet.rng.random() < 0.5 else None
                 if known is not None:
-                    await fleet.report(svc, known[0], known[1], fleet.rng.randrange(1, 6))
+                    reports.append((known[0], known[1], fleet.rng.randrange(1, 6)))
                 else:
                     person = fleet.new_person()
-                    for login in person.logins():
-                        await fleet.report(svc, person, login, fleet.rng.randrange(1, 6))
+                    reports += [(person, login, fleet.rng.randrange(1, 6)) for login in person.logins()]
                 next_arrival = loop.time() + fleet.rng.uniform(2, 6)
             agents = fleet.agents()
-            for person, login in fleet.rng.sample(agents, min(len(agents), 25)):
-                await fleet.report(svc, person, login, fleet.rng.randrange(1, 10))
-        except asyncio.CancelledError:
-            raise
+            reports += [(p, lg, fleet.rng.randrange(1, 10)) for p, lg in fleet.rng.sample(agents, min(len(agents), 25))]
+            for person, login, events in reports:
+                if stop.is_set():
+                    return
+                await fleet.report(svc, person, login, events)
         except Exception:  # the demo must keep going; the log says what went wrong
             log.exception("demo fleet report failed")
-        await asyncio.sleep(1.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
 
 
-def fleet_task(account_id: int) -> Callable[[Services], Coroutine[Any, Any, None]]:
-    async def task(svc: Services) -> None:
-        await run_fleet(svc, account_id)
+def fleet_task(account_id: int) -> Callable[[Services, asyncio.Event], Coroutine[Any, Any, None]]:
+    async def task(svc: Services, stopping: asyncio.Event) -> None:
+        await run_fleet(svc, account_id, stopping=stopping)
 
     return task

@@ -188,12 +188,14 @@ class ServerProcess:
         self.log.close()
 
     def stop(self) -> None:
+        """SIGTERM, as an operator's service manager sends; the server must be gone in 10 s."""
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+                raise AssertionError(f"plm serve ignored SIGTERM for 10 s:\n{self.output()[-4000:]}") from None
         self.log.close()
 
 

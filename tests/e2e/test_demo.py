@@ -20,9 +20,12 @@ def test_plm_serve_demo_prints_a_working_token_and_the_fleet_reports(tmp_path: P
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLM_")}
     env.update(PLM_DATABASE_URL=sqlite_url(tmp_path / "demo.db"), PLM_LOG_LEVEL="warning")
+    # The log goes to a file: an unread pipe could fill and block the server.
+    log_path = tmp_path / "server.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--demo", "--port", str(port)],
-        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True,
     )
     try:
         assert proc.stdout is not None
@@ -57,8 +60,17 @@ def test_plm_serve_demo_prints_a_working_token_and_the_fleet_reports(tmp_path: P
             time.sleep(0.5)
         assert usage()["account"]["licensesUsed"] > 0  # type: ignore[index,operator]
     finally:
+        # SIGTERM mid-report must stop the server promptly (it once waited out two busy
+        # timeouts on a write lock left behind by the cancelled fleet).
         proc.terminate()
-        proc.wait(15)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"plm serve --demo ignored SIGTERM for 15 s:\n{log_path.read_text()[-4000:]}") from None
+        finally:
+            log.close()
+            if proc.stdout is not None:
+                proc.stdout.close()
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()[-4000:]
