@@ -151,7 +151,9 @@ class JobRunner:
         """Run job ``name`` once if this instance holds its lease; True if it ran."""
         job = self.jobs[name]
         if not await acquire_lease(self.svc.db, name, self.holder, self.svc.clock(), job.lease_seconds):
+            log.debug("job %s: tick skipped, another process holds the lease", name)
             return False
+        log.debug("job %s: tick runs in %s", name, self.holder)
         await job.run(self.svc)
         return True
 

@@ -1,12 +1,15 @@
-"""Several ``plm serve`` processes on one PostgreSQL: the license invariant across processes."""
+"""Several ``plm serve`` processes on one PostgreSQL: the license invariant and the job lease."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -23,18 +26,25 @@ def plm(env: dict[str, str], *args: str) -> dict[str, str]:
     return result
 
 
-@pytest.fixture
-def two_servers(postgres: pg.PostgresServer) -> Iterator[tuple[dict[str, str], list[ServerProcess]]]:
+@contextlib.contextmanager
+def serving_twice(postgres: pg.PostgresServer, **extra: str) -> Iterator[tuple[dict[str, str], list[ServerProcess]]]:
     url = postgres.create_database()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLM_")}
-    env.update(PLM_DATABASE_URL=url, PLM_LOG_LEVEL="warning")
-    servers = [ServerProcess(env).start(), ServerProcess(env).start()]
+    env.update({"PLM_DATABASE_URL": url, "PLM_LOG_LEVEL": "warning", **extra})
+    servers: list[ServerProcess] = []
     try:
+        servers = [ServerProcess(env).start(), ServerProcess(env).start()]
         yield env, servers
     finally:
         for s in servers:
             s.stop()
         postgres.drop_database(url)
+
+
+@pytest.fixture
+def two_servers(postgres: pg.PostgresServer) -> Iterator[tuple[dict[str, str], list[ServerProcess]]]:
+    with serving_twice(postgres) as started:
+        yield started
 
 
 APPROVE = "mutation($ids: [ID!]!) { approvePendingUsers(input: {userIds: $ids}) { approved { id } errors { code message } } }"
@@ -76,3 +86,25 @@ async def test_the_license_invariant_holds_across_two_processes(
     finally:
         for c in clients:
             await c.aclose()
+
+
+TICK = re.compile(r"job notifications: tick (runs in (?P<holder>\S+)|skipped)")
+
+
+def test_each_job_tick_runs_in_one_process_only(postgres: pg.PostgresServer) -> None:
+    """Both processes schedule the digest job every few seconds; only the lease holder runs it."""
+    with serving_twice(postgres, PLM_LOG_LEVEL="debug") as (_env, servers):
+        deadline = time.monotonic() + 60
+        while True:
+            ticks = [[m for m in TICK.finditer(s.output())] for s in servers]
+            ran = [[m["holder"] for m in t if m["holder"]] for t in ticks]
+            skipped = [sum(1 for m in t if not m["holder"]) for t in ticks]
+            # Two scheduled ticks in each process: every one either ran or skipped.
+            if all(len(t) >= 2 for t in ticks):
+                break
+            assert time.monotonic() < deadline, f"too few ticks in a minute: {ticks}"
+            time.sleep(0.2)
+    # One process holds the lease and runs every tick; the other skips every tick.
+    runner = 0 if ran[0] else 1
+    assert ran[1 - runner] == [] and skipped[runner] == 0, (ran, skipped)
+    assert len(set(ran[runner])) == 1 and skipped[1 - runner] >= 2, (ran, skipped)
