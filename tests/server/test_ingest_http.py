@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.app import create_app
 from server.db import Database
@@ -206,6 +209,21 @@ async def test_event_starts_are_stored_exactly_as_every_other_timestamp(
                                  {"t": stored_account})).scalar_one()
     assert type(stored_event) is type(stored_account) and stored_event == stored_account
     assert later == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(9998, 12, 30),
+                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))])))
+def test_the_fast_sqlite_timestamp_binder_writes_exactly_sqlalchemys_text(t: datetime) -> None:
+    from sqlalchemy.dialects import sqlite
+
+    from server.activity import _start_binder
+    from server.models import ActivityEvent
+
+    dialect = sqlite.dialect()  # type: ignore[no-untyped-call]
+    start_type = ActivityEvent.__table__.c.start.type.dialect_impl(dialect)  # type: ignore[attr-defined]
+    assert _start_binder(dialect)(t) == start_type.bind_processor(dialect)(t)
+    assert _start_binder(dialect).__name__ == "fast"  # the fast path is in use
 
 
 async def test_healthz(http: httpx.AsyncClient) -> None:
