@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:8000/graphql"
 SHUTDOWN_GRACE = 3.0  # seconds the workers get to close their connections on exit
+# The queue's events carry the usage after each queue change, but some changes reach no
+# queue event: a newcomer taking a free license, another admin's settings. While live, the
+# header re-reads the account this often so it never stays wrong for long.
+USAGE_REFRESH_SECONDS = 10.0
 
 
 class AdminApp(App[None]):
@@ -61,8 +65,10 @@ class AdminApp(App[None]):
         tz: tzinfo | None = None,
         page_size: int = 100,
         retry: tuple[float, float] = (0.5, 10.0),
+        usage_refresh: float = USAGE_REFRESH_SECONDS,
     ) -> None:
         super().__init__()
+        self.usage_refresh = usage_refresh
         self.api = PlmApi(url, token)
         self.tz = tz
         self.page_size = page_size
@@ -101,6 +107,7 @@ class AdminApp(App[None]):
         self.bootstrap()
         self.pending.reload()
         self.live_updates()
+        self.set_interval(self.usage_refresh, self.refresh_usage)
 
     async def on_unmount(self) -> None:
         # Let cancelled workers finish closing their connections (the websocket's close
@@ -157,6 +164,17 @@ class AdminApp(App[None]):
         self.refresh_bindings()
         if not me.can_act:
             self.notify(f"Signed in as {me.name} (viewer): you can look but not act.", timeout=6)
+
+    @work(exclusive=True, group="usage", exit_on_error=False)
+    async def refresh_usage(self) -> None:
+        """Re-read license usage for the header (changes that no queue event carries)."""
+        if self.connection != "live":
+            return  # the live loop catches up, account included, when the server is back
+        try:
+            account = await self.api.account()
+        except (ConnectionLost, ApiError):
+            return  # the connection indicator and the live loop deal with it
+        self.post_message(AccountChanged(account))
 
     @work(exclusive=True, group="live", exit_on_error=False)
     async def live_updates(self) -> None:

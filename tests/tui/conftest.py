@@ -44,9 +44,11 @@ class LiveServer:
     def graphql_url(self) -> str:
         return f"{self.base_url}/graphql"
 
-    def app(self, *, viewer: bool = False, page_size: int = 100) -> AdminApp:
+    def app(self, *, viewer: bool = False, page_size: int = 100, usage_refresh: float = 10.0) -> AdminApp:
         token = self.tenant.viewer_token if viewer else self.tenant.admin_token
-        return AdminApp(self.graphql_url, token, tz=UTC, page_size=page_size, retry=(0.1, 0.5))
+        return AdminApp(
+            self.graphql_url, token, tz=UTC, page_size=page_size, retry=(0.1, 0.5), usage_refresh=usage_refresh
+        )
 
     async def ingest(
         self,

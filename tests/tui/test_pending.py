@@ -237,6 +237,18 @@ async def test_users_arrive_and_leave_live_without_a_key_press(live: LiveServer)
         await wait_until(pilot, lambda: "1 pending" in header(app), "the header to follow")
 
 
+async def test_the_header_follows_usage_that_no_queue_event_carries(live: LiveServer) -> None:
+    """A newcomer taking a free license changes the usage but not the queue."""
+    await arrive(live, "Ada")
+    app = live.app(usage_refresh=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 0)
+        await wait_until(pilot, lambda: "1/" in header(app), "the first usage")
+        await arrive(live, "Alan")  # licensed at once: no queue event
+        await wait_until(pilot, lambda: "2/" in header(app), "the header to count the new license")
+        assert rows(app) == []
+
+
 async def test_a_large_queue_pages_in_as_the_cursor_nears_the_end(live_review: LiveServer) -> None:
     names = [f"User {i:03}" for i in range(150)]
     await live_review.seed(names)
