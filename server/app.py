@@ -19,6 +19,7 @@ from server.jobs import JobRunner
 from server.pg_broadcast import make_broadcaster
 from server.services import Clock, Services
 from server.settings import Settings
+from server.tasks import finish_or_cancel
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +69,7 @@ def create_app(
             yield
         finally:
             stopping.set()
-            if tasks:
-                _done, late = await asyncio.wait(tasks, timeout=BACKGROUND_GRACE_SECONDS)
-                for t in late:
-                    t.cancel()
-                for t in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await t
+            await finish_or_cancel(tasks, BACKGROUND_GRACE_SECONDS, "a background task")
             await runner.stop()
             await svc.committer.stop()
             await svc.db.broadcaster.stop()

@@ -22,7 +22,6 @@ Ticks use the injected clock (:class:`Services.clock`), so tests drive them dire
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -42,6 +41,7 @@ from server import notifications, retention
 from server.db import Database
 from server.models import JobLease
 from server.services import Services
+from server.tasks import finish_or_cancel
 
 log = logging.getLogger(__name__)
 
@@ -207,14 +207,7 @@ class JobRunner:
         # Pause first: APScheduler's asyncio executor cancels running jobs on shutdown,
         # and a tick cut between the SMTP server's 250 and our commit would resend mail.
         self.scheduler.pause()
-        running = set(self._running)
-        if running:
-            _done, pending = await asyncio.wait(running, timeout=STOP_GRACE_SECONDS)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await finish_or_cancel(set(self._running), STOP_GRACE_SECONDS, "a scheduled job tick")
         self.scheduler.shutdown(wait=False)
         self.scheduler = None
         now = self.svc.clock()
