@@ -105,7 +105,7 @@ class Fixture:
         self.now = datetime.now(UTC)
 
     def users(self) -> list[tuple[Any, ...]]:
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         for i in range(LICENSED + self.pending):
             seen = self.now - timedelta(days=2, seconds=i)
             if i < LICENSED:

@@ -307,9 +307,9 @@ async def run(url: str, seed: int, licensed: int, pending: int) -> None:
             admitted = await licensing.admit_many(
                 s, account_id, [r for _, r in chunk], NOW - timedelta(days=30)
             )
-        for (p, _), a in zip(chunk, admitted, strict=True):
-            assert a.status == "LICENSED", a
-            p.uid = a.user_id
+        for (p, _), admission in zip(chunk, admitted, strict=True):
+            assert admission.status == "LICENSED", admission
+            p.uid = admission.user_id
     # Agents report all the time: every licensed agent was seen in the last two hours,
     # except the ones an arrival replaces (renamed, re-imaged, migrated), silent for days
     # (or, for a fifth of them, renamed just now).
@@ -342,7 +342,7 @@ async def run(url: str, seed: int, licensed: int, pending: int) -> None:
         await real(*args, **kwargs)
         timings.append(time.perf_counter() - t0)
 
-    suggestions.on_admitted = timed  # type: ignore[assignment]
+    suggestions.on_admitted = timed
     uids: list[int] = []
     try:
         for n, a in enumerate(sc.arrivals):
@@ -351,7 +351,7 @@ async def run(url: str, seed: int, licensed: int, pending: int) -> None:
             assert adm.status == "PENDING" and adm.user_id is not None, (a, adm)
             uids.append(adm.user_id)
     finally:
-        suggestions.on_admitted = real  # type: ignore[assignment]
+        suggestions.on_admitted = real
 
     async with db.read() as s:
         found = await suggestions.suggestions_by_user(s, account_id, uids)
@@ -359,7 +359,7 @@ async def run(url: str, seed: int, licensed: int, pending: int) -> None:
     right = suggested = dups = kind_ok = 0
     wrong: list[str] = []
     for a, uid in zip(sc.arrivals, uids, strict=True):
-        top = (found.get(uid) or [None])[0]
+        top = found[uid][0] if found.get(uid) else None
         c = per_case[a.case]
         c["n"] += 1
         if a.truth is not None:
