@@ -23,8 +23,12 @@ async def page_to_the_end(pilot: Pilot[Any], view: UsersView | AuditView) -> Non
     view.table.focus()
     while len(view.ids) < view.total:
         before = len(view.ids)
+
+        def grew(n: int = before) -> bool:
+            return len(view.ids) > n
+
         await pilot.press("ctrl+end")
-        await wait_until(pilot, lambda n=before: len(view.ids) > n, "the next page")
+        await wait_until(pilot, grew, "the next page")
 
 
 async def test_the_users_tab_pages_searches_and_filters(live: LiveServer) -> None:
