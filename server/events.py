@@ -62,6 +62,8 @@ class QueueEvent:
     usage: AccountUsage
     # The account's queue version after the change: a client that missed events compares.
     queue_version: int
+    # ASSIGNED or MERGED: the user the pending user became part of (its row may be queued too).
+    target_user_id: int | None = None
 
     def to_json(self) -> str:
         """A compact JSON form, e.g. for a PostgreSQL NOTIFY payload (well under its 8 kB)."""
@@ -82,6 +84,8 @@ class QueueEvent:
             actor_id=None if data["actor_id"] is None else int(data["actor_id"]),
             usage=AccountUsage(**data["usage"]),
             queue_version=int(data["queue_version"]),
+            # Absent from a payload of a process that predates it.
+            target_user_id=None if data.get("target_user_id") is None else int(data["target_user_id"]),
         )
 
 

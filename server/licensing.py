@@ -201,8 +201,13 @@ async def _finish(
     account: Account,
     changes: Sequence[tuple[QueueAction, int, int | None]],
     now: datetime,
+    *,
+    target_user_id: int | None = None,
 ) -> tuple[AccountUsage, list[QueueEvent]]:
-    """Flush, bump the queue version, compute usage and record one event per change."""
+    """Flush, bump the queue version, compute usage and record one event per change.
+
+    ``target_user_id``: for an assign or a merge, the user the pending one became part of.
+    """
     assert account.id is not None
     await session.flush()
     version = await bump_queue_version(session, account.id)
@@ -217,6 +222,7 @@ async def _finish(
             actor_id=actor_id,
             usage=usage,
             queue_version=version,
+            target_user_id=target_user_id,
         )
         for action, user_id, actor_id in changes
     ]
@@ -613,7 +619,9 @@ async def assign(
         pending.pending_since,
     )
     await session.delete(pending)
-    usage, events = await _finish(session, account, [(QueueAction.ASSIGNED, pending.id, actor.admin_id)], now)
+    usage, events = await _finish(
+        session, account, [(QueueAction.ASSIGNED, pending.id, actor.admin_id)], now, target_user_id=target.id
+    )
     await suggestions.refresh_near(session, actor.account_id, [target.id], now)
     return ActionResult(account=account, usage=usage, events=events, users=[target])
 
@@ -683,7 +691,9 @@ async def merge(
     # The agents' rows must go before the user's (foreign key) and after the aliases exist.
     await session.flush()
     await session.delete(pending)
-    usage, events = await _finish(session, account, [(QueueAction.MERGED, pending.id, actor.admin_id)], now)
+    usage, events = await _finish(
+        session, account, [(QueueAction.MERGED, pending.id, actor.admin_id)], now, target_user_id=owner.id
+    )
     await suggestions.refresh_near(session, actor.account_id, [target.user_id], now)
     return ActionResult(account=account, usage=usage, events=events, agent=target, users=[owner])
 

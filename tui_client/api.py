@@ -290,11 +290,14 @@ class QueueEvent:
     account: Account
     actor_name: str | None
     at: datetime | None
+    # ASSIGNED or MERGED: the user the pending one became part of, after the change.
+    target: User | None = None
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> QueueEvent:
         actor = d.get("actor")
         user = d.get("user")
+        target = d.get("target")
         return cls(
             d["action"],
             d["userId"],
@@ -302,6 +305,7 @@ class QueueEvent:
             Account.parse(d["account"]),
             actor["name"] if actor else None,
             _dt(d.get("at")),
+            User.parse(target) if target else None,
         )
 
 
@@ -369,11 +373,16 @@ class PlmApi:
         self._client: Client | None = None
         self._session: AsyncClientSession | None = None
         self._lock = asyncio.Lock()
+        self._closed = False
 
     # -- lifecycle
 
     async def _http(self) -> AsyncClientSession:
         async with self._lock:
+            if self._closed:
+                # A worker that started while the app shut down: never open a new connection
+                # nobody would close.
+                raise ConnectionLost("The client is closed.", "CLOSED")
             if self._session is None:
                 transport = HTTPXAsyncTransport(
                     url=self.url,
@@ -387,6 +396,7 @@ class PlmApi:
 
     async def close(self) -> None:
         async with self._lock:
+            self._closed = True
             if self._client is not None:
                 client, self._client, self._session = self._client, None, None
                 with contextlib.suppress(TransportError, httpx.HTTPError, OSError):

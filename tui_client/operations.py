@@ -230,6 +230,7 @@ subscription PendingQueueChanged {
     actor { id name }
     account { ...AccountFields }
     user { ...UserFields }
+    target { ...UserFields }
   }
 }
 """

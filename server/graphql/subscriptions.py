@@ -121,7 +121,10 @@ class LiveViews:
                 account = await queries.account_by_id(session, account_id)
                 if account is None:
                     raise LookupError(f"account {account_id} is gone")
-                user_ids = sorted({e.user_id for e in evs if e.action not in _GONE})
+                user_ids = sorted(
+                    {e.user_id for e in evs if e.action not in _GONE}
+                    | {e.target_user_id for e in evs if e.target_user_id is not None}
+                )
                 actor_ids = sorted({e.actor_id for e in evs if e.actor_id is not None})
                 users = await queries.users_by_id(session, account_id, user_ids) if user_ids else {}
                 agents = await queries.agents_by_user(session, account_id, list(users)) if users else {}
@@ -140,6 +143,7 @@ class LiveViews:
                         account=AccountType.of(account, e.usage),
                         actor=None if actor is None else AdminType.of(actor),
                         at=e.at,
+                        target=None if e.target_user_id is None else user_views.get(e.target_user_id),
                     )
         return built
 

@@ -562,6 +562,11 @@ class PendingQueueEvent:
     account: AccountType = strawberry.field(description="License usage after the change.")
     actor: AdminType | None = strawberry.field(description="Null when the system acted.")
     at: datetime
+    target: UserType | None = strawberry.field(
+        default=None,
+        description="ASSIGNED or MERGED: the user the pending user became part of, after the change "
+        "(a pending target's row shows the activity and agents it gained); null otherwise.",
+    )
 
 
 FromDate = Annotated[date, strawberry.argument(name="from")]

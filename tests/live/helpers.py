@@ -35,6 +35,7 @@ subscription Live {
     }
     account { id name licenseLimit licensesUsed licensesAvailable pendingCount manualReview }
     actor { id name role }
+    target { id status agents { logonName } pending { retainedEventCount } }
   }
 }
 """

@@ -18,8 +18,18 @@ def event(user_id: int, account_id: int = 1, actor_id: int | None = 7) -> QueueE
 
 
 def test_an_event_survives_its_json_form() -> None:
-    for original in (event(5), event(6, actor_id=None)):
+    assigned = QueueEvent(QueueAction.ASSIGNED, 1, 8, START, 7, USAGE, 9, target_user_id=3)
+    for original in (event(5), event(6, actor_id=None), assigned):
         assert QueueEvent.from_json(original.to_json()) == original
+
+
+def test_a_payload_from_a_process_without_targets_still_reads() -> None:
+    """During a rolling upgrade an older process's NOTIFY has no target_user_id."""
+    import json
+
+    data = json.loads(event(5).to_json())
+    del data["target_user_id"]
+    assert QueueEvent.from_json(json.dumps(data)) == event(5)
 
 
 async def test_a_stuck_subscriber_is_dropped_without_delaying_the_publisher_or_the_others() -> None:

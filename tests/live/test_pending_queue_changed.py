@@ -91,11 +91,16 @@ async def test_every_action_publishes_one_event_with_the_state_after_it(
             "ASSIGNED", str(cy), None, admin,
         )
         assert usage(assigned) == (2, 2, 0, 2)
+        # The target, after the change: ann, now with cy's agent.
+        assert assigned["target"]["id"] == str(ann["userId"]) and assigned["target"]["status"] == "LICENSED"
+        assert sorted(a["logonName"] for a in assigned["target"]["agents"]) == ["ann", "cy"]
+        assert approved["target"] is None and entered["target"] is None
 
         await server.gql(tenant.admin_token, MERGE, p=str(dee), t=str(ann["agentId"]))
         merged = await sub.next()
         assert (merged["action"], merged["userId"], merged["user"]) == ("MERGED", str(dee), None)
         assert usage(merged) == (2, 2, 0, 1)
+        assert merged["target"]["id"] == str(ann["userId"])
 
         await server.gql(tenant.admin_token, REMOVE, ids=[str(eve), str(bob)])
         removed = await sub.take(2)
@@ -113,6 +118,31 @@ async def test_every_action_publishes_one_event_with_the_state_after_it(
         assert usage(moved) == (0, 0, 0, 1)
         assert sub.events.empty()
 
+
+
+async def test_assigning_into_a_pending_user_shows_what_its_row_gained(
+    server: LiveServer, db: Database, clock: FakeClock
+) -> None:
+    """A queued target's row changes too: the event carries the target after the change."""
+    tenant = await make_tenant(db, licenses=0)
+    async with Subscriber(server, tenant.admin_token, tenant.account_id) as sub:
+        first = await server.ingest(tenant.ingest_key, "PC-1", "jdoe")
+        await sub.next()
+        second = await server.ingest(tenant.ingest_key, "PC-2", "john.doe")
+        await sub.next()
+        third = await server.ingest(tenant.ingest_key, "PC-3", "j.doe")
+        await sub.next()
+
+        await server.gql(tenant.admin_token, ASSIGN, p=str(second["userId"]), t=str(first["userId"]))
+        assigned = await sub.next()
+        assert assigned["target"]["id"] == str(first["userId"]) and assigned["target"]["status"] == "PENDING"
+        assert assigned["target"]["pending"]["retainedEventCount"] == 2
+        assert sorted(a["logonName"] for a in assigned["target"]["agents"]) == ["jdoe", "john.doe"]
+
+        await server.gql(tenant.admin_token, MERGE, p=str(third["userId"]), t=str(first["agentId"]))
+        merged = await sub.next()
+        assert merged["target"]["id"] == str(first["userId"])
+        assert merged["target"]["pending"]["retainedEventCount"] == 3
 
 async def test_a_subscriber_hears_only_its_own_account(server: LiveServer, db: Database) -> None:
     acme = await make_tenant(db, name="Acme", licenses=0)

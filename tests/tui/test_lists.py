@@ -38,8 +38,9 @@ async def test_the_users_tab_pages_searches_and_filters(live: LiveServer) -> Non
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
         users = app.query_one(UsersView)
-        await wait_until(pilot, lambda: len(users.ids) >= 50, "the first page")
-        await pilot.pause(0.2)
+        # The first page, and the next while 25 rows do not yet wait below the view.
+        await wait_until(pilot, lambda: len(users.ids) >= 100, "the first page and the lookahead")
+        await wait_until(pilot, lambda: not users._loading_more, "the lookahead to settle")
         assert len(users.ids) < 120, "everything was loaded up front"
         await page_to_the_end(pilot, users)
         assert info(users) == "Showing 120 of 120 users"
@@ -64,9 +65,8 @@ async def test_the_audit_tab_pages_newest_first(live: LiveServer) -> None:
         await pilot.press("3")
         audit = app.query_one(AuditView)
         # Pages come in until 25 rows wait below the view (PagedTable.LOOKAHEAD), then stop.
-        await wait_until(pilot, lambda: (len(audit.ids) >= 40 and not audit.has_next) or len(audit.ids) >= 60,
-                         "the first pages")
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: len(audit.ids) >= 60, "the first pages")
+        await wait_until(pilot, lambda: not audit._loading_more, "the lookahead to settle")
         total = audit.total
         assert total >= 117 and len(audit.ids) < total, (len(audit.ids), total)
         await page_to_the_end(pilot, audit)

@@ -249,14 +249,40 @@ async def test_the_header_follows_usage_that_no_queue_event_carries(live: LiveSe
         assert rows(app) == []
 
 
+async def test_a_queued_row_shows_what_an_assign_into_it_brought(live_review: LiveServer) -> None:
+    """Another admin assigns one queued user into another: the target's row follows, live."""
+    ids = await arrive(live_review, "Ada", "Alan")
+    app = live_review.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 2)
+        ada = ids["Ada"]
+        before = app.pending.users[ada].pending
+        assert before is not None and before.retained_event_count == 2
+        await live_review.gql(
+            "mutation($p: ID!, $t: ID!) { assignPendingUser(input: {pendingUserId: $p, targetUserId: $t}) "
+            "{ errors { code } } }",
+            p=ids["Alan"], t=ada,
+        )
+        await wait_until(pilot, lambda: rows(app) == ["Ada"], "the assigned row to leave")
+
+        def ada_gained() -> bool:
+            info = app.pending.users[ada].pending
+            return info is not None and info.retained_event_count == 4
+
+        await wait_until(pilot, ada_gained, "Ada's row to count Alan's activity")
+        cell = str(app.pending.table.get_cell(ada, "retained"))
+        assert cell.endswith("4 ev"), cell
+        assert str(app.pending.table.get_cell(ada, "logon")) == "ACME\\ada +1"
+
+
 async def test_a_large_queue_pages_in_as_the_cursor_nears_the_end(live_review: LiveServer) -> None:
     names = [f"User {i:03}" for i in range(150)]
     await live_review.seed(names)
     app = live_review.app(page_size=50)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_until(pilot, lambda: len(rows(app)) >= 50, "the first page")
-        await pilot.pause(0.2)
         # The first page and, as the viewport nears its end, one more: never everything up front.
+        await wait_until(pilot, lambda: len(rows(app)) >= 100, "the first page and the lookahead")
+        await wait_until(pilot, lambda: not app.pending._loading_more, "the lookahead to settle")
         assert len(rows(app)) == 100
         await pilot.press("ctrl+end")
         await wait_until(pilot, lambda: len(rows(app)) == 150, "every page, as the cursor moves on")

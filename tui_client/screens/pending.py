@@ -256,6 +256,10 @@ class PendingView(ApiView):
         elif event.user_id in self.users:
             self._remove_row(event.user_id)
             self.total = max(0, self.total - 1)
+        target = event.target
+        if target is not None and target.id in self.users and self._wanted(target):
+            # Assigned or merged into a queued user: its row gained agents and activity.
+            self._update_row(target)
         if not self.search and self.reason is None:
             self.total = event.account.pending_count
         self._set_info()
