@@ -18,6 +18,17 @@ def info(view: UsersView | AuditView) -> str:
     return str(view.query_one(".status-line", Static).render())
 
 
+async def first_pages(pilot: Pilot[Any], view: UsersView | AuditView, rows: int) -> None:
+    """The first page, and more until 25 rows wait below the view (``PagedTable.LOOKAHEAD``); then
+    paging stops short of the end until the cursor moves on."""
+
+    def loaded() -> bool:
+        return len(view.ids) >= rows and not view._loading_more
+
+    await wait_until(pilot, loaded, f"the first {rows} rows, and the lookahead to settle")
+    assert len(view.ids) < view.total, f"everything was loaded up front: {len(view.ids)}"
+
+
 async def page_to_the_end(pilot: Pilot[Any], view: UsersView | AuditView) -> None:
     """Jump to the last row until everything is in: each jump brings at least one more page."""
     view.table.focus()
@@ -38,10 +49,7 @@ async def test_the_users_tab_pages_searches_and_filters(live: LiveServer) -> Non
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
         users = app.query_one(UsersView)
-        # The first page, and the next while 25 rows do not yet wait below the view.
-        await wait_until(pilot, lambda: len(users.ids) >= 100, "the first page and the lookahead")
-        await wait_until(pilot, lambda: not users._loading_more, "the lookahead to settle")
-        assert len(users.ids) < 120, "everything was loaded up front"
+        await first_pages(pilot, users, 100)
         await page_to_the_end(pilot, users)
         assert info(users) == "Showing 120 of 120 users"
 
@@ -64,10 +72,8 @@ async def test_the_audit_tab_pages_newest_first(live: LiveServer) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")
         audit = app.query_one(AuditView)
-        # Pages come in until 25 rows wait below the view (PagedTable.LOOKAHEAD), then stop.
-        await wait_until(pilot, lambda: len(audit.ids) >= 60, "the first pages")
-        await wait_until(pilot, lambda: not audit._loading_more, "the lookahead to settle")
+        await first_pages(pilot, audit, 60)
         total = audit.total
-        assert total >= 117 and len(audit.ids) < total, (len(audit.ids), total)
+        assert total >= 117
         await page_to_the_end(pilot, audit)
         assert info(audit) == f"Showing {total} of {total} entries, newest first"
