@@ -373,7 +373,8 @@ def _start_binder(dialect: sa.Dialect) -> Callable[[datetime], Any]:
     compare and sort the same as every other timestamp (on SQLite they are text).
 
     SQLAlchemy's own processor (the column type's, then SQLite's ``DATETIME`` formatting in
-    Python) is a fifth of the ingest path's CPU. On SQLite the same text comes from C:
+    Python) was about a tenth of the server's CPU while ingesting. On SQLite the same text
+    comes from C:
     naive UTC ``isoformat(" ", "microseconds")``. That fast form is used only when it gives
     exactly SQLAlchemy's text on the probes; otherwise, and on other databases, the
     dialect's processor is.
