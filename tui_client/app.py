@@ -69,6 +69,7 @@ class AdminApp(App[None]):
     ) -> None:
         super().__init__()
         self.usage_refresh = usage_refresh
+        self._events_seen = 0
         self.api = PlmApi(url, token)
         self.tz = tz
         self.page_size = page_size
@@ -170,11 +171,14 @@ class AdminApp(App[None]):
         """Re-read license usage for the header (changes that no queue event carries)."""
         if self.connection != "live":
             return  # the live loop catches up, account included, when the server is back
+        events_before = self._events_seen
         try:
             account = await self.api.account()
         except (ConnectionLost, ApiError):
             return  # the connection indicator and the live loop deal with it
-        self.post_message(AccountChanged(account))
+        if self._events_seen == events_before:
+            # Otherwise a queue event came meanwhile; its usage may be newer than this read.
+            self.post_message(AccountChanged(account))
 
     @work(exclusive=True, group="live", exit_on_error=False)
     async def live_updates(self) -> None:
@@ -192,6 +196,7 @@ class AdminApp(App[None]):
             state, detail = "offline", ""
             try:
                 async for event in self.api.queue_events(on_connected=connected):
+                    self._events_seen += 1  # counted on arrival: see refresh_usage
                     self.post_message(QueueEventReceived(event))
                 detail = "stream ended"
             except ConnectionLost as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from server import activity
 from server.activity import Batch
 from server.app import create_app
 from server.db import Database
+from server.events import MemoryBroadcaster
 from server.licensing import AgentReport
 from server.settings import Settings
 from tests.support import START, FakeClock, Tenant, batch_body, make_tenant, serve_app, sqlite_url
@@ -46,9 +48,17 @@ class LiveServer:
 
     def app(self, *, viewer: bool = False, page_size: int = 100, usage_refresh: float = 10.0) -> AdminApp:
         token = self.tenant.viewer_token if viewer else self.tenant.admin_token
-        return AdminApp(
+        app = AdminApp(
             self.graphql_url, token, tz=UTC, page_size=page_size, retry=(0.1, 0.5), usage_refresh=usage_refresh
         )
+        SERVER_OF[app] = self
+        return app
+
+    def subscribers(self) -> int:
+        """Live subscriptions the server has registered for this account."""
+        broadcaster = self.db.broadcaster
+        assert isinstance(broadcaster, MemoryBroadcaster)
+        return broadcaster.broker.subscriber_count(self.tenant.account_id)
 
     async def ingest(
         self,
@@ -105,6 +115,10 @@ class LiveServer:
         )
         account: dict[str, Any] = data["account"]
         return account
+
+
+# The server each app under test talks to (see ``LiveServer.app``).
+SERVER_OF: weakref.WeakKeyDictionary[AdminApp, LiveServer] = weakref.WeakKeyDictionary()
 
 
 async def wait_until(

@@ -21,7 +21,7 @@ from server.db import Database
 from server.licensing import AgentReport
 from server.settings import Settings
 from tests.support import START, FakeClock, make_tenant
-from tests.tui.conftest import LiveServer, eventually, wait_until
+from tests.tui.conftest import SERVER_OF, LiveServer, eventually, wait_until
 from tui_client.app import AdminApp
 from tui_client.widgets.usage_header import Usage
 
@@ -42,7 +42,14 @@ def told(app: AdminApp, text: str) -> bool:
 
 
 async def ready(pilot: Pilot[Any], app: AdminApp, count: int) -> None:
+    """The client is live (and the server has registered its subscription) with ``count`` rows."""
     await wait_until(pilot, lambda: app.connection == "live", "the live connection")
+    server = SERVER_OF.get(app)
+    if server is not None:
+        # The client is "live" once the socket is acknowledged; its subscribe message may
+        # still be on the way. A change committed before the server registers it would be
+        # missed: act only after.
+        await wait_until(pilot, lambda: server.subscribers() >= 1, "the server to register the subscription")
     await wait_until(pilot, lambda: app.pending.loaded and len(rows(app)) == count, f"{count} rows")
 
 
