@@ -113,7 +113,7 @@ class Query:
                 AgentEdge(cursor=c, node=AgentType.of(a))
                 for a, c in zip(page.items, page.cursors, strict=True)
             ],
-            page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+            page_info=PageInfo.of(page),
             count_filter=filt,
         )
 
@@ -140,7 +140,7 @@ class Query:
                 SettingsChangeEdge(cursor=c, node=SettingsChangeType.of(e))
                 for e, c in zip(page.items, page.cursors, strict=True)
             ],
-            page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+            page_info=PageInfo.of(page),
         )
 
     @strawberry.field
@@ -152,5 +152,5 @@ class Query:
                 AuditEntryEdge(cursor=c, node=AuditEntryType.of(e))
                 for e, c in zip(page.items, page.cursors, strict=True)
             ],
-            page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+            page_info=PageInfo.of(page),
         )

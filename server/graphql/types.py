@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -249,6 +249,10 @@ class PageInfo:
     has_next_page: bool
     end_cursor: str | None
 
+    @classmethod
+    def of(cls, page: queries.Page[Any]) -> PageInfo:
+        return cls(has_next_page=page.has_next, end_cursor=page.end_cursor)
+
 
 @strawberry.type
 class UserEdge:
@@ -270,7 +274,7 @@ class UserConnection:
             edges=[
                 UserEdge(cursor=c, node=UserType.of(u)) for u, c in zip(page.items, page.cursors, strict=True)
             ],
-            page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+            page_info=PageInfo.of(page),
             count_filter=filt,
         )
 
