@@ -87,7 +87,7 @@ def _has_control(s: str) -> bool:
     return any(ord(c) < 32 or ord(c) == 127 for c in s)
 
 
-def _unstorable(s: str) -> str | None:
+def unstorable(s: str) -> str | None:
     """Why a text cannot be stored as is on every database, or ``None``.
 
     PostgreSQL refuses NUL in text, and a lone surrogate (valid in JSON, not in UTF-8)
@@ -126,7 +126,7 @@ def _name(obj: dict[str, Any], key: str, where: str, problems: _Problems, requir
         problems.add(f"{where}.{key}", "must be 1 to 256 characters")
     elif _has_control(value) or value != value.strip():
         problems.add(f"{where}.{key}", "must not contain control characters or surrounding spaces")
-    elif (why := _unstorable(value)) is not None:
+    elif (why := unstorable(value)) is not None:
         problems.add(f"{where}.{key}", why)
     else:
         return value
@@ -141,7 +141,7 @@ def _optional_text(obj: dict[str, Any], key: str, where: str, limit: int, proble
         problems.add(f"{where}.{key}", "must be a string or null")
     elif len(value) > limit:
         problems.add(f"{where}.{key}", f"must be at most {limit} characters")
-    elif (why := _unstorable(value)) is not None:
+    elif (why := unstorable(value)) is not None:
         problems.add(f"{where}.{key}", why)
     else:
         return value
@@ -183,7 +183,7 @@ def _event(raw: Any, where: str, problems: _Problems, latest: datetime) -> Event
         problems.add(f"{where}.app", "required: a non-empty string")
     elif len(app) > 256:
         problems.add(f"{where}.app", "must be at most 256 characters")
-    elif (why := _unstorable(app)) is not None:
+    elif (why := unstorable(app)) is not None:
         problems.add(f"{where}.app", why)
     title = _optional_text(raw, "title", where, 2048, problems)
     url = _optional_text(raw, "url", where, 2048, problems)
@@ -210,7 +210,7 @@ def parse_batch(body: Any, now: datetime | None = None) -> Batch:
     batch_id = body.get("batchId")
     if not isinstance(batch_id, str) or not 1 <= len(batch_id) <= 128:
         problems.add("batchId", "required: a string of 1 to 128 characters")
-    elif (why := _unstorable(batch_id)) is not None:
+    elif (why := unstorable(batch_id)) is not None:
         problems.add("batchId", why)
     agent_raw = body.get("agent")
     agent: AgentReport | None = None

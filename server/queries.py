@@ -26,13 +26,14 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts import TOKEN_PREFIX, hash_secret
+from server.activity import unstorable
 from server.errors import DomainError, ErrorCode
 from server.models import (
     Account,
@@ -48,6 +49,9 @@ from server.models import (
 
 MAX_PAGE = 500
 MAX_SEARCH = 256
+# Primary keys are INTEGER columns, 32-bit on PostgreSQL (asyncpg refuses to bind a larger
+# value); the schema is the same on SQLite. No row has a larger id.
+MAX_ID = 2**31 - 1
 T = TypeVar("T")
 
 # The tables and their columns, for Core statements (see the module docstring).
@@ -143,18 +147,27 @@ class PendingOrder(enum.StrEnum):
     NAME_ASC = "NAME_ASC"
 
 
-def parse_id(raw: str | int) -> int | None:
+def _id_in_range(value: object) -> int | None:
+    """``value`` if it is an id a row can have (every int in a cursor is one), else ``None``."""
+    # bool is an int in Python: True must not read as id 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 < value <= MAX_ID else None
+
+
+def parse_id(raw: object) -> int | None:
     """An id as the API shows it (the primary key as a string); ``None`` when malformed.
 
     A malformed id reads as "no such row", never as an error: ids are opaque to clients.
+    Anything but a decimal string or an int in 1..:data:`MAX_ID` is malformed, so no
+    statement is ever handed an id its driver cannot bind.
     """
-    if isinstance(raw, int):
-        return raw if 0 < raw < 2**63 else None
+    if not isinstance(raw, str):
+        return _id_in_range(raw)
     text = raw.strip()
-    if not text.isdecimal() or not text.isascii() or len(text) > 19:
+    if not text.isascii() or not text.isdecimal() or len(text) > len(str(MAX_ID)):
         return None
-    value = int(text)
-    return value if 0 < value < 2**63 else None
+    return _id_in_range(int(text))
 
 
 # ---------------------------------------------------------------------------- auth
@@ -188,32 +201,43 @@ def _encode_cursor(kind: str, key: Sequence[Any]) -> str:
 
 
 def _decode_cursor(kind: str, cursor: str, shape: Sequence[type]) -> list[Any]:
+    """The sort key a cursor of this list holds, or ``DomainError`` on ``after``.
+
+    Cursors come back from clients, so each value is checked against what a cursor of ours
+    can hold (a timestamp with a zone, storable text, an id), never handed to the driver
+    to find out: a value it cannot bind (an id past 32 bits, a NUL on PostgreSQL, a lone
+    surrogate, a time that leaves the calendar when moved to UTC) would be a server error.
+    """
     bad = DomainError(ErrorCode.INVALID_INPUT, "'after' is not a cursor of this list", "after")
     if len(cursor) > 2048:
         raise bad
     try:
         decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        # RecursionError: "[[[[..." nested past the parser's limit fits in 2,048 characters.
         raise bad from None
     if not isinstance(decoded, list) or len(decoded) != len(shape) + 1 or decoded[0] != kind:
         raise bad
     values: list[Any] = []
     for value, typ in zip(decoded[1:], shape, strict=True):
         if typ is datetime:
-            if not isinstance(value, str):
+            # unstorable: fromisoformat ignores a trailing NUL.
+            if not isinstance(value, str) or unstorable(value) is not None:
                 raise bad
             try:
                 parsed = datetime.fromisoformat(value)
-            except ValueError:
+                # As the column binds it; OverflowError: before year 1 or after 9999 in UTC.
+                utc = None if parsed.tzinfo is None else parsed.astimezone(UTC)
+            except (ValueError, OverflowError):
                 raise bad from None
-            if parsed.tzinfo is None:
+            if utc is None:
                 raise bad
-            values.append(parsed)
+            values.append(utc)
         elif typ is int:
-            if not isinstance(value, int) or isinstance(value, bool):
+            if (found := _id_in_range(value)) is None:
                 raise bad
-            values.append(value)
-        elif not isinstance(value, typ):
+            values.append(found)
+        elif not isinstance(value, typ) or (isinstance(value, str) and unstorable(value) is not None):
             raise bad
         else:
             values.append(value)
@@ -250,10 +274,18 @@ def _like(search: str) -> str:
 
 
 def _search_term(search: str | None) -> str | None:
+    """The LIKE pattern of a list's ``search`` argument; ``None`` for no search.
+
+    Text no column can hold is refused rather than searched for: SQLite ends a LIKE pattern
+    at a NUL (``"%\\x00%"`` matched every row), PostgreSQL refuses NUL in text, and a lone
+    surrogate cannot be encoded for either.
+    """
     if search is None or not search.strip():
         return None
     if len(search) > MAX_SEARCH:
         raise DomainError(ErrorCode.INVALID_INPUT, f"'search' is at most {MAX_SEARCH} characters", "search")
+    if (why := unstorable(search)) is not None:
+        raise DomainError(ErrorCode.INVALID_INPUT, f"'search' {why}", "search")
     return _like(search.strip())
 
 
