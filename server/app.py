@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.routing import Route, WebSocketRoute
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from server import ingest
+from server import health, ingest
 from server.db import Database
 from server.graphql.http import GraphQLApp
+from server.http_util import Deadline, keep_query_strings_out_of_logs, redirect_to
 from server.jobs import JobRunner
 from server.pg_broadcast import make_broadcaster
 from server.services import Clock, Services
@@ -50,11 +52,7 @@ def create_app(
     background: list[BackgroundTask] | None = None,
 ) -> Starlette:
     """The ASGI app. ``background`` tasks run for the app's lifetime (the demo fleet)."""
-    database = db or Database(
-        settings.database_url,
-        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-        broadcaster=make_broadcaster(settings.broadcast_url),
-    )
+    database = db or Database.from_settings(settings, make_broadcaster(settings.broadcast_url))
     svc = Services(settings=settings, db=database) if clock is None else Services(settings, database, clock)
     # Scheduled jobs (digests, outbox, retention); a database lease runs each tick in one process.
     runner = JobRunner(svc)
@@ -76,15 +74,26 @@ def create_app(
             if db is None:
                 await svc.db.dispose()
 
-    routes = [
-        Route("/ingest", ingest.ingest, methods=["POST"]),
-        Route("/healthz", ingest.healthz, methods=["GET"]),
-    ]
     graphql = GraphQLApp(svc)
-    routes.append(Route("/graphql", graphql))
-    app = Starlette(routes=routes, lifespan=lifespan)
-    # Subscriptions: graphql-transport-ws on the same path.
-    app.router.routes.append(WebSocketRoute("/graphql", graphql))
+    routes: list[BaseRoute] = [
+        Route("/ingest", ingest.ingest, methods=["POST"]),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/graphql", graphql),
+        # Subscriptions: graphql-transport-ws on the same path.
+        WebSocketRoute("/graphql", graphql),
+    ]
+    # A trailing slash is redirected relatively (Starlette's own redirect trusts Host).
+    routes += [
+        Route(f"{path}/", redirect_to(path)) for path in ("/graphql", "/ingest", "/healthz", "/readyz")
+    ]
+    keep_query_strings_out_of_logs()
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(Deadline, seconds=settings.request_timeout_seconds)],
+    )
+    app.router.redirect_slashes = False
     app.state.services = svc
     app.state.jobs = runner
     return app

@@ -31,11 +31,7 @@ def _fail(message: str, code: int = 2) -> int:
 async def _with_db(settings: Settings, fn: Callable[[Database], Awaitable[Any]]) -> Any:
     # The CLI's changes reach live subscribers only through a PostgreSQL broadcaster, whose
     # NOTIFY rides the command's own transaction (no listener needed here).
-    db = Database(
-        settings.database_url,
-        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-        broadcaster=make_broadcaster(settings.broadcast_url),
-    )
+    db = Database.from_settings(settings, make_broadcaster(settings.broadcast_url))
     try:
         await db.migrate()
         return await fn(db)

@@ -17,18 +17,72 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from server.events import Broadcaster, MemoryBroadcaster, take_recorded
+from server.models import ReadinessProbe
+from server.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+# Waits that must end while a client still listens: a paused or unreachable database
+# answers 503 within seconds instead of holding every request (and its memory) until
+# it returns. A connection attempt; a wait for a pooled connection; one statement.
+CONNECT_TIMEOUT_SECONDS = 5.0
+POOL_TIMEOUT_SECONDS = 5.0
+STATEMENT_TIMEOUT_SECONDS = 30.0
+
+# What the database (or the way to it) raises when it is down, restarting, paused past a
+# timeout, out of space or read-only: the same request succeeds once it is back.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,  # SQLite: locked past the busy timeout, disk full, I/O error, read-only
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,  # no pooled connection within the pool timeout
+    sqlite3.OperationalError,
+    OSError,  # refused, reset, unreachable; TimeoutError (asyncpg's command timeout) is one too
+    asyncpg.InterfaceError,  # "connection was closed in the middle of operation", ...
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.OperatorInterventionError,  # class 57: shutting down, starting up, statement timeout
+    asyncpg.InsufficientResourcesError,  # class 53: disk full, out of memory, too many connections
+    asyncpg.ReadOnlySQLTransactionError,  # a read-only database (25006)
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database is unavailable, not that the request is wrong.
+
+    Follows what wrapped it (SQLAlchemy's ``orig``, a GraphQL error's ``original_error``,
+    ``raise … from``), since each layer re-wraps the driver's exception.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _UNAVAILABLE):
+            return True
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        wrapped = getattr(current, "original_error", None)  # a GraphQL error
+        if isinstance(wrapped, BaseException):
+            current = wrapped
+        elif isinstance(current, sa_exc.DBAPIError) and isinstance(current.orig, BaseException):
+            current = current.orig
+        else:
+            current = current.__cause__
+    return False
 
 
 class _RollbackOnClose(sqlite3.Connection):
@@ -81,18 +135,30 @@ class Database:
         busy_timeout_ms: int = 10_000,
         pool_size: int = 8,
         echo: bool = False,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+        pool_timeout: float = POOL_TIMEOUT_SECONDS,
+        statement_timeout: float = STATEMENT_TIMEOUT_SECONDS,
     ) -> None:
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
-        common: dict[str, Any] = {"echo": echo}
+        self._connect_timeout = connect_timeout
+        common: dict[str, Any] = {"echo": echo, "pool_timeout": pool_timeout}
         read: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 8}
         write: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 8}
         if self.is_sqlite:
+            # SQLite's own wait is the busy timeout (a lock held by another process).
             common["connect_args"] = {"factory": _RollbackOnClose}
             # One writer at a time (the write lock below): a small pool is all writes need.
             write = {"pool_size": 1, "max_overflow": 2}
         else:
             common["pool_pre_ping"] = True
+            common["connect_args"] = {
+                "timeout": connect_timeout,
+                # Client side: ends the wait even when the server cannot answer (paused);
+                # server side: ends the statement there too.
+                "command_timeout": statement_timeout,
+                "server_settings": {"statement_timeout": str(int(statement_timeout * 1000))},
+            }
             # One snapshot per read session, as on SQLite: a request's page, totalCount and
             # nested loaders must agree even while writes commit between its statements.
             read["isolation_level"] = "REPEATABLE READ"
@@ -109,6 +175,17 @@ class Database:
         # contending through the busy handler. Other processes still meet BEGIN IMMEDIATE.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self.broadcaster: Broadcaster = broadcaster or MemoryBroadcaster()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, broadcaster: Broadcaster | None = None) -> Database:
+        return cls(
+            settings.database_url,
+            broadcaster=broadcaster,
+            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            connect_timeout=settings.db_connect_timeout_seconds,
+            pool_timeout=settings.db_pool_timeout_seconds,
+            statement_timeout=settings.db_statement_timeout_seconds,
+        )
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -138,14 +215,45 @@ class Database:
         async with self._reads() as session:
             yield session
 
+    def read_session(self) -> AsyncSession:
+        """A read session its caller closes (``await session.close()``) when done."""
+        return self._reads()
+
+    async def check_writable(self, now: datetime) -> None:
+        """Begin a write transaction and commit a one-row write, or raise why not.
+
+        Reads can go on while writes fail (a full disk, read-only files, a read-only or
+        recovering PostgreSQL); only a commit proves a write can still land.
+        """
+        async with self.write() as session:
+            insert = postgresql.insert if not self.is_sqlite else sqlite.insert
+            stmt = insert(ReadinessProbe).values(id=1, checked_at=now)
+            await session.execute(
+                stmt.on_conflict_do_update(index_elements=["id"], set_={"checked_at": now})
+            )
+
     async def ping(self) -> bool:
         async with self.engine.connect() as conn:
             return bool((await conn.execute(text("SELECT 1"))).scalar_one() == 1)
 
     async def migrate(self) -> None:
-        """Upgrade the schema to the newest Alembic revision."""
-        async with self.write_engine.begin() as conn:
-            await conn.run_sync(_upgrade_to_head)
+        """Upgrade the schema to the newest Alembic revision.
+
+        On PostgreSQL through a connection of its own without the statement timeout: a
+        migration of a large table may rightly take longer than any request should.
+        """
+        if self.is_sqlite:
+            async with self.write_engine.begin() as conn:
+                await conn.run_sync(_upgrade_to_head)
+            return
+        engine = create_async_engine(
+            self.url, poolclass=NullPool, connect_args={"timeout": self._connect_timeout}
+        )
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_upgrade_to_head)
+        finally:
+            await engine.dispose()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

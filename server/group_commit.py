@@ -11,6 +11,11 @@ A group that fails on its data is retried batch by batch, so one bad batch fails
 group that fails because the database is unavailable (locked past the busy timeout, no
 connection) fails whole at once: retrying its batches one by one would only hold the single
 writer up for every other request.
+
+The queue is bounded (:data:`MAX_QUEUED_EVENTS`, :data:`MAX_QUEUED_BATCHES`): while the
+database is slow or gone, requests beyond it are refused at once (:class:`Overloaded`, a
+503) instead of piling up in memory. A request that gives up (its deadline, or its client
+left) takes its batch out of the queue if the writer has not taken it yet.
 """
 
 from __future__ import annotations
@@ -20,18 +25,18 @@ import contextlib
 import logging
 from collections import deque
 
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-
 from server import activity
 from server.activity import Batch, IngestResult
-from server.db import Database
+from server.db import Database, is_unavailable
 from server.services_clock import Clock
 
 log = logging.getLogger(__name__)
 
 MAX_GROUP_BATCHES = 128
 MAX_GROUP_EVENTS = 20_000
+# About two seconds of work at full speed; memory stays bounded while the database is away.
+MAX_QUEUED_BATCHES = 2_000
+MAX_QUEUED_EVENTS = 50_000
 
 _Item = tuple[int, Batch, "asyncio.Future[IngestResult]"]
 
@@ -40,8 +45,8 @@ class ShuttingDown(RuntimeError):
     """The server stopped before the batch was stored; the agent should retry it."""
 
 
-# The database, not the batch: the same batch would succeed a moment later.
-UNAVAILABLE = (OperationalError, PoolTimeout)
+class Overloaded(RuntimeError):
+    """The queue of batches waiting for the database is full; the agent should retry later."""
 
 
 class IngestCommitter:
@@ -49,6 +54,7 @@ class IngestCommitter:
         self._db = db
         self._clock = clock
         self._queue: deque[_Item] = deque()
+        self._queued_events = 0
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -59,10 +65,25 @@ class IngestCommitter:
             self._wake = asyncio.Event()
             self._task = loop.create_task(self._run(), name="ingest-group-commit")
         assert self._wake is not None
+        if (
+            len(self._queue) >= MAX_QUEUED_BATCHES
+            or self._queued_events + len(batch.events) > MAX_QUEUED_EVENTS
+        ):
+            raise Overloaded("too many batches are waiting for the database; retry the batch")
         future: asyncio.Future[IngestResult] = loop.create_future()
         self._queue.append((account_id, batch, future))
+        self._queued_events += len(batch.events)
         self._wake.set()
-        return await future
+        try:
+            return await future
+        finally:
+            # Given up (a deadline, a client gone): a batch not yet taken is never stored.
+            future.cancel()
+
+    @property
+    def queued(self) -> int:
+        """Batches waiting for the writer."""
+        return len(self._queue)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -71,7 +92,8 @@ class IngestCommitter:
                 await self._task
             self._task = None
         while self._queue:
-            _, _, future = self._queue.popleft()
+            _, batch, future = self._queue.popleft()
+            self._queued_events -= len(batch.events)
             if not future.done():
                 future.set_exception(ShuttingDown("the server is shutting down; retry the batch"))
 
@@ -82,7 +104,11 @@ class IngestCommitter:
             n = len(self._queue[0][1].events)
             if group and events + n > MAX_GROUP_EVENTS:
                 break
-            group.append(self._queue.popleft())
+            item = self._queue.popleft()
+            self._queued_events -= n
+            if item[2].done():  # its request gave up while it waited
+                continue
+            group.append(item)
             events += n
         return group
 
@@ -92,7 +118,9 @@ class IngestCommitter:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                await self._commit(self._take_group())
+                group = self._take_group()
+                if group:
+                    await self._commit(group)
 
     async def _commit(self, group: list[_Item]) -> None:
         try:
@@ -103,13 +131,13 @@ class IngestCommitter:
                 if not future.done():
                     future.set_exception(ShuttingDown("the server is shutting down; retry the batch"))
             raise
-        except UNAVAILABLE as exc:
-            log.warning("the database is unavailable for a group of %d batches: %s", len(group), exc)
-            for _, _, future in group:
-                if not future.done():
-                    future.set_exception(exc)
-            return
         except Exception as exc:
+            if is_unavailable(exc):
+                log.warning("the database is unavailable for a group of %d batches: %s", len(group), exc)
+                for _, _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                return
             if len(group) > 1:
                 log.warning("a group of %d batches failed (%s); retrying them one by one", len(group), exc)
                 for item in group:

@@ -1,4 +1,9 @@
-"""The Starlette endpoints for agents and load balancers: ``POST /ingest`` and ``GET /healthz``."""
+"""The Starlette endpoint for agents: ``POST /ingest``.
+
+Every answer but 202 tells the agent what to do: 400/413 drop the batch (it will never be
+stored), 401 fix the key, 503 with ``Retry-After`` retry the same batch later (the database
+is unavailable or the server is shedding load; a replay is never stored twice).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,13 @@ from starlette.responses import JSONResponse
 
 from server import activity, services
 from server.accounts import authenticate_ingest, hash_secret
-from server.group_commit import UNAVAILABLE, ShuttingDown
+from server.db import is_unavailable
+from server.group_commit import Overloaded, ShuttingDown
 from server.http_util import MAX_BODY_BYTES, bearer_token, read_body
 
 log = logging.getLogger(__name__)
 
+RETRY_AFTER_SECONDS = "1"
 
 
 def error(status: int, code: str, message: str, details: Any = None, **headers: str) -> JSONResponse:
@@ -23,6 +30,15 @@ def error(status: int, code: str, message: str, details: Any = None, **headers: 
         {"error": {"code": code, "message": message, "details": details if details is not None else []}},
         status_code=status,
         headers=headers or None,
+    )
+
+
+def unavailable() -> JSONResponse:
+    return error(
+        503,
+        "UNAVAILABLE",
+        "the server cannot store batches right now; retry the same batch",
+        **{"Retry-After": RETRY_AFTER_SECONDS},
     )
 
 
@@ -34,9 +50,7 @@ async def _account_for(svc: services.Services, key: str) -> int | None:
     async with svc.db.read() as session:
         account_id = await authenticate_ingest(session, key)
     if account_id is not None:
-        # Ingest keys never change owner; a small per-process cache spares a query per batch.
-        if len(svc.ingest_keys) > 10_000:
-            svc.ingest_keys.clear()
+        # Ingest keys never change owner; a per-process LRU spares a query per batch.
         svc.ingest_keys[digest] = account_id
     return account_id
 
@@ -44,9 +58,17 @@ async def _account_for(svc: services.Services, key: str) -> int | None:
 async def ingest(request: Request) -> JSONResponse:
     svc = services.of(request.app)
     key = bearer_token(request.headers.get("authorization"))
-    account_id = await _account_for(svc, key) if key else None
+    try:
+        account_id = await _account_for(svc, key) if key else None
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        log.warning("ingest could not check a key: %s", exc)
+        return unavailable()
     if account_id is None:
-        return error(401, "UNAUTHENTICATED", "a valid account ingest key is required (Authorization: Bearer …)")
+        return error(
+            401, "UNAUTHENTICATED", "a valid account ingest key is required (Authorization: Bearer …)"
+        )
     body = await read_body(request, MAX_BODY_BYTES)
     if body is None:
         return error(413, "PAYLOAD_TOO_LARGE", f"the body is over {MAX_BODY_BYTES} bytes")
@@ -62,20 +84,14 @@ async def ingest(request: Request) -> JSONResponse:
         return error(400, "INVALID_INPUT", "the batch is not valid; nothing was stored", exc.details)
     try:
         result = await svc.committer.submit(account_id, batch)
-    except (*UNAVAILABLE, ShuttingDown) as exc:
-        # A lock wait past the busy timeout, no connection, or a shutdown: the same batch
-        # will be stored when retried (and a replay is never stored twice).
+    except (ShuttingDown, Overloaded) as exc:
         log.warning("ingest could not store a batch: %s", exc)
-        return error(503, "UNAVAILABLE", "the server cannot store batches right now; retry the same batch",
-                     **{"Retry-After": "1"})
+        return unavailable()
+    except Exception as exc:
+        # A lock wait past the busy timeout, no connection, a full disk: the same batch
+        # will be stored when retried (and a replay is never stored twice).
+        if not is_unavailable(exc):
+            raise
+        log.warning("ingest could not store a batch: %s", exc)
+        return unavailable()
     return JSONResponse(result.to_json(), status_code=202)
-
-
-async def healthz(request: Request) -> JSONResponse:
-    svc = services.of(request.app)
-    try:
-        ok = await svc.db.ping()
-    except Exception:  # any failure to reach the database is "unhealthy", not a 500
-        log.exception("health check failed")
-        ok = False
-    return JSONResponse({"status": "ok" if ok else "unavailable"}, status_code=200 if ok else 503)

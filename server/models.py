@@ -341,6 +341,18 @@ class JobLease(SQLModel, table=True):
     holder: str = Field(max_length=128)
     expires_at: datetime = _ts()
     updated_at: datetime = _ts()
+    # When the job last ran (in any process): a job due every hour runs once an hour
+    # across processes, whichever holds the lease then.
+    last_run_at: datetime | None = _ts(nullable=True)
+
+
+class ReadinessProbe(SQLModel, table=True):
+    """One row that ``/readyz`` rewrites: proof that a write can still commit."""
+
+    __tablename__ = "readiness_probe"
+
+    id: int = Field(primary_key=True)
+    checked_at: datetime = _ts()
 
 
 # ---------------------------------------------------------------------------- suggestions

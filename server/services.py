@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cachetools import LRUCache
+
 from server.db import Database
 from server.group_commit import IngestCommitter
+from server.health import Readiness
 from server.models import utcnow
 from server.services_clock import Clock
 from server.settings import Settings
@@ -20,12 +23,14 @@ class Services:
     db: Database
     clock: Clock = utcnow
     # Ingest key hash -> account id; keys never change owner.
-    ingest_keys: dict[str, int] = field(default_factory=dict)
+    ingest_keys: LRUCache[str, int] = field(default_factory=lambda: LRUCache(maxsize=10_000))
     committer: IngestCommitter = field(init=False)
+    readiness: Readiness = field(init=False)
 
     def __post_init__(self) -> None:
         # The clock is read through the Services so a test's FakeClock applies to ingestion.
         self.committer = IngestCommitter(self.db, lambda: self.clock())
+        self.readiness = Readiness(self.db, lambda: self.clock())
 
 
 def of(app: Any) -> Services:

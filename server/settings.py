@@ -36,6 +36,13 @@ class Settings:
     # Operational knobs an operator may need; not in the spec, documented in the README.
     sqlite_busy_timeout_ms: int = 10_000
     log_level: str = "info"
+    # How long one HTTP request (or websocket operation) may take before it is answered 503,
+    # and the database waits inside it (see server.db): a paused database must not hold
+    # requests, and their memory, for as long as the pause lasts.
+    request_timeout_seconds: float = 10.0
+    db_connect_timeout_seconds: float = 5.0
+    db_pool_timeout_seconds: float = 5.0
+    db_statement_timeout_seconds: float = 30.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -52,6 +59,16 @@ def _int(name: str, raw: str, lo: int, hi: int) -> int:
         raise SettingsError(f"{name}={raw!r}: expected a whole number from {lo} to {hi}") from None
     if not lo <= value <= hi:
         raise SettingsError(f"{name}={raw!r}: expected a whole number from {lo} to {hi}")
+    return value
+
+
+def _seconds(name: str, raw: str, lo: float, hi: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a number of seconds from {lo:g} to {hi:g}") from None
+    if not lo <= value <= hi:  # also refuses nan
+        raise SettingsError(f"{name}={raw!r}: expected a number of seconds from {lo:g} to {hi:g}")
     return value
 
 
@@ -104,6 +121,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         values["retention_days"] = _int("PLM_RETENTION_DAYS", v, 1, 3650)
     if (v := get("sqlite_busy_timeout_ms")) is not None:
         values["sqlite_busy_timeout_ms"] = _int("PLM_SQLITE_BUSY_TIMEOUT_MS", v, 0, 600_000)
+    for name, hi in (
+        ("request_timeout_seconds", 600.0),
+        ("db_connect_timeout_seconds", 600.0),
+        ("db_pool_timeout_seconds", 600.0),
+        ("db_statement_timeout_seconds", 86_400.0),
+    ):
+        if (v := get(name)) is not None:
+            values[name] = _seconds(f"PLM_{name.upper()}", v, 0.1, hi)
     if (v := get("public_url")) is not None:
         values["public_url"] = _url("PLM_PUBLIC_URL", v, ("http", "https")).rstrip("/")
     if values.get("log_level", "info") not in ("critical", "error", "warning", "info", "debug"):

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
@@ -74,12 +75,14 @@ class Loaders:
 class Context:
     """What every resolver gets as ``info.context``.
 
-    HTTP requests are authenticated before the context exists (:meth:`create`); a websocket
-    gets an unbound context first and is bound once its ``connection_init`` carried a valid
-    token (``server.graphql.http``).
+    An HTTP request is authenticated before its context exists, in the read session that
+    then serves the whole request (:meth:`create`). Everything else (a websocket's
+    operations, a shared live rendering) binds the admin and account only; its session is
+    opened at the first read and closed by :meth:`release` when the operation or event is
+    done, so a connection held open by a client never holds a database connection or an
+    old snapshot between messages.
     """
 
-    session: AsyncSession
     admin: Admin
     account: Account
     actor: Actor
@@ -92,10 +95,15 @@ class Context:
         self.bound = False
         # Set by Strawberry from a websocket's ``connection_init`` payload.
         self.connection_params: Any = None
+        # A websocket's token, checked again for each of its operations.
+        self.token: str | None = None
         # The app's shared event payloads, for a websocket's subscriptions.
         self.live: LiveViews | None = None
         # Set only for a shared rendering of a subscription (server.graphql.live).
         self.feed: EventFeed | None = None
+        self._session: AsyncSession | None = None
+        # Whether the context opened its session (and so closes it), or was given one.
+        self._owns_session = False
         self._lock = asyncio.Lock()
         self._closed = False
 
@@ -111,16 +119,20 @@ class Context:
         request: Any = None,
     ) -> Context:
         ctx = cls(services, request_id=request_id, request=request)
-        ctx.bind(session, admin, account)
+        ctx.bind(admin, account, session)
         return ctx
 
-    def bind(self, session: AsyncSession, admin: Admin, account: Account) -> None:
-        self.session = session
-        # Detached, so a later rollback of the read session cannot expire them.
-        if admin in session:
-            session.expunge(admin)
-        if account in session:
-            session.expunge(account)
+    def bind(self, admin: Admin, account: Account, session: AsyncSession | None = None) -> None:
+        """Who asks; ``session`` serves the reads if given (its owner closes it), else one
+        is opened on demand."""
+        # Detached, so a later rollback of a read session cannot expire them.
+        for row in (admin, account):
+            row_session = sa_inspect(row).session
+            if row_session is not None:
+                row_session.expunge(row)
+        if session is not None:
+            self._session = session
+            self._owns_session = False
         self.admin = admin
         self.account = account
         self.actor = actor_for(admin)
@@ -137,19 +149,34 @@ class Context:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> R:
-        """Call a domain query with the request's session, one at a time."""
+        """Call a domain query with the context's read session, one at a time."""
         async with self._lock:
             if self._closed:
                 # A resolver still running after the response was decided (GraphQL stops
                 # waiting for siblings once an error nulls the parent): never touch the
                 # session its owner is closing.
                 raise RuntimeError("the request is over")
-            return await fn(self.session, *args, **kwargs)
+            if self._session is None:
+                self._session = self.services.db.read_session()
+                self._owns_session = True
+            return await fn(self._session, *args, **kwargs)
 
     async def close(self) -> None:
-        """Wait for the statement in flight, if any, and refuse any later one."""
+        """Wait for the statement in flight, if any, refuse any later one, and give back
+        the session this context opened."""
         async with self._lock:
             self._closed = True
+            await self._end_session()
+
+    async def release(self) -> None:
+        """End the read: the next one opens a new session and sees every commit so far.
+
+        Between a websocket's operations and a subscription's events. Loaders are rebuilt
+        so no row cached from the older snapshot leaks into a later answer.
+        """
+        async with self._lock:
+            await self._end_session()
+        self.loaders = Loaders(self)
 
     def require_admin(self) -> None:
         """Refuse a VIEWER before any work is done (a top-level FORBIDDEN error)."""
@@ -161,11 +188,20 @@ class Context:
     async def fresh_snapshot(self) -> None:
         """End the read transaction, so the next read sees every commit so far.
 
-        After a mutation the payload must show its effect; a subscription ends its snapshot
-        between events. Rows are detached first so the rollback cannot expire objects
-        resolvers still hold; loaders are rebuilt so no cached older row leaks into an answer.
+        After a mutation the payload must show its effect. Rows are detached first so the
+        rollback cannot expire objects resolvers still hold; loaders are rebuilt so no
+        cached older row leaks into an answer.
         """
         async with self._lock:
-            self.session.expunge_all()
-            await self.session.rollback()
+            if self._owns_session or self._session is None:
+                await self._end_session()
+            else:
+                self._session.expunge_all()
+                await self._session.rollback()
         self.loaders = Loaders(self)
+
+    async def _end_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+        self._owns_session = False

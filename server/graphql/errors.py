@@ -17,6 +17,10 @@ BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+# The database is down, restarting, paused or read-only: retry the same request later
+# (HTTP 503 with Retry-After; a websocket is closed with 1013).
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+UNAVAILABLE_MESSAGE = "The database is unavailable right now; retry shortly."
 
 
 class ApiError(GraphQLError):
@@ -38,3 +42,7 @@ class BadUserInput(ApiError):
 
 class Unauthenticated(ApiError):
     code = UNAUTHENTICATED
+
+
+def has_code(errors: list[GraphQLError] | None, code: str) -> bool:
+    return any((e.extensions or {}).get("code") == code for e in errors or ())

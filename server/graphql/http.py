@@ -5,16 +5,25 @@ Every HTTP request but the GraphiQL page (a browser's GET without a query) needs
 GraphQL work. The token is checked in the request's read session, whose snapshot then
 serves the whole request, and whose ``queue_version`` keys the response cache
 (:mod:`server.graphql.cache`). Batching is off (Strawberry's default), mutations over GET
-are refused by Strawberry, multipart uploads are off, bodies are capped.
+are refused by Strawberry, multipart uploads are off, and sizes are capped: a body at
+:data:`MAX_BODY_BYTES`, a document at :data:`MAX_DOCUMENT_BYTES`, a websocket message at
+:data:`MAX_FRAME_BYTES`. A body that is not a JSON object is a 400.
+
+When the database is unavailable, a request is answered HTTP 503 with ``Retry-After`` and
+``extensions.code`` ``SERVICE_UNAVAILABLE``; a websocket is closed with 1013.
 
 Websockets speak only ``graphql-transport-ws``; the token comes in ``connection_init``
-(``{"Authorization": "Bearer …"}``). Close codes a client sees:
+(``{"Authorization": "Bearer …"}``). Each operation on a socket takes its own short read
+(:class:`~server.graphql.live.LiveTransportWSHandler`). Close codes a client sees:
 
-* 4403 — no or bad token in ``connection_init``;
+* 4403 — no or bad token in ``connection_init`` (or the token stopped working);
 * 4408 — no ``connection_init`` within 5 s;
 * 4406 — the client offered no ``graphql-transport-ws`` (e.g. only the legacy ``graphql-ws``);
-* 4410 — a live subscriber fell too far behind (:mod:`server.graphql.subscriptions`):
-  resync by query, then subscribe again;
+* 4410 — a live subscriber must resync by query, then subscribe again: it fell too far
+  behind, or the server lost its connection to the database's event stream (the reason
+  says which; :mod:`server.graphql.subscriptions`);
+* 1009 — a message over :data:`MAX_FRAME_BYTES`;
+* 1013 — the database is unavailable: try again later;
 * 4400/4401/4409/4429 — protocol violations, as graphql-transport-ws defines them.
 
 At most :data:`MAX_OPERATIONS_PER_CONNECTION` operations run at once on one connection; one
@@ -24,44 +33,56 @@ reached") and the connection stays open.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import json
 import logging
+import secrets
+from collections.abc import AsyncGenerator
 from datetime import timedelta
 from typing import Any
 
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from sqlalchemy.engine import make_url
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from server import queries
+from server.db import is_unavailable
 from server.http_util import bearer_token, read_body
 from server.services import Services
 
 from .cache import ResponseCache
 from .context import Context, new_request_id
-from .errors import UNAUTHENTICATED
-from .live import LiveHub, LiveTransportWSHandler
+from .errors import SERVICE_UNAVAILABLE, UNAUTHENTICATED, UNAVAILABLE_MESSAGE, has_code
+from .live import MAX_DOCUMENT_BYTES, LiveHub, LiveTransportWSHandler
 from .schema import schema
 from .subscriptions import LiveViews
 
 log = logging.getLogger("server.graphql")
 
-MAX_BODY_BYTES = 1024 * 1024
+# Room for the largest document plus variables (500 ids); far below what could hurt.
+MAX_BODY_BYTES = 256 * 1024
+# MAX_DOCUMENT_BYTES (from .live): a document's text, comments and whitespace included:
+# the parser, the caches and the limits all take time and memory in its size.
+# One websocket message (uvicorn's ``ws_max_size`` too, for ``plm serve``).
+MAX_FRAME_BYTES = MAX_BODY_BYTES
+RETRY_AFTER_SECONDS = "2"
 # A client needs one subscription; ten leaves room for a few tabs sharing a connection while
 # bounding what one token can make the server fan out to.
 MAX_OPERATIONS_PER_CONNECTION = 10
-_STACK = "plm.exit_stack"
 _CONTEXT = "plm.context"
 _ERRORS = "plm.had_errors"
+_UNAVAILABLE = "plm.unavailable"
 
 
 def bearer(value: str | None) -> str | None:
@@ -84,6 +105,26 @@ def _unauthenticated(request_id: str) -> Response:
     )
 
 
+def unavailable_response(request_id: str) -> Response:
+    """HTTP 503 in GraphQL's shape: the database is unavailable; retry the same request."""
+    return JSONResponse(
+        {
+            "data": None,
+            "errors": [{"message": UNAVAILABLE_MESSAGE, "extensions": {"code": SERVICE_UNAVAILABLE}}],
+        },
+        status_code=503,
+        headers={"Retry-After": RETRY_AFTER_SECONDS, "X-Request-ID": request_id},
+    )
+
+
+def _bad_request(message: str, status: int = 400) -> Response:
+    return PlainTextResponse(message, status)
+
+
+def _document_too_large(query: object) -> bool:
+    return isinstance(query, str) and len(query.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES
+
+
 async def _read_body(request: Request) -> bytes | None:
     return await read_body(request, MAX_BODY_BYTES)
 
@@ -102,10 +143,32 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+class _WebSocketAdapter(ASGIWebSocketAdapter):
+    """Strawberry's adapter, with messages capped at :data:`MAX_FRAME_BYTES` (close 1009)."""
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+        while self.ws.application_state != WebSocketState.DISCONNECTED:
+            try:
+                text = await self.ws.receive_text()
+            except KeyError as exc:  # a binary message
+                raise NonTextMessageReceived from exc
+            except WebSocketDisconnect:
+                return
+            if len(text) > MAX_FRAME_BYTES:
+                await self.ws.close(code=1009, reason=f"messages are limited to {MAX_FRAME_BYTES} bytes")
+                return
+            try:
+                yield self.view.decode_json(text)
+            except json.JSONDecodeError as exc:
+                if not ignore_parsing_errors:
+                    raise NonJsonMessageReceived from exc
+
+
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI view with our authentication, context, cache and limits."""
 
     graphql_transport_ws_handler_class = LiveTransportWSHandler
+    websocket_adapter_class = _WebSocketAdapter
 
     def __init__(self, services: Services, *, cache: ResponseCache | None = None) -> None:
         super().__init__(
@@ -127,13 +190,8 @@ class GraphQLApp(GraphQL[Context, None]):
         if scope["type"] == "http":
             response = await self._http(scope, receive)
             await response(scope, receive, send)
-        elif scope["type"] == "websocket":
-            # A websocket's read session is opened once connection_init authenticated it,
-            # and closed here when the socket ends.
-            async with contextlib.AsyncExitStack() as stack:
-                scope[_STACK] = stack
-                await super().__call__(scope, receive, send)
-        else:  # pragma: no cover - lifespan is handled by the Starlette app
+        else:
+            # A websocket: no session lives as long as the socket (see on_ws_connect).
             await super().__call__(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive) -> Response:
@@ -150,20 +208,44 @@ class GraphQLApp(GraphQL[Context, None]):
         if request.method == "POST":
             body = await _read_body(request)
             if body is None:
-                return PlainTextResponse(f"The body is over {MAX_BODY_BYTES} bytes.", 413)
+                return _bad_request(f"The body is over {MAX_BODY_BYTES} bytes.", 413)
             request = Request(scope, _replay(body, receive))
             try:
                 payload = json.loads(body)
-            except ValueError:  # not JSON, or an integer too long to convert: never a 500
-                return PlainTextResponse("Unable to parse request body as JSON", 400)
+            except (ValueError, RecursionError):  # not JSON, too deep, an over-long integer
+                return _bad_request("Unable to parse request body as JSON")
+            if not isinstance(payload, dict | list):
+                return _bad_request('The body must be a JSON object: {"query": …, "variables": …}')
+            if isinstance(payload, dict) and _document_too_large(payload.get("query")):
+                return _bad_request(f"The GraphQL document is over {MAX_DOCUMENT_BYTES} bytes.", 413)
+        elif _document_too_large(request.query_params.get("query")):
+            return _bad_request(f"The GraphQL document is over {MAX_DOCUMENT_BYTES} bytes.", 413)
         if isinstance(payload, dict) and isinstance(payload.get("query"), str):
             hit = self._cached(token, payload)
             if hit is not None:
                 return Response(hit, media_type="application/json", headers={"X-Request-ID": request_id})
+        try:
+            response, key = await self._execute(request, request_id, token, payload)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            log.warning("request %s: the database is unavailable (%s)", request_id, exc)
+            return unavailable_response(request_id)
+        if scope.get(_UNAVAILABLE):
+            return unavailable_response(request_id)
+        if key is not None and response.status_code == 200 and scope.get(_ERRORS) is False:
+            self.cache.put(key, bytes(response.body))
+        response.headers["X-Request-ID"] = request_id
+        return response
+
+    async def _execute(
+        self, request: Request, request_id: str, token: str, payload: Any
+    ) -> tuple[Response, Any]:
+        """Authenticate and execute in one read session; the response and its cache key."""
         async with self.services.db.read() as session:
             found = await queries.authenticate(session, token)
             if found is None:
-                return _unauthenticated(request_id)
+                return _unauthenticated(request_id), None
             admin, account = found
             key = None
             if isinstance(payload, dict) and isinstance(payload.get("query"), str):
@@ -179,9 +261,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 )
                 cached = self.cache.get(key) if key is not None else None
                 if cached is not None:
-                    return Response(
-                        cached, media_type="application/json", headers={"X-Request-ID": request_id}
-                    )
+                    return Response(cached, media_type="application/json"), None
             ctx = Context.create(
                 self.services, session, admin, account, request_id=request_id, request=request
             )
@@ -191,16 +271,16 @@ class GraphQLApp(GraphQL[Context, None]):
                 response = PlainTextResponse(exc.reason, status_code=exc.status_code)
             finally:
                 await ctx.close()
-        if key is not None and response.status_code == 200 and scope.get(_ERRORS) is False:
-            self.cache.put(key, bytes(response.body))
-        response.headers["X-Request-ID"] = request_id
-        return response
+        return response, key
 
     def _tokens(self) -> queries.SqliteTokenLookup | None:
         if self._token_lookup is None and self.services.db.is_sqlite:
             path = make_url(self.services.db.url).database
             if path and path != ":memory:":
-                self._token_lookup = queries.SqliteTokenLookup(path)
+                try:
+                    self._token_lookup = queries.SqliteTokenLookup(path)
+                except Exception:  # the file is gone or unreadable: the async path answers
+                    return None
         return self._token_lookup
 
     def _cached(self, token: str, payload: dict[str, Any]) -> bytes | None:
@@ -227,9 +307,64 @@ class GraphQLApp(GraphQL[Context, None]):
         return None if key is None else self.cache.get(key)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
-        # Only answers without any error are cached.
+        # Only answers without any error are cached; one the database could not serve is a 503.
         request.scope[_ERRORS] = bool(result.errors)
+        request.scope[_UNAVAILABLE] = has_code(result.errors, SERVICE_UNAVAILABLE)
         return await super().process_result(request, result)
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        # Strawberry's, minus subscriptions: they are served over websockets only (it would
+        # otherwise execute one over HTTP as a query and fail inside).
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as exc:
+            raise HTTPException(400, exc.as_http_error_reason()) from exc
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type is OperationType.SUBSCRIPTION:
+                raise HTTPException(
+                    400, "Subscriptions are served over websockets (graphql-transport-ws) at /graphql."
+                ) from exc
+            raise HTTPException(400, exc.as_http_error_reason(request_adapter.method)) from exc
+        except MissingQueryError as exc:
+            raise HTTPException(400, "No GraphQL query found in the request") from exc
+
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            return json.loads(data)
+        except RecursionError:  # nested too deep: not a message we take
+            raise json.JSONDecodeError("nested too deeply", "", 0) from None
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL, which keeps no token in the browser's storage, under a strict CSP."""
+        nonce = secrets.token_urlsafe(16)
+        html = _graphiql_html(self.graphql_ide_html).replace("<script", f'<script nonce="{nonce}"')
+        return HTMLResponse(
+            html,
+            headers={
+                "Content-Security-Policy": _GRAPHIQL_CSP.format(nonce=nonce),
+                "X-Frame-Options": "DENY",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+                "Cache-Control": "no-store",
+            },
+        )
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         # HTTP requests get their context from _http (``run(context=...)``); this is the
@@ -244,12 +379,35 @@ class GraphQLApp(GraphQL[Context, None]):
         token = bearer(raw) if isinstance(raw, str) else None
         if token is None:
             raise ConnectionRejectionError({"message": "a valid admin API token is required"})
-        stack: contextlib.AsyncExitStack = context.request.scope[_STACK]
-        session = await stack.enter_async_context(self.services.db.read())
-        found = await queries.authenticate(session, token)
+        # A short read: the socket keeps who it is, never a session (each operation
+        # reads in its own; LiveTransportWSHandler).
+        async with asyncio.timeout(self.services.settings.request_timeout_seconds):
+            async with self.services.db.read() as session:
+                found = await queries.authenticate(session, token)
         if found is None:
             raise ConnectionRejectionError({"message": "a valid admin API token is required"})
-        context.bind(session, *found)
-        # End the authentication's read transaction: each event opens its own snapshot.
-        await context.fresh_snapshot()
+        context.token = token
+        context.bind(*found)
         return None
+
+
+# GraphiQL loads its code from unpkg (pinned, with subresource integrity); everything else
+# is refused: no framing (clickjacking), no other origin to talk to or load from.
+_GRAPHIQL_CSP = (
+    "default-src 'none'; "
+    "script-src 'nonce-{nonce}' https://unpkg.com; "
+    "style-src 'unsafe-inline' https://unpkg.com; "
+    "font-src https://unpkg.com data:; "
+    "img-src 'self' data:; "
+    "connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+def _graphiql_html(template: str) -> str:
+    # Strawberry's page persists the headers editor (the Authorization token) in the
+    # browser's localStorage; an admin token there outlives the tab. Never persist it.
+    persisting = "shouldPersistHeaders: true"
+    if persisting not in template:  # pragma: no cover - a Strawberry upgrade changed the page
+        raise RuntimeError("GraphiQL's page changed: check that it does not persist headers")
+    return template.replace(persisting, "shouldPersistHeaders: false")

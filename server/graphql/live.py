@@ -25,19 +25,28 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from typing import Any
 
+from cachetools import LRUCache
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.websockets import WebSocketDisconnect
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
+    _OperationStreamClosed,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    SubscribeMessage,
 )
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
+from server import queries
+from server.db import is_unavailable
 from server.events import QueueEvent, SubscriberOverflow
 
 from .context import Context
+from .errors import SERVICE_UNAVAILABLE, UNAVAILABLE_MESSAGE, has_code
 from .extensions import MAX_TOKENS
 from .subscriptions import EventFeed, LiveViews, close_fell_behind
 
@@ -45,12 +54,22 @@ log = logging.getLogger(__name__)
 
 # Rendered payloads kept per shared rendering for subscribers further behind the first.
 _RENDERED = 2048
-# Parsed documents remembered for the "is it a subscription?" check.
-_KINDS = 256
+# A document's size, comments included (as over HTTP: server.graphql.http).
+MAX_DOCUMENT_BYTES = 64 * 1024
+
+# Parsed documents remembered for the "is it a subscription?" check, by total text size.
+_KINDS_BYTES = 4 * 1024 * 1024
+
+#: The websocket close code when the database is unavailable: "try again later" (RFC 6455).
+CLOSE_TRY_AGAIN_LATER = 1013
 
 
 class RenderingEnded(Exception):
     """The shared rendering stopped (an execution error ended its stream)."""
+
+
+class DatabaseUnavailable(RenderingEnded):
+    """The rendering could not read what an event needs: the database is unavailable."""
 
 
 Key = tuple[int, str, str, str | None]
@@ -93,28 +112,32 @@ class SharedRendering:
         self.feed.push(todo)
         return out
 
-    async def run(self, schema: BaseSchema, member: Context, query: str, variables: Any, operation_name: str | None) -> None:
-        db = member.services.db
+    async def run(
+        self, schema: BaseSchema, member: Context, query: str, variables: Any, operation_name: str | None
+    ) -> None:
+        # The rendering's own context: same account, never the member's (the member may
+        # leave first). Its fields come preloaded from LiveViews; what else an event's
+        # document reads (e.g. suggestions) opens a session that is closed once that
+        # event is rendered: no connection or snapshot is held between events.
+        ctx = Context(member.services, request_id=f"live-{member.request_id}")
+        ctx.bind(member.admin, member.account)
+        ctx.live = self.hub.views
+        ctx.feed = self.feed
         try:
-            async with db.read() as session:
-                # The rendering's own context: same account, never the member's session
-                # (the member may leave first). Its fields come preloaded from LiveViews.
-                ctx = Context(member.services, request_id=f"live-{member.request_id}")
-                ctx.bind(session, member.admin, member.account)
-                ctx.live = self.hub.views
-                ctx.feed = self.feed
-                stream = await schema.subscribe(
-                    query, variable_values=variables, context_value=ctx, operation_name=operation_name
-                )
-                async with contextlib.aclosing(stream):
-                    async for result in stream:
-                        if not self.feed.started.done() or isinstance(result, PreExecutionError):
-                            # Before the resolver ran: the document was refused.
-                            if not self.ready.done():
-                                self.ready.set_result(list(result.errors or [GraphQLError("refused")]))
-                            return
-                        self._answer(result)
+            stream = await schema.subscribe(
+                query, variable_values=variables, context_value=ctx, operation_name=operation_name
+            )
+            async with contextlib.aclosing(stream):
+                async for result in stream:
+                    if not self.feed.started.done() or isinstance(result, PreExecutionError):
+                        # Before the resolver ran: the document was refused.
+                        if not self.ready.done():
+                            self.ready.set_result(list(result.errors or [GraphQLError("refused")]))
+                        return
+                    await ctx.release()
+                    self._answer(result)
         finally:
+            await ctx.close()
             self._end()
 
     def mark_ready(self) -> None:
@@ -122,6 +145,14 @@ class SharedRendering:
             self.ready.set_result(None)
 
     def _answer(self, result: ExecutionResult) -> None:
+        if has_code(result.errors, SERVICE_UNAVAILABLE):
+            # Nothing to send: every member closes its socket with 1013 (retry later).
+            self._ended = True
+            while self._waiting:
+                future = self._waiting.popleft()
+                if not future.done():
+                    future.set_exception(DatabaseUnavailable(UNAVAILABLE_MESSAGE))
+            return
         payload: dict[str, Any] = {"data": result.data}
         if result.errors:
             payload["errors"] = [e.formatted for e in result.errors]
@@ -152,7 +183,10 @@ class LiveHub:
     def __init__(self, views: LiveViews) -> None:
         self.views = views
         self._renderings: dict[Key, SharedRendering] = {}
-        self._kinds: OrderedDict[tuple[str, str | None], bool] = OrderedDict()
+        # Bounded by the bytes of the documents it keys (each entry stores its size).
+        self._kinds: LRUCache[tuple[str, str | None], tuple[bool, int]] = LRUCache(
+            _KINDS_BYTES, getsizeof=lambda entry: entry[1]
+        )
 
     def rendering_count(self) -> int:
         return len(self._renderings)
@@ -160,15 +194,16 @@ class LiveHub:
     def is_subscription(self, query: str, operation_name: str | None) -> bool:
         """Whether ``query`` parses to a subscription operation (else Strawberry's path)."""
         key = (query, operation_name)
-        known = self._kinds.get(key)
-        if known is None:
-            known = _is_subscription(query, operation_name)
-            self._kinds[key] = known
-            while len(self._kinds) > _KINDS:
-                self._kinds.popitem(last=False)
-        return known
+        entry = self._kinds.get(key)
+        if entry is None:
+            entry = (_is_subscription(query, operation_name), len(query) + len(operation_name or ""))
+            if entry[1] <= self._kinds.maxsize // 16:  # one document never evicts the rest
+                self._kinds[key] = entry
+        return entry[0]
 
-    def join(self, schema: BaseSchema, member: Context, operation: Operation[Context, None]) -> SharedRendering:
+    def join(
+        self, schema: BaseSchema, member: Context, operation: Operation[Context, None]
+    ) -> SharedRendering:
         key: Key = (
             member.account_id,
             operation.query,
@@ -225,15 +260,55 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 
 class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """Strawberry's graphql-transport-ws handler, with subscriptions rendered once per event."""
+    """Strawberry's graphql-transport-ws handler, with our session discipline.
+
+    * Subscriptions are rendered once per event for all subscribers of the same document
+      (:class:`SharedRendering`).
+    * Every other operation gets a context of its own: the token is checked again and one
+      short read serves that operation only, ended when it completes. The socket itself
+      never holds a database connection or a snapshot between messages.
+    * A database that cannot be reached closes the socket with :data:`CLOSE_TRY_AGAIN_LATER`.
+    """
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        if message.get("payload") is None:
+            # No payload at all is a missing token (4403), not a malformed message.
+            message = {**message, "payload": {}}
+        try:
+            await super().handle_connection_init(message)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            log.warning("websocket connection refused: the database is unavailable (%s)", exc)
+            await self._close_unavailable()
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        payload = message.get("payload")
+        if (
+            not isinstance(payload, dict)
+            or not isinstance(payload.get("query"), str)
+            or not isinstance(payload.get("variables"), dict | None)
+            or not isinstance(payload.get("operationName"), str | None)
+        ):
+            await self.websocket.close(code=4400, reason="Invalid subscribe payload")
+            return
+        query = payload["query"]
+        too_large = (
+            isinstance(query, str) and len(query.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES
+        )
+        if too_large and self.connection_acknowledged and message["id"] not in self.operations:
+            error = GraphQLError(f"The GraphQL document is over {MAX_DOCUMENT_BYTES} bytes.")
+            await self.send_message({"id": message["id"], "type": "error", "payload": [error.formatted]})
+            return
+        await super().handle_subscribe(message)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         hub: LiveHub | None = getattr(self.view, "live_hub", None)
-        if hub is None or not hub.is_subscription(operation.query, operation.operation_name):
-            await super().run_operation(operation)
-            return
         try:
-            await self._run_shared(hub, operation)
+            if hub is not None and hub.is_subscription(operation.query, operation.operation_name):
+                await self._run_shared(hub, operation)
+            else:
+                await self._run_single(operation)
         except Exception as error:  # as Strawberry's run_operation: log, then complete
             await self.handle_task_exception(error)
             with contextlib.suppress(Exception):
@@ -241,12 +316,64 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             self.operations.pop(operation.id, None)
             raise
 
+    async def _run_single(self, operation: Operation[Context, None]) -> None:
+        """A query or mutation (or a document that is no subscription) over the socket."""
+        conn = self.context
+        ctx = Context(conn.services, request=conn.request)
+        ctx.live = conn.live
+        try:
+            async with asyncio.timeout(conn.services.settings.request_timeout_seconds):
+                found = await ctx.run(queries.authenticate, conn.token or "")
+                if found is None:
+                    # Revoked or rotated since the socket authenticated.
+                    await self.websocket.close(code=4403, reason="Forbidden")
+                    return
+                ctx.bind(*found)
+                source = await self.schema.stream(
+                    operation.query,
+                    variable_values=operation.variables,
+                    context_value=ctx,
+                    operation_name=operation.operation_name,
+                )
+                async with contextlib.aclosing(source):
+                    first = True
+                    async for result in source:
+                        if first and isinstance(result, PreExecutionError):
+                            await self._handle_pre_execution_error(operation, result)
+                            return
+                        first = False
+                        if not isinstance(result, ExecutionResult):
+                            await self._reject_incremental_delivery(operation)
+                            return
+                        if has_code(result.errors, SERVICE_UNAVAILABLE):
+                            await self._close_unavailable()
+                            return
+                        await operation.send_next(result)
+        except _OperationStreamClosed:
+            return
+        except Exception as exc:
+            if not is_unavailable(exc):  # incl. the deadline (TimeoutError)
+                raise
+            log.warning("websocket operation failed: the database is unavailable (%s)", exc)
+            await self._close_unavailable()
+            return
+        finally:
+            await ctx.close()
+        await operation.send_operation_message({"id": operation.id, "type": "complete"})
+
+    async def _close_unavailable(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.websocket.close(code=CLOSE_TRY_AGAIN_LATER, reason=UNAVAILABLE_MESSAGE)
+
     async def _run_shared(self, hub: LiveHub, operation: Operation[Context, None]) -> None:
         ctx = self.context
         rendering = hub.join(self.schema, ctx, operation)
         try:
             errors = await asyncio.shield(rendering.ready)
             if errors is not None:
+                if has_code(errors, SERVICE_UNAVAILABLE):
+                    await self._close_unavailable()
+                    return
                 await operation.send_initial_errors(errors)
                 return
             stream = ctx.services.db.broadcaster.subscribe(ctx.account_id, hub.views.queue_size)
@@ -261,6 +388,9 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                             return
             except SubscriberOverflow as exc:
                 await close_fell_behind(ctx.request, ctx.account_id, exc)
+                return
+            except DatabaseUnavailable:
+                await self._close_unavailable()
                 return
             except RenderingEnded:
                 pass  # the execution error was sent as the last "next"; complete below

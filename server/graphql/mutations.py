@@ -181,7 +181,9 @@ class Mutation:
         try:
             admin = await _write(
                 ctx,
-                lambda s, now: accounts.update_notification_settings(s, admin_id, input.notify_on_pending, now),
+                lambda s, now: accounts.update_notification_settings(
+                    s, admin_id, input.notify_on_pending, now
+                ),
             )
         except DomainError as exc:
             return UpdateNotificationSettingsPayload(me=AdminType.of(ctx.admin), errors=[UserError.of(exc)])

@@ -132,7 +132,9 @@ class LiveViews:
                 admins = await queries.admins_by_id(session, account_id, actor_ids) if actor_ids else {}
                 user_views: dict[int, UserType] = {}
                 for uid, user in users.items():
-                    info = queries.pending_info(user, retained.get(uid, queries.Retained()), account.retention_days)
+                    info = queries.pending_info(
+                        user, retained.get(uid, queries.Retained()), account.retention_days
+                    )
                     user_views[uid] = UserType.resolved_of(user, agents.get(uid, []), info)
                 for e in evs:
                     actor = None if e.actor_id is None else admins.get(e.actor_id)

@@ -417,7 +417,9 @@ class AuditEntryConnection:
         return await info.context.run(queries.audit_count, info.context.account_id)
 
 
-@strawberry.type(name="SettingsChange", description="A change to the account's settings: who made it and what changed.")
+@strawberry.type(
+    name="SettingsChange", description="A change to the account's settings: who made it and what changed."
+)
 class SettingsChangeType:
     id: strawberry.ID
     at: datetime
