@@ -9,6 +9,8 @@ them row by row.
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -83,15 +85,38 @@ class IngestResult:
 # ---------------------------------------------------------------------------- parsing
 
 
-def _has_control(s: str) -> bool:
-    return any(ord(c) < 32 or ord(c) == 127 for c in s)
+# Each kind of text an agent reports has one check, used by every field of that kind:
+# agent names (:func:`_name_problem`), app names (:func:`_app_problem`), and free text
+# (:func:`_free_text_problem`: window titles, urls). All of them go through
+# :func:`unstorable`.
+
+# C0 controls, DEL, C1 controls; and the line and paragraph separators (line breaks).
+_CONTROLS = "\x00-\x1f\x7f-\x9f\u2028\u2029"
+# ALM, LRM, RLM; LRE, RLE, PDF, LRO, RLO; LRI, RLI, FSI, PDI.
+_BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt) less the bidi controls:
+# soft hyphen, combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian
+# variation selectors and vowel separator, zero-width space/non-joiner/joiner, word joiner,
+# invisible operators, deprecated format characters, variation selectors, zero-width no-break
+# space (BOM), shorthand format and musical formatting controls, tags, and the code points
+# reserved for more of them; plus the interlinear annotation marks (U+FFF9-U+FFFB), which
+# hide the text between them.
+_INVISIBLE = (
+    "\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200d\u2060-\u2065\u206a-\u206f"
+    "\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
+)
+_REFUSED = re.compile(f"[{_CONTROLS}{_BIDI_CONTROLS}{_INVISIBLE}]")
+_BIDI = re.compile(f"[{_BIDI_CONTROLS}]")
+_CONFUSABLE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
 
 
 def unstorable(s: str) -> str | None:
     """Why a text cannot be stored as is on every database, or ``None``.
 
     PostgreSQL refuses NUL in text, and a lone surrogate (valid in JSON, not in UTF-8)
-    cannot be encoded for either database.
+    cannot be encoded for either database. Every text an agent reports is checked for it,
+    and so is every text a client binds into a query (a search, a cursor).
     """
     if "\x00" in s:
         return "must not contain NUL characters"
@@ -101,6 +126,128 @@ def unstorable(s: str) -> str | None:
         except UnicodeEncodeError:
             return "must be valid Unicode text (no lone surrogates)"
     return None
+
+
+def _hidden_or_control(s: str) -> str | None:
+    """Why ``s`` would not show what it holds, or ``None``: the check of names and app names.
+
+    - C0 and C1 controls (U+0000-U+001F, U+007F-U+009F) and line breaks: terminal escape
+      injection. ESC (or the C1 CSI) starts a sequence that a terminal runs rather than shows:
+      ``evil\\x1b]0;pwned\\x07.exe`` retitles the window, others move the cursor and repaint
+      what an admin reads.
+    - Bidirectional controls: Trojan Source (CVE-2021-42574). They reorder how the text is
+      displayed: ``Jane \\u202eeoD`` shows as "Jane Doe".
+    - Invisible (default-ignorable) characters: ``jd\\u200boe`` shows as "jdoe" but is another
+      agent and another user, a duplicate an admin cannot tell apart. Emoji that need a
+      zero-width joiner or a variation selector are refused with them; plain emoji are not.
+
+    The message names the first such character by its code point (never the character).
+    """
+    if s.isascii() and s.isprintable():  # the common case, without the regex: no C0, no DEL
+        return None
+    found = _REFUSED.search(s)
+    if found is None:
+        return None
+    char = found.group()
+    code = f"U+{ord(char):04X}"
+    if _BIDI.match(char):
+        return f"must not contain bidirectional control characters ({code})"
+    if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+        return f"must not contain control characters or line breaks ({code})"
+    return f"must not contain invisible characters ({code})"
+
+
+def _script(char: str) -> str | None:
+    """LATIN, CYRILLIC or GREEK for a letter of one of those scripts, else ``None``.
+
+    :mod:`unicodedata` has no Script property, but the letters of these scripts are named
+    after it ("CYRILLIC SMALL LETTER A", "FULLWIDTH LATIN CAPITAL LETTER A", "MODIFIER LETTER
+    SMALL GREEK GAMMA") and no letter of another script is. The few named otherwise count
+    for no script: signs (micro, Kelvin, Ohm), a few modifier letters (U+1D43), and the
+    mathematical alphanumerics, which UTS #39 counts as Common anyway.
+    """
+    if not char.isalpha():
+        return None
+    words = unicodedata.name(char, "").split()
+    return next((w for w in _CONFUSABLE_SCRIPTS if w in words), None)
+
+
+def _mixed_script(s: str) -> str | None:
+    """Why ``s`` holds a mixed-script confusable, or ``None``.
+
+    Latin, Cyrillic and Greek share look-alike letters (Latin "a", Cyrillic U+0430 and
+    Greek U+03B1 look the same; so do "o", U+043E and U+03BF, or "J" and U+0408), so a word
+    mixing them (Latin "paypal" with a Cyrillic U+0430) passes for another name. A
+    whitespace-separated word must keep to one of them; a name may still hold words of
+    different scripts, and words of any other scripts (kana and kanji, Arabic, Hangul) and
+    digits or punctuation mix freely. A name written wholly in Cyrillic that looks Latin
+    (whole-script confusable) is not detected: that needs Unicode's confusables table.
+    """
+    if s.isascii():
+        return None
+    for word in s.split():
+        first: str | None = None
+        for char in word:
+            script = _script(char)
+            if script is None:
+                continue
+            if first is None:
+                first = script
+            elif script != first:
+                return (
+                    f"must not mix {first.title()} and {script.title()} letters in one word "
+                    f"(U+{ord(char):04X} {unicodedata.name(char)} in {word[:40]!r})"
+                )
+    return None
+
+
+def _name_problem(value: str) -> str | None:
+    """What is wrong with an agent name (device, domain, logon or display name), or ``None``.
+
+    Admins decide from these names who gets a license, and they are shown everywhere an
+    admin looks (the queue, reports, a terminal client, email digests): each must read as
+    exactly what it is. So no controls, bidi controls or invisible characters
+    (:func:`_hidden_or_control`), no surrounding spaces, and no word mixing look-alike
+    scripts (:func:`_mixed_script`).
+    """
+    if not 1 <= len(value) <= 256:
+        return "must be 1 to 256 characters"
+    if (why := _hidden_or_control(value)) is not None:
+        return why
+    if value != value.strip():
+        return "must not have surrounding spaces"
+    if (why := _mixed_script(value)) is not None:
+        return why
+    return unstorable(value)
+
+
+def _app_problem(value: str) -> str | None:
+    """What is wrong with an event's app (an executable's name), or ``None``.
+
+    Shown in reports and the admin client like a name, so it refuses what would not show
+    as it is (:func:`_hidden_or_control`). Mixed scripts are let through: an app name is
+    not what anyone is told apart by.
+    """
+    if not value:
+        return "required: a non-empty string"
+    if len(value) > 256:
+        return "must be at most 256 characters"
+    if (why := _hidden_or_control(value)) is not None:
+        return why
+    return unstorable(value)
+
+
+def _free_text_problem(value: str, limit: int) -> str | None:
+    """What is wrong with a window title or url, or ``None``.
+
+    These are free text, as the user's apps showed it: a title may hold a tab, or the bidi
+    marks of a right-to-left page. SPEC §7 refuses controls only in names and app, so they
+    are kept as reported, controls included, and every client escapes stored text on
+    display. Only what cannot be stored (:func:`unstorable`) is refused.
+    """
+    if len(value) > limit:
+        return f"must be at most {limit} characters"
+    return unstorable(value)
 
 
 class _Problems:
@@ -122,11 +269,7 @@ def _name(obj: dict[str, Any], key: str, where: str, problems: _Problems, requir
         return None
     if not isinstance(value, str):
         problems.add(f"{where}.{key}", "must be a string")
-    elif not 1 <= len(value) <= 256:
-        problems.add(f"{where}.{key}", "must be 1 to 256 characters")
-    elif _has_control(value) or value != value.strip():
-        problems.add(f"{where}.{key}", "must not contain control characters or surrounding spaces")
-    elif (why := unstorable(value)) is not None:
+    elif (why := _name_problem(value)) is not None:
         problems.add(f"{where}.{key}", why)
     else:
         return value
@@ -139,9 +282,7 @@ def _optional_text(obj: dict[str, Any], key: str, where: str, limit: int, proble
         return None
     if not isinstance(value, str):
         problems.add(f"{where}.{key}", "must be a string or null")
-    elif len(value) > limit:
-        problems.add(f"{where}.{key}", f"must be at most {limit} characters")
-    elif (why := unstorable(value)) is not None:
+    elif (why := _free_text_problem(value, limit)) is not None:
         problems.add(f"{where}.{key}", why)
     else:
         return value
@@ -179,11 +320,9 @@ def _event(raw: Any, where: str, problems: _Problems, latest: datetime) -> Event
     elif not 0 <= duration <= MAX_DURATION:
         problems.add(f"{where}.durationSeconds", f"must be from 0 to {MAX_DURATION}")
     app = raw.get("app")
-    if not isinstance(app, str) or not app:
+    if not isinstance(app, str):
         problems.add(f"{where}.app", "required: a non-empty string")
-    elif len(app) > 256:
-        problems.add(f"{where}.app", "must be at most 256 characters")
-    elif (why := unstorable(app)) is not None:
+    elif (why := _app_problem(app)) is not None:
         problems.add(f"{where}.app", why)
     title = _optional_text(raw, "title", where, 2048, problems)
     url = _optional_text(raw, "url", where, 2048, problems)
