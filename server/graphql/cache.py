@@ -4,27 +4,28 @@ SPEC §9: a 50-row queue page costs too much to re-execute per request at the ta
 and the queue's data changes only through writes that bump ``account.queue_version`` in
 the same transaction (arrivals, actions, pending users' activity and heartbeats, licensed
 arrivals, purges). A response is therefore reusable, never stale, while the version it was
-computed at is current — provided it only shows data those writes cover. :func:`cacheable`
+computed at is current — provided it only shows data those writes cover. :class:`Cacheable`
 proves that from the document: a query whose every field, at every depth, is in
 :data:`SAFE_FIELDS`. Anything else (``me``, audit, metrics with their clock, introspection,
 mutations) executes every time.
 
 The version and the data come from one read transaction (the request's session), so an
 entry can never pair newer data with an older version or the reverse.
+
+Both caches here are keyed by client text (the document, the variables), so both are bounded
+by bytes, keys included, and never hold one entry over a sixteenth of their bound.
 """
 
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
-from functools import lru_cache
 from typing import Any
 
 from graphql import GraphQLError, GraphQLSchema, OperationType, parse
 from graphql.language import BREAK, FieldNode, OperationDefinitionNode, Visitor, visit
 from graphql.utilities import TypeInfo, TypeInfoVisitor
 
-from .extensions import MAX_TOKENS
+from .extensions import MAX_TOKENS, SizedCache, text_bytes
 
 SAFE_FIELDS: dict[str, frozenset[str]] = {
     "Query": frozenset({"pendingUsers", "account"}),
@@ -62,6 +63,10 @@ SAFE_FIELDS: dict[str, frozenset[str]] = {
 
 CacheKey = tuple[int, int, str, str, str, str | None]
 
+CACHEABLE_BYTES = 4 * 1024 * 1024
+# What a cache entry costs beyond the text it holds: the tuples, ints and the LRU's links.
+ENTRY_BYTES = 512
+
 
 class _SafeFields(Visitor):
     def __init__(self, type_info: TypeInfo) -> None:
@@ -86,36 +91,40 @@ class _SafeFields(Visitor):
         return None
 
 
-def make_cacheable(schema: GraphQLSchema) -> Any:
-    @lru_cache(maxsize=512)
-    def cacheable(query: str) -> bool:
-        """Whether every operation and fragment in ``query`` reads only cache-safe fields."""
+class Cacheable:
+    """``cacheable(query)``: whether every operation and fragment in ``query`` reads only
+    cache-safe fields; remembered by query text in :attr:`known`."""
+
+    def __init__(self, schema: GraphQLSchema, max_bytes: int = CACHEABLE_BYTES) -> None:
+        self.schema = schema
+        self.known: SizedCache[str, bool] = SizedCache(max_bytes)
+
+    def __call__(self, query: str) -> bool:
+        safe = self.known.get(query)
+        if safe is None:
+            safe = self._reads_only_safe_fields(query)
+            self.known.put(query, safe, text_bytes(query) + ENTRY_BYTES)
+        return safe
+
+    def _reads_only_safe_fields(self, query: str) -> bool:
         try:
             document = parse(query, max_tokens=MAX_TOKENS)
         except GraphQLError:
             return False
-        type_info = TypeInfo(schema)
+        type_info = TypeInfo(self.schema)
         checker = _SafeFields(type_info)
         visit(document, TypeInfoVisitor(type_info, checker))
         return checker.safe
 
-    return cacheable
-
 
 class ResponseCache:
-    """A bounded LRU of encoded responses (by entries and by bytes)."""
+    """A bounded LRU of encoded responses, by the bytes of their bodies and keys."""
 
-    def __init__(
-        self, schema: GraphQLSchema, max_entries: int = 1024, max_bytes: int = 64 * 1024 * 1024
-    ) -> None:
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self.max_entry_bytes = max_bytes // 16
-        self._entries: OrderedDict[CacheKey, bytes] = OrderedDict()
-        self._bytes = 0
+    def __init__(self, schema: GraphQLSchema, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.entries: SizedCache[CacheKey, bytes] = SizedCache(max_bytes)
         self.hits = 0
         self.misses = 0
-        self.cacheable = make_cacheable(schema)
+        self.cacheable = Cacheable(schema)
 
     def key(
         self,
@@ -136,22 +145,19 @@ class ResponseCache:
         return (account_id, queue_version, role, query, canonical, operation_name)
 
     def get(self, key: CacheKey) -> bytes | None:
-        body = self._entries.get(key)
+        body = self.entries.get(key)
         if body is None:
             self.misses += 1
             return None
-        self._entries.move_to_end(key)
         self.hits += 1
         return body
 
     def put(self, key: CacheKey, body: bytes) -> None:
-        if len(body) > self.max_entry_bytes or key in self._entries:
+        if key in self.entries:
             return
-        self._entries[key] = body
-        self._bytes += len(body)
-        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
-            _, dropped = self._entries.popitem(last=False)
-            self._bytes -= len(dropped)
+        _, _, role, query, variables, operation_name = key
+        size = len(body) + ENTRY_BYTES + sum(map(text_bytes, (role, query, variables, operation_name)))
+        self.entries.put(key, body, size)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.entries)

@@ -37,6 +37,7 @@ from strawberry.schema.schema import validate_document
 
 from server.app import create_app
 from server.graphql import extensions, limits
+from server.graphql.cache import Cacheable, ResponseCache
 from server.graphql.extensions import PARSED, VALIDATED
 from server.graphql.limits import MAX_SELECTIONS, Measurement
 from server.graphql.schema import schema
@@ -336,3 +337,29 @@ async def test_a_document_over_the_entry_bound_is_not_cached() -> None:
         result = await schema.execute(huge)
         assert result.errors and "Cannot query field 'nope'" in result.errors[0].message
     assert (len(PARSED), PARSED.currsize, len(VALIDATED), VALIDATED.currsize) == held
+
+
+def test_the_response_cache_counts_its_keys() -> None:
+    cache = ResponseCache(schema._schema, max_bytes=1024 * 1024)
+    text = "{ account { id } }" + " " * 32 * 1024
+
+    def key(i: int, query: str = text) -> Any:
+        return (1, i, "ADMIN", query, "null", None)
+
+    for i in range(64):
+        cache.put(key(i), b'{"data":{"account":{"id":"1"}}}')
+    # 64 tiny bodies, but 2 MiB of query text in their keys.
+    assert cache.entries.currsize <= cache.entries.maxsize
+    assert len(cache) <= 32 and cache.get(key(63)) is not None and cache.get(key(0)) is None
+    over = key(64, "{ account { id } }" + " " * 65 * 1024)
+    cache.put(over, b"{}")
+    assert cache.get(over) is None
+
+
+def test_the_cacheable_check_is_bounded_by_bytes() -> None:
+    cacheable = Cacheable(schema._schema, max_bytes=256 * 1024)
+    for i in range(64):
+        assert cacheable(f"{{ account {{ id }} }} # {i}" + "x" * 8 * 1024)
+    assert cacheable.known.currsize <= cacheable.known.maxsize and len(cacheable.known) < 64
+    over = "{ account { id } } #" + "x" * 20 * 1024
+    assert cacheable(over) and over not in cacheable.known
