@@ -99,8 +99,19 @@ def take_recorded(session: AsyncSession) -> list[QueueEvent]:
     return events
 
 
+#: Why a subscriber's stream was cut, as its client is told (a websocket close reason,
+#: at most 123 bytes). Either way its client resyncs by query, then subscribes again.
+FELL_BEHIND = "fell behind; resync by query"
+LOST_EVENT_STREAM = "the server lost its connection to the database's event stream; resync by query"
+
+
 class SubscriberOverflow(Exception):
-    """The subscriber fell too far behind and was dropped; resync by query."""
+    """The subscriber's stream was cut (it fell too far behind, or events may have been
+    lost upstream); resync by query. ``reason`` says which, for the client."""
+
+    def __init__(self, message: str, reason: str = FELL_BEHIND) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Subscription:
@@ -119,6 +130,7 @@ class Subscription:
         self._queue: asyncio.Queue[QueueEvent | None] = asyncio.Queue(maxsize)
         self.maxsize = maxsize
         self.overflowed = False
+        self.drop_reason = FELL_BEHIND
         self.closed = False
 
     def offer(self, event: QueueEvent) -> bool:
@@ -132,10 +144,18 @@ class Subscription:
             return False
         return True
 
-    def drop(self) -> None:
-        """End the stream as if it fell behind: the reader gets :class:`SubscriberOverflow`."""
+    def drop(self, reason: str = FELL_BEHIND) -> None:
+        """End the stream for its reader to resync: it gets :class:`SubscriberOverflow`."""
         self.overflowed = True
+        self.drop_reason = reason
         self._end()
+
+    def _overflow(self) -> SubscriberOverflow:
+        if self.drop_reason == FELL_BEHIND:
+            message = f"subscriber for account {self.account_id} fell more than {self.maxsize} events behind"
+        else:
+            message = f"subscriber for account {self.account_id} dropped: {self.drop_reason}"
+        return SubscriberOverflow(message, self.drop_reason)
 
     def _end(self) -> None:
         self.closed = True
@@ -158,10 +178,7 @@ class Subscription:
         batch: list[QueueEvent] = []
         while not batch:
             if self.overflowed:
-                raise SubscriberOverflow(
-                    f"subscriber for account {self.account_id} fell more than "
-                    f"{self.maxsize} events behind; resync by query"
-                )
+                raise self._overflow()
             if self.closed and self._queue.empty():
                 return []
             first = await self._queue.get()
@@ -174,10 +191,7 @@ class Subscription:
         if self.overflowed:
             # Events queued before the overflow are still a gap-free prefix, but the client
             # must resync anyway: end now rather than replay up to ``maxsize`` stale events.
-            raise SubscriberOverflow(
-                f"subscriber for account {self.account_id} fell more than "
-                f"{self.maxsize} events behind; resync by query"
-            )
+            raise self._overflow()
         return batch
 
     def __aiter__(self) -> AsyncIterator[QueueEvent]:
@@ -214,15 +228,15 @@ class MemoryBroker:
                 del self._subscribers[sub.account_id]
             self._notify_changed()
 
-    def drop_all(self) -> int:
-        """Drop every subscriber as if it fell behind; returns how many.
+    def drop_all(self, reason: str = LOST_EVENT_STREAM) -> int:
+        """Drop every subscriber, telling it ``reason``; returns how many.
 
         For an event source that may have lost events (a PostgreSQL listener that
         reconnected): every client is told to resync rather than silently miss changes.
         """
         subs = [sub for group in self._subscribers.values() for sub in group]
         for sub in subs:
-            sub.drop()
+            sub.drop(reason)
             self.unsubscribe(sub)
         return len(subs)
 

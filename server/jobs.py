@@ -5,15 +5,19 @@
 * ``retention`` (hourly, first a minute after start so short-lived processes still purge):
   :func:`server.retention.purge`, also ``plm purge``.
 
-Several server processes may run the same app on one database; a job tick must run in
-one of them only. Each job has a lease row (:class:`JobLease`): a tick runs only in the
-process that holds or takes it. The holder renews it on every tick and the lease lasts
-:data:`LEASE_INTERVALS` intervals, so while the holder lives the others' ticks skip, and
-when it dies another process takes over within that time. The lease is taken with a
-conditional ``UPDATE`` (held by me, or expired) and, for a job never run before, an
-``INSERT … ON CONFLICT DO NOTHING``; both are atomic on SQLite and PostgreSQL. The jobs
-are safe to overlap anyway (digest cursors and outbox claims are transactional); the lease
-keeps them from doing the work twice.
+Several server processes may run the same app on one database; a job must run in one of
+them only. Each job has a lease row (:class:`JobLease`): a tick runs only in the process
+that holds or takes it. Every process ticks each job every :attr:`Job.tick_seconds` (5 s
+for digests, a minute for retention); the holder renews the lease on every tick, and
+while a run lasts, and the lease lasts :data:`LEASE_INTERVALS` ticks. So while the holder
+lives the others' ticks skip, and when it dies another process takes over within that
+time, a couple of minutes at most, whatever the job's interval. Whether the job is due is
+the lease row's ``last_run_at``, shared by all processes: an hourly job runs once an hour
+across them, whichever holds the lease then. The lease is taken with a conditional
+``UPDATE`` (held by me, or expired) and, for a job never run before, an ``INSERT … ON
+CONFLICT DO NOTHING``; both are atomic on SQLite and PostgreSQL. The jobs are safe to
+overlap anyway (digest cursors and outbox claims are transactional); the lease keeps them
+from doing the work twice.
 
 Ticks use the injected clock (:class:`Services.clock`), so tests drive them directly:
 ``await jobs.run_digest_tick(svc)``, or ``await runner.tick("notifications")`` through the lease.
@@ -22,6 +26,7 @@ Ticks use the injected clock (:class:`Services.clock`), so tests drive them dire
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -38,7 +43,7 @@ from sqlalchemy.engine import CursorResult
 from sqlmodel import col
 
 from server import notifications, retention
-from server.db import Database
+from server.db import Database, is_unavailable
 from server.models import JobLease
 from server.services import Services
 from server.tasks import finish_or_cancel
@@ -46,7 +51,8 @@ from server.tasks import finish_or_cancel
 log = logging.getLogger(__name__)
 
 NOTIFY_TICK_SECONDS = 5.0
-RETENTION_TICK_SECONDS = 3600.0
+RETENTION_INTERVAL_SECONDS = 3600.0
+RETENTION_TICK_SECONDS = 60.0
 RETENTION_FIRST_DELAY_SECONDS = 60.0
 LEASE_INTERVALS = 2
 # How long shutdown lets a running tick finish (an SMTP conversation, mostly) before
@@ -77,30 +83,59 @@ async def run_retention_tick(svc: Services) -> retention.PurgeReport:
 @dataclass(frozen=True, slots=True)
 class Job:
     name: str
+    #: How often the job runs, across all processes.
     interval_seconds: float
     run: Callable[[Services], Awaitable[object]]
     first_delay_seconds: float | None = None
+    #: How often each process checks whether it should run it (default: every interval).
+    poll_seconds: float | None = None
+
+    @property
+    def tick_seconds(self) -> float:
+        return self.poll_seconds or self.interval_seconds
 
     @property
     def lease_seconds(self) -> float:
-        return self.interval_seconds * LEASE_INTERVALS
+        return self.tick_seconds * LEASE_INTERVALS
+
+    def due_after(self, last_run_at: datetime) -> datetime:
+        """When the job is due again; a job ticking at its interval is due at every tick.
+
+        Half a tick early counts as due, so a tick that fires a moment early (timers drift)
+        does not postpone the run by a whole tick.
+        """
+        if self.poll_seconds is None:
+            return last_run_at
+        return last_run_at + timedelta(seconds=self.interval_seconds - self.tick_seconds / 2)
 
 
 JOBS: tuple[Job, ...] = (
     Job("notifications", NOTIFY_TICK_SECONDS, run_digest_tick),
-    Job("retention", RETENTION_TICK_SECONDS, run_retention_tick, RETENTION_FIRST_DELAY_SECONDS),
+    Job(
+        "retention",
+        RETENTION_INTERVAL_SECONDS,
+        run_retention_tick,
+        RETENTION_FIRST_DELAY_SECONDS,
+        poll_seconds=RETENTION_TICK_SECONDS,
+    ),
 )
 
 
 # ---------------------------------------------------------------------------- lease
 
 
-async def acquire_lease(db: Database, name: str, holder: str, now: datetime, seconds: float) -> bool:
-    """Take or renew the lease on job ``name`` until ``now + seconds``; False if another holds it."""
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A lease this process holds, and when the job last ran (in any process)."""
+
+    last_run_at: datetime | None
+
+
+async def acquire_lease(db: Database, name: str, holder: str, now: datetime, seconds: float) -> Held | None:
+    """Take or renew the lease on job ``name`` until ``now + seconds``; ``None`` if another holds it."""
     expires = now + timedelta(seconds=seconds)
     async with db.write() as session:
-        renewed = cast(
-            CursorResult[Any],
+        renewed = (
             await session.execute(
                 sa.update(JobLease)
                 .where(
@@ -108,10 +143,11 @@ async def acquire_lease(db: Database, name: str, holder: str, now: datetime, sec
                     sa.or_(col(JobLease.holder) == holder, col(JobLease.expires_at) <= now),
                 )
                 .values(holder=holder, expires_at=expires, updated_at=now)
-            ),
-        )
-        if renewed.rowcount == 1:
-            return True
+                .returning(col(JobLease.last_run_at))
+            )
+        ).first()
+        if renewed is not None:
+            return Held(renewed[0])
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         created = cast(
             CursorResult[Any],
@@ -121,7 +157,17 @@ async def acquire_lease(db: Database, name: str, holder: str, now: datetime, sec
                 .on_conflict_do_nothing()
             ),
         )
-        return created.rowcount == 1
+        return Held(None) if created.rowcount == 1 else None
+
+
+async def finish_run(db: Database, name: str, holder: str, started: datetime) -> None:
+    """Record that the job ran (from ``started``), for every process's next due check."""
+    async with db.write() as session:
+        await session.execute(
+            sa.update(JobLease)
+            .where(col(JobLease.name) == name, col(JobLease.holder) == holder)
+            .values(last_run_at=started)
+        )
 
 
 async def release_lease(db: Database, name: str, holder: str, now: datetime) -> None:
@@ -148,14 +194,41 @@ class JobRunner:
         self._running: set[asyncio.Task[Any]] = set()
 
     async def tick(self, name: str) -> bool:
-        """Run job ``name`` once if this instance holds its lease; True if it ran."""
+        """Run job ``name`` once if this instance holds its lease and the job is due; True if it ran."""
         job = self.jobs[name]
-        if not await acquire_lease(self.svc.db, name, self.holder, self.svc.clock(), job.lease_seconds):
+        started = self.svc.clock()
+        held = await acquire_lease(self.svc.db, name, self.holder, started, job.lease_seconds)
+        if held is None:
             log.debug("job %s: tick skipped, another process holds the lease", name)
             return False
+        if held.last_run_at is not None and started < job.due_after(held.last_run_at):
+            log.debug("job %s: not due until %s", name, job.due_after(held.last_run_at))
+            return False
         log.debug("job %s: tick runs in %s", name, self.holder)
-        await job.run(self.svc)
+        renewing = asyncio.create_task(self._keep_lease(job), name=f"lease-{name}")
+        try:
+            await job.run(self.svc)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+        await finish_run(self.svc.db, name, self.holder, started)
         return True
+
+    async def _keep_lease(self, job: Job) -> None:
+        """Renew the lease while a run lasts longer than a tick, so no one else starts it."""
+        while True:
+            await asyncio.sleep(job.tick_seconds)
+            try:
+                if (
+                    await acquire_lease(
+                        self.svc.db, job.name, self.holder, self.svc.clock(), job.lease_seconds
+                    )
+                    is None
+                ):
+                    log.warning("job %s: lost its lease during a long run", job.name)
+            except Exception as exc:  # the run itself will meet the same trouble
+                log.warning("job %s: could not renew its lease: %s", job.name, exc)
 
     async def _scheduled(self, name: str) -> None:
         task = asyncio.current_task()
@@ -163,10 +236,14 @@ class JobRunner:
         self._running.add(task)
         try:
             await self.tick(name)
-        except Exception:
+        except Exception as exc:
             # Logged here rather than by APScheduler so the message names the job plainly;
-            # the next tick tries again.
-            log.exception("scheduled job %s failed", name)
+            # the next tick tries again. An unavailable database is a line, not a traceback
+            # every few seconds.
+            if is_unavailable(exc):
+                log.warning("scheduled job %s: the database is unavailable (%s)", name, exc)
+            else:
+                log.exception("scheduled job %s failed", name)
         finally:
             self._running.discard(task)
 
@@ -180,18 +257,18 @@ class JobRunner:
             executor_log.setLevel(logging.WARNING)
         now = datetime.now(UTC)
         for job in self.jobs.values():
-            first = job.interval_seconds if job.first_delay_seconds is None else job.first_delay_seconds
+            first = job.tick_seconds if job.first_delay_seconds is None else job.first_delay_seconds
             scheduler.add_job(
                 self._scheduled,
                 "interval",
-                seconds=job.interval_seconds,
+                seconds=job.tick_seconds,
                 args=[job.name],
                 id=job.name,
                 next_run_time=now + timedelta(seconds=first),
                 # A late tick (a busy loop, a suspended host) runs once, not once per missed slot.
                 coalesce=True,
                 max_instances=1,
-                misfire_grace_time=max(int(job.interval_seconds), 1),
+                misfire_grace_time=max(int(job.tick_seconds), 1),
             )
         scheduler.start()
         self.scheduler = scheduler

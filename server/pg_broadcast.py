@@ -37,6 +37,8 @@ from server.events import (
 
 log = logging.getLogger(__name__)
 
+CONNECT_TIMEOUT_SECONDS = 5.0
+
 CHANNEL = "plm_queue_events"
 # PostgreSQL refuses a NOTIFY payload of 8000 bytes or more; stay well under it.
 MAX_PAYLOAD = 7000
@@ -115,7 +117,7 @@ class PostgresBroadcaster:
             lost = asyncio.Event()
             conn = None
             try:
-                conn = await asyncpg.connect(self._dsn)
+                conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_SECONDS)
                 conn.add_termination_listener(lambda _c, ev=lost: ev.set())
                 await conn.add_listener(CHANNEL, self._on_notify)
                 if not first:
@@ -130,7 +132,7 @@ class PostgresBroadcaster:
                 log.warning("queue event listener lost its PostgreSQL connection; reconnecting")
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError) as exc:
+            except Exception as exc:  # refused, reset, starting up, shutting down, timed out
                 log.warning("queue event listener cannot connect (%s); retrying in %.1fs", exc, delay)
             finally:
                 self.listening.clear()

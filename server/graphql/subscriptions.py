@@ -15,7 +15,8 @@ meantime (the later change's own event follows).
 
 A subscriber that falls more than its queue's size behind is dropped by the broker; its
 websocket is then closed with :data:`CLOSE_FELL_BEHIND` (4410) so its client resyncs by
-query and subscribes again.
+query and subscribes again. The same code, with its own reason, closes every subscriber
+when events may have been lost upstream (a PostgreSQL listener that reconnected).
 """
 
 from __future__ import annotations
@@ -199,13 +200,15 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 async def close_fell_behind(websocket: Any, account_id: int, exc: SubscriberOverflow) -> None:
     """Close a subscriber's websocket with :data:`CLOSE_FELL_BEHIND`, then wait to be cancelled.
 
-    Waiting, because ending the operation instead would make Strawberry send "complete"
-    on a closed socket; the handler cancels the operation once the close reaches it.
+    The close reason says why the stream was cut (it fell behind, or the server lost the
+    database's event stream); either way the client resyncs by query. Waiting, because
+    ending the operation instead would make Strawberry send "complete" on a closed socket;
+    the handler cancels the operation once the close reaches it.
     """
     log.warning("closing a live subscriber of account %s: %s", account_id, exc)
     with contextlib.suppress(Exception):
         # Already closed by the client: nothing to tell it.
-        await websocket.close(code=CLOSE_FELL_BEHIND, reason="fell behind; resync by query")
+        await websocket.close(code=CLOSE_FELL_BEHIND, reason=exc.reason)
     await asyncio.sleep(_CLOSE_GRACE_SECONDS)
 
 

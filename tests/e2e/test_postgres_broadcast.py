@@ -17,7 +17,7 @@ from gql.transport.websockets import WebsocketsTransport
 
 from server import licensing
 from server.db import Database
-from server.events import QueueEvent, SubscriberOverflow
+from server.events import LOST_EVENT_STREAM, QueueEvent, SubscriberOverflow
 from server.models import QueueAction
 from server.pg_broadcast import PostgresBroadcaster, chunk_payloads
 from tests import pg
@@ -92,8 +92,10 @@ async def test_a_lost_listener_reconnects_and_its_subscribers_are_told_to_resync
         )
     finally:
         await conn.close()
-    with pytest.raises(SubscriberOverflow):
+    with pytest.raises(SubscriberOverflow) as cut:
         await next_events(stale, 1)
+    # Told what happened (no, it did not fall behind), and still to resync.
+    assert cut.value.reason == LOST_EVENT_STREAM
     await asyncio.wait_for(listener.listening.wait(), timeout=10)
     assert listener.reconnects >= 1
     fresh = listener.subscribe(tenant.account_id)

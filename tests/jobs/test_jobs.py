@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 
 import sqlalchemy as sa
 
@@ -45,7 +46,9 @@ async def test_the_lifespan_starts_and_stops_the_scheduler(
         assert runner.scheduler is not None
         scheduled = {job.id: job for job in runner.scheduler.get_jobs()}
         assert set(scheduled) == {"notifications", "retention"}
-        assert scheduled["retention"].trigger.interval.total_seconds() == 3600
+        # Retention runs hourly across processes; each checks every minute whether it is due.
+        assert scheduled["retention"].trigger.interval.total_seconds() == jobs.RETENTION_TICK_SECONDS
+        assert runner.jobs["retention"].interval_seconds == 3600
         assert scheduled["notifications"].trigger.interval.total_seconds() == jobs.NOTIFY_TICK_SECONDS
         assert await runner.tick("retention")
         assert (await leases(db))["retention"].holder == runner.holder
@@ -134,3 +137,65 @@ async def test_real_schedulers_of_two_instances_run_a_job_in_one_of_them(
             await runner.svc.db.dispose()
     assert len(seen) == 1 and sum(seen.values()) >= 5
     assert not any(r.running for r in runners)
+
+
+def counting(name: str, runs: Counter[str]) -> jobs.Job:
+    """A job with the shape of ``name`` in :data:`jobs.JOBS` that counts its runs."""
+    real = next(j for j in jobs.JOBS if j.name == name)
+
+    async def run(svc: Services) -> None:
+        runs[svc.clock().isoformat()] += 1
+
+    return jobs.Job(name, real.interval_seconds, run, real.first_delay_seconds, real.poll_seconds)
+
+
+async def test_hourly_retention_resumes_on_schedule_when_its_holder_dies(
+    settings: Settings, db: Database, clock: FakeClock
+) -> None:
+    """The lease is a couple of ticks (minutes), not hours: purging never stops for long."""
+    runs: Counter[str] = Counter()
+    job = counting("retention", runs)
+    assert job.lease_seconds <= 3 * 60
+    dead = jobs.JobRunner(Services(settings, db, clock), [job], holder="dead")
+    alive = jobs.JobRunner(Services(settings, db, clock), [job], holder="alive")
+    t0 = clock()
+    assert await dead.tick("retention")
+    # Every process ticks each minute; the holder's purge is not due again for an hour.
+    for _ in range(3):
+        clock.advance(seconds=jobs.RETENTION_TICK_SECONDS)
+        assert not await alive.tick("retention")
+    # The holder died right after its run. The next purge still comes an hour after the last.
+    while clock() < t0 + timedelta(seconds=jobs.RETENTION_INTERVAL_SECONDS - jobs.RETENTION_TICK_SECONDS):
+        clock.advance(seconds=jobs.RETENTION_TICK_SECONDS)
+        assert not await alive.tick("retention")
+    clock.advance(seconds=jobs.RETENTION_TICK_SECONDS)
+    assert await alive.tick("retention")
+    assert len(runs) == 2
+    # And once an hour after that, in whichever process holds the lease.
+    clock.advance(seconds=jobs.RETENTION_TICK_SECONDS)
+    assert not await alive.tick("retention")
+    assert (await leases(db))["retention"].holder == "alive"
+
+
+async def test_a_run_longer_than_its_lease_keeps_the_lease(
+    settings: Settings, db: Database, clock: FakeClock
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(_svc: Services) -> None:
+        started.set()
+        await release.wait()
+
+    job = jobs.Job("slow", 0.05, slow)  # renewed every 50 ms while it runs
+    a = jobs.JobRunner(Services(settings, db, clock), [job], holder="a")
+    b = jobs.JobRunner(Services(settings, db, clock), [job], holder="b")
+    running = asyncio.create_task(a.tick("slow"))
+    await asyncio.wait_for(started.wait(), 10)
+    clock.advance(seconds=60)  # far past the lease taken when the run began
+    deadline = asyncio.get_running_loop().time() + 10
+    while (await leases(db))["slow"].expires_at <= clock():
+        assert asyncio.get_running_loop().time() < deadline, "the lease was not renewed"
+        await asyncio.sleep(0.01)
+    assert not await b.tick("slow")
+    release.set()
+    assert await running
