@@ -20,6 +20,7 @@ from textual.notifications import SeverityLevel
 from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
+from tui_client import safe
 from tui_client.api import Account, ApiError, ConnectionLost, Me, PlmApi
 from tui_client.messages import AccountChanged, CaughtUp, ConnectionChanged, QueueEventReceived
 from tui_client.screens.audit import AuditView
@@ -129,11 +130,18 @@ class AdminApp(App[None]):
         title: str = "",
         severity: SeverityLevel = "information",
         timeout: float | None = None,
-        markup: bool = True,
+        markup: bool = False,
     ) -> None:
+        """Notify in plain text, always: messages carry names, server errors and other data.
+
+        ``markup`` is ignored (``Widget.notify`` passes ``True`` whatever its caller wants), and
+        controls become U+FFFD (:func:`tui_client.safe.clean`); a message keeps its newlines, so
+        a data part that must stay on one line is cleaned by its caller.
+        """
+        message, title = safe.clean(message, multiline=True), safe.clean(title)
         # Kept for tests and the bench: what the admin was told, in order.
         self.notices.append((severity, title, message))
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def report_error(self, error: BaseException, title: str | None = None) -> None:
         """The one place failures become notifications: expected ones by message, others masked."""

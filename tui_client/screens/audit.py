@@ -31,7 +31,7 @@ class AuditView(PagedListView[AuditEntry]):
     async def fetch(self, first: int, after: str | None) -> Page[AuditEntry]:
         return await self.api.audit_log(first, after)
 
-    def row(self, item: AuditEntry, tz: tzinfo | None) -> Sequence[str]:
+    def row(self, item: AuditEntry, tz: tzinfo | None) -> Sequence[object]:
         return (
             fmt.when(item.at, tz),
             item.actor_name or "system",

@@ -6,10 +6,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Label, Static
 
 from tui_client import format as fmt
+from tui_client import safe
 
 SHOWN_NAMES = 8
 
@@ -27,9 +29,10 @@ class ConfirmScreen(ModalScreen[bool]):
         self.heading, self.body, self.yes = title, body, yes
 
     def compose(self) -> ComposeResult:
+        # Plain text: a question may name anything.
         with Vertical(classes="dialog"):
-            yield Label(self.heading, classes="title")
-            yield Static(self.body, classes="body")
+            yield Label(safe.plain(self.heading), classes="title")
+            yield Static(Content(safe.clean(self.body, multiline=True)), classes="body")
             with Horizontal(classes="buttons"):
                 yield Button(self.yes, variant="primary", id="yes")
                 yield Button("Cancel", id="no")
@@ -64,8 +67,11 @@ class ConfirmRemove(ModalScreen[bool | None]):
         with Vertical(classes="dialog"):
             yield Label(f"Remove {fmt.plural(len(self.names), 'user')}?", classes="title")
             yield Static(
-                f"{shown}\n\nTheir devices and all their activity are deleted; a licensed user's "
-                "license is freed. This cannot be undone.",
+                Content.assemble(
+                    safe.plain(shown),
+                    "\n\nTheir devices and all their activity are deleted; a licensed user's "
+                    "license is freed. This cannot be undone.",
+                ),
                 classes="body",
             )
             yield Checkbox("Do not track: ignore future reports from their devices", True, id="dnt")

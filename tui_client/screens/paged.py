@@ -14,6 +14,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 from textual import work
 from textual.widgets import Static
 
+from tui_client import safe
 from tui_client.api import ApiError, Page
 from tui_client.screens.base import ApiView
 from tui_client.widgets.paged_table import PagedTable
@@ -49,10 +50,11 @@ class PagedListView(ApiView, Generic[T]):
     async def fetch(self, first: int, after: str | None) -> Page[T]:
         raise NotImplementedError
 
-    def row(self, item: T, tz: tzinfo | None) -> Sequence[str]:
+    def row(self, item: T, tz: tzinfo | None) -> Sequence[object]:
         raise NotImplementedError
 
     def status_line(self) -> str:
+        """Plain text, never markup."""
         return f"Showing {len(self.ids):,} of {self.total:,}"
 
     # The paging.
@@ -100,6 +102,7 @@ class PagedListView(ApiView, Generic[T]):
         self.end_cursor = page.end_cursor
         self.total = page.total_count
         self._loading_more = False
-        self.query_one(".status-line", Static).update(self.status_line())
+        # Plain: a status line may echo the search text.
+        self.query_one(".status-line", Static).update(safe.plain(self.status_line()))
         # The cursor may still be near the end (a small page, a jump to the end): keep going.
         table.call_after_refresh(table.check_near_end)

@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.widgets import Input, LoadingIndicator, Static
 
 from tui_client import format as fmt
+from tui_client import safe
 from tui_client.api import MAX_IDS, ApiError, PendingPage, QueueEvent, Suggestion, User
 from tui_client.messages import AccountChanged
 from tui_client.screens.base import ApiView
@@ -276,22 +277,24 @@ class PendingView(ApiView):
     # ------------------------------------------------------------------ status line
 
     def _set_info(self, text: str | None = None) -> None:
-        if text is None:
-            parts = [f"Showing {len(self.users):,} of {self.total:,} pending"]
+        """Show ``text`` (plain, never markup: it may carry names), or the queue's state."""
+        info = self.query_one("#pending-info", Static)
+        if text is not None:
+            info.update(safe.plain(text))
+        elif not self.loaded:
+            info.update("Waiting for the server…")
+        elif not self.users:
+            filtered = self.search or self.reason
+            info.update("No pending user matches." if filtered else "The queue is empty.")
+        else:
+            parts: list[str | tuple[str, str]] = [f"Showing {len(self.users):,} of {self.total:,} pending"]
             if self.selected:
-                parts.append(f"[b]{len(self.selected):,} selected[/]")
+                parts += [" · ", (f"{len(self.selected):,} selected", "b")]
             if self.search:
-                parts.append(f"filter “{self.search}”")
+                parts += [" · filter “", self.search, "”"]
             if self.reason:
-                parts.append(f"reason: {fmt.REASONS[self.reason]}")
-            if not self.loaded:
-                parts = ["Waiting for the server…"]
-            elif not self.users:
-                parts = [
-                    "The queue is empty." if not (self.search or self.reason) else "No pending user matches."
-                ]
-            text = " · ".join(parts)
-        self.query_one("#pending-info", Static).update(text)
+                parts.append(f" · reason: {fmt.REASONS[self.reason]}")
+            info.update(safe.styled(*parts))
 
     def _begin(self, text: str) -> None:
         self._busy += 1
@@ -416,7 +419,7 @@ class PendingView(ApiView):
         except ApiError as exc:
             if exc.code == "LICENSE_LIMIT_EXCEEDED":
                 self.notify(
-                    f"{exc.message}\nNothing was approved. Approve fewer users, raise the limit, "
+                    f"{safe.clean(exc.message)}\nNothing was approved. Approve fewer users, raise the limit, "
                     "or remove licensed users.",
                     title="Not enough licenses",
                     severity="error",
@@ -552,7 +555,7 @@ class PendingView(ApiView):
                     else:
                         result = await self.api.assign(user.id, s.target_id)
                 except ApiError as exc:
-                    failed.append(f"{user.display_name}: {exc.message}")
+                    failed.append(f"{safe.clean(user.display_name)}: {safe.clean(exc.message)}")
                     continue
                 account = result.account
                 done.append(user.id)

@@ -1,7 +1,7 @@
 """Searchable pickers: a user to assign a pending user to, an agent to merge one into.
 
 Typing re-queries the server (debounced) so the pickers work on any number of users; each
-picker dismisses with ``(id, label)`` or ``None``.
+picker dismisses with ``(id, label)`` or ``None``. Names are shown as plain text (:mod:`tui_client.safe`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui_client import safe
 from tui_client.api import ApiError, PlmApi, User
 
 PICKER_SIZE = 50
@@ -36,7 +37,7 @@ class SearchPicker(ModalScreen[tuple[str, str] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="picker"):
-            yield Label(self.heading, classes="title")
+            yield Label(safe.plain(self.heading), classes="title")
             yield Input(placeholder=self.placeholder, id="picker-search")
             yield OptionList(id="picker-options")
             yield Static("Searching…", id="picker-info", classes="hint")
@@ -86,7 +87,7 @@ class SearchPicker(ModalScreen[tuple[str, str] | None]):
         try:
             options, total = await self.fetch(text)
         except ApiError as exc:
-            info.update(f"[b $error]{exc.message}[/]")
+            info.update(safe.styled((exc.message, "b $error")))
             return
         option_list = self.query_one("#picker-options", OptionList)
         option_list.clear_options()
@@ -113,7 +114,7 @@ class UserPicker(SearchPicker):
                 continue
             logon = u.agents[0].logon if u.agents else ""
             status = "licensed" if u.status == "LICENSED" else "pending"
-            options.append(Option(f"{u.display_name}  ·  {logon}  ·  {status}", id=u.id))
+            options.append(Option(safe.plain(f"{u.display_name}  ·  {logon}  ·  {status}"), id=u.id))
         return options, page.total_count - (len(page.items) - len(options))
 
 
@@ -132,7 +133,6 @@ class AgentPicker(SearchPicker):
             if a.user_id == self.pending.id:
                 continue
             status = "licensed" if a.user_status == "LICENSED" else "pending"
-            options.append(
-                Option(f"{a.logon} on {a.device_name}  ·  {a.user_display_name} ({status})", id=a.id)
-            )
+            label = f"{a.logon} on {a.device_name}  ·  {a.user_display_name} ({status})"
+            options.append(Option(safe.plain(label), id=a.id))
         return options, page.total_count - (len(page.items) - len(options))

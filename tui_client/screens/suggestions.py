@@ -15,16 +15,17 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui_client import safe
 from tui_client.api import ApiError, PlmApi, Suggestion, User
 
 
 def describe(s: Suggestion) -> Text:
     text = Text()
     text.append(f"{s.kind.title():<7}", style="bold")
-    text.append(f"{s.target}  ")
+    text.append(f"{safe.clean(s.target)}  ")
     text.append(f"{s.score:.0%}", style="bold")
     for reason in s.reasons:
-        text.append(f"\n         · {reason}", style="dim")
+        text.append(f"\n         · {safe.clean(reason)}", style="dim")
     return text
 
 
@@ -40,7 +41,7 @@ class SuggestionsScreen(ModalScreen[Suggestion | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="picker"):
-            yield Label(f"Who is {self.pending.display_name}? Likely matches", classes="title")
+            yield Label(safe.plain(f"Who is {self.pending.display_name}? Likely matches"), classes="title")
             yield OptionList(id="suggestion-options")
             yield Static("Loading…", id="suggestion-info", classes="hint")
             yield Static(
@@ -58,7 +59,7 @@ class SuggestionsScreen(ModalScreen[Suggestion | None]):
         try:
             found = await self.api.suggestions(self.pending.id)
         except ApiError as exc:
-            info.update(f"Could not load the suggestions: {exc.message}")
+            info.update(safe.plain(f"Could not load the suggestions: {exc.message}"))
             return
         if found is None:
             info.update("This user is no longer in the queue.")

@@ -47,12 +47,12 @@ class UsersView(PagedListView[User]):
     async def fetch(self, first: int, after: str | None) -> Page[User]:
         return await self.api.users(first, after, self.search, self.status)
 
-    def row(self, item: User, tz: tzinfo | None) -> Sequence[str]:
+    def row(self, item: User, tz: tzinfo | None) -> Sequence[object]:
         first = item.agents[0] if item.agents else None
         devices = ", ".join(sorted({a.device_name for a in item.agents}))
         return (
             item.display_name,
-            "licensed" if item.status == "LICENSED" else "[b $warning]pending[/]",
+            "licensed" if item.status == "LICENSED" else "pending",
             first.logon if first else "—",
             devices or "—",
             fmt.when(item.first_seen_at, tz),

@@ -2,14 +2,22 @@
 
 The table never holds more than what was paged in; ``NearEnd`` lets the owning view fetch
 the next page with the connection's cursor, so 10,000 rows cost nothing until reached.
+
+Its cells hold server data, and a ``DataTable`` parses a ``str`` cell as markup: every cell
+goes through :func:`tui_client.safe.cell` on its way in (plain ``Text``, no control).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
+from rich.text import Text, TextType
 from textual.message import Message
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey, RowKey
+
+from tui_client import safe
 
 LOOKAHEAD = 25  # rows left below the cursor (or the viewport) when the next page is asked for
 
@@ -18,6 +26,26 @@ class PagedTable(DataTable[object]):
     @dataclass
     class NearEnd(Message):
         table: PagedTable
+
+    def add_row(
+        self,
+        *cells: object,
+        height: int | None = 1,
+        key: str | None = None,
+        label: TextType | None = None,
+    ) -> RowKey:
+        shown = None if label is None else cast(Text, safe.cell(label))
+        return super().add_row(*map(safe.cell, cells), height=height, key=key, label=shown)
+
+    def update_cell(
+        self,
+        row_key: RowKey | str,
+        column_key: ColumnKey | str,
+        value: object,
+        *,
+        update_width: bool = False,
+    ) -> None:
+        super().update_cell(row_key, column_key, safe.cell(value), update_width=update_width)
 
     def check_near_end(self) -> None:
         """Ask for more when fewer than ``LOOKAHEAD`` rows remain below the cursor or the view."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from tui_client import safe
 from tui_client.api import Account
 from tui_client.widgets.connection_status import ConnectionStatus
 
@@ -14,16 +16,20 @@ from tui_client.widgets.connection_status import ConnectionStatus
 class Usage(Static):
     account: reactive[Account | None] = reactive(None)
 
-    def render(self) -> str:
+    def render(self) -> Content:
         a = self.account
         if a is None:
-            return "Licenses —/—"
-        review = "[b $warning]on[/]" if a.manual_review else "off"
-        style = "b $error" if a.licenses_available == 0 else "b"
-        free = f"[{style}]{a.licenses_available:,}[/]"
-        return (
-            f"[b]{a.name}[/]   Licenses [b]{a.licenses_used:,}/{a.license_limit:,}[/] used · "
-            f"{free} available · [b]{a.pending_count:,}[/] pending · manual review {review}"
+            return Content("Licenses —/—")
+        return safe.styled(
+            (a.name, "b"),
+            "   Licenses ",
+            (f"{a.licenses_used:,}/{a.license_limit:,}", "b"),
+            " used · ",
+            (f"{a.licenses_available:,}", "b $error" if a.licenses_available == 0 else "b"),
+            " available · ",
+            (f"{a.pending_count:,}", "b"),
+            " pending · manual review ",
+            ("on", "b $warning") if a.manual_review else "off",
         )
 
 
