@@ -6,12 +6,15 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from server import accounts, licensing
-from server.db import Database
+from server.db import Database, is_unavailable
 from server.errors import DomainError
 from server.models import Role, utcnow
 from server.pg_broadcast import make_broadcaster
@@ -39,6 +42,58 @@ async def _with_db(settings: Settings, fn: Callable[[Database], Awaitable[Any]])
         await db.dispose()
 
 
+# Between attempts to reach a database that is not there yet (``plm serve`` at start-up).
+START_RETRY_FIRST_SECONDS = 0.5
+START_RETRY_MAX_SECONDS = 10.0
+
+
+async def _wait_for_database(settings: Settings, fn: Callable[[Database], Awaitable[Any]]) -> None:
+    """Run ``fn`` once the database answers, retrying with backoff while it is unavailable.
+
+    A server started before its database (both services booting together) waits for it
+    instead of exiting; every wait is logged with what it waits for.
+    """
+    log = logging.getLogger("plm")
+    delay = START_RETRY_FIRST_SECONDS
+    while True:
+        try:
+            await _with_db(settings, fn)
+            return
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            where = make_url(settings.database_url).render_as_string(hide_password=True)
+            log.warning("waiting for the database at %s (%s); retrying in %.1f s", where, exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, START_RETRY_MAX_SECONDS)
+
+
+async def _until_sigterm(work: Awaitable[None]) -> bool:
+    """Run ``work``; ``False`` if SIGTERM (or SIGINT) stopped it first."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        stopped = True
+        task.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not stopped:
+            raise
+        logging.getLogger("plm").info("stopped before the database was ready")
+        return False
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    return True
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
@@ -53,6 +108,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from server.app import BackgroundTask, create_app, tune_gc
     from server.demo import fleet_task, setup_demo
+    from server.graphql.http import MAX_FRAME_BYTES
 
     background: list[BackgroundTask] = []
 
@@ -72,10 +128,18 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             )
             _print({"accountId": str(account_id), "adminToken": admin.secret, "graphqlUrl": url})
 
-    asyncio.run(_with_db(settings, prepare))
+    if not asyncio.run(_until_sigterm(_wait_for_database(settings, prepare))):
+        return 0
     app = create_app(settings, background=background)
     tune_gc()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level, ws="websockets-sansio")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level,
+        ws="websockets-sansio",
+        ws_max_size=MAX_FRAME_BYTES,
+    )
     return 0
 
 

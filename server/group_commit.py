@@ -50,11 +50,22 @@ class Overloaded(RuntimeError):
 
 
 class IngestCommitter:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        max_queued_batches: int = MAX_QUEUED_BATCHES,
+        max_queued_events: int = MAX_QUEUED_EVENTS,
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._max_batches = max_queued_batches
+        self._max_events = max_queued_events
         self._queue: deque[_Item] = deque()
         self._queued_events = 0
+        # Batches in the group being committed now.
+        self.in_flight = 0
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -66,8 +77,8 @@ class IngestCommitter:
             self._task = loop.create_task(self._run(), name="ingest-group-commit")
         assert self._wake is not None
         if (
-            len(self._queue) >= MAX_QUEUED_BATCHES
-            or self._queued_events + len(batch.events) > MAX_QUEUED_EVENTS
+            len(self._queue) >= self._max_batches
+            or self._queued_events + len(batch.events) > self._max_events
         ):
             raise Overloaded("too many batches are waiting for the database; retry the batch")
         future: asyncio.Future[IngestResult] = loop.create_future()
@@ -120,7 +131,11 @@ class IngestCommitter:
             while self._queue:
                 group = self._take_group()
                 if group:
-                    await self._commit(group)
+                    self.in_flight = len(group)
+                    try:
+                        await self._commit(group)
+                    finally:
+                        self.in_flight = 0
 
     async def _commit(self, group: list[_Item]) -> None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -72,15 +73,20 @@ class Deadline:
         except TimeoutError:
             if not deadline.expired() or started:
                 raise
+            request_id = uuid.uuid4().hex[:16]
             log.warning(
-                "%s %s: no answer within %.1fs; answered 503", scope["method"], scope["path"], self.seconds
+                "%s %s (request %s): no answer within %.1fs; answered 503",
+                scope["method"],
+                scope["path"],
+                request_id,
+                self.seconds,
             )
-            await _timed_out(scope["path"], self.seconds)(scope, receive, send)
+            await _timed_out(scope["path"], self.seconds, request_id)(scope, receive, send)
 
 
-def _timed_out(path: str, seconds: float) -> Response:
+def _timed_out(path: str, seconds: float, request_id: str) -> Response:
     message = f"the request took longer than {seconds:g} s (the database may be unavailable); retry it"
-    headers = {"Retry-After": "2"}
+    headers = {"Retry-After": "2", "X-Request-ID": request_id}
     if path.startswith("/graphql"):
         body: dict[str, Any] = {
             "data": None,

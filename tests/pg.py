@@ -9,10 +9,12 @@ behaviour, and the crash-safety tests run on SQLite files.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -52,15 +54,49 @@ class PostgresServer:
         self.log = open(self.dir / "server.log", "wb")  # noqa: SIM115
         # Benchmarks want PostgreSQL's real durability, to compare with SQLite's synchronous=FULL.
         fast = [] if durable else ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        self.proc = subprocess.Popen(
-            [str(bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.dir),
-             "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=400", *fast],
-            stdout=self.log, stderr=subprocess.STDOUT, user=self.user,
-        )
+        self._argv = [str(bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.dir),
+                      "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=400", *fast]
+        self.proc = self._spawn()
         self._ids = itertools.count()
         asyncio.run(self._wait_ready())
         self.template = "plm_template"
         asyncio.run(self._make_template())
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self._argv, stdout=self.log, stderr=subprocess.STDOUT, user=self.user)
+
+    # Faults, for outage tests: the server stops, restarts, or freezes (as a paused VM).
+
+    def halt(self) -> None:
+        """Stop the server (fast shutdown: clients are disconnected), keeping its data."""
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(30)
+
+    def start(self) -> None:
+        """Start the halted server again on the same port and data; returns once it accepts."""
+        self.proc = self._spawn()
+        asyncio.run(self._wait_ready())
+
+    def _processes(self) -> list[int]:
+        """The postmaster and its children (each backend is in a session of its own)."""
+        pids = [self.proc.pid]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                    pids.append(int(stat.parent.name))
+        return pids
+
+    def pause(self) -> None:
+        """Freeze every process of the server: connections stay open, nothing answers."""
+        for pid in self._processes():  # the postmaster first: no new backend after it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self._processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -105,6 +141,8 @@ class PostgresServer:
         asyncio.run(self.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
     def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.resume()  # a paused server cannot stop
         self.proc.terminate()
         try:
             self.proc.wait(15)

@@ -156,13 +156,24 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> ServerProcess:
+        self.spawn()
+        self.wait_healthy(timeout)
+        return self
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it to serve."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port)],
             env=self.env,
             cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
+            # uvicorn's access log goes to stdout: keep it with the rest.
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        """Wait until it serves (``/healthz`` answers once the database is migrated)."""
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -171,7 +182,7 @@ class ServerProcess:
                 raise RuntimeError(f"server exited: {output}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
+                    return
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)

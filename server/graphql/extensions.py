@@ -22,12 +22,16 @@ from graphql import DocumentNode, GraphQLError
 from strawberry.extensions import MaskErrors, MaxTokensLimiter, SchemaExtension
 from strawberry.schema.schema import validate_document
 
+from server.db import is_unavailable
+
 from . import limits
 from .errors import (
     BAD_USER_INPUT,
     GRAPHQL_PARSE_FAILED,
     GRAPHQL_VALIDATION_FAILED,
     INTERNAL_SERVER_ERROR,
+    SERVICE_UNAVAILABLE,
+    UNAVAILABLE_MESSAGE,
 )
 
 log = logging.getLogger("server.graphql")
@@ -156,15 +160,24 @@ def _log_unexpected(error: GraphQLError, request_id: str | None) -> None:
 
 
 def masked(error: GraphQLError, request_id: str | None) -> GraphQLError:
-    """The client's view of an unexpected error: no message, no traceback; logged here."""
-    _log_unexpected(error, request_id)
+    """The client's view of an unexpected error: no message, no traceback; logged here.
+
+    An unavailable database is not a bug: it is told as SERVICE_UNAVAILABLE (the HTTP
+    answer is then a 503 with Retry-After) and logged in a line, without a traceback.
+    """
+    if is_unavailable(error):
+        log.warning("request %s: the database is unavailable (%s)", request_id, error.message)
+        code, message = SERVICE_UNAVAILABLE, UNAVAILABLE_MESSAGE
+    else:
+        _log_unexpected(error, request_id)
+        code, message = INTERNAL_SERVER_ERROR, "Internal server error."
     return GraphQLError(
-        message="Internal server error.",
+        message=message,
         nodes=error.nodes,
         source=error.source,
         positions=error.positions,
         path=error.path,
-        extensions={"code": INTERNAL_SERVER_ERROR, "requestId": request_id},
+        extensions={"code": code, "requestId": request_id},
     )
 
 

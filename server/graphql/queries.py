@@ -129,7 +129,9 @@ class Query:
         found = await _checked(ctx.run(metrics.queue_metrics, ctx.account_id, days, ctx.services.clock()))
         return QueueMetrics.of(found)
 
-    @strawberry.field(description="Who changed the account's settings (limit, manual review) and how, newest first.")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    @strawberry.field(
+        description="Who changed the account's settings (limit, manual review) and how, newest first."
+    )  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
     async def settings_history(
         self, info: Ctx, first: int = 50, after: str | None = None
     ) -> SettingsChangeConnection:
