@@ -177,27 +177,31 @@ def _mixed_script(s: str) -> str | None:
 
     Latin, Cyrillic and Greek share look-alike letters (Latin "a", Cyrillic U+0430 and
     Greek U+03B1 look the same; so do "o", U+043E and U+03BF, or "J" and U+0408), so a word
-    mixing them (Latin "paypal" with a Cyrillic U+0430) passes for another name. A
-    whitespace-separated word must keep to one of them; a name may still hold words of
-    different scripts, and words of any other scripts (kana and kanji, Arabic, Hangul) and
-    digits or punctuation mix freely. A name written wholly in Cyrillic that looks Latin
-    (whole-script confusable) is not detected: that needs Unicode's confusables table.
+    mixing them (Latin "paypal" with a Cyrillic U+0430) passes for another name. A word (a
+    run of letters and combining marks) must keep to one of them. Anything else separates
+    words, so device names such as "PC-" or "LAPTOP-" followed by a Cyrillic place or person pass: refusing a real
+    machine's name would cost its agent every batch, while a look-alike needs letters side
+    by side to pass for a name. Words of other scripts (kana and kanji, Arabic, Hangul) mix
+    freely. A name written wholly in Cyrillic that looks Latin (whole-script confusable) is
+    not detected: that needs Unicode's confusables table.
     """
     if s.isascii():
         return None
-    for word in s.split():
-        first: str | None = None
-        for char in word:
-            script = _script(char)
-            if script is None:
-                continue
-            if first is None:
-                first = script
-            elif script != first:
-                return (
-                    f"must not mix {first.title()} and {script.title()} letters in one word "
-                    f"(U+{ord(char):04X} {unicodedata.name(char)} in {word[:40]!r})"
-                )
+    first: str | None = None
+    for i, char in enumerate(s):
+        if not (char.isalpha() or unicodedata.category(char).startswith("M")):
+            first = None  # a word ends
+            continue
+        script = _script(char)
+        if script is None:
+            continue
+        if first is None:
+            first = script
+        elif script != first:
+            return (
+                f"must not mix {first.title()} and {script.title()} letters in one word "
+                f"(U+{ord(char):04X} {unicodedata.name(char)} in {s[max(0, i - 20) : i + 20]!r})"
+            )
     return None
 
 
@@ -207,15 +211,13 @@ def _name_problem(value: str) -> str | None:
     Admins decide from these names who gets a license, and they are shown everywhere an
     admin looks (the queue, reports, a terminal client, email digests): each must read as
     exactly what it is. So no controls, bidi controls or invisible characters
-    (:func:`_hidden_or_control`), no surrounding spaces, and no word mixing look-alike
-    scripts (:func:`_mixed_script`).
+    (:func:`_hidden_or_control`), and no word mixing look-alike scripts
+    (:func:`_mixed_script`).
     """
     if not 1 <= len(value) <= 256:
         return "must be 1 to 256 characters"
     if (why := _hidden_or_control(value)) is not None:
         return why
-    if value != value.strip():
-        return "must not have surrounding spaces"
     if (why := _mixed_script(value)) is not None:
         return why
     return unstorable(value)
