@@ -1,14 +1,24 @@
-"""schema.graphql is exported from the code and keeps the public contract."""
+"""schema.graphql is exported from the code, and keeps the workspace's contract where there is one.
+
+The released API is guarded by the project itself (tests/contract/test_released_api.py).
+The contract check here is an extra: it needs the workspace the project was developed in,
+with its shared contract and checker beside the repository, and is skipped anywhere else
+(a fresh clone, a user's machine).
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import pytest
+
 from server.graphql.schema import SCHEMA_FILE, sdl
 from tests.support import REPO
 
-CHECK = REPO.parent / "shared" / "tools" / "check_contract.py"
+WORKSPACE = REPO.parent / "shared"
+CONTRACT = WORKSPACE / "contract" / "contract.graphql"
+CHECK = WORKSPACE / "tools" / "check_contract.py"
 
 
 def test_schema_graphql_is_fresh() -> None:
@@ -16,8 +26,19 @@ def test_schema_graphql_is_fresh() -> None:
 
 
 def test_schema_graphql_keeps_the_contract() -> None:
+    missing = [p for p in (CONTRACT, CHECK) if not p.exists()]
+    if missing:
+        pytest.skip(
+            "no workspace contract beside this repository "
+            f"({', '.join(str(p) for p in missing)} not found); "
+            "the released API is checked by tests/contract/test_released_api.py"
+        )
     done = subprocess.run(
-        [sys.executable, str(CHECK), "schema.graphql"], cwd=REPO, capture_output=True, text=True, check=False
+        [sys.executable, str(CHECK), "schema.graphql", str(CONTRACT)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
