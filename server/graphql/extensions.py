@@ -75,6 +75,9 @@ class SizedCache(Generic[K, V]):
         if size <= self.max_entry_bytes:
             self._entries[key] = (value, size)
 
+    def clear(self) -> None:
+        self._entries.clear()
+
     def __contains__(self, key: object) -> bool:
         return key in self._entries
 

@@ -25,7 +25,6 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from typing import Any
 
-from cachetools import LRUCache
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.websockets import WebSocketDisconnect
 from strawberry.schema import BaseSchema
@@ -47,7 +46,7 @@ from server.events import QueueEvent, SubscriberOverflow
 
 from .context import Context
 from .errors import SERVICE_UNAVAILABLE, UNAVAILABLE_MESSAGE, has_code
-from .extensions import MAX_TOKENS
+from .extensions import MAX_TOKENS, SizedCache, text_bytes
 from .subscriptions import EventFeed, LiveViews, close_fell_behind
 
 log = logging.getLogger(__name__)
@@ -183,10 +182,8 @@ class LiveHub:
     def __init__(self, views: LiveViews) -> None:
         self.views = views
         self._renderings: dict[Key, SharedRendering] = {}
-        # Bounded by the bytes of the documents it keys (each entry stores its size).
-        self._kinds: LRUCache[tuple[str, str | None], tuple[bool, int]] = LRUCache(
-            _KINDS_BYTES, getsizeof=lambda entry: entry[1]
-        )
+        # Bounded by the bytes of the documents it keys.
+        self._kinds: SizedCache[tuple[str, str | None], bool] = SizedCache(_KINDS_BYTES)
 
     def rendering_count(self) -> int:
         return len(self._renderings)
@@ -194,12 +191,11 @@ class LiveHub:
     def is_subscription(self, query: str, operation_name: str | None) -> bool:
         """Whether ``query`` parses to a subscription operation (else Strawberry's path)."""
         key = (query, operation_name)
-        entry = self._kinds.get(key)
-        if entry is None:
-            entry = (_is_subscription(query, operation_name), len(query) + len(operation_name or ""))
-            if entry[1] <= self._kinds.maxsize // 16:  # one document never evicts the rest
-                self._kinds[key] = entry
-        return entry[0]
+        known = self._kinds.get(key)
+        if known is None:
+            known = _is_subscription(query, operation_name)
+            self._kinds.put(key, known, text_bytes(query) + text_bytes(operation_name))
+        return known
 
     def join(
         self, schema: BaseSchema, member: Context, operation: Operation[Context, None]
