@@ -147,7 +147,9 @@ class Suggestion:
             target = f"{name} ({agent['domain']}\\{agent['logonName']} on {agent['deviceName']})"
             return cls(d["kind"], d["score"], tuple(d["reasons"]), agent["id"], target, name)
         user = d["user"]
-        return cls(d["kind"], d["score"], tuple(d["reasons"]), user["id"], user["displayName"], user["displayName"])
+        return cls(
+            d["kind"], d["score"], tuple(d["reasons"]), user["id"], user["displayName"], user["displayName"]
+        )
 
 
 @dataclass(frozen=True)

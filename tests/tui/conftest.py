@@ -49,7 +49,12 @@ class LiveServer:
     def app(self, *, viewer: bool = False, page_size: int = 100, usage_refresh: float = 10.0) -> AdminApp:
         token = self.tenant.viewer_token if viewer else self.tenant.admin_token
         app = AdminApp(
-            self.graphql_url, token, tz=UTC, page_size=page_size, retry=(0.1, 0.5), usage_refresh=usage_refresh
+            self.graphql_url,
+            token,
+            tz=UTC,
+            page_size=page_size,
+            retry=(0.1, 0.5),
+            usage_refresh=usage_refresh,
         )
         SERVER_OF[app] = self
         return app
@@ -72,7 +77,12 @@ class LiveServer:
     ) -> dict[str, Any]:
         self.batches += 1
         body = batch_body(
-            device, logon, display=display, domain=domain, events=events, start=start,
+            device,
+            logon,
+            display=display,
+            domain=domain,
+            events=events,
+            start=start,
             batch_id=f"b-{self.batches}",
         )
         response = await self.http.post(
@@ -246,8 +256,13 @@ class ThreadedServer:
                 for i, (device, logon, name) in enumerate(PEOPLE):
                     self.clock.advance(minutes=7)
                     body = batch_body(
-                        device, logon, display=name, batch_id=f"seed-{i}", events=1 + i % 4,
-                        start=self.clock.now, duration=300 + 60 * i,
+                        device,
+                        logon,
+                        display=name,
+                        batch_id=f"seed-{i}",
+                        events=1 + i % 4,
+                        start=self.clock.now,
+                        duration=300 + 60 * i,
                     )
                     response = await http.post("/ingest", json=body, headers=headers)
                     assert response.status_code == 202, response.text

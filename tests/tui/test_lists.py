@@ -67,7 +67,9 @@ async def test_the_audit_tab_pages_newest_first(live: LiveServer) -> None:
     await live.seed([f"User {i:03}" for i in range(120)])
     pending = await live.gql("{ pendingUsers(first: 500) { edges { node { id } } } }")
     ids = [e["node"]["id"] for e in pending["pendingUsers"]["edges"]]
-    await live.gql("mutation($ids: [ID!]!) { removeUsers(input: {userIds: $ids}) { errors { code } } }", ids=ids)
+    await live.gql(
+        "mutation($ids: [ID!]!) { removeUsers(input: {userIds: $ids}) { errors { code } } }", ids=ids
+    )
     app = live.app(page_size=20)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")

@@ -108,7 +108,9 @@ async def test_bulk_approve_approves_every_selected_row(live_review: LiveServer)
         await pilot.press("a")
         await wait_until(pilot, lambda: rows(app) == ["Alan"], "the approved rows to leave")
         assert [await status_of(live_review, ids[n]) for n in ("Ada", "Alan", "Grace")] == [
-            "LICENSED", "PENDING", "LICENSED",
+            "LICENSED",
+            "PENDING",
+            "LICENSED",
         ]
         assert told(app, "Approved 2 users")
 
@@ -268,7 +270,8 @@ async def test_a_queued_row_shows_what_an_assign_into_it_brought(live_review: Li
         await live_review.gql(
             "mutation($p: ID!, $t: ID!) { assignPendingUser(input: {pendingUserId: $p, targetUserId: $t}) "
             "{ errors { code } } }",
-            p=ids["Alan"], t=ada,
+            p=ids["Alan"],
+            t=ada,
         )
         await wait_until(pilot, lambda: rows(app) == ["Ada"], "the assigned row to leave")
 
@@ -351,9 +354,18 @@ async def test_a_lost_server_shows_retries_and_catches_up(
         # Straight into the database: the server is down, and the client must catch up by re-querying.
         async with db.write() as session:
             report = AgentReport(f"LAPTOP-{name.upper()}", "ACME", name.lower(), name)
-            await activity.ingest(session, tenant.account_id, Batch(f"b-{name}", report, [
-                Event(START, 60, "excel.exe", None, None, "productive"),
-            ]), START)
+            await activity.ingest(
+                session,
+                tenant.account_id,
+                Batch(
+                    f"b-{name}",
+                    report,
+                    [
+                        Event(START, 60, "excel.exe", None, None, "productive"),
+                    ],
+                ),
+                START,
+            )
 
     server, task = await start(sock)
     app = AdminApp(f"http://127.0.0.1:{port}/graphql", tenant.admin_token, retry=(0.1, 0.3))

@@ -64,7 +64,9 @@ async def test_y_over_a_selection_accepts_every_match_and_leaves_the_rest(live: 
 
         await eventually(pilot, resolved, "both duplicates resolved")
         alan = await live.user(ids["alan"])
-        assert alan is not None and [a["id"] for a in alan["agents"]] == [ids["alan_agent"]]  # merged, not assigned
+        assert alan is not None and [a["id"] for a in alan["agents"]] == [
+            ids["alan_agent"]
+        ]  # merged, not assigned
         await wait_until(pilot, lambda: rows(app) == ["Linus Torvalds"], "only the new person left")
         assert told(app, "Resolved 2 users by their likely match; 1 user without a likely match left alone")
 
@@ -76,7 +78,9 @@ async def test_w_lists_the_matches_with_reasons_and_enter_accepts(live: LiveServ
         await ready(pilot, app, 3)
         await cursor_to(pilot, app, "Alan Turing")
         await pilot.press("w")
-        await wait_until(pilot, lambda: isinstance(app.screen, SuggestionsScreen) and bool(app.screen.found), "the list")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, SuggestionsScreen) and bool(app.screen.found), "the list"
+        )
         screen = app.screen
         assert isinstance(screen, SuggestionsScreen)
         assert "same local login aturing" in screen.found[0].reasons

@@ -533,7 +533,9 @@ class PendingView(ApiView):
         ids = self._targets()
         if not ids:
             return
-        todo = [(self.users[uid], self.users[uid].suggestions[0]) for uid in ids if self.users[uid].suggestions]
+        todo = [
+            (self.users[uid], self.users[uid].suggestions[0]) for uid in ids if self.users[uid].suggestions
+        ]
         if not todo:
             self.notify("No likely match for this selection; press w to see why.", severity="warning")
             return
@@ -570,9 +572,14 @@ class PendingView(ApiView):
             self.notify(f"{user.display_name} {verb} {s.target}.", title="Likely match accepted")
         elif done:
             tail = f"; {fmt.plural(skipped, 'user')} without a likely match left alone" if skipped else ""
-            self.notify(f"Resolved {fmt.plural(len(done), 'user')} by their likely match{tail}.", title="Accepted")
+            self.notify(
+                f"Resolved {fmt.plural(len(done), 'user')} by their likely match{tail}.", title="Accepted"
+            )
         if failed:
             self.notify(
-                "\n".join(failed[:5]), title="Some matches could not be accepted", severity="error", timeout=10
+                "\n".join(failed[:5]),
+                title="Some matches could not be accepted",
+                severity="error",
+                timeout=10,
             )
             self.reload()
