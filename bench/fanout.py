@@ -50,9 +50,9 @@ def serve(database_url: str, port: int, stamps: str) -> None:
     """Child process: the real app, stamping each event as its transaction commits."""
     import uvicorn
 
-    from server.app import create_app, tune_gc
-    from server.events import QueueEvent
-    from server.settings import Settings
+    from server.domain.events import QueueEvent
+    from server.infra.settings import Settings
+    from server.web.app import create_app, tune_gc
 
     app = create_app(Settings(database_url=database_url, log_level="warning"))
     broadcaster = app.state.services.db.broadcaster
@@ -71,9 +71,9 @@ def serve(database_url: str, port: int, stamps: str) -> None:
 
 
 async def provision(url: str) -> tuple[str, str]:
-    from server import accounts
-    from server.db import Database
-    from server.models import Role, utcnow
+    from server.domain import accounts
+    from server.domain.models import Role, utcnow
+    from server.infra.db import Database
 
     db = Database(url)
     try:

@@ -30,8 +30,8 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._http import encode_post, run_load
-from server.db import Database
-from server.models import ActivityEvent
+from server.domain.models import ActivityEvent
+from server.infra.db import Database
 
 START = datetime(2026, 11, 26, 9, tzinfo=UTC)
 AGENTS = 200

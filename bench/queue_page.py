@@ -75,9 +75,9 @@ def _ts(value: datetime) -> str:
 
 
 async def _provision(url: str) -> tuple[int, str]:
-    from server import accounts
-    from server.db import Database
-    from server.models import Role, utcnow
+    from server.domain import accounts
+    from server.domain.models import Role, utcnow
+    from server.infra.db import Database
 
     db = Database(url)
     try:
@@ -117,7 +117,7 @@ class Fixture:
         return rows
 
     def agents(self) -> list[tuple[Any, ...]]:
-        from server.models import agent_key, login_key
+        from server.domain.models import agent_key, login_key
 
         rows = []
         seen = self.now - timedelta(days=2)
@@ -198,10 +198,11 @@ def serve(database_url: str, port: int) -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from server import queries, services
-    from server.app import create_app, tune_gc
-    from server.http_util import bearer_token
-    from server.settings import Settings
+    from server.domain import reads
+    from server.infra.settings import Settings
+    from server.web import runtime
+    from server.web.app import create_app, tune_gc
+    from server.web.http import bearer_token
 
     app = create_app(Settings(database_url=database_url, log_level="warning"))
 
@@ -210,24 +211,24 @@ def serve(database_url: str, port: int) -> None:
 
     async def plain(request: Request) -> JSONResponse:
         """The GraphQL page's reads, written by hand: what GraphQL adds is the difference."""
-        svc = services.of(request.app)
+        svc = runtime.of(request.app)
         token = bearer_token(request.headers.get("authorization"))
         async with svc.db.read() as session:
-            found = await queries.authenticate(session, token) if token else None
+            found = await reads.authenticate(session, token) if token else None
             if found is None:
                 return JSONResponse({"error": "unauthenticated"}, status_code=401)
             _admin, account = found
             assert account.id is not None
-            filt = queries.PendingFilter(account.id)
-            page = await queries.pending_page(session, filt, 50, None)
-            total = await queries.pending_count(session, filt)
+            filt = reads.PendingFilter(account.id)
+            page = await reads.pending_page(session, filt, 50, None)
+            total = await reads.pending_count(session, filt)
             user_ids = [u.id for u in page.items if u.id is not None]
-            agents = await queries.agents_by_user(session, account.id, user_ids)
-            retained = await queries.retained_by_user(session, user_ids)
+            agents = await reads.agents_by_user(session, account.id, user_ids)
+            retained = await reads.retained_by_user(session, user_ids)
         edges = []
         for user, cursor in zip(page.items, page.cursors, strict=True):
             assert user.id is not None
-            info = queries.pending_info(user, retained.get(user.id, queries.Retained()), account.retention_days)
+            info = reads.pending_info(user, retained.get(user.id, reads.Retained()), account.retention_days)
             edges.append({
                 "cursor": cursor,
                 "node": {

@@ -46,10 +46,10 @@ if str(REPO) not in sys.path:
 
 import sqlalchemy as sa  # noqa: E402
 
-from server import accounts, licensing, suggestions  # noqa: E402
-from server.db import Database  # noqa: E402
-from server.licensing import AgentReport  # noqa: E402
-from server.models import Agent, User  # noqa: E402
+from server.domain import accounts, licensing, suggestions  # noqa: E402
+from server.domain.licensing import AgentReport  # noqa: E402
+from server.domain.models import Agent, User  # noqa: E402
+from server.infra.db import Database  # noqa: E402
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -13,12 +14,12 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from server import accounts, licensing
-from server.db import Database, is_unavailable
-from server.errors import DomainError
-from server.models import Role, utcnow
-from server.pg_broadcast import make_broadcaster
-from server.settings import Settings, SettingsError, load_settings, unknown_settings
+from server.domain import accounts, licensing
+from server.domain.errors import DomainError
+from server.domain.models import Role, utcnow
+from server.infra.db import Database, is_unavailable
+from server.infra.pg_broadcast import make_broadcaster
+from server.infra.settings import Settings, SettingsError, load_settings, unknown_settings
 
 
 def _print(obj: Any) -> None:
@@ -106,9 +107,9 @@ def _configure_logging(level: str) -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from server.app import BackgroundTask, create_app, tune_gc
-    from server.demo import fleet_task, setup_demo
+    from server.demo.fleet import fleet_task, setup_demo
     from server.graphql.http import MAX_FRAME_BYTES
+    from server.web.app import BackgroundTask, create_app, tune_gc
 
     background: list[BackgroundTask] = []
 
@@ -144,10 +145,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    # The client (Textual) is imported only here: the server never needs it.
-    from tui_client.demo import run_demo
-
-    return run_demo(port=args.port)
+    """Become the admin client's demo launcher (``tui_client.demo``), which starts this
+    server in the background. A process, not an import: the server never depends on the
+    client, and the terminal passes to the client as it is."""
+    argv = [sys.executable, "-m", "tui_client.demo", *(["--port", str(args.port)] if args.port else [])]
+    os.execv(sys.executable, argv)
 
 
 def cmd_account_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -205,7 +207,7 @@ def cmd_admin_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
-    from server import retention
+    from server.domain import retention
 
     async def run(db: Database) -> retention.PurgeReport:
         return await retention.purge(db, utcnow())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from server.db import Database
+from server.infra.db import Database
 from tests import pg
 from tests.support import FakeClock, Tenant, make_tenant, sqlite_url
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import asyncpg
 
-from server.db import Database
+from server.infra.db import Database
 from tests.support import free_port
 
 

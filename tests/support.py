@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import uvicorn
 
-from server import accounts
-from server.db import Database
-from server.models import Role
+from server.domain import accounts
+from server.domain.models import Role
+from server.infra.db import Database
 
 REPO = Path(__file__).resolve().parent.parent
 START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)

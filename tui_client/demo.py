@@ -102,3 +102,16 @@ def run_demo(port: int | None = None, host: str = "127.0.0.1") -> int:
                     proc.stdout.close()
     sys.stderr.write(f"Demo stopped. The server's log is in {log_path}\n")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="plm demo", description="the demo server and the admin client")
+    parser.add_argument("--port", type=int, default=None, help="the server's port (default: a free one)")
+    args = parser.parse_args(argv)
+    return run_demo(port=args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,7 +22,7 @@ from graphql import DocumentNode, GraphQLError
 from strawberry.extensions import MaskErrors, MaxTokensLimiter, SchemaExtension
 from strawberry.schema.schema import validate_document
 
-from server.db import is_unavailable
+from server.infra.db import is_unavailable
 
 from . import limits
 from .errors import (

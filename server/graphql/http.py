@@ -56,10 +56,10 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from server import queries
-from server.db import is_unavailable
-from server.http_util import bearer_token, read_body
-from server.services import Services
+from server.domain import reads
+from server.infra.db import is_unavailable
+from server.web.http import bearer_token, read_body
+from server.web.runtime import Services
 
 from .cache import ResponseCache
 from .context import Context, new_request_id
@@ -184,7 +184,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.live = LiveViews(services.db)
         self.live_hub = LiveHub(self.live)
         self.cache = cache if cache is not None else ResponseCache(schema._schema)
-        self._token_lookup: queries.SqliteTokenLookup | None = None
+        self._token_lookup: reads.SqliteTokenLookup | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -243,7 +243,7 @@ class GraphQLApp(GraphQL[Context, None]):
     ) -> tuple[Response, Any]:
         """Authenticate and execute in one read session; the response and its cache key."""
         async with self.services.db.read() as session:
-            found = await queries.authenticate(session, token)
+            found = await reads.authenticate(session, token)
             if found is None:
                 return _unauthenticated(request_id), None
             admin, account = found
@@ -273,12 +273,12 @@ class GraphQLApp(GraphQL[Context, None]):
                 await ctx.close()
         return response, key
 
-    def _tokens(self) -> queries.SqliteTokenLookup | None:
+    def _tokens(self) -> reads.SqliteTokenLookup | None:
         if self._token_lookup is None and self.services.db.is_sqlite:
             path = make_url(self.services.db.url).database
             if path and path != ":memory:":
                 try:
-                    self._token_lookup = queries.SqliteTokenLookup(path)
+                    self._token_lookup = reads.SqliteTokenLookup(path)
                 except Exception:  # the file is gone or unreadable: the async path answers
                     return None
         return self._token_lookup
@@ -293,7 +293,7 @@ class GraphQLApp(GraphQL[Context, None]):
         if lookup is None:
             return None
         info = lookup.lookup(token)
-        if not isinstance(info, queries.TokenInfo):
+        if not isinstance(info, reads.TokenInfo):
             return None
         op = payload.get("operationName")
         key = self.cache.key(
@@ -383,7 +383,7 @@ class GraphQLApp(GraphQL[Context, None]):
         # reads in its own; LiveTransportWSHandler).
         async with asyncio.timeout(self.services.settings.request_timeout_seconds):
             async with self.services.db.read() as session:
-                found = await queries.authenticate(session, token)
+                found = await reads.authenticate(session, token)
         if found is None:
             raise ConnectionRejectionError({"message": "a valid admin API token is required"})
         context.token = token

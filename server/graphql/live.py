@@ -8,7 +8,7 @@ same document, variables and operation name share one :class:`SharedRendering`: 
 Strawberry subscription (validation, extensions, execution, error masking as usual) that
 renders each event once, serialised once, and every subscriber sends that text.
 
-Each subscriber still reads its own bounded broker stream (:mod:`server.events`), so
+Each subscriber still reads its own bounded broker stream (:mod:`server.infra.broadcast`), so
 ordering, isolation, overflow and ``broker.subscriber_count`` are per subscriber exactly as
 without sharing: it pushes the events it reads to the rendering and sends the results in
 its own order. Anything but a well-formed subscription (queries and mutations over the
@@ -40,9 +40,10 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
-from server import queries
-from server.db import is_unavailable
-from server.events import QueueEvent, SubscriberOverflow
+from server.domain import reads
+from server.domain.events import QueueEvent
+from server.infra.broadcast import SubscriberOverflow
+from server.infra.db import is_unavailable
 
 from .context import Context
 from .errors import SERVICE_UNAVAILABLE, UNAVAILABLE_MESSAGE, has_code
@@ -319,7 +320,7 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         ctx.live = conn.live
         try:
             async with asyncio.timeout(conn.services.settings.request_timeout_seconds):
-                found = await ctx.run(queries.authenticate, conn.token or "")
+                found = await ctx.run(reads.authenticate, conn.token or "")
                 if found is None:
                     # Revoked or rotated since the socket authenticated.
                     await self.websocket.close(code=4403, reason="Forbidden")

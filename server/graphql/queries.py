@@ -12,8 +12,8 @@ from typing import TypeVar
 
 import strawberry
 
-from server import activity, licensing, metrics, queries
-from server.errors import DomainError
+from server.domain import activity, licensing, metrics, reads
+from server.domain.errors import DomainError
 
 from .errors import BadUserInput
 from .types import (
@@ -72,11 +72,11 @@ class Query:
         after: str | None = None,
         search: str | None = None,
         reason: PendingReason | None = None,  # type: ignore[valid-type]
-        order_by: PendingOrder = queries.PendingOrder.ENTERED_ASC,  # type: ignore[valid-type]
+        order_by: PendingOrder = reads.PendingOrder.ENTERED_ASC,  # type: ignore[valid-type]
     ) -> UserConnection:
         ctx = info.context
-        filt = queries.PendingFilter(ctx.account_id, search, reason)
-        page = await _checked(ctx.run(queries.pending_page, filt, first, after, order_by))
+        filt = reads.PendingFilter(ctx.account_id, search, reason)
+        page = await _checked(ctx.run(reads.pending_page, filt, first, after, order_by))
         return UserConnection.of(page, filt)
 
     @strawberry.field
@@ -89,13 +89,13 @@ class Query:
         status: UserStatus | None = None,  # type: ignore[valid-type]
     ) -> UserConnection:
         ctx = info.context
-        filt = queries.UserFilter(ctx.account_id, search, status)
-        page = await _checked(ctx.run(queries.users_page, filt, first, after))
+        filt = reads.UserFilter(ctx.account_id, search, status)
+        page = await _checked(ctx.run(reads.users_page, filt, first, after))
         return UserConnection.of(page, filt)
 
     @strawberry.field
     async def user(self, info: Ctx, id: strawberry.ID) -> UserType | None:
-        user_id = queries.parse_id(id)
+        user_id = reads.parse_id(id)
         if user_id is None:
             return None
         user = await info.context.loaders.user.load(user_id)
@@ -106,8 +106,8 @@ class Query:
         self, info: Ctx, first: int = 50, after: str | None = None, search: str | None = None
     ) -> AgentConnection:
         ctx = info.context
-        filt = queries.AgentFilter(ctx.account_id, search)
-        page = await _checked(ctx.run(queries.agents_page, filt, first, after))
+        filt = reads.AgentFilter(ctx.account_id, search)
+        page = await _checked(ctx.run(reads.agents_page, filt, first, after))
         return AgentConnection(
             edges=[
                 AgentEdge(cursor=c, node=AgentType.of(a))
@@ -136,7 +136,7 @@ class Query:
         self, info: Ctx, first: int = 50, after: str | None = None
     ) -> SettingsChangeConnection:
         ctx = info.context
-        page = await _checked(ctx.run(queries.settings_history_page, ctx.account_id, first, after))
+        page = await _checked(ctx.run(reads.settings_history_page, ctx.account_id, first, after))
         return SettingsChangeConnection(
             edges=[
                 SettingsChangeEdge(cursor=c, node=SettingsChangeType.of(e))
@@ -148,7 +148,7 @@ class Query:
     @strawberry.field
     async def audit_log(self, info: Ctx, first: int = 50, after: str | None = None) -> AuditEntryConnection:
         ctx = info.context
-        page = await _checked(ctx.run(queries.audit_page, ctx.account_id, first, after))
+        page = await _checked(ctx.run(reads.audit_page, ctx.account_id, first, after))
         return AuditEntryConnection(
             edges=[
                 AuditEntryEdge(cursor=c, node=AuditEntryType.of(e))

@@ -1,6 +1,6 @@
 """``Subscription.pendingQueueChanged``: the account's queue changes, as they commit.
 
-Events come from the broadcaster (:mod:`server.events`), which delivers only committed
+Events come from the broadcaster (:mod:`server.infra.broadcast`), which delivers only committed
 changes, in commit order, to subscribers of the same account, each through its own bounded
 queue.
 
@@ -30,10 +30,11 @@ from typing import Any
 
 import strawberry
 
-from server import queries
-from server.db import Database
-from server.events import DEFAULT_SUBSCRIBER_QUEUE, QueueEvent, SubscriberOverflow
-from server.models import QueueAction
+from server.domain import reads
+from server.domain.events import QueueEvent
+from server.domain.models import QueueAction
+from server.infra.broadcast import DEFAULT_SUBSCRIBER_QUEUE, SubscriberOverflow
+from server.infra.db import Database
 
 from .types import AccountType, AdminType, Ctx, PendingQueueEvent, UserType, gid
 
@@ -119,7 +120,7 @@ class LiveViews:
         built: dict[QueueEvent, PendingQueueEvent] = {}
         async with self.db.read() as session:
             for account_id, evs in by_account.items():
-                account = await queries.account_by_id(session, account_id)
+                account = await reads.account_by_id(session, account_id)
                 if account is None:
                     raise LookupError(f"account {account_id} is gone")
                 user_ids = sorted(
@@ -127,14 +128,14 @@ class LiveViews:
                     | {e.target_user_id for e in evs if e.target_user_id is not None}
                 )
                 actor_ids = sorted({e.actor_id for e in evs if e.actor_id is not None})
-                users = await queries.users_by_id(session, account_id, user_ids) if user_ids else {}
-                agents = await queries.agents_by_user(session, account_id, list(users)) if users else {}
-                retained = await queries.retained_by_user(session, list(users)) if users else {}
-                admins = await queries.admins_by_id(session, account_id, actor_ids) if actor_ids else {}
+                users = await reads.users_by_id(session, account_id, user_ids) if user_ids else {}
+                agents = await reads.agents_by_user(session, account_id, list(users)) if users else {}
+                retained = await reads.retained_by_user(session, list(users)) if users else {}
+                admins = await reads.admins_by_id(session, account_id, actor_ids) if actor_ids else {}
                 user_views: dict[int, UserType] = {}
                 for uid, user in users.items():
-                    info = queries.pending_info(
-                        user, retained.get(uid, queries.Retained()), account.retention_days
+                    info = reads.pending_info(
+                        user, retained.get(uid, reads.Retained()), account.retention_days
                     )
                     user_views[uid] = UserType.resolved_of(user, agents.get(uid, []), info)
                 for e in evs:
@@ -173,7 +174,7 @@ class EventFeed:
         self._queue.put_nowait(None)
 
     async def next_batch(self, limit: int = 100) -> list[QueueEvent]:
-        """What :meth:`server.events.Subscription.next_batch` does; ``[]`` once closed."""
+        """What :meth:`server.infra.broadcast.Subscription.next_batch` does; ``[]`` once closed."""
         if not self.started.done():
             self.started.set_result(None)
         first = await self._queue.get()

@@ -15,13 +15,13 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.types import Info
 
-from server import models, queries, suggestions
-from server.activity import AppUsage as DomainAppUsage
-from server.activity import UserActivity as DomainUserActivity
-from server.errors import DomainError
-from server.errors import ErrorCode as DomainErrorCode
-from server.events import AccountUsage
-from server.metrics import QueueMetrics as DomainQueueMetrics
+from server.domain import models, reads, suggestions
+from server.domain.activity import AppUsage as DomainAppUsage
+from server.domain.activity import UserActivity as DomainUserActivity
+from server.domain.errors import DomainError
+from server.domain.errors import ErrorCode as DomainErrorCode
+from server.domain.events import AccountUsage
+from server.domain.metrics import QueueMetrics as DomainQueueMetrics
 
 from .context import Context
 from .errors import BadUserInput
@@ -29,7 +29,7 @@ from .errors import BadUserInput
 Role = strawberry.enum(models.Role, name="Role")
 UserStatus = strawberry.enum(models.UserStatus, name="UserStatus")
 PendingReason = strawberry.enum(models.PendingReason, name="PendingReason")
-PendingOrder = strawberry.enum(queries.PendingOrder, name="PendingOrder")
+PendingOrder = strawberry.enum(reads.PendingOrder, name="PendingOrder")
 QueueAction = strawberry.enum(models.QueueAction, name="QueueAction")
 ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
 SuggestionKind = strawberry.enum(models.SuggestionKind, name="SuggestionKind")
@@ -98,7 +98,7 @@ class PendingInfoType:
     )
 
     @classmethod
-    def of(cls, info: queries.PendingInfo) -> PendingInfoType:
+    def of(cls, info: reads.PendingInfo) -> PendingInfoType:
         return cls(
             reason=info.reason,
             entered_at=info.entered_at,
@@ -122,7 +122,7 @@ class AgentType:
     owner: strawberry.Private[UserType | None] = None
 
     @classmethod
-    def of(cls, agent: queries.AgentFields, owner: UserType | None = None) -> AgentType:
+    def of(cls, agent: reads.AgentFields, owner: UserType | None = None) -> AgentType:
         return cls(
             id=gid(agent.id),
             device_name=agent.device_name,
@@ -152,13 +152,13 @@ class UserType:
     first_seen_at: datetime
     last_seen_at: datetime
     licensed_at: datetime | None
-    row: strawberry.Private[queries.UserFields]
+    row: strawberry.Private[reads.UserFields]
     # Set for a live event's user, whose payload is resolved once and shared by every
     # subscriber (server.graphql.subscriptions): its fields then need no loader or session.
     resolved: strawberry.Private[ResolvedUser | None] = None
 
     @classmethod
-    def of(cls, user: queries.UserFields) -> UserType:
+    def of(cls, user: reads.UserFields) -> UserType:
         return cls(
             id=gid(user.id),
             display_name=user.display_name,
@@ -172,9 +172,9 @@ class UserType:
     @classmethod
     def resolved_of(
         cls,
-        user: queries.UserFields,
-        agents: Sequence[queries.AgentFields],
-        pending: queries.PendingInfo | None,
+        user: reads.UserFields,
+        agents: Sequence[reads.AgentFields],
+        pending: reads.PendingInfo | None,
     ) -> UserType:
         """A user whose agents and pending info are already known."""
         view = cls.of(user)
@@ -199,13 +199,13 @@ class UserType:
             return None
         assert self.row.id is not None
         retained = await info.context.loaders.retained.load(self.row.id)
-        found = queries.pending_info(self.row, retained, info.context.account.retention_days)
+        found = reads.pending_info(self.row, retained, info.context.account.retention_days)
         return None if found is None else PendingInfoType.of(found)
 
     @strawberry.field
     async def suggestions(self, info: Ctx, first: int = 3) -> list[SuggestionType]:
-        if not 1 <= first <= queries.MAX_PAGE:
-            raise BadUserInput(f"first must be from 1 to {queries.MAX_PAGE}; got {first}", field="first")
+        if not 1 <= first <= reads.MAX_PAGE:
+            raise BadUserInput(f"first must be from 1 to {reads.MAX_PAGE}; got {first}", field="first")
         if self.row.status is not models.UserStatus.PENDING:
             return []
         assert self.row.id is not None
@@ -250,7 +250,7 @@ class PageInfo:
     end_cursor: str | None
 
     @classmethod
-    def of(cls, page: queries.Page[Any]) -> PageInfo:
+    def of(cls, page: reads.Page[Any]) -> PageInfo:
         return cls(has_next_page=page.has_next, end_cursor=page.end_cursor)
 
 
@@ -264,11 +264,11 @@ class UserEdge:
 class UserConnection:
     edges: list[UserEdge]
     page_info: PageInfo
-    count_filter: strawberry.Private[queries.PendingFilter | queries.UserFilter]
+    count_filter: strawberry.Private[reads.PendingFilter | reads.UserFilter]
 
     @classmethod
     def of(
-        cls, page: queries.Page[queries.UserRow], filt: queries.PendingFilter | queries.UserFilter
+        cls, page: reads.Page[reads.UserRow], filt: reads.PendingFilter | reads.UserFilter
     ) -> UserConnection:
         return cls(
             edges=[
@@ -281,9 +281,9 @@ class UserConnection:
     @strawberry.field
     async def total_count(self, info: Ctx) -> int:
         filt = self.count_filter
-        if isinstance(filt, queries.PendingFilter):
-            return await info.context.run(queries.pending_count, filt)
-        return await info.context.run(queries.users_count, filt)
+        if isinstance(filt, reads.PendingFilter):
+            return await info.context.run(reads.pending_count, filt)
+        return await info.context.run(reads.users_count, filt)
 
 
 @strawberry.type
@@ -296,11 +296,11 @@ class AgentEdge:
 class AgentConnection:
     edges: list[AgentEdge]
     page_info: PageInfo
-    count_filter: strawberry.Private[queries.AgentFilter]
+    count_filter: strawberry.Private[reads.AgentFilter]
 
     @strawberry.field
     async def total_count(self, info: Ctx) -> int:
-        return await info.context.run(queries.agents_count, self.count_filter)
+        return await info.context.run(reads.agents_count, self.count_filter)
 
 
 @strawberry.type
@@ -414,7 +414,7 @@ class AuditEntryConnection:
 
     @strawberry.field
     async def total_count(self, info: Ctx) -> int:
-        return await info.context.run(queries.audit_count, info.context.account_id)
+        return await info.context.run(reads.audit_count, info.context.account_id)
 
 
 @strawberry.type(
@@ -463,7 +463,7 @@ class SettingsChangeConnection:
 
     @strawberry.field
     async def total_count(self, info: Ctx) -> int:
-        return await info.context.run(queries.settings_history_count, info.context.account_id)
+        return await info.context.run(reads.settings_history_count, info.context.account_id)
 
 
 @strawberry.type

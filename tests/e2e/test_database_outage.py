@@ -21,8 +21,8 @@ import httpx
 import pytest
 import websockets
 
-from server.db import Database
-from server.events import LOST_EVENT_STREAM
+from server.infra.broadcast import LOST_EVENT_STREAM
+from server.infra.db import Database
 from tests import pg
 from tests.support import ServerProcess, Tenant, batch_body, make_tenant
 

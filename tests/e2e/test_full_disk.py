@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.db import Database
+from server.infra.db import Database
 from tests.support import ServerProcess, Tenant, batch_body, make_tenant, sqlite_url
 
 LIMIT = "mutation { updateAccountSettings(input: {licenseLimit: 9}) { errors { code } } }"

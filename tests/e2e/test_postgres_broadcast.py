@@ -15,11 +15,12 @@ import pytest
 from gql import Client, gql
 from gql.transport.websockets import WebsocketsTransport
 
-from server import licensing
-from server.db import Database
-from server.events import LOST_EVENT_STREAM, QueueEvent, SubscriberOverflow
-from server.models import QueueAction
-from server.pg_broadcast import PostgresBroadcaster, chunk_payloads
+from server.domain import licensing
+from server.domain.events import QueueEvent
+from server.domain.models import QueueAction
+from server.infra.broadcast import LOST_EVENT_STREAM, SubscriberOverflow
+from server.infra.db import Database
+from server.infra.pg_broadcast import PostgresBroadcaster, chunk_payloads
 from tests import pg
 from tests.server.domain import admin, arrive
 from tests.support import REPO, START, ServerProcess, batch_body, make_tenant
@@ -106,7 +107,7 @@ async def test_a_lost_listener_reconnects_and_its_subscribers_are_told_to_resync
 
 
 def test_big_transactions_are_split_into_notifications_under_the_limit() -> None:
-    from server.events import AccountUsage
+    from server.domain.events import AccountUsage
 
     usage = AccountUsage(1, 10, 10, 500, False)
     events = [QueueEvent(QueueAction.REMOVED, 1, i, START, 1, usage, i) for i in range(500)]

@@ -5,10 +5,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from server.app import create_app
-from server.db import Database
-from server.services import Services
-from server.settings import Settings
+from server.infra.db import Database
+from server.infra.settings import Settings
+from server.web.app import create_app
+from server.web.runtime import Services
 from tests.graphql.helpers import Gql
 from tests.support import FakeClock, serve_app
 

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from server import queries
-from server.db import Database
+from server.domain import reads
+from server.infra.db import Database
 from tests.graphql.helpers import PENDING_PAGE, Gql, ids
 from tests.graphql.test_queries import queue
 from tests.support import Tenant
@@ -210,12 +210,12 @@ async def test_an_id_out_of_range_is_not_found(gql: Gql, db: Database, tenant: T
     ],
 )
 def test_parse_id_refuses_anything_but_an_id(raw: Any) -> None:
-    assert queries.parse_id(raw) is None
+    assert reads.parse_id(raw) is None
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("1", 1), (" 42 ", 42), (7, 7), (str(2**31 - 1), 2**31 - 1)])
 def test_parse_id_reads_an_id(raw: Any, expected: int) -> None:
-    assert queries.parse_id(raw) == expected
+    assert reads.parse_id(raw) == expected
 
 
 @pytest.mark.parametrize("escaped", [r"\u0000", r"\ud800"])

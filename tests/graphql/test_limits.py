@@ -35,13 +35,13 @@ from graphql import (
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.schema.schema import validate_document
 
-from server.app import create_app
 from server.graphql import extensions, limits
 from server.graphql.cache import Cacheable, ResponseCache
 from server.graphql.extensions import PARSED, VALIDATED
 from server.graphql.limits import MAX_SELECTIONS, Measurement
 from server.graphql.schema import schema
-from server.settings import Settings
+from server.infra.settings import Settings
+from server.web.app import create_app
 from tests.graphql.test_http import nested
 from tests.support import Tenant
 from tui_client.operations import ALL

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from server.db import Database
-from server.models import AgentAlias, DoNotTrack, User
+from server.domain.models import AgentAlias, DoNotTrack, User
+from server.infra.db import Database
 from tests.graphql.helpers import ACCOUNT, Gql
 from tests.graphql.test_queries import queue
 from tests.server.domain import agents_of, arrive, count, snapshot

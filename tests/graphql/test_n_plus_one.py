@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from server.db import Database
+from server.infra.db import Database
 from tests.graphql.helpers import PENDING_PAGE, Gql
 from tests.graphql.test_queries import report
 from tests.server.domain import arrive

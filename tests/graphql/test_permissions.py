@@ -9,8 +9,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from server.db import Database
-from server.models import Account, Admin
+from server.domain.models import Account, Admin
+from server.infra.db import Database
 from tests.graphql.test_mutations import APPROVE, ASSIGN, MERGE, NOTIFY, REMOVE, SETTINGS
 from tests.graphql.test_queries import queue
 from tests.server.domain import agents_of, snapshot

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from server import activity
-from server.activity import Batch, Event
-from server.db import Database
-from server.licensing import AgentReport
+from server.domain import activity
+from server.domain.activity import Batch, Event
+from server.domain.licensing import AgentReport
+from server.infra.db import Database
 from tests.graphql.helpers import ACCOUNT, PENDING_PAGE, Gql, ids
 from tests.server.domain import arrive
 from tests.support import START, Tenant, make_tenant

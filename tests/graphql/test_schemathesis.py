@@ -9,9 +9,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from server.app import create_app
-from server.db import Database
-from server.settings import Settings
+from server.infra.db import Database
+from server.infra.settings import Settings
+from server.web.app import create_app
 from tests.server.domain import arrive
 from tests.support import Tenant, make_tenant, sqlite_url
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from server.db import Database
-from server.services import Services
-from server.settings import Settings
+from server.infra.db import Database
+from server.infra.settings import Settings
+from server.web.runtime import Services
 from tests.support import FakeClock, free_port
 
 

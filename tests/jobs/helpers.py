@@ -6,10 +6,10 @@ from email.message import EmailMessage
 
 import sqlalchemy as sa
 
-from server import accounts, licensing
-from server.db import Database
-from server.licensing import AgentReport
-from server.models import OutboxMessage, Role
+from server.domain import accounts, licensing
+from server.domain.licensing import AgentReport
+from server.domain.models import OutboxMessage, Role
+from server.infra.db import Database
 from tests.support import FakeClock
 
 

@@ -10,12 +10,13 @@ import aiosmtplib
 import httpx
 import pytest
 
-from server import jobs, notifications
-from server.app import create_app
-from server.db import Database
-from server.models import OutboxStatus
-from server.services import Services
-from server.settings import Settings
+from server.domain import notifications
+from server.domain.models import OutboxStatus
+from server.infra import jobs
+from server.infra.db import Database
+from server.infra.settings import Settings
+from server.web.app import create_app
+from server.web.runtime import Services
 from tests.jobs.conftest import SmtpServer
 from tests.jobs.helpers import arrive, outbox, text_of
 from tests.support import FakeClock, batch_body, make_tenant, serve_app
@@ -96,7 +97,7 @@ async def test_a_5xx_reply_marks_the_message_failed_and_logs_it(
     clock.advance(seconds=1)
     await arrive(svc.db, tenant.account_id, "ann", clock)
     clock.advance(seconds=60)
-    with caplog.at_level(logging.ERROR, logger="server.notifications"):
+    with caplog.at_level(logging.ERROR, logger="server.domain.notifications"):
         assert (await jobs.run_digest_tick(svc)).delivery.failed == 1
     assert any("refused for good" in r.message and "550" in r.message for r in caplog.records)
     (message,) = await outbox(svc.db)
@@ -116,7 +117,7 @@ async def test_without_smtp_digests_are_logged_and_kept(
     clock.advance(seconds=1)
     await arrive(svc.db, tenant.account_id, "ann", clock, display="Ann Example")
     clock.advance(seconds=60)
-    with caplog.at_level(logging.INFO, logger="server.notifications"):
+    with caplog.at_level(logging.INFO, logger="server.domain.notifications"):
         assert (await jobs.run_digest_tick(svc)).delivery.logged == 1
     (record,) = [r for r in caplog.records if "logged instead of sent" in r.getMessage()]
     logged = record.getMessage()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from server import jobs
-from server.models import Admin, OutboxStatus, Role
-from server.services import Services
+from server.domain.models import Admin, OutboxStatus, Role
+from server.infra import jobs
+from server.web.runtime import Services
 from tests.jobs.conftest import SmtpServer
 from tests.jobs.helpers import add_admin, arrive, html_of, outbox, set_notify, text_of
 from tests.support import FakeClock, make_tenant

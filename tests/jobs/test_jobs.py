@@ -10,12 +10,12 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from server import jobs
-from server.app import create_app
-from server.db import Database
-from server.models import JobLease
-from server.services import Services
-from server.settings import Settings
+from server.domain.models import JobLease
+from server.infra import jobs
+from server.infra.db import Database
+from server.infra.settings import Settings
+from server.web.app import create_app
+from server.web.runtime import Services
 from tests.jobs.conftest import SmtpServer
 from tests.jobs.helpers import arrive
 from tests.support import FakeClock, make_tenant

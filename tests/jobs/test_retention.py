@@ -11,12 +11,13 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col
 
-from server import activity, jobs, retention
-from server.activity import Batch, Event
-from server.db import Database
-from server.licensing import AgentReport
-from server.models import Account, ActivityEvent, IngestBatch, UserStatus
-from server.services import Services
+from server.domain import activity, retention
+from server.domain.activity import Batch, Event
+from server.domain.licensing import AgentReport
+from server.domain.models import Account, ActivityEvent, IngestBatch, UserStatus
+from server.infra import jobs
+from server.infra.db import Database
+from server.web.runtime import Services
 from tests.support import START, FakeClock, make_tenant, sqlite_url
 
 
@@ -99,9 +100,9 @@ async def test_the_window_rolls_with_the_clock_and_follows_each_accounts_retenti
 
 
 async def test_approved_users_keep_their_activity(svc: Services, clock: FakeClock) -> None:
-    from server import licensing
-    from server.licensing import Actor
-    from server.models import Role
+    from server.domain import licensing
+    from server.domain.licensing import Actor
+    from server.domain.models import Role
 
     tenant = await make_tenant(svc.db, licenses=0)
     now = clock()

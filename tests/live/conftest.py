@@ -4,9 +4,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.app import create_app
-from server.db import Database
-from server.settings import Settings
+from server.infra.db import Database
+from server.infra.settings import Settings
+from server.web.app import create_app
 from tests.live.helpers import LiveServer
 from tests.support import FakeClock, serve_app
 

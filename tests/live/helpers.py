@@ -17,9 +17,9 @@ from gql.transport.websockets import WebsocketsTransport
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 
-from server.events import MemoryBroker
 from server.graphql.http import GraphQLApp
-from server.services import Services
+from server.infra.broadcast import MemoryBroker
+from server.web.runtime import Services
 from tests.support import batch_body
 
 PROTOCOL = WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL  # "graphql-transport-ws"

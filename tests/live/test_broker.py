@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from server.events import AccountUsage, MemoryBroker, QueueEvent, SubscriberOverflow
-from server.models import QueueAction
+from server.domain.events import AccountUsage, QueueEvent
+from server.domain.models import QueueAction
+from server.infra.broadcast import MemoryBroker, SubscriberOverflow
 from tests.support import START
 
 USAGE = AccountUsage(account_id=1, license_limit=3, licenses_used=3, pending_count=2, manual_review=False)

@@ -13,8 +13,8 @@ import re
 
 import pytest
 
-from server.db import Database
 from server.graphql.http import MAX_BODY_BYTES, MAX_DOCUMENT_BYTES, MAX_FRAME_BYTES
+from server.infra.db import Database
 from tests.live.helpers import LiveServer, closed_with, init, raw_socket
 from tests.support import make_tenant
 

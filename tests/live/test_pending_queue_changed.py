@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from server import licensing
-from server.db import Database
+from server.domain import licensing
+from server.domain.licensing import AgentReport
+from server.domain.models import Role
 from server.graphql.http import MAX_OPERATIONS_PER_CONNECTION
 from server.graphql.subscriptions import CLOSE_FELL_BEHIND
-from server.licensing import AgentReport
-from server.models import Role
+from server.infra.db import Database
 from tests.live.helpers import (
     EVENT,
     LiveServer,

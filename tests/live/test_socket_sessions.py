@@ -16,7 +16,7 @@ from typing import Any
 
 import websockets
 
-from server.db import Database
+from server.infra.db import Database
 from tests.live.helpers import LiveServer, Subscriber, init, raw_socket
 from tests.support import make_tenant
 

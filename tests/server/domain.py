@@ -7,10 +7,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from server import licensing
-from server.db import Database
-from server.licensing import Actor, AgentReport
-from server.models import ActivityEvent, Agent, AgentAlias, AuditEntry, DoNotTrack, Role, User, UserStatus
+from server.domain import licensing
+from server.domain.licensing import Actor, AgentReport
+from server.domain.models import (
+    ActivityEvent,
+    Agent,
+    AgentAlias,
+    AuditEntry,
+    DoNotTrack,
+    Role,
+    User,
+    UserStatus,
+)
+from server.infra.db import Database
 from tests.support import START
 
 

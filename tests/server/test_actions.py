@@ -8,12 +8,20 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from server import activity, licensing
-from server.activity import Batch, Event
-from server.db import Database
-from server.errors import DomainError, ErrorCode, PermissionDenied
-from server.licensing import Actor, AgentReport
-from server.models import ActivityEvent, AgentAlias, DoNotTrack, PendingReason, QueueAction, Role, UserStatus
+from server.domain import activity, licensing
+from server.domain.activity import Batch, Event
+from server.domain.errors import DomainError, ErrorCode, PermissionDenied
+from server.domain.licensing import Actor, AgentReport
+from server.domain.models import (
+    ActivityEvent,
+    AgentAlias,
+    DoNotTrack,
+    PendingReason,
+    QueueAction,
+    Role,
+    UserStatus,
+)
+from server.infra.db import Database
 from tests.server.domain import admin, agents_of, arrive, audit, count, snapshot, statuses, users
 from tests.support import START, Tenant, make_tenant
 
@@ -299,7 +307,7 @@ async def test_events_are_published_after_commit_and_never_for_a_refusal(db: Dat
 async def test_settings_changes_are_recorded_with_who_and_what(db: Database) -> None:
     import sqlalchemy as sa
 
-    from server.models import SettingsChange
+    from server.domain.models import SettingsChange
 
     tenant, _ = await queue_of(db, 0, licenses=3)
     async with db.write() as s:

@@ -6,11 +6,11 @@ from datetime import date, timedelta
 
 import pytest
 
-from server import activity, licensing
-from server.activity import Batch, Event
-from server.db import Database
-from server.errors import DomainError, ErrorCode
-from server.licensing import AgentReport
+from server.domain import activity, licensing
+from server.domain.activity import Batch, Event
+from server.domain.errors import DomainError, ErrorCode
+from server.domain.licensing import AgentReport
+from server.infra.db import Database
 from tests.server.domain import admin
 from tests.support import START, make_tenant
 

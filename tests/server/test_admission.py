@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from server import licensing
-from server.db import Database
-from server.events import QueueEvent
-from server.models import AgentAlias, DoNotTrack, PendingReason, QueueAction, QueueArrival, User, UserStatus
+from server.domain import licensing
+from server.domain.events import QueueEvent
+from server.domain.models import (
+    AgentAlias,
+    DoNotTrack,
+    PendingReason,
+    QueueAction,
+    QueueArrival,
+    User,
+    UserStatus,
+)
+from server.infra.db import Database
 from tests.server.domain import admin, agents_of, arrive, audit, count, users
 from tests.support import START, Tenant, make_tenant
 
@@ -110,9 +118,9 @@ async def test_accounts_are_isolated(db: Database) -> None:
 
 async def test_a_group_of_batches_is_decided_as_if_they_came_one_by_one(db: Database) -> None:
     """Group commit stores concurrent batches together; each is still decided in order."""
-    from server import activity
-    from server.activity import Batch
-    from server.licensing import AgentReport
+    from server.domain import activity
+    from server.domain.activity import Batch
+    from server.domain.licensing import AgentReport
 
     tenant = await make_tenant(db, licenses=1)
     dnt = await arrive(db, tenant.account_id, "KIOSK", "guest")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from server.db import Database
-from server.models import JobLease, utcnow
+from server.domain.models import JobLease, utcnow
+from server.infra.db import Database
 from tests.support import sqlite_url
 
 BUSY_MS = 300

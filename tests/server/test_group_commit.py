@@ -17,10 +17,10 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col
 
-from server.activity import parse_batch
-from server.db import Database
-from server.group_commit import IngestCommitter, Overloaded
-from server.models import IngestBatch
+from server.domain.activity import parse_batch
+from server.domain.models import IngestBatch
+from server.infra.db import Database
+from server.infra.group_commit import IngestCommitter, Overloaded
 from tests.support import START, FakeClock, batch_body, make_tenant, sqlite_url
 
 

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.app import create_app
-from server.db import Database
-from server.models import ActivityEvent, IngestBatch, User
-from server.settings import Settings
+from server.domain.models import ActivityEvent, IngestBatch, User
+from server.infra.db import Database
+from server.infra.settings import Settings
+from server.web.app import create_app
 from tests.server.domain import count
 from tests.support import START, FakeClock, Tenant, batch_body, make_tenant, serve_app, sqlite_url
 
@@ -195,7 +195,7 @@ async def test_event_starts_are_stored_exactly_as_every_other_timestamp(
     (on SQLite timestamps are text: another format would compare wrongly at the boundaries)."""
     import sqlalchemy as sa
 
-    from server.models import Account
+    from server.domain.models import Account
 
     body = batch_body("PC", "ann", start=START)
     await post(http, tenant.ingest_key, body)
@@ -217,8 +217,8 @@ async def test_event_starts_are_stored_exactly_as_every_other_timestamp(
 def test_the_fast_sqlite_timestamp_binder_writes_exactly_sqlalchemys_text(t: datetime) -> None:
     from sqlalchemy.dialects import sqlite
 
-    from server.activity import _start_binder
-    from server.models import ActivityEvent
+    from server.domain.activity import _start_binder
+    from server.domain.models import ActivityEvent
 
     dialect = sqlite.dialect()  # type: ignore[no-untyped-call]
     start_type = ActivityEvent.__table__.c.start.type.dialect_impl(dialect)  # type: ignore[attr-defined]

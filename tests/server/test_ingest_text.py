@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import col
 
-from server.activity import BatchInvalid, parse_batch
-from server.app import create_app
-from server.db import Database
-from server.models import ActivityEvent, Agent, IngestBatch, User
-from server.settings import Settings
+from server.domain.activity import BatchInvalid, parse_batch
+from server.domain.models import ActivityEvent, Agent, IngestBatch, User
+from server.infra.db import Database
+from server.infra.settings import Settings
+from server.web.app import create_app
 from tests.server.domain import count
 from tests.support import START, FakeClock, Tenant, batch_body, serve_app
 

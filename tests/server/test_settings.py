@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.settings import Settings, SettingsError, load_settings, unknown_settings
+from server.infra.settings import Settings, SettingsError, load_settings, unknown_settings
 
 
 def test_defaults() -> None:

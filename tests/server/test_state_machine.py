@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from server import licensing
-from server.db import Database
-from server.errors import DomainError, ErrorCode
-from server.licensing import Actor, AgentReport
-from server.models import Account, Agent, AuditEntry, Role, User, UserStatus
+from server.domain import licensing
+from server.domain.errors import DomainError, ErrorCode
+from server.domain.licensing import Actor, AgentReport
+from server.domain.models import Account, Agent, AuditEntry, Role, User, UserStatus
+from server.infra.db import Database
 from tests.support import START, make_tenant, sqlite_url
 
 _TEMPLATE: Path | None = None

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from server import suggestions
-from server.db import Database
-from server.licensing import Admission
-from server.suggestions import Found
+from server.domain import suggestions
+from server.domain.licensing import Admission
+from server.domain.suggestions import Found
+from server.infra.db import Database
 from tests.server.domain import arrive
 from tests.support import START
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from server import suggestions
-from server.db import Database
-from server.demo import Fleet, Login, Person, setup_demo
-from server.models import Agent, User, UserStatus, utcnow
-from server.services import Services
-from server.settings import Settings
+from server.demo.fleet import Fleet, Login, Person, setup_demo
+from server.domain import suggestions
+from server.domain.models import Agent, User, UserStatus, utcnow
+from server.infra.db import Database
+from server.infra.settings import Settings
+from server.web.runtime import Services
 from tests.support import sqlite_url
 
 

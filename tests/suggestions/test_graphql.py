@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from server.db import Database
+from server.infra.db import Database
 from tests.graphql.helpers import Gql
 from tests.graphql.test_n_plus_one import counting
 from tests.suggestions.helpers import LATER, local, person

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from server import licensing
-from server.db import Database
-from server.models import Suggestion
+from server.domain import licensing
+from server.domain.models import Suggestion
+from server.infra.db import Database
 from tests.server.domain import admin, count
 from tests.suggestions.helpers import LATER, local, person, suggested, target
 from tests.support import START, make_tenant
@@ -111,7 +111,7 @@ async def test_a_later_duplicate_in_the_queue_points_at_the_earlier_one_only(db:
 
 
 async def test_one_admission_batch_suggests_in_bulk(db: Database) -> None:
-    from server.licensing import AgentReport
+    from server.domain.licensing import AgentReport
 
     t = await make_tenant(db, licenses=2)
     async with db.write() as s:

@@ -3,7 +3,7 @@ people who only look like someone (hard negatives)."""
 
 from __future__ import annotations
 
-from server.db import Database
+from server.infra.db import Database
 from tests.suggestions.helpers import LATER, local, person, suggested, target
 from tests.support import START, make_tenant
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-import server.models
+import server.domain.models
 
 revision: str = '0001'
 down_revision: str | None = None
@@ -31,7 +31,7 @@ def upgrade() -> None:
     sa.Column('manual_review', sa.Boolean(), nullable=False),
     sa.Column('retention_days', sa.Integer(), nullable=False),
     sa.Column('queue_version', sa.Integer(), nullable=False),
-    sa.Column('created_at', server.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('ingest_key_hash'),
     sqlite_autoincrement=True
@@ -44,7 +44,7 @@ def upgrade() -> None:
     sa.Column('role', sa.Enum('ADMIN', 'VIEWER', name='role', native_enum=False, length=16), nullable=False),
     sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('notify_on_pending', sa.Boolean(), nullable=False),
-    sa.Column('created_at', server.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('account_id', 'email', name='uq_admin_account_email'),
@@ -61,7 +61,7 @@ def upgrade() -> None:
     sa.Column('domain', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
     sa.Column('logon_name', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=800), nullable=False),
-    sa.Column('created_at', server.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('account_id', 'key', name='uq_dnt_account_key')
@@ -72,7 +72,7 @@ def upgrade() -> None:
     sa.Column('agent_key', sqlmodel.sql.sqltypes.AutoString(length=800), nullable=False),
     sa.Column('batch_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('response', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('created_at', server.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('account_id', 'agent_key', 'batch_id', name='uq_batch_account_agent_batch')
@@ -88,7 +88,7 @@ def upgrade() -> None:
     sa.Column('device_name', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
     sa.Column('logon', sqlmodel.sql.sqltypes.AutoString(length=520), nullable=False),
     sa.Column('reason', sa.Enum('OVER_LIMIT', 'MANUAL_REVIEW', name='pendingreason', native_enum=False, length=16), nullable=False),
-    sa.Column('at', server.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
@@ -100,11 +100,11 @@ def upgrade() -> None:
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('display_name', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
     sa.Column('status', sa.Enum('LICENSED', 'PENDING', name='userstatus', native_enum=False, length=16), nullable=False),
-    sa.Column('first_seen_at', server.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_seen_at', server.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('licensed_at', server.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('first_seen_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('licensed_at', server.domain.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('pending_reason', sa.Enum('OVER_LIMIT', 'MANUAL_REVIEW', name='pendingreason', native_enum=False, length=16), nullable=True),
-    sa.Column('pending_since', server.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('pending_since', server.domain.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sqlite_autoincrement=True
@@ -122,8 +122,8 @@ def upgrade() -> None:
     sa.Column('logon_name', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=800), nullable=False),
     sa.Column('login_key', sqlmodel.sql.sqltypes.AutoString(length=520), nullable=True),
-    sa.Column('first_seen_at', server.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_seen_at', server.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('first_seen_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['user.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
@@ -137,13 +137,13 @@ def upgrade() -> None:
     op.create_table('audit_entry',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
-    sa.Column('at', server.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor_id', sa.Integer(), nullable=True),
     sa.Column('action', sa.Enum('ENTERED', 'APPROVED', 'ASSIGNED', 'MERGED', 'REMOVED', name='queueaction', native_enum=False, length=16), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('user_display_name', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
     sa.Column('detail', sqlmodel.sql.sqltypes.AutoString(length=2048), nullable=False),
-    sa.Column('queue_entered_at', server.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('queue_entered_at', server.domain.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['actor_id'], ['admin.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id'),
@@ -157,7 +157,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('agent_id', sa.Integer(), nullable=False),
-    sa.Column('start', server.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('start', server.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('duration_seconds', sa.Integer(), nullable=False),
     sa.Column('app', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
     sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=2048), nullable=True),
@@ -179,7 +179,7 @@ def upgrade() -> None:
     sa.Column('domain', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
     sa.Column('logon_name', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=800), nullable=False),
-    sa.Column('created_at', server.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['agent_id'], ['agent.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),

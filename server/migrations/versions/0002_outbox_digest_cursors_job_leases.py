@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-import server.models
+import server.domain.models
 
 revision: str = '0002'
 down_revision: str | None = '0001'
@@ -29,14 +29,14 @@ def upgrade() -> None:
     op.create_table('job_lease',
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('holder', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
-    sa.Column('expires_at', server.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', server.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
     op.create_table('notify_cursor',
     sa.Column('admin_id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('last_arrival_id', sa.Integer(), nullable=False),
-    sa.Column('updated_at', server.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['admin_id'], ['admin.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('admin_id')
     )
@@ -52,10 +52,10 @@ def upgrade() -> None:
     sa.Column('status', sa.Enum('PENDING', 'SENT', 'FAILED', 'LOGGED', name='outboxstatus', native_enum=False,
               length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', server.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('next_attempt_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=2048), nullable=True),
-    sa.Column('created_at', server.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', server.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', server.domain.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['admin_id'], ['admin.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id'),

@@ -19,9 +19,9 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-import server.models
-from server import suggestions
-from server.models import utcnow
+import server.domain.models
+from server.domain import suggestions
+from server.domain.models import utcnow
 
 revision: str = '0003'
 down_revision: str | None = '0002'
@@ -52,7 +52,7 @@ def upgrade() -> None:
     sa.Column('target_agent_id', sa.Integer(), nullable=True),
     sa.Column('score', sa.Float(), nullable=False),
     sa.Column('reasons', sa.Text(), nullable=False),
-    sa.Column('computed_at', server.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('computed_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['pending_user_id'], ['user.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['target_agent_id'], ['agent.id'], ondelete='CASCADE'),

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import server.models
+import server.domain.models
 
 revision: str = '0004'
 down_revision: str | None = '0003'
@@ -25,7 +25,7 @@ def upgrade() -> None:
     op.create_table('settings_change',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
-    sa.Column('at', server.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor_id', sa.Integer(), nullable=True),
     sa.Column('manual_review_before', sa.Boolean(), nullable=False),
     sa.Column('manual_review_after', sa.Boolean(), nullable=False),

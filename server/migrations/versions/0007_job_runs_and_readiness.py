@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import server.models
+import server.domain.models
 
 revision: str = '0007'
 down_revision: str | None = '0006'
@@ -22,10 +22,10 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table('job_lease', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('last_run_at', server.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('last_run_at', server.domain.models.UTCDateTime(timezone=True), nullable=True))
     op.create_table('readiness_probe',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('checked_at', server.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('checked_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
 

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from server.errors import DomainError, ErrorCode
-from server.models import AuditEntry, QueueAction, User, UserStatus
+from server.domain.errors import DomainError, ErrorCode
+from server.domain.models import AuditEntry, QueueAction, User, UserStatus
 
 MAX_DAYS = 365
 EXITS = (QueueAction.APPROVED, QueueAction.ASSIGNED, QueueAction.MERGED, QueueAction.REMOVED)

@@ -28,9 +28,17 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from server import licensing
-from server.db import Database
-from server.models import Account, ActivityEvent, IngestBatch, OutboxMessage, OutboxStatus, User, UserStatus
+from server.domain import licensing
+from server.domain.models import (
+    Account,
+    ActivityEvent,
+    IngestBatch,
+    OutboxMessage,
+    OutboxStatus,
+    User,
+    UserStatus,
+)
+from server.infra.db import Database
 
 INGEST_BATCH_DAYS = 7
 OUTBOX_DAYS = 30

@@ -31,11 +31,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from server.events import Broadcaster, MemoryBroadcaster, take_recorded
-from server.models import ReadinessProbe
-from server.settings import Settings
+from server.domain.events import take_recorded
+from server.domain.models import ReadinessProbe
+from server.infra.broadcast import Broadcaster, MemoryBroadcaster
+from server.infra.settings import Settings
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 # Waits that must end while a client still listens: a paused or unreachable database
 # answers 503 within seconds instead of holding every request (and its memory) until

@@ -7,12 +7,12 @@ from typing import Any
 
 from cachetools import LRUCache
 
-from server.db import Database
-from server.group_commit import IngestCommitter
-from server.health import Readiness
-from server.models import utcnow
-from server.services_clock import Clock
-from server.settings import Settings
+from server.domain.models import utcnow
+from server.infra.clock import Clock
+from server.infra.db import Database
+from server.infra.group_commit import IngestCommitter
+from server.infra.readiness import Readiness
+from server.infra.settings import Settings
 
 __all__ = ["Clock", "Services", "of"]
 

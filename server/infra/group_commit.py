@@ -25,10 +25,10 @@ import contextlib
 import logging
 from collections import deque
 
-from server import activity
-from server.activity import Batch, IngestResult
-from server.db import Database, is_unavailable
-from server.services_clock import Clock
+from server.domain import activity
+from server.domain.activity import Batch, IngestResult
+from server.infra.clock import Clock
+from server.infra.db import Database, is_unavailable
 
 log = logging.getLogger(__name__)
 

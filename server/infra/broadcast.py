@@ -1,11 +1,11 @@
-"""Queue events and the broadcaster that delivers them to live subscribers.
+"""The broadcaster: committed queue events to this process's live subscribers.
 
-The domain layer records one :class:`QueueEvent` per affected user on the session
-(:func:`record`); :meth:`server.db.Database.write` hands them to the broadcaster, which
-sees them twice: :meth:`Broadcaster.stage` inside the transaction (a PostgreSQL
-implementation sends NOTIFY there, which PostgreSQL delivers only on commit and in commit
-order) and :meth:`Broadcaster.committed` after the commit (the in-memory implementation
-delivers there). Nothing is delivered for a transaction that rolled back.
+:meth:`server.infra.db.Database.write` hands a transaction's recorded events
+(:mod:`server.domain.events`) to the broadcaster twice: :meth:`Broadcaster.stage` inside
+the transaction (a PostgreSQL implementation sends NOTIFY there, which PostgreSQL delivers
+only on commit and in commit order) and :meth:`Broadcaster.committed` after the commit (the
+in-memory implementation delivers there). Nothing is delivered for a transaction that
+rolled back.
 
 Each subscriber owns a bounded queue. Publishing never waits: a subscriber whose queue is
 full is marked overflowed and dropped, and its stream ends with :class:`SubscriberOverflow`
@@ -15,17 +15,14 @@ so the client can resync by query. One slow subscriber never delays another.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import QueueAction
+from server.domain.events import QueueEvent
 
 log = logging.getLogger(__name__)
 
@@ -33,71 +30,6 @@ log = logging.getLogger(__name__)
 # large ingest group or a bulk action of 500 ids twice over; a client further behind than
 # that resyncs by query faster than it could replay.
 DEFAULT_SUBSCRIBER_QUEUE = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class AccountUsage:
-    """The account's license usage after a change."""
-
-    account_id: int
-    license_limit: int
-    licenses_used: int
-    pending_count: int
-    manual_review: bool
-
-
-@dataclass(frozen=True, slots=True)
-class QueueEvent:
-    """One user's change to an account's queue, as committed.
-
-    Immutable and hashable: the broker hands the same object to every subscriber, and the
-    GraphQL layer keys the payload it resolves once per event by it.
-    """
-
-    action: QueueAction
-    account_id: int
-    user_id: int
-    at: datetime
-    actor_id: int | None
-    usage: AccountUsage
-    # The account's queue version after the change: a client that missed events compares.
-    queue_version: int
-    # ASSIGNED or MERGED: the user the pending user became part of (its row may be queued too).
-    target_user_id: int | None = None
-
-    def to_json(self) -> str:
-        """A compact JSON form, e.g. for a PostgreSQL NOTIFY payload (well under its 8 kB)."""
-        data: dict[str, Any] = asdict(self)
-        data["action"] = self.action.value
-        data["at"] = self.at.isoformat()
-        return json.dumps(data, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, raw: str | bytes) -> QueueEvent:
-        """The inverse of :meth:`to_json`; raises ``ValueError``/``KeyError``/``TypeError`` on a bad payload."""
-        data = json.loads(raw)
-        return cls(
-            action=QueueAction(data["action"]),
-            account_id=int(data["account_id"]),
-            user_id=int(data["user_id"]),
-            at=datetime.fromisoformat(data["at"]),
-            actor_id=None if data["actor_id"] is None else int(data["actor_id"]),
-            usage=AccountUsage(**data["usage"]),
-            queue_version=int(data["queue_version"]),
-            # Absent from a payload of a process that predates it.
-            target_user_id=None if data.get("target_user_id") is None else int(data["target_user_id"]),
-        )
-
-
-def record(session: AsyncSession, events: Sequence[QueueEvent]) -> None:
-    """Queue ``events`` for publication when ``session``'s transaction commits."""
-    session.info.setdefault("queue_events", []).extend(events)
-
-
-def take_recorded(session: AsyncSession) -> list[QueueEvent]:
-    events: list[QueueEvent] = session.info.pop("queue_events", [])
-    return events
-
 
 #: Why a subscriber's stream was cut, as its client is told (a websocket close reason,
 #: at most 123 bytes). Either way its client resyncs by query, then subscribes again.

@@ -5,7 +5,7 @@ the transaction itself. PostgreSQL delivers a notification only if that transact
 commits, and delivers notifications in commit order, so every process hears every commit
 of every process exactly in the order it committed — including this process's own, which
 is why :meth:`committed` does nothing here. One listening connection per process feeds the
-process's :class:`~server.events.MemoryBroker`, which fans out to local subscribers with
+process's :class:`~server.infra.broadcast.MemoryBroker`, which fans out to local subscribers with
 the same bounded queues as the in-memory broadcaster.
 
 A lost listening connection is reopened with backoff. Notifications sent while it was down
@@ -26,12 +26,12 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.events import (
+from server.domain.events import QueueEvent
+from server.infra.broadcast import (
     DEFAULT_SUBSCRIBER_QUEUE,
     Broadcaster,
     MemoryBroadcaster,
     MemoryBroker,
-    QueueEvent,
     Subscription,
 )
 

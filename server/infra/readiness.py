@@ -1,11 +1,8 @@
-"""``GET /healthz`` (liveness) and ``GET /readyz`` (readiness) for load balancers and supervisors.
+"""Readiness: can this process write to its database right now?
 
-Liveness answers whether the process serves requests at all: no database work, so it stays
-cheap and says nothing about the database (restarting a server does not fix a database).
-Readiness answers whether this process can do its job now: a write transaction begins and
-commits (:meth:`server.db.Database.check_writable`). Its result is reused for
-:data:`REUSE_SECONDS`, and concurrent probes share one check, so probes never load the
-database.
+A write transaction begins and commits (:meth:`server.infra.db.Database.check_writable`).
+The result is reused for :data:`REUSE_SECONDS`, and concurrent probes share one check, so
+probes never load the database.
 """
 
 from __future__ import annotations
@@ -15,11 +12,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-
-from server.db import Database, is_unavailable
-from server.services_clock import Clock
+from server.infra.clock import Clock
+from server.infra.db import Database, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -74,20 +68,3 @@ class Readiness:
             self._running = None
         self._last = (self._monotonic(), ok)
         return ok
-
-
-async def healthz(request: Request) -> JSONResponse:
-    """Liveness: the process answers. No database work."""
-    return JSONResponse({"status": "ok"})
-
-
-async def readyz(request: Request) -> JSONResponse:
-    """Readiness: 200 when a write transaction can commit, else 503 with Retry-After."""
-    readiness: Readiness = request.app.state.services.readiness
-    if await readiness.ready():
-        return JSONResponse({"status": "ready"})
-    return JSONResponse(
-        {"status": "unavailable", "reason": "the database cannot take writes right now"},
-        status_code=503,
-        headers={"Retry-After": "1"},
-    )

@@ -19,13 +19,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from server import activity
-from server.accounts import Created, create_account, create_admin, find_account_by_name, rotate_admin_token
-from server.activity import Batch, Event
-from server.db import Database
-from server.licensing import AgentReport
-from server.models import Role
-from server.services import Services
+from server.domain import activity
+from server.domain.accounts import (
+    Created,
+    create_account,
+    create_admin,
+    find_account_by_name,
+    rotate_admin_token,
+)
+from server.domain.activity import Batch, Event
+from server.domain.licensing import AgentReport
+from server.domain.models import Role
+from server.infra.db import Database
+from server.web.runtime import Services
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from server import activity, services
-from server.accounts import authenticate_ingest, hash_secret
-from server.db import is_unavailable
-from server.group_commit import Overloaded, ShuttingDown
-from server.http_util import MAX_BODY_BYTES, bearer_token, read_body
+from server.domain import activity
+from server.domain.accounts import authenticate_ingest, hash_secret
+from server.infra.db import is_unavailable
+from server.infra.group_commit import Overloaded, ShuttingDown
+from server.web import runtime
+from server.web.http import MAX_BODY_BYTES, bearer_token, read_body
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def unavailable() -> JSONResponse:
     )
 
 
-async def _account_for(svc: services.Services, key: str) -> int | None:
+async def _account_for(svc: runtime.Services, key: str) -> int | None:
     digest = hash_secret(key)
     cached = svc.ingest_keys.get(digest)
     if cached is not None:
@@ -56,7 +57,7 @@ async def _account_for(svc: services.Services, key: str) -> int | None:
 
 
 async def ingest(request: Request) -> JSONResponse:
-    svc = services.of(request.app)
+    svc = runtime.of(request.app)
     key = bearer_token(request.headers.get("authorization"))
     try:
         account_id = await _account_for(svc, key) if key else None

@@ -42,11 +42,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlmodel import col
 
-from server import notifications, retention
-from server.db import Database, is_unavailable
-from server.models import JobLease
-from server.services import Services
-from server.tasks import finish_or_cancel
+from server.domain import notifications, retention
+from server.domain.models import JobLease
+from server.infra.db import Database, is_unavailable
+from server.infra.tasks import finish_or_cancel
+from server.web.runtime import Services
 
 log = logging.getLogger(__name__)
 

@@ -38,9 +38,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from server import licensing
-from server.db import Database
-from server.models import (
+from server.domain import licensing
+from server.domain.models import (
     Account,
     Admin,
     NotifyCursor,
@@ -50,7 +49,8 @@ from server.models import (
     QueueArrival,
     Role,
 )
-from server.settings import Settings
+from server.infra.db import Database
+from server.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -32,10 +32,10 @@ from typing import Any, Generic, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.accounts import TOKEN_PREFIX, hash_secret
-from server.activity import unstorable
-from server.errors import DomainError, ErrorCode
-from server.models import (
+from server.domain.accounts import TOKEN_PREFIX, hash_secret
+from server.domain.activity import unstorable
+from server.domain.errors import DomainError, ErrorCode
+from server.domain.models import (
     Account,
     ActivityEvent,
     Admin,

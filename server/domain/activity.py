@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from server import licensing
-from server.errors import DomainError, ErrorCode
-from server.licensing import AdmissionStatus, AgentReport, bump_queue_version
-from server.models import ActivityEvent, Agent, IngestBatch, Productivity, User, UserStatus
+from server.domain import licensing
+from server.domain.errors import DomainError, ErrorCode
+from server.domain.licensing import AdmissionStatus, AgentReport, bump_queue_version
+from server.domain.models import ActivityEvent, Agent, IngestBatch, Productivity, User, UserStatus
 
 MAX_EVENTS = 5_000
 MAX_DURATION = 86_400

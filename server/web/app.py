@@ -13,15 +13,15 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from server import health, ingest
-from server.db import Database
 from server.graphql.http import GraphQLApp
-from server.http_util import Deadline, keep_query_strings_out_of_logs, redirect_to
-from server.jobs import JobRunner
-from server.pg_broadcast import make_broadcaster
-from server.services import Clock, Services
-from server.settings import Settings
-from server.tasks import finish_or_cancel
+from server.infra.db import Database
+from server.infra.jobs import JobRunner
+from server.infra.pg_broadcast import make_broadcaster
+from server.infra.settings import Settings
+from server.infra.tasks import finish_or_cancel
+from server.web import health, ingest
+from server.web.http import Deadline, keep_query_strings_out_of_logs, redirect_to
+from server.web.runtime import Clock, Services
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from server.errors import DomainError, ErrorCode
-from server.licensing import MAX_LICENSE_LIMIT, Actor
-from server.models import Account, Admin, Role
-from server.notifications import set_notify_on_pending
+from server.domain.errors import DomainError, ErrorCode
+from server.domain.licensing import MAX_LICENSE_LIMIT, Actor
+from server.domain.models import Account, Admin, Role
+from server.domain.notifications import set_notify_on_pending
 
 TOKEN_PREFIX = "plm_"
 INGEST_KEY_PREFIX = "plmi_"

@@ -20,10 +20,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from server import suggestions
-from server.errors import DomainError, ErrorCode, PermissionDenied
-from server.events import AccountUsage, QueueEvent, record
-from server.models import (
+from server.domain import suggestions
+from server.domain.errors import DomainError, ErrorCode, PermissionDenied
+from server.domain.events import AccountUsage, QueueEvent, record
+from server.domain.models import (
     Account,
     ActivityEvent,
     Agent,

@@ -92,7 +92,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from server.models import Agent, MatchKey, Suggestion, SuggestionKind, User, UserStatus
+from server.domain.models import Agent, MatchKey, Suggestion, SuggestionKind, User, UserStatus
 
 THRESHOLD = 0.70
 MAX_STORED = 5
