@@ -8,7 +8,6 @@ import contextlib
 import logging
 import os
 import sys
-from collections import deque
 from collections.abc import Sequence
 from datetime import tzinfo
 
@@ -78,7 +77,6 @@ class AdminApp(App[None]):
         self.me: Me | None = None
         self.account: Account | None = None
         self.connection = "connecting"
-        self.notices: deque[tuple[str, str, str]] = deque(maxlen=100)
 
     # ------------------------------------------------------------------ layout
 
@@ -139,8 +137,6 @@ class AdminApp(App[None]):
         a data part that must stay on one line is cleaned by its caller.
         """
         message, title = safe.clean(message, multiline=True), safe.clean(title)
-        # Kept for tests and the bench: what the admin was told, in order.
-        self.notices.append((severity, title, message))
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def report_error(self, error: BaseException, title: str | None = None) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+from textual.message import Message
+from textual.notifications import Notify
 from textual.pilot import Pilot
 
 from server import activity
@@ -28,9 +30,28 @@ from server.events import MemoryBroadcaster
 from server.licensing import AgentReport
 from server.settings import Settings
 from tests.support import START, FakeClock, Tenant, batch_body, make_tenant, serve_app, sqlite_url
+from tui_client import app as tui_app
 from tui_client.app import AdminApp
 
 TIMEOUT = 15.0
+
+
+class RecordingApp(AdminApp):
+    """The admin client, keeping what it told the admin, in order, for the tests to read."""
+
+    # Textual reads CSS_PATH relative to the subclass's module: the app's own stylesheet.
+    CSS_PATH = Path(tui_app.__file__).with_name("app.tcss")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.notices: list[tuple[str, str, str]] = []  # (severity, title, message)
+
+    def post_message(self, message: Message) -> bool:
+        # App.notify posts each notification, as shown (AdminApp.notify cleaned it), as Notify.
+        if isinstance(message, Notify):
+            shown = message.notification
+            self.notices.append((shown.severity, shown.title, shown.message))
+        return super().post_message(message)
 
 
 @dataclass
@@ -46,9 +67,9 @@ class LiveServer:
     def graphql_url(self) -> str:
         return f"{self.base_url}/graphql"
 
-    def app(self, *, viewer: bool = False, page_size: int = 100, usage_refresh: float = 10.0) -> AdminApp:
+    def app(self, *, viewer: bool = False, page_size: int = 100, usage_refresh: float = 10.0) -> RecordingApp:
         token = self.tenant.viewer_token if viewer else self.tenant.admin_token
-        app = AdminApp(
+        app = RecordingApp(
             self.graphql_url,
             token,
             tz=UTC,

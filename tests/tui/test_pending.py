@@ -21,7 +21,7 @@ from server.db import Database
 from server.licensing import AgentReport
 from server.settings import Settings
 from tests.support import START, FakeClock, make_tenant
-from tests.tui.conftest import SERVER_OF, LiveServer, eventually, wait_until
+from tests.tui.conftest import SERVER_OF, LiveServer, RecordingApp, eventually, wait_until
 from tui_client.app import AdminApp
 from tui_client.widgets.usage_header import Usage
 
@@ -37,7 +37,7 @@ def header(app: AdminApp) -> str:
     return Content.from_markup(str(app.query_one(Usage).render())).plain
 
 
-def told(app: AdminApp, text: str) -> bool:
+def told(app: RecordingApp, text: str) -> bool:
     return any(text in f"{title} {message}" for _, title, message in app.notices)
 
 
@@ -326,7 +326,7 @@ async def test_a_viewer_sees_the_queue_but_cannot_act(live_review: LiveServer) -
 
 
 async def test_a_bad_token_is_a_notification_not_a_traceback(live: LiveServer) -> None:
-    app = AdminApp(live.graphql_url, "not-a-token", retry=(0.1, 0.5))
+    app = RecordingApp(live.graphql_url, "not-a-token", retry=(0.1, 0.5))
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: told(app, "refused the token"), "the sign-in error")
         assert app.is_running

@@ -7,7 +7,6 @@ place. A re-query (on reconnect or after a refused action) keeps the cursor on i
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -84,9 +83,6 @@ class PendingView(ApiView):
         # Events that arrive while a re-query is in flight, replayed over its answer: the answer
         # may predate them, and they must not be lost.
         self._replay: list[QueueEvent] | None = None
-        # For bench/tui_paint.py: when the first page arrived and when it was painted.
-        self.first_data_at: float | None = None
-        self.first_paint_at: float | None = None
 
     # ------------------------------------------------------------------ layout
 
@@ -158,9 +154,6 @@ class PendingView(ApiView):
         table = self.table
         keep: str | None = None
         if message.replace:
-            if self.first_data_at is None:
-                self.first_data_at = time.perf_counter()
-                self.call_after_refresh(self._painted)
             keep = self._cursor_user_id()
             table.clear()
             self.users.clear()
@@ -183,9 +176,6 @@ class PendingView(ApiView):
                 self.post_message(AccountChanged(message.result.account))
         self._set_info()
         table.call_after_refresh(table.check_near_end)
-
-    def _painted(self) -> None:
-        self.first_paint_at = time.perf_counter()
 
     # ------------------------------------------------------------------ rows
 
