@@ -20,7 +20,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from tui_client import safe
-from tui_client.api import Account, ApiError, ConnectionLost, Me, PlmApi
+from tui_client.api import ApiError, ConnectionLost, PlmApi
 from tui_client.messages import AccountChanged, CaughtUp, ConnectionChanged, QueueEventReceived
 from tui_client.screens.audit import AuditView
 from tui_client.screens.base import ApiView
@@ -29,6 +29,7 @@ from tui_client.screens.help import HelpScreen
 from tui_client.screens.metrics import MetricsView
 from tui_client.screens.pending import PendingView
 from tui_client.screens.users import UsersView
+from tui_client.types import Account, Me
 from tui_client.widgets.connection_status import ConnectionStatus
 from tui_client.widgets.usage_header import UsageHeader
 

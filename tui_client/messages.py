@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from tui_client.api import Account, QueueEvent
+from tui_client.types import Account, QueueEvent
 
 
 @dataclass

@@ -9,8 +9,8 @@ from textual.app import ComposeResult
 from textual.widgets import Static
 
 from tui_client import format as fmt
-from tui_client.api import AuditEntry, Page
 from tui_client.screens.paged import PagedListView
+from tui_client.types import AuditEntry, Page
 from tui_client.widgets.paged_table import PagedTable
 
 

@@ -11,8 +11,9 @@ from textual.message import Message
 from textual.widgets import Static
 
 from tui_client import format as fmt
-from tui_client.api import ApiError, QueueMetrics
+from tui_client.api import ApiError
 from tui_client.screens.base import ApiView
+from tui_client.types import QueueAction, QueueMetrics
 
 PERIODS = [7, 30, 90, 365]
 BAR = 40
@@ -60,9 +61,9 @@ class MetricsView(ApiView):
             "",
             "  [b]How users left the queue[/]",
         ]
-        top = max(m.resolved_by_action.values(), default=0)
-        for action in ("APPROVED", "ASSIGNED", "MERGED", "REMOVED"):
-            n = m.resolved_by_action.get(action, 0)
+        top = max((r.count for r in m.resolved_by_action), default=0)
+        for action in (QueueAction.APPROVED, QueueAction.ASSIGNED, QueueAction.MERGED, QueueAction.REMOVED):
+            n = m.resolved(action)
             bar = "█" * (round(BAR * n / top) if top else 0)
             lines.append(f"  {fmt.ACTIONS[action]:<10} {n:>6,}  [$accent]{bar}[/]")
         self.query_one("#metrics-body", Static).update("\n".join(lines))

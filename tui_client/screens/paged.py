@@ -15,8 +15,9 @@ from textual import work
 from textual.widgets import Static
 
 from tui_client import safe
-from tui_client.api import ApiError, Page
+from tui_client.api import ApiError
 from tui_client.screens.base import ApiView
+from tui_client.types import Page
 from tui_client.widgets.paged_table import PagedTable
 
 

@@ -19,12 +19,13 @@ from textual.widgets import Input, LoadingIndicator, Static
 
 from tui_client import format as fmt
 from tui_client import safe
-from tui_client.api import MAX_IDS, ApiError, PendingPage, QueueEvent, Suggestion, User
+from tui_client.api import MAX_IDS, ApiError
 from tui_client.messages import AccountChanged
 from tui_client.screens.base import ApiView
 from tui_client.screens.confirm import ConfirmRemove
 from tui_client.screens.pickers import AgentPicker, UserPicker
 from tui_client.screens.suggestions import SuggestionsScreen
+from tui_client.types import PendingPage, QueueEvent, Suggestion, User
 from tui_client.widgets.paged_table import PagedTable
 
 # Sized so the whole row fits a 120-column terminal, scrollbar included.
@@ -42,6 +43,13 @@ COLUMNS = [
 REASONS = {"OVER_LIMIT": "over limit", "MANUAL_REVIEW": "review"}
 REASON_FILTERS: list[str | None] = [None, "OVER_LIMIT", "MANUAL_REVIEW"]
 ACTIONS = {"approve", "assign", "merge", "remove", "accept_suggestion"}
+
+
+def matches(user: User, search: str) -> bool:
+    """A client-side approximation of the server's search (name, logon, device), for arrivals."""
+    needle = search.casefold()
+    hay = [user.display_name] + [f"{a.logon_name}\n{a.device_name}" for a in user.agents]
+    return any(needle in h.casefold() for h in hay)
 
 
 @dataclass
@@ -150,7 +158,7 @@ class PendingView(ApiView):
     def on_page_loaded(self, message: PageLoaded) -> None:
         if message.generation != self._generation:
             return  # a newer query (filter, catch-up) superseded this one
-        page = message.result.page
+        page = message.result
         table = self.table
         keep: str | None = None
         if message.replace:
@@ -228,7 +236,7 @@ class PendingView(ApiView):
             return False
         if self.reason is not None and user.pending.reason != self.reason:
             return False
-        return not self.search or user.matches(self.search)
+        return not self.search or matches(user, self.search)
 
     def apply_event(self, event: QueueEvent) -> None:
         """A live change: add, update or remove the user's row; the header follows elsewhere."""

@@ -17,7 +17,8 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tui_client import safe
-from tui_client.api import ApiError, PlmApi, User
+from tui_client.api import ApiError, PlmApi
+from tui_client.types import User
 
 PICKER_SIZE = 50
 
@@ -130,9 +131,9 @@ class AgentPicker(SearchPicker):
         page = await self.api.agents(first=PICKER_SIZE, search=text)
         options = []
         for a in page.items:
-            if a.user_id == self.pending.id:
+            if a.user.id == self.pending.id:
                 continue
-            status = "licensed" if a.user_status == "LICENSED" else "pending"
-            label = f"{a.logon} on {a.device_name}  ·  {a.user_display_name} ({status})"
+            status = "licensed" if a.user.status == "LICENSED" else "pending"
+            label = f"{a.logon} on {a.device_name}  ·  {a.user.display_name} ({status})"
             options.append(Option(safe.plain(label), id=a.id))
         return options, page.total_count - (len(page.items) - len(options))

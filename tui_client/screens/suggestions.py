@@ -16,7 +16,8 @@ from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tui_client import safe
-from tui_client.api import ApiError, PlmApi, Suggestion, User
+from tui_client.api import ApiError, PlmApi
+from tui_client.types import Suggestion, User
 
 
 def describe(s: Suggestion) -> Text:

@@ -12,8 +12,8 @@ from textual.binding import Binding
 from textual.widgets import Input, Static
 
 from tui_client import format as fmt
-from tui_client.api import Page, User
 from tui_client.screens.paged import PagedListView
+from tui_client.types import Page, User
 from tui_client.widgets.paged_table import PagedTable
 
 STATUSES: list[str | None] = [None, "LICENSED", "PENDING"]

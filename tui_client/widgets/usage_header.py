@@ -9,7 +9,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from tui_client import safe
-from tui_client.api import Account
+from tui_client.types import Account
 from tui_client.widgets.connection_status import ConnectionStatus
 
 

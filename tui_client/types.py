@@ -1,0 +1,371 @@
+"""What the server answers, as typed and frozen dataclasses, and the one function that parses them.
+
+Each class mirrors the fields the documents in :mod:`tui_client.operations` select, under
+Python names (``displayName`` is ``display_name``); :func:`parse` builds one from GraphQL's
+JSON by its type annotations. Enums are open: the API adds values freely and clients ignore
+what they do not know (docs/api.md, Stability), so a value the client has not seen parses as
+a member of its own and shows as it is.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, fields, is_dataclass
+from datetime import datetime
+from enum import Enum, StrEnum
+from typing import Any, Generic, TypeVar, Union, get_args, get_origin, get_type_hints
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------------------- enums
+
+
+class OpenEnum(StrEnum):
+    """A GraphQL enum the server may extend: an unknown value becomes a member of its own."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> OpenEnum | None:
+        if not isinstance(value, str):
+            return None
+        member = str.__new__(cls, value)
+        member._name_ = value
+        member._value_ = value
+        return member
+
+
+class Role(OpenEnum):
+    ADMIN = "ADMIN"
+    VIEWER = "VIEWER"
+
+
+class UserStatus(OpenEnum):
+    LICENSED = "LICENSED"
+    PENDING = "PENDING"
+
+
+class PendingReason(OpenEnum):
+    OVER_LIMIT = "OVER_LIMIT"
+    MANUAL_REVIEW = "MANUAL_REVIEW"
+
+
+class SuggestionKind(OpenEnum):
+    ASSIGN = "ASSIGN"
+    MERGE = "MERGE"
+
+
+class ErrorCode(OpenEnum):
+    """Why a mutation was refused (its payload's ``errors``)."""
+
+    NOT_FOUND = "NOT_FOUND"
+    NOT_PENDING = "NOT_PENDING"
+    LICENSE_LIMIT_EXCEEDED = "LICENSE_LIMIT_EXCEEDED"
+    INVALID_INPUT = "INVALID_INPUT"
+    CONFLICT = "CONFLICT"
+
+
+class QueueAction(OpenEnum):
+    """How a user entered or left the queue: events, the audit log, the metrics."""
+
+    ENTERED = "ENTERED"
+    APPROVED = "APPROVED"
+    ASSIGNED = "ASSIGNED"
+    MERGED = "MERGED"
+    REMOVED = "REMOVED"
+
+
+# ---------------------------------------------------------------------------- types
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserError:
+    """An expected failure in a mutation's payload: nothing changed."""
+
+    code: ErrorCode
+    message: str
+    field: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Account:
+    id: str
+    name: str
+    license_limit: int
+    licenses_used: int
+    licenses_available: int
+    pending_count: int
+    manual_review: bool
+    retention_days: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Me:
+    id: str
+    name: str
+    email: str
+    role: Role
+
+    @property
+    def can_act(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdminRef:
+    """Who acted: an event's or an audit entry's actor."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserRef:
+    id: str
+    display_name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentRef:
+    id: str
+    device_name: str
+    domain: str
+    logon_name: str
+
+    @property
+    def logon(self) -> str:
+        return f"{self.domain}\\{self.logon_name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class OwnedAgent(AgentRef):
+    """An agent and the user it belongs to: a merge's target."""
+
+    user: UserRef
+
+    @property
+    def label(self) -> str:
+        """What the admin reads: "Ann Smith (ACME\\asmith on LAPTOP-7)"."""
+        return f"{self.user.display_name} ({self.logon} on {self.device_name})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PendingInfo:
+    reason: PendingReason
+    entered_at: datetime
+    retained_event_count: int
+    retained_active_seconds: int
+    oldest_retained_at: datetime | None = None
+    data_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Suggestion:
+    """The server's guess at who a pending user is: ASSIGN to a user, or MERGE into an agent.
+
+    The schema gives an ASSIGN its user and a MERGE its agent.
+    """
+
+    kind: SuggestionKind
+    score: float
+    reasons: tuple[str, ...]
+    user: UserRef | None = None
+    agent: OwnedAgent | None = None
+
+    @property
+    def target_id(self) -> str:
+        """The user (ASSIGN) or agent (MERGE) id the mutation takes."""
+        return self.agent.id if self.agent is not None else self._user.id
+
+    @property
+    def target(self) -> str:
+        """What the admin reads: "Ann Smith", or "Ann Smith (ACME\\asmith on LAPTOP-7)" for a merge."""
+        return self.agent.label if self.agent is not None else self._user.display_name
+
+    @property
+    def target_name(self) -> str:
+        return self.agent.user.display_name if self.agent is not None else self._user.display_name
+
+    @property
+    def _user(self) -> UserRef:
+        assert self.user is not None, "a suggestion with neither a user nor an agent"
+        return self.user
+
+
+@dataclass(frozen=True, kw_only=True)
+class User:
+    id: str
+    display_name: str
+    status: UserStatus
+    first_seen_at: datetime
+    last_seen_at: datetime
+    licensed_at: datetime | None = None
+    agents: tuple[AgentRef, ...]
+    pending: PendingInfo | None = None
+    # The best suggestion only (the queue's column); all of them: PlmApi.suggestions.
+    suggestions: tuple[Suggestion, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentUser(UserRef):
+    status: UserStatus
+
+
+@dataclass(frozen=True, kw_only=True)
+class Agent(AgentRef):
+    """An agent in the agents list (the merge picker)."""
+
+    last_seen_at: datetime
+    user: AgentUser
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditEntry:
+    id: str
+    at: datetime
+    actor: AdminRef | None = None
+    action: QueueAction
+    user_id: str
+    user_display_name: str
+    detail: str
+
+    @property
+    def actor_name(self) -> str | None:
+        return None if self.actor is None else self.actor.name
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActionCount:
+    action: QueueAction
+    count: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueMetrics:
+    days: int
+    pending_count: int
+    oldest_pending_since: datetime | None = None
+    resolved_count: int
+    average_resolution_seconds: float | None = None
+    median_resolution_seconds: float | None = None
+    resolved_by_action: tuple[ActionCount, ...]
+
+    def resolved(self, action: QueueAction) -> int:
+        return sum(r.count for r in self.resolved_by_action if r.action == action)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page(Generic[T]):
+    """One page of a connection, in the list's order."""
+
+    items: list[T]
+    total_count: int
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PendingPage(Page[User]):
+    """A page of the queue, with the account's usage read by the same query."""
+
+    account: Account
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueEvent:
+    action: QueueAction
+    user_id: str
+    # The user after the change; None when it was removed, assigned or merged away.
+    user: User | None = None
+    account: Account
+    actor: AdminRef | None = None
+    at: datetime | None = None
+    # ASSIGNED or MERGED: the user the pending one became part of, after the change.
+    target: User | None = None
+
+    @property
+    def actor_name(self) -> str | None:
+        return None if self.actor is None else self.actor.name
+
+
+# ---------------------------------------------------------------------------- parsing
+
+
+def parse(cls: type[T], data: Mapping[str, Any]) -> T:
+    """``cls`` from an answer's JSON object, by its fields' annotations: nested types, tuples,
+    ``X | None``, enums and ISO datetimes. A field with a default may be absent or null."""
+    parsed: T = _parser(cls)(data)
+    return parsed
+
+
+def parse_page(conn: Mapping[str, Any], cls: type[T]) -> Page[T]:
+    info = conn["pageInfo"]
+    return Page(
+        items=[parse(cls, edge["node"]) for edge in conn["edges"]],
+        total_count=conn["totalCount"],
+        has_next_page=info["hasNextPage"],
+        end_cursor=info["endCursor"],
+    )
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+# A function from JSON to each type, built the first time the type is parsed.
+_PARSERS: dict[object, Callable[[Any], Any]] = {}
+
+
+def _parser(tp: object) -> Callable[[Any], Any]:
+    parser = _PARSERS.get(tp)
+    if parser is None:
+        parser = _PARSERS[tp] = _build_parser(tp)
+    return parser
+
+
+def _build_parser(tp: object) -> Callable[[Any], Any]:
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (Union, types.UnionType):
+        (inner,) = [a for a in args if a is not type(None)]
+        optional = _parser(inner)
+        return lambda value: None if value is None else optional(value)
+    if origin is tuple:
+        item = _parser(args[0])
+        return lambda value: tuple(map(item, value))
+    if tp is datetime:
+        return datetime.fromisoformat
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return tp
+    if isinstance(tp, type) and is_dataclass(tp):
+        return _object_parser(tp)
+    return _as_is
+
+
+def _object_parser(cls: type[Any]) -> Callable[[Mapping[str, Any]], Any]:
+    hints = get_type_hints(cls)
+    # (python name, JSON key, converter or None when the JSON value is the value)
+    required: list[tuple[str, str, Callable[[Any], Any] | None]] = []
+    optional: list[tuple[str, str, Callable[[Any], Any] | None]] = []
+    for f in fields(cls):
+        convert = _parser(hints[f.name])
+        spec = (f.name, _camel(f.name), None if convert is _as_is else convert)
+        has_default = f.default is not MISSING or f.default_factory is not MISSING
+        (optional if has_default else required).append(spec)
+
+    def parse_object(data: Mapping[str, Any]) -> Any:
+        values = {}
+        for name, key, convert in required:
+            value = data[key]
+            values[name] = value if convert is None else convert(value)
+        for name, key, convert in optional:
+            value = data.get(key)
+            if value is not None:
+                values[name] = value if convert is None else convert(value)
+        return cls(**values)
+
+    return parse_object
