@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from server.domain import accounts, licensing
+from server.domain import accounts, actions, changes
 from server.domain.errors import DomainError
 from server.domain.models import Role, utcnow
 from server.infra.db import Database, is_unavailable
@@ -170,10 +170,10 @@ def cmd_account_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_account_set_limit(settings: Settings, args: argparse.Namespace) -> int:
-    async def run(db: Database) -> licensing.ActionResult:
+    async def run(db: Database) -> changes.ActionResult:
         async with db.write() as session:
-            return await licensing.update_settings(
-                session, licensing.Actor.system(args.account), utcnow(), license_limit=args.licenses
+            return await actions.update_settings(
+                session, changes.Actor.system(args.account), utcnow(), license_limit=args.licenses
             )
 
     result = asyncio.run(_with_db(settings, run))

@@ -28,7 +28,7 @@ from server.domain.accounts import (
     rotate_admin_token,
 )
 from server.domain.activity import Batch, Event
-from server.domain.licensing import AgentReport
+from server.domain.admission import AgentReport
 from server.domain.models import Role
 from server.infra.db import Database
 from server.web.runtime import Services

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from server.domain.changes import MAX_LICENSE_LIMIT, Actor
 from server.domain.errors import DomainError, ErrorCode
-from server.domain.licensing import MAX_LICENSE_LIMIT, Actor
 from server.domain.models import Account, Admin, Role
 from server.domain.notifications import set_notify_on_pending
 

@@ -21,9 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from server.domain import licensing
+from server.domain import admission, changes
+from server.domain.admission import AdmissionStatus, AgentReport
+from server.domain.changes import bump_queue_version
 from server.domain.errors import DomainError, ErrorCode
-from server.domain.licensing import AdmissionStatus, AgentReport, bump_queue_version
 from server.domain.models import ActivityEvent, Agent, IngestBatch, Productivity, User, UserStatus
 
 MAX_EVENTS = 5_000
@@ -397,17 +398,17 @@ async def ingest_many(
 
     The work is done in a fixed number of statements whatever the number of batches (one
     look-up of stored batch ids, one of known agents and aliases, one insert of all events,
-    ...), new agents included (:func:`licensing.admit_many`). This
+    ...), new agents included (:func:`admission.admit_many`). This
     is what lets the ingest endpoint commit concurrent batches together (group commit).
     """
     # Every writer that touches an account's users takes the account's lock first (admin
     # actions, admission, retention). Ingestion updates users and agents too, so it does the
     # same: on PostgreSQL that keeps lock order uniform and rules out deadlocks with an
     # admin action on the same rows; on SQLite the transaction already holds the write lock.
-    await licensing.lock_accounts(session, (account_id for account_id, _ in items))
+    await changes.lock_accounts(session, (account_id for account_id, _ in items))
     batch_keys = [(account_id, b.agent.key, b.batch_id) for account_id, b in items]
     stored = await _stored_responses(session, batch_keys)
-    known = await licensing.resolve_keys(session, {(account_id, b.agent.key) for account_id, b in items})
+    known = await admission.resolve_keys(session, {(account_id, b.agent.key) for account_id, b in items})
 
     # Admit the new keys first, per account and in arrival order, in bulk.
     fresh: dict[int, list[int]] = defaultdict(list)
@@ -418,9 +419,9 @@ async def ingest_many(
         seen_batches.add(bkey)
         if (account_id, batch.agent.key) not in known:
             fresh[account_id].append(n)
-    admissions: dict[int, licensing.Admission] = {}
+    admissions: dict[int, admission.Admission] = {}
     for account_id, positions in fresh.items():
-        admitted = await licensing.admit_many(
+        admitted = await admission.admit_many(
             session, account_id, [items[n][1].agent for n in positions], now, known=known
         )
         admissions.update(zip(positions, admitted, strict=True))
@@ -443,16 +444,16 @@ async def ingest_many(
             continue
         entered = False
         if n in admissions:
-            admission = admissions[n]
-            if admission.status == AdmissionStatus.IGNORED:
+            outcome = admissions[n]
+            if outcome.status == AdmissionStatus.IGNORED:
                 # Do-not-track: accepted and dropped; nothing is stored, not even the batch id.
                 ignored = IngestResult(None, None, AdmissionStatus.IGNORED, 0)
                 first_in_group[bkey] = ignored
                 results.append(ignored)
                 continue
-            assert admission.agent_id is not None and admission.user_id is not None
-            agent = (admission.agent_id, admission.user_id, admission.status)
-            entered = admission.entered_queue
+            assert outcome.agent_id is not None and outcome.user_id is not None
+            agent = (outcome.agent_id, outcome.user_id, outcome.status)
+            entered = outcome.entered_queue
         else:
             agent = known[(account_id, batch.agent.key)]
         agent_id, user_id, status = agent

@@ -28,7 +28,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from server.domain import licensing
+from server.domain import changes
 from server.domain.models import (
     Account,
     ActivityEvent,
@@ -87,7 +87,7 @@ async def purge_account(session: AsyncSession, account_id: int, now: datetime, l
     still pending here (and purged before approval) or already licensed (and untouched).
     Bumps the queue version when anything went: the queue shows retained activity.
     """
-    account = await licensing.lock_account(session, account_id)
+    account = await changes.lock_account(session, account_id)
     pending = sa.select(col(User.id)).where(
         col(User.account_id) == account_id, col(User.status) == UserStatus.PENDING
     )
@@ -102,7 +102,7 @@ async def purge_account(session: AsyncSession, account_id: int, now: datetime, l
     )
     deleted = await _delete(session, sa.delete(ActivityEvent).where(col(ActivityEvent.id).in_(expired)))
     if deleted:
-        await licensing.bump_queue_version(session, account_id)
+        await changes.bump_queue_version(session, account_id)
     return deleted
 
 

@@ -16,7 +16,7 @@ from typing import TypeVar
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.domain import accounts, licensing, reads
+from server.domain import accounts, actions, changes, reads
 from server.domain.errors import DomainError, ErrorCode, PermissionDenied
 
 from .context import Context
@@ -55,9 +55,9 @@ def _id(raw: str, field: str, what: str = "user") -> int:
 
 
 def _bulk_ids(raw: Sequence[str], field: str) -> list[int]:
-    if len(raw) > licensing.MAX_BULK_IDS:
+    if len(raw) > changes.MAX_BULK_IDS:
         raise BadUserInput(
-            f"'{field}' takes at most {licensing.MAX_BULK_IDS} ids; {len(raw)} were given", field=field
+            f"'{field}' takes at most {changes.MAX_BULK_IDS} ids; {len(raw)} were given", field=field
         )
     return [_id(r, field) for r in raw]
 
@@ -77,11 +77,11 @@ async def _account_now(ctx: Context) -> AccountType:
     """The account as it is, for a payload whose action was refused."""
     account = await ctx.run(reads.account_by_id, ctx.account_id)
     assert account is not None
-    usage = await ctx.run(licensing.account_usage, account)
+    usage = await ctx.run(changes.account_usage, account)
     return AccountType.of(account, usage)
 
 
-def _account(result: licensing.ActionResult) -> AccountType:
+def _account(result: changes.ActionResult) -> AccountType:
     return AccountType.of(result.account, result.usage)
 
 
@@ -95,7 +95,7 @@ class Mutation:
         ctx.require_admin()
         try:
             ids = _bulk_ids(input.user_ids, "userIds")
-            result = await _write(ctx, lambda s, now: licensing.approve(s, ctx.actor, ids, now))
+            result = await _write(ctx, lambda s, now: actions.approve(s, ctx.actor, ids, now))
         except DomainError as exc:
             return ApprovePendingUsersPayload(
                 approved=[], account=await _account_now(ctx), errors=[UserError.of(exc)]
@@ -111,7 +111,7 @@ class Mutation:
         try:
             pending = _id(input.pending_user_id, "pendingUserId")
             target = _id(input.target_user_id, "targetUserId")
-            result = await _write(ctx, lambda s, now: licensing.assign(s, ctx.actor, pending, target, now))
+            result = await _write(ctx, lambda s, now: actions.assign(s, ctx.actor, pending, target, now))
         except DomainError as exc:
             return AssignPendingUserPayload(
                 user=None, account=await _account_now(ctx), errors=[UserError.of(exc)]
@@ -127,7 +127,7 @@ class Mutation:
         try:
             pending = _id(input.pending_user_id, "pendingUserId")
             target = _id(input.target_agent_id, "targetAgentId", "agent")
-            result = await _write(ctx, lambda s, now: licensing.merge(s, ctx.actor, pending, target, now))
+            result = await _write(ctx, lambda s, now: actions.merge(s, ctx.actor, pending, target, now))
         except DomainError as exc:
             return MergePendingUserPayload(
                 agent=None, account=await _account_now(ctx), errors=[UserError.of(exc)]
@@ -142,7 +142,7 @@ class Mutation:
         try:
             ids = _bulk_ids(input.user_ids, "userIds")
             result = await _write(
-                ctx, lambda s, now: licensing.remove(s, ctx.actor, ids, input.do_not_track, now)
+                ctx, lambda s, now: actions.remove(s, ctx.actor, ids, input.do_not_track, now)
             )
         except DomainError as exc:
             return RemoveUsersPayload(
@@ -161,7 +161,7 @@ class Mutation:
         try:
             result = await _write(
                 ctx,
-                lambda s, now: licensing.update_settings(
+                lambda s, now: actions.update_settings(
                     s, ctx.actor, now, manual_review=input.manual_review, license_limit=input.license_limit
                 ),
             )

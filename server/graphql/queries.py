@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import strawberry
 
-from server.domain import activity, licensing, metrics, reads
+from server.domain import activity, changes, metrics, reads
 from server.domain.errors import DomainError
 
 from .errors import BadUserInput
@@ -61,7 +61,7 @@ class Query:
     @strawberry.field
     async def account(self, info: Ctx) -> AccountType:
         ctx = info.context
-        usage = await ctx.run(licensing.account_usage, ctx.account)
+        usage = await ctx.run(changes.account_usage, ctx.account)
         return AccountType.of(ctx.account, usage)
 
     @strawberry.field

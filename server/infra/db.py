@@ -3,7 +3,7 @@
 Writes go through :meth:`Database.write`: one transaction that, on SQLite, takes the
 database's write lock up front (``BEGIN IMMEDIATE``) so two admissions can never both read
 "one license free"; on PostgreSQL the domain locks the account row instead
-(:func:`server.licensing.lock_account`). Queue events recorded during the transaction are
+(:func:`server.domain.changes.lock_account`). Queue events recorded during the transaction are
 handed to the broadcaster before and after the commit.
 
 SQLite runs in WAL mode with ``synchronous=FULL``: a write acknowledged to a client has

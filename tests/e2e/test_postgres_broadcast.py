@@ -15,7 +15,7 @@ import pytest
 from gql import Client, gql
 from gql.transport.websockets import WebsocketsTransport
 
-from server.domain import licensing
+from server.domain import actions
 from server.domain.events import QueueEvent
 from server.domain.models import QueueAction
 from server.infra.broadcast import LOST_EVENT_STREAM, SubscriberOverflow
@@ -61,13 +61,13 @@ async def test_every_process_hears_every_commit_in_commit_order(two_processes: t
     other = b.broadcaster.subscribe(tenant.account_id + 1000)
     ids = [(await arrive(a, tenant.account_id, f"PC-{i}", f"u{i}")).user_id for i in range(3)]
     async with b.write() as s:
-        await licensing.remove(s, admin(tenant.account_id), [ids[1]], False, START)
+        await actions.remove(s, admin(tenant.account_id), [ids[1]], False, START)
     with pytest.raises(RuntimeError):
         async with a.write() as s:
-            await licensing.remove(s, admin(tenant.account_id), [ids[0]], False, START)
+            await actions.remove(s, admin(tenant.account_id), [ids[0]], False, START)
             raise RuntimeError("rolled back: no event")
     async with a.write() as s:
-        await licensing.remove(s, admin(tenant.account_id), [ids[2]], False, START)
+        await actions.remove(s, admin(tenant.account_id), [ids[2]], False, START)
     expected = [(QueueAction.ENTERED, i) for i in ids] + [(QueueAction.REMOVED, ids[1]), (QueueAction.REMOVED, ids[2])]
     for sub in (on_a, on_b):
         got = await next_events(sub, 5)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from server.domain import activity
 from server.domain.activity import Batch, Event
-from server.domain.licensing import AgentReport
+from server.domain.admission import AgentReport
 from server.infra.db import Database
 from tests.graphql.helpers import ACCOUNT, PENDING_PAGE, Gql, ids
 from tests.server.domain import arrive

@@ -6,8 +6,8 @@ from email.message import EmailMessage
 
 import sqlalchemy as sa
 
-from server.domain import accounts, licensing
-from server.domain.licensing import AgentReport
+from server.domain import accounts, admission
+from server.domain.admission import AgentReport
 from server.domain.models import OutboxMessage, Role
 from server.infra.db import Database
 from tests.support import FakeClock
@@ -21,11 +21,11 @@ async def arrive(
     *,
     display: str | None = None,
     device: str | None = None,
-) -> licensing.Admission:
+) -> admission.Admission:
     """A new agent reports; with no license free it enters the queue at ``clock()``."""
     report = AgentReport(device or f"PC-{logon.upper()}", "ACME", logon, display or logon.title())
     async with db.write() as session:
-        return await licensing.admit(session, account_id, report, clock())
+        return await admission.admit(session, account_id, report, clock())
 
 
 async def add_admin(

@@ -13,7 +13,7 @@ from sqlmodel import col
 
 from server.domain import activity, retention
 from server.domain.activity import Batch, Event
-from server.domain.licensing import AgentReport
+from server.domain.admission import AgentReport
 from server.domain.models import Account, ActivityEvent, IngestBatch, UserStatus
 from server.infra import jobs
 from server.infra.db import Database
@@ -100,18 +100,18 @@ async def test_the_window_rolls_with_the_clock_and_follows_each_accounts_retenti
 
 
 async def test_approved_users_keep_their_activity(svc: Services, clock: FakeClock) -> None:
-    from server.domain import licensing
-    from server.domain.licensing import Actor
+    from server.domain import actions
+    from server.domain.changes import Actor
     from server.domain.models import Role
 
     tenant = await make_tenant(svc.db, licenses=0)
     now = clock()
     user = await report(svc.db, tenant.account_id, "pen", [now - timedelta(days=40)], now)
     async with svc.db.write() as session:
-        await licensing.update_settings(session, Actor.system(tenant.account_id), now, license_limit=1)
+        await actions.update_settings(session, Actor.system(tenant.account_id), now, license_limit=1)
     async with svc.db.write() as session:
         actor = Actor(tenant.account_id, tenant.admin_id, Role.ADMIN)
-        result = await licensing.approve(session, actor, [user], now)
+        result = await actions.approve(session, actor, [user], now)
         assert result.users[0].status is UserStatus.LICENSED
     assert (await retention.purge(svc.db, clock())).events == 0
     assert len(await starts_of(svc.db, user)) == 1

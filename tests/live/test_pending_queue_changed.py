@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from server.domain import licensing
-from server.domain.licensing import AgentReport
+from server.domain import actions, admission, changes
+from server.domain.admission import AgentReport
 from server.domain.models import Role
 from server.graphql.http import MAX_OPERATIONS_PER_CONNECTION
 from server.graphql.subscriptions import CLOSE_FELL_BEHIND
@@ -275,12 +275,12 @@ async def test_a_stuck_subscriber_neither_delays_a_fast_one_nor_the_writer_and_i
     server: LiveServer, db: Database, clock: FakeClock
 ) -> None:
     tenant = await make_tenant(db, licenses=1)
-    actor = licensing.Actor(account_id=tenant.account_id, admin_id=tenant.admin_id, role=Role.ADMIN)
+    actor = changes.Actor(account_id=tenant.account_id, admin_id=tenant.admin_id, role=Role.ADMIN)
     # One domain account signed in on 150 machines: one user, one license, 150 agents, so
     # every event about it is large.
     async with db.write() as s:
         reports = [AgentReport(f"PC-{i}", "ACME", "jdoe", "Jane Doe") for i in range(150)]
-        (jane, *_) = await licensing.admit_many(s, tenant.account_id, reports, clock())
+        (jane, *_) = await admission.admit_many(s, tenant.account_id, reports, clock())
     assert jane.user_id is not None
     server.graphql.live.queue_size = 4
     # The stuck client: subscribed, never reading, with a small receive window.
@@ -299,10 +299,10 @@ async def test_a_stuck_subscriber_neither_delays_a_fast_one_nor_the_writer_and_i
             # Jane leaves the licensed set and comes back: two events about her, each a
             # commit that never waits for any subscriber (delivery is put_nowait).
             async with db.write() as s:
-                await licensing.update_settings(s, actor, clock(), license_limit=0)
+                await actions.update_settings(s, actor, clock(), license_limit=0)
             async with db.write() as s:
-                await licensing.update_settings(s, actor, clock(), license_limit=1)
-                await licensing.approve(s, actor, [jane.user_id], clock())
+                await actions.update_settings(s, actor, clock(), license_limit=1)
+                await actions.approve(s, actor, [jane.user_id], clock())
             got = [(e["action"], e["userId"]) for e in await fast.take(2)]
             assert got == [("ENTERED", str(jane.user_id)), ("APPROVED", str(jane.user_id))]
             slowest = max(slowest, loop.time() - started)
@@ -312,5 +312,5 @@ async def test_a_stuck_subscriber_neither_delays_a_fast_one_nor_the_writer_and_i
         assert await closed_with(stuck) == CLOSE_FELL_BEHIND
         assert server.broker.subscriber_count(tenant.account_id) == 1
         async with db.write() as s:
-            await licensing.update_settings(s, actor, clock(), license_limit=0)
+            await actions.update_settings(s, actor, clock(), license_limit=0)
         assert (await fast.next())["action"] == "ENTERED"

@@ -7,8 +7,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from server.domain import licensing
-from server.domain.licensing import Actor, AgentReport
+from server.domain import admission
+from server.domain.admission import AgentReport
+from server.domain.changes import Actor
 from server.domain.models import (
     ActivityEvent,
     Agent,
@@ -26,9 +27,9 @@ from tests.support import START
 async def arrive(
     db: Database, account_id: int, device: str, logon: str, *, domain: str = "ACME",
     name: str | None = None, now: datetime = START,
-) -> licensing.Admission:
+) -> admission.Admission:
     async with db.write() as s:
-        return await licensing.admit(s, account_id, AgentReport(device, domain, logon, name or logon), now)
+        return await admission.admit(s, account_id, AgentReport(device, domain, logon, name or logon), now)
 
 
 def admin(account_id: int, admin_id: int = 1) -> Actor:

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from server.domain import activity, licensing
+from server.domain import actions, activity
 from server.domain.activity import Batch, Event
+from server.domain.admission import AgentReport
+from server.domain.changes import Actor
 from server.domain.errors import DomainError, ErrorCode, PermissionDenied
-from server.domain.licensing import Actor, AgentReport
 from server.domain.models import (
     ActivityEvent,
     AgentAlias,
@@ -64,9 +65,9 @@ async def refused(db: Database, tenant: Tenant, code: ErrorCode, action: Callabl
 async def test_approve_licenses_every_given_pending_user(db: Database) -> None:
     tenant, ids = await queue_of(db, 3, licenses=1)
     async with db.write() as s:
-        await licensing.update_settings(s, admin(tenant.account_id), START, license_limit=3)
+        await actions.update_settings(s, admin(tenant.account_id), START, license_limit=3)
     async with db.write() as s:
-        result = await licensing.approve(s, admin(tenant.account_id, tenant.admin_id), ids[:2], LATER)
+        result = await actions.approve(s, admin(tenant.account_id, tenant.admin_id), ids[:2], LATER)
     assert [u.id for u in result.users] == ids[:2]
     assert (result.usage.licenses_used, result.usage.pending_count) == (3, 1)
     now = await users(db, tenant.account_id)
@@ -79,9 +80,9 @@ async def test_approve_licenses_every_given_pending_user(db: Database) -> None:
 async def test_approve_is_all_or_nothing_when_licenses_run_short(db: Database) -> None:
     tenant, ids = await queue_of(db, 3, licenses=1)
     async with db.write() as s:
-        await licensing.update_settings(s, admin(tenant.account_id), START, license_limit=3)
+        await actions.update_settings(s, admin(tenant.account_id), START, license_limit=3)
     err = await refused(db, tenant, ErrorCode.LICENSE_LIMIT_EXCEEDED,
-                        lambda s: licensing.approve(s, admin(tenant.account_id), ids, LATER))
+                        lambda s: actions.approve(s, admin(tenant.account_id), ids, LATER))
     assert (err.details["available"], err.details["requested"]) == (2, 3)
     assert "2" in err.message and "3" in err.message
 
@@ -98,7 +99,7 @@ async def test_approve_errors(db: Database, case: str) -> None:
         "empty": ([], ErrorCode.INVALID_INPUT),
         "too_many": (list(range(1, 502)), ErrorCode.INVALID_INPUT),
     }[case]
-    await refused(db, tenant, code, lambda s: licensing.approve(s, admin(tenant.account_id), given, LATER))
+    await refused(db, tenant, code, lambda s: actions.approve(s, admin(tenant.account_id), given, LATER))
     assert (await statuses(db, other.account_id))[other_ids[0]] is UserStatus.PENDING
 
 
@@ -110,7 +111,7 @@ async def test_assign_moves_agents_and_activity_and_consumes_no_license(db: Data
     target = next(i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED)
     await report(db, tenant.account_id, "PEND-0", "pending0", 120)
     async with db.write() as s:
-        result = await licensing.assign(s, admin(tenant.account_id, tenant.admin_id), pending, target, LATER)
+        result = await actions.assign(s, admin(tenant.account_id, tenant.admin_id), pending, target, LATER)
     assert [u.id for u in result.users] == [target]
     assert (result.usage.licenses_used, result.usage.pending_count) == (1, 0)
     assert pending not in await users(db, tenant.account_id)
@@ -125,7 +126,7 @@ async def test_assign_moves_agents_and_activity_and_consumes_no_license(db: Data
 async def test_assign_to_a_pending_user_is_allowed(db: Database) -> None:
     tenant, (a, b) = await queue_of(db, 2)
     async with db.write() as s:
-        await licensing.assign(s, admin(tenant.account_id), a, b, LATER)
+        await actions.assign(s, admin(tenant.account_id), a, b, LATER)
     assert list(await statuses(db, tenant.account_id)) == [b]
 
 
@@ -141,7 +142,7 @@ async def test_assign_errors(db: Database, case: str) -> None:
         "not_pending": ((licensed, pending), ErrorCode.NOT_PENDING),
         "foreign_target": ((pending, foreign), ErrorCode.NOT_FOUND),
     }[case]
-    err = await refused(db, tenant, code, lambda s: licensing.assign(s, admin(tenant.account_id), *args, LATER))
+    err = await refused(db, tenant, code, lambda s: actions.assign(s, admin(tenant.account_id), *args, LATER))
     assert err.field in {"pendingUserId", "targetUserId"}
 
 
@@ -153,7 +154,7 @@ async def test_merge_rekeys_activity_and_leaves_an_alias(db: Database) -> None:
     (target_agent,) = await agents_of(db, next(iter(await statuses(db, tenant.account_id))))
     await report(db, tenant.account_id, "PEND-0", "pending0", 300)
     async with db.write() as s:
-        result = await licensing.merge(s, admin(tenant.account_id, tenant.admin_id), pending, target_agent.id or 0, LATER)
+        result = await actions.merge(s, admin(tenant.account_id, tenant.admin_id), pending, target_agent.id or 0, LATER)
     assert result.agent is not None and result.agent.id == target_agent.id
     assert pending not in await users(db, tenant.account_id)
     assert await count(db, ActivityEvent, ActivityEvent.agent_id == target_agent.id) == 1
@@ -179,7 +180,7 @@ async def test_merge_errors(db: Database, case: str) -> None:
         "foreign_agent": ((pending, foreign_agent), ErrorCode.NOT_FOUND),
         "not_pending": ((licensed, own), ErrorCode.NOT_PENDING),
     }[case]
-    await refused(db, tenant, code, lambda s: licensing.merge(s, admin(tenant.account_id), *args, LATER))
+    await refused(db, tenant, code, lambda s: actions.merge(s, admin(tenant.account_id), *args, LATER))
     assert licensed_agent is not None
 
 
@@ -191,7 +192,7 @@ async def test_remove_frees_licenses_deletes_everything_and_can_block_keys(db: D
     licensed = next(i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED)
     await report(db, tenant.account_id, "LIC-0", "licensed0", 60)
     async with db.write() as s:
-        result = await licensing.remove(s, admin(tenant.account_id, tenant.admin_id), [licensed, pending], True, LATER)
+        result = await actions.remove(s, admin(tenant.account_id, tenant.admin_id), [licensed, pending], True, LATER)
     assert result.removed_user_ids == [licensed, pending]
     assert (result.usage.licenses_used, result.usage.pending_count) == (0, 0)
     assert await users(db, tenant.account_id) == {}
@@ -205,7 +206,7 @@ async def test_remove_frees_licenses_deletes_everything_and_can_block_keys(db: D
 async def test_remove_without_do_not_track_lets_the_key_come_back_as_new(db: Database) -> None:
     tenant, (pending,) = await queue_of(db, 1, licenses=0)
     async with db.write() as s:
-        await licensing.remove(s, admin(tenant.account_id), [pending], False, LATER)
+        await actions.remove(s, admin(tenant.account_id), [pending], False, LATER)
     back = await arrive(db, tenant.account_id, "PEND-0", "pending0")
     assert back.status == "PENDING" and back.user_id != pending
 
@@ -215,16 +216,16 @@ async def test_remove_puts_aliases_on_the_do_not_track_list_too(db: Database) ->
     licensed = next(i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED)
     target = (await agents_of(db, licensed))[0].id or 0
     async with db.write() as s:
-        await licensing.merge(s, admin(tenant.account_id), pending, target, LATER)
+        await actions.merge(s, admin(tenant.account_id), pending, target, LATER)
     async with db.write() as s:
-        await licensing.remove(s, admin(tenant.account_id), [licensed], True, LATER)
+        await actions.remove(s, admin(tenant.account_id), [licensed], True, LATER)
     assert (await arrive(db, tenant.account_id, "PEND-0", "pending0")).status == "IGNORED"
     assert (await arrive(db, tenant.account_id, "LIC-0", "licensed0")).status == "IGNORED"
 
 
 async def test_remove_is_all_or_nothing(db: Database) -> None:
     tenant, ids = await queue_of(db, 2)
-    await refused(db, tenant, ErrorCode.NOT_FOUND, lambda s: licensing.remove(s, admin(tenant.account_id), [*ids, 424242], True, LATER))
+    await refused(db, tenant, ErrorCode.NOT_FOUND, lambda s: actions.remove(s, admin(tenant.account_id), [*ids, 424242], True, LATER))
 
 
 # ---------------------------------------------------------------------------- settings
@@ -236,7 +237,7 @@ async def test_lowering_the_limit_queues_the_most_recently_licensed(db: Database
     for i in range(4):
         ids.append((await arrive(db, tenant.account_id, f"PC-{i}", f"u{i}", now=START.replace(minute=i))).user_id)
     async with db.write() as s:
-        result = await licensing.update_settings(s, admin(tenant.account_id, tenant.admin_id), LATER, license_limit=2)
+        result = await actions.update_settings(s, admin(tenant.account_id, tenant.admin_id), LATER, license_limit=2)
     assert [e.user_id for e in result.events] == [ids[3], ids[2]]
     assert all(e.action is QueueAction.ENTERED and e.actor_id is None for e in result.events)
     now = await users(db, tenant.account_id)
@@ -249,7 +250,7 @@ async def test_lowering_the_limit_queues_the_most_recently_licensed(db: Database
 async def test_raising_the_limit_or_ending_manual_review_approves_nobody(db: Database) -> None:
     tenant, _ids = await queue_of(db, 2, licenses=0, manual_review=True)
     async with db.write() as s:
-        result = await licensing.update_settings(s, admin(tenant.account_id), LATER, license_limit=10, manual_review=False)
+        result = await actions.update_settings(s, admin(tenant.account_id), LATER, license_limit=10, manual_review=False)
     assert result.events == [] and result.account.manual_review is False and result.account.license_limit == 10
     assert set((await statuses(db, tenant.account_id)).values()) == {UserStatus.PENDING}
     # ... but a new arrival now gets a free license.
@@ -259,7 +260,7 @@ async def test_raising_the_limit_or_ending_manual_review_approves_nobody(db: Dat
 async def test_a_negative_limit_is_refused(db: Database) -> None:
     tenant, _ = await queue_of(db, 1)
     err = await refused(db, tenant, ErrorCode.INVALID_INPUT,
-                        lambda s: licensing.update_settings(s, admin(tenant.account_id), LATER, license_limit=-1))
+                        lambda s: actions.update_settings(s, admin(tenant.account_id), LATER, license_limit=-1))
     assert err.field == "licenseLimit"
 
 
@@ -272,11 +273,11 @@ async def test_a_viewer_may_not_act(db: Database, action: str) -> None:
     viewer = Actor(tenant.account_id, tenant.viewer_id, Role.VIEWER)
     agent = (await agents_of(db, b))[0].id or 0
     call = {
-        "approve": lambda s: licensing.approve(s, viewer, [a], LATER),
-        "assign": lambda s: licensing.assign(s, viewer, a, b, LATER),
-        "merge": lambda s: licensing.merge(s, viewer, a, agent, LATER),
-        "remove": lambda s: licensing.remove(s, viewer, [a], True, LATER),
-        "settings": lambda s: licensing.update_settings(s, viewer, LATER, manual_review=True),
+        "approve": lambda s: actions.approve(s, viewer, [a], LATER),
+        "assign": lambda s: actions.assign(s, viewer, a, b, LATER),
+        "merge": lambda s: actions.merge(s, viewer, a, agent, LATER),
+        "remove": lambda s: actions.remove(s, viewer, [a], True, LATER),
+        "settings": lambda s: actions.update_settings(s, viewer, LATER, manual_review=True),
     }[action]
     before = await snapshot(db, tenant.account_id)
     with pytest.raises(PermissionDenied):
@@ -290,15 +291,15 @@ async def test_events_are_published_after_commit_and_never_for_a_refusal(db: Dat
     sub = db.broadcaster.subscribe(tenant.account_id)
     with pytest.raises(DomainError):
         async with db.write() as s:
-            await licensing.approve(s, admin(tenant.account_id), ids, LATER)
+            await actions.approve(s, admin(tenant.account_id), ids, LATER)
     assert sub._queue.empty()
     with pytest.raises(RuntimeError):
         async with db.write() as s:
-            await licensing.remove(s, admin(tenant.account_id), ids, False, LATER)
+            await actions.remove(s, admin(tenant.account_id), ids, False, LATER)
             raise RuntimeError("crash before commit")
     assert sub._queue.empty() and len(await statuses(db, tenant.account_id)) == 2
     async with db.write() as s:
-        await licensing.remove(s, admin(tenant.account_id), ids, False, LATER)
+        await actions.remove(s, admin(tenant.account_id), ids, False, LATER)
     got = [sub._queue.get_nowait() for _ in ids]
     assert [(e.action, e.user_id) for e in got] == [(QueueAction.REMOVED, i) for i in ids]  # type: ignore[union-attr]
     sub.close()
@@ -311,11 +312,11 @@ async def test_settings_changes_are_recorded_with_who_and_what(db: Database) -> 
 
     tenant, _ = await queue_of(db, 0, licenses=3)
     async with db.write() as s:
-        await licensing.update_settings(s, admin(tenant.account_id, tenant.admin_id), LATER, license_limit=1, manual_review=True)
+        await actions.update_settings(s, admin(tenant.account_id, tenant.admin_id), LATER, license_limit=1, manual_review=True)
     async with db.write() as s:
-        await licensing.update_settings(s, admin(tenant.account_id, tenant.admin_id), LATER, license_limit=1)  # no change
+        await actions.update_settings(s, admin(tenant.account_id, tenant.admin_id), LATER, license_limit=1)  # no change
     async with db.write() as s:
-        await licensing.update_settings(s, Actor.system(tenant.account_id), LATER, license_limit=5)  # the CLI
+        await actions.update_settings(s, Actor.system(tenant.account_id), LATER, license_limit=5)  # the CLI
     async with db.read() as s:
         rows = list((await s.execute(sa.select(SettingsChange).order_by(SettingsChange.id))).scalars())
     assert [(r.actor_id, r.manual_review_before, r.manual_review_after, r.license_limit_before,

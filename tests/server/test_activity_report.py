@@ -6,10 +6,10 @@ from datetime import date, timedelta
 
 import pytest
 
-from server.domain import activity, licensing
+from server.domain import actions, activity
 from server.domain.activity import Batch, Event
+from server.domain.admission import AgentReport
 from server.domain.errors import DomainError, ErrorCode
-from server.domain.licensing import AgentReport
 from server.infra.db import Database
 from tests.server.domain import admin
 from tests.support import START, make_tenant
@@ -70,8 +70,8 @@ async def test_an_approved_users_retained_activity_appears(db: Database) -> None
     user = await send(db, tenant.account_id, "PC", "ann", (0, "excel.exe", "productive", 300))
     assert await report(db, tenant.account_id, DAY, DAY) == []
     async with db.write() as s:
-        await licensing.update_settings(s, admin(tenant.account_id), START, license_limit=1)
-        await licensing.approve(s, admin(tenant.account_id), [user], START)
+        await actions.update_settings(s, admin(tenant.account_id), START, license_limit=1)
+        await actions.approve(s, admin(tenant.account_id), [user], START)
     (row,) = await report(db, tenant.account_id, DAY, DAY)
     assert (row.user.id, row.active_seconds) == (user, 300)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from server.domain import licensing
+from server.domain import actions
 from server.domain.events import QueueEvent
 from server.domain.models import (
     AgentAlias,
@@ -72,7 +72,7 @@ async def test_a_local_account_never_matches_by_login(db: Database, tenant: Tena
 async def test_do_not_track_keys_are_ignored_and_nothing_is_stored(db: Database, tenant: Tenant) -> None:
     victim = await arrive(db, tenant.account_id, "KIOSK-1", "guest")
     async with db.write() as s:
-        await licensing.remove(s, admin(tenant.account_id, tenant.admin_id), [victim.user_id or 0], True, START)
+        await actions.remove(s, admin(tenant.account_id, tenant.admin_id), [victim.user_id or 0], True, START)
     before = await count(db, User, User.account_id == tenant.account_id)
     again = await arrive(db, tenant.account_id, "kiosk-1", "GUEST")
     assert (again.status, again.agent_id, again.user_id) == ("IGNORED", None, None)
@@ -102,7 +102,7 @@ async def test_alias_left_by_a_merge_resolves_to_the_target_agent(db: Database) 
     kept = await arrive(db, tenant.account_id, "LAPTOP-7", "jdoe")
     renamed = await arrive(db, tenant.account_id, "LAPTOP-7B", "jdoe2")
     async with db.write() as s:
-        await licensing.merge(s, admin(tenant.account_id, tenant.admin_id), renamed.user_id or 0, kept.agent_id or 0, START)
+        await actions.merge(s, admin(tenant.account_id, tenant.admin_id), renamed.user_id or 0, kept.agent_id or 0, START)
     later = await arrive(db, tenant.account_id, "laptop-7b", "JDOE2")
     assert (later.agent_id, later.user_id, later.status) == (kept.agent_id, kept.user_id, "LICENSED")
     assert await count(db, AgentAlias, AgentAlias.account_id == tenant.account_id) == 1
@@ -120,12 +120,12 @@ async def test_a_group_of_batches_is_decided_as_if_they_came_one_by_one(db: Data
     """Group commit stores concurrent batches together; each is still decided in order."""
     from server.domain import activity
     from server.domain.activity import Batch
-    from server.domain.licensing import AgentReport
+    from server.domain.admission import AgentReport
 
     tenant = await make_tenant(db, licenses=1)
     dnt = await arrive(db, tenant.account_id, "KIOSK", "guest")
     async with db.write() as s:
-        await licensing.remove(s, admin(tenant.account_id), [dnt.user_id or 0], True, START)
+        await actions.remove(s, admin(tenant.account_id), [dnt.user_id or 0], True, START)
 
     def b(batch_id: str, device: str, logon: str, domain: str = "ACME") -> tuple[int, Batch]:
         return tenant.account_id, Batch(batch_id, AgentReport(device, domain, logon, logon), [])

@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from server.domain import licensing
+from server.domain import actions, admission
+from server.domain.admission import AgentReport
+from server.domain.changes import Actor
 from server.domain.errors import DomainError, ErrorCode
-from server.domain.licensing import Actor, AgentReport
 from server.domain.models import Account, Agent, AuditEntry, Role, User, UserStatus
 from server.infra.db import Database
 from tests.support import START, make_tenant, sqlite_url
@@ -112,9 +113,9 @@ class LicenseMachine(RuleBasedStateMachine):
         before = self.state()
         report = AgentReport(device, device if local else "ACME", logon, logon)
 
-        async def go() -> licensing.Admission:
+        async def go() -> admission.Admission:
             async with self.db.write() as s:
-                return await licensing.admit(s, self.account_id, report, self.now)
+                return await admission.admit(s, self.account_id, report, self.now)
 
         result = self.run(go())
         if result.entered_queue:
@@ -130,7 +131,7 @@ class LicenseMachine(RuleBasedStateMachine):
         chosen = data.draw(st.lists(st.sampled_from(pending), min_size=1, unique=True))
         state = self.state()
         used = sum(u.status is UserStatus.LICENSED for u in state["users"])
-        err = self.act(lambda s: licensing.approve(s, self.actor, chosen, self.now), len(chosen))
+        err = self.act(lambda s: actions.approve(s, self.actor, chosen, self.now), len(chosen))
         if len(chosen) > state["limit"] - used:
             assert err is not None and err.code is ErrorCode.LICENSE_LIMIT_EXCEEDED
         else:
@@ -143,7 +144,7 @@ class LicenseMachine(RuleBasedStateMachine):
             return
         source = data.draw(st.sampled_from(pending))
         target = data.draw(st.sampled_from(users))
-        err = self.act(lambda s: licensing.assign(s, self.actor, source, target, self.now), 1)
+        err = self.act(lambda s: actions.assign(s, self.actor, source, target, self.now), 1)
         assert (err is not None and err.code is ErrorCode.CONFLICT) == (source == target)
 
     @rule(data=st.data())
@@ -153,7 +154,7 @@ class LicenseMachine(RuleBasedStateMachine):
             return
         source = data.draw(st.sampled_from(pending))
         target = data.draw(st.sampled_from(agents))
-        err = self.act(lambda s: licensing.merge(s, self.actor, source, target.id, self.now), 1)
+        err = self.act(lambda s: actions.merge(s, self.actor, source, target.id, self.now), 1)
         assert (err is not None and err.code is ErrorCode.CONFLICT) == (target.user_id == source)
 
     @rule(data=st.data(), dnt=st.booleans())
@@ -162,18 +163,18 @@ class LicenseMachine(RuleBasedStateMachine):
         if not users:
             return
         chosen = data.draw(st.lists(st.sampled_from(users), min_size=1, max_size=3, unique=True))
-        assert self.act(lambda s: licensing.remove(s, self.actor, chosen, dnt, self.now), len(chosen)) is None
+        assert self.act(lambda s: actions.remove(s, self.actor, chosen, dnt, self.now), len(chosen)) is None
 
     @rule(limit=st.integers(min_value=0, max_value=6))
     def set_limit(self, limit: int) -> None:
         used = sum(u.status is UserStatus.LICENSED for u in self.state()["users"])
         moved = max(0, used - limit)
-        assert self.act(lambda s: licensing.update_settings(s, self.actor, self.now, license_limit=limit), moved) is None
+        assert self.act(lambda s: actions.update_settings(s, self.actor, self.now, license_limit=limit), moved) is None
 
     @rule()
     def toggle_manual_review(self) -> None:
         manual = self.state()["manual"]
-        assert self.act(lambda s: licensing.update_settings(s, self.actor, self.now, manual_review=not manual), 0) is None
+        assert self.act(lambda s: actions.update_settings(s, self.actor, self.now, manual_review=not manual), 0) is None
 
     # ------------------------------------------------------------------ invariants
 

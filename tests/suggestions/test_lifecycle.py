@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from server.domain import licensing
+from server.domain import actions, admission
 from server.domain.models import Suggestion
 from server.infra.db import Database
 from tests.server.domain import admin, count
@@ -18,9 +18,9 @@ async def test_approving_drops_the_users_suggestions(db: Database) -> None:
     new = await local(db, t.account_id, "LAPTOP-7", "jdoe", "John Doe")
     assert new.user_id is not None
     async with db.write() as s:
-        await licensing.update_settings(s, admin(t.account_id, t.admin_id), LATER, license_limit=2)
+        await actions.update_settings(s, admin(t.account_id, t.admin_id), LATER, license_limit=2)
     async with db.write() as s:
-        await licensing.approve(s, admin(t.account_id, t.admin_id), [new.user_id], LATER)
+        await actions.approve(s, admin(t.account_id, t.admin_id), [new.user_id], LATER)
 
     assert await count(db, Suggestion, Suggestion.pending_user_id == new.user_id) == 0
 
@@ -34,7 +34,7 @@ async def test_accepting_a_suggestion_drops_the_suggestions_of_and_to_the_pendin
     assert target((await suggested(db, t.account_id, second.user_id))[0]) == ("MERGE", first.agent_id)
 
     async with db.write() as s:
-        await licensing.assign(s, admin(t.account_id, t.admin_id), first.user_id, owner.user_id, LATER)
+        await actions.assign(s, admin(t.account_id, t.admin_id), first.user_id, owner.user_id, LATER)
 
     assert await count(db, Suggestion, Suggestion.pending_user_id == first.user_id) == 0
     # The second now matches the owner, who got the first's local agent: refreshed.
@@ -51,7 +51,7 @@ async def test_a_removed_target_takes_its_suggestions_along(db: Database) -> Non
     assert await suggested(db, t.account_id, new.user_id)
 
     async with db.write() as s:
-        await licensing.remove(s, admin(t.account_id, t.admin_id), [owner.user_id], False, LATER)
+        await actions.remove(s, admin(t.account_id, t.admin_id), [owner.user_id], False, LATER)
 
     assert await suggested(db, t.account_id, new.user_id) == []
 
@@ -68,7 +68,7 @@ async def test_merging_drops_suggestions_into_the_merged_agent_and_keeps_the_res
     }
 
     async with db.write() as s:
-        await licensing.merge(s, admin(t.account_id, t.admin_id), moved.user_id, old.agent_id, LATER)
+        await actions.merge(s, admin(t.account_id, t.admin_id), moved.user_id, old.agent_id, LATER)
 
     assert [target(f) for f in await suggested(db, t.account_id, again.user_id)] == [("MERGE", old.agent_id)]
 
@@ -78,7 +78,7 @@ async def test_a_new_licensed_candidate_refreshes_the_pending_users_it_matches(d
     pending = await local(db, t.account_id, "LAPTOP-7", "jdoe", "John Doe")
     assert await suggested(db, t.account_id, pending.user_id) == []
     async with db.write() as s:
-        await licensing.update_settings(s, admin(t.account_id, t.admin_id), START, license_limit=1)
+        await actions.update_settings(s, admin(t.account_id, t.admin_id), START, license_limit=1)
 
     owner = await person(db, t.account_id, "LAPTOP-7", "jdoe", "John Doe")
     assert owner.status == "LICENSED"
@@ -94,7 +94,7 @@ async def test_users_queued_by_a_lowered_limit_get_suggestions(db: Database) -> 
     assert dup.status == "LICENSED"
 
     async with db.write() as s:
-        await licensing.update_settings(s, admin(t.account_id, t.admin_id), LATER, license_limit=1)
+        await actions.update_settings(s, admin(t.account_id, t.admin_id), LATER, license_limit=1)
 
     (top,) = await suggested(db, t.account_id, dup.user_id)
     assert target(top) == ("ASSIGN", owner.user_id)
@@ -111,11 +111,11 @@ async def test_a_later_duplicate_in_the_queue_points_at_the_earlier_one_only(db:
 
 
 async def test_one_admission_batch_suggests_in_bulk(db: Database) -> None:
-    from server.domain.licensing import AgentReport
+    from server.domain.admission import AgentReport
 
     t = await make_tenant(db, licenses=2)
     async with db.write() as s:
-        admitted = await licensing.admit_many(
+        admitted = await admission.admit_many(
             s,
             t.account_id,
             [

@@ -1,0 +1,330 @@
+"""The admin actions on the queue: approve, assign, merge, remove, and the account's settings.
+
+Each runs inside one write transaction the caller opened, takes the account's lock first
+(:func:`server.domain.changes.lock_account`), refuses with a :class:`DomainError` before
+writing anything, writes one audit entry per affected user and records one queue event
+per affected user, published after the commit (:func:`server.domain.changes.finish`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from server.domain.changes import (
+    MAX_LICENSE_LIMIT,
+    ActionResult,
+    Actor,
+    audit,
+    check_ids,
+    count_users,
+    finish,
+    load_users,
+    lock_account,
+    make_licensed,
+    make_pending,
+    queue_arrival,
+    require_pending,
+)
+from server.domain.errors import DomainError, ErrorCode
+from server.domain.models import (
+    ActivityEvent,
+    Agent,
+    AgentAlias,
+    DoNotTrack,
+    PendingReason,
+    QueueAction,
+    SettingsChange,
+    User,
+    UserStatus,
+)
+from server.domain.suggestions import store as suggestions
+
+
+async def approve(
+    session: AsyncSession, actor: Actor, user_ids: Sequence[int], now: datetime
+) -> ActionResult:
+    """License every given pending user, or none (SPEC §5)."""
+    actor.require_admin()
+    ids = check_ids(user_ids, "userIds")
+    account = await lock_account(session, actor.account_id)
+    users = await load_users(session, actor.account_id, ids, "userIds")
+    require_pending(users, "userIds")
+    used = await count_users(session, actor.account_id, UserStatus.LICENSED)
+    available = max(account.license_limit - used, 0)
+    if len(users) > available:
+        raise DomainError(
+            ErrorCode.LICENSE_LIMIT_EXCEEDED,
+            f"{len(users)} license(s) requested but only {available} available; nobody was approved",
+            "userIds",
+            available=available,
+            requested=len(users),
+        )
+    changes: list[tuple[QueueAction, int, int | None]] = []
+    for user in users:
+        entered, reason = user.pending_since, user.pending_reason
+        make_licensed(user, now)
+        assert user.id is not None and reason is not None
+        audit(session, actor, QueueAction.APPROVED, user, f"approved (was {reason.value})", now, entered)
+        changes.append((QueueAction.APPROVED, user.id, actor.admin_id))
+    usage, events = await finish(session, account, changes, now)
+    await suggestions.forget(session, [uid for _, uid, _ in changes])
+    return ActionResult(account=account, usage=usage, events=events, users=users)
+
+
+async def assign(
+    session: AsyncSession, actor: Actor, pending_user_id: int, target_user_id: int, now: datetime
+) -> ActionResult:
+    """Give the pending user's agents and activity to an existing user; delete the pending user."""
+    actor.require_admin()
+    account = await lock_account(session, actor.account_id)
+    (pending,) = await load_users(session, actor.account_id, [pending_user_id], "pendingUserId")
+    require_pending([pending], "pendingUserId")
+    (target,) = await load_users(session, actor.account_id, [target_user_id], "targetUserId")
+    if target.id == pending.id:
+        raise DomainError(ErrorCode.CONFLICT, "a user cannot be assigned to itself", "targetUserId")
+    assert pending.id is not None and target.id is not None
+    await session.execute(
+        sa.update(Agent).where(Agent.user_id == pending.id).values(user_id=target.id)  # type: ignore[arg-type]
+    )
+    await session.execute(
+        sa.update(ActivityEvent).where(ActivityEvent.user_id == pending.id).values(user_id=target.id)  # type: ignore[arg-type]
+    )
+    target.first_seen_at = min(target.first_seen_at, pending.first_seen_at)
+    target.last_seen_at = max(target.last_seen_at, pending.last_seen_at)
+    audit(
+        session,
+        actor,
+        QueueAction.ASSIGNED,
+        pending,
+        f"assigned to {target.display_name} ({target.id}, {target.status.value})",
+        now,
+        pending.pending_since,
+    )
+    await session.delete(pending)
+    usage, events = await finish(
+        session, account, [(QueueAction.ASSIGNED, pending.id, actor.admin_id)], now, target_user_id=target.id
+    )
+    await suggestions.refresh_near(session, actor.account_id, [target.id], now)
+    return ActionResult(account=account, usage=usage, events=events, users=[target])
+
+
+async def merge(
+    session: AsyncSession, actor: Actor, pending_user_id: int, target_agent_id: int, now: datetime
+) -> ActionResult:
+    """Fold the pending user's agent(s) into an existing agent; their keys become aliases."""
+    actor.require_admin()
+    account = await lock_account(session, actor.account_id)
+    (pending,) = await load_users(session, actor.account_id, [pending_user_id], "pendingUserId")
+    require_pending([pending], "pendingUserId")
+    target = (
+        await session.execute(
+            sa.select(Agent).where(Agent.account_id == actor.account_id, Agent.id == target_agent_id)  # type: ignore[arg-type]
+        )
+    ).scalar_one_or_none()
+    if target is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"no agent with id {target_agent_id}", "targetAgentId")
+    if target.user_id == pending.id:
+        raise DomainError(
+            ErrorCode.CONFLICT, "the target agent belongs to the pending user itself", "targetAgentId"
+        )
+    assert pending.id is not None and target.id is not None
+    folded = list(
+        (await session.execute(sa.select(Agent).where(Agent.user_id == pending.id))).scalars()  # type: ignore[arg-type]
+    )
+    folded_ids = [a.id for a in folded]
+    await session.execute(
+        sa.update(ActivityEvent)
+        .where(ActivityEvent.agent_id.in_(folded_ids))  # type: ignore[attr-defined]
+        .values(agent_id=target.id, user_id=target.user_id)
+    )
+    # Aliases the folded agents already had now lead to the target too.
+    await session.execute(
+        sa.update(AgentAlias).where(AgentAlias.agent_id.in_(folded_ids)).values(agent_id=target.id)  # type: ignore[attr-defined]
+    )
+    for agent in folded:
+        session.add(
+            AgentAlias(
+                account_id=agent.account_id,
+                agent_id=target.id,
+                device_name=agent.device_name,
+                domain=agent.domain,
+                logon_name=agent.logon_name,
+                key=agent.key,
+                created_at=now,
+            )
+        )
+        target.first_seen_at = min(target.first_seen_at, agent.first_seen_at)
+        target.last_seen_at = max(target.last_seen_at, agent.last_seen_at)
+        await session.delete(agent)
+    owner = await session.get(User, target.user_id)
+    assert owner is not None
+    owner.last_seen_at = max(owner.last_seen_at, pending.last_seen_at)
+    names = ", ".join(f"{a.domain}\\{a.logon_name} on {a.device_name}" for a in folded)
+    audit(
+        session,
+        actor,
+        QueueAction.MERGED,
+        pending,
+        f"merged {names} into agent {target.id} ({target.domain}\\{target.logon_name} on "
+        f"{target.device_name}) of {owner.display_name}",
+        now,
+        pending.pending_since,
+    )
+    # The agents' rows must go before the user's (foreign key) and after the aliases exist.
+    await session.flush()
+    await session.delete(pending)
+    usage, events = await finish(
+        session, account, [(QueueAction.MERGED, pending.id, actor.admin_id)], now, target_user_id=owner.id
+    )
+    await suggestions.refresh_near(session, actor.account_id, [target.user_id], now)
+    return ActionResult(account=account, usage=usage, events=events, agent=target, users=[owner])
+
+
+async def remove(
+    session: AsyncSession,
+    actor: Actor,
+    user_ids: Sequence[int],
+    do_not_track: bool,
+    now: datetime,
+) -> ActionResult:
+    """Delete users of any status with their agents and activity, all or nothing."""
+    actor.require_admin()
+    ids = check_ids(user_ids, "userIds")
+    account = await lock_account(session, actor.account_id)
+    users = await load_users(session, actor.account_id, ids, "userIds")
+    agents = list(
+        (await session.execute(sa.select(Agent).where(Agent.user_id.in_(ids)))).scalars()  # type: ignore[attr-defined]
+    )
+    agent_ids = [a.id for a in agents]
+    aliases = list(
+        (await session.execute(sa.select(AgentAlias).where(AgentAlias.agent_id.in_(agent_ids)))).scalars()  # type: ignore[attr-defined]
+    )
+    if do_not_track:
+        await _add_do_not_track(session, actor.account_id, [*agents, *aliases], now)
+    await session.execute(sa.delete(ActivityEvent).where(ActivityEvent.user_id.in_(ids)))  # type: ignore[attr-defined]
+    await session.execute(sa.delete(AgentAlias).where(AgentAlias.agent_id.in_(agent_ids)))  # type: ignore[attr-defined]
+    await session.execute(sa.delete(Agent).where(Agent.user_id.in_(ids)))  # type: ignore[attr-defined]
+    changes: list[tuple[QueueAction, int, int | None]] = []
+    for user in users:
+        assert user.id is not None
+        detail = f"removed ({user.status.value})" + (
+            "; agent keys on the do-not-track list" if do_not_track else ""
+        )
+        audit(session, actor, QueueAction.REMOVED, user, detail, now, user.pending_since)
+        changes.append((QueueAction.REMOVED, user.id, actor.admin_id))
+    await session.execute(sa.delete(User).where(User.id.in_(ids)))  # type: ignore[union-attr]
+    for user in users:
+        session.expunge(user)
+    usage, events = await finish(session, account, changes, now)
+    return ActionResult(account=account, usage=usage, events=events, removed_user_ids=ids)
+
+
+async def _add_do_not_track(
+    session: AsyncSession, account_id: int, keyed: Sequence[Agent | AgentAlias], now: datetime
+) -> None:
+    keys = {k.key: k for k in keyed}
+    if not keys:
+        return
+    existing = set(
+        (
+            await session.execute(
+                sa.select(col(DoNotTrack.key)).where(
+                    col(DoNotTrack.account_id) == account_id, col(DoNotTrack.key).in_(keys)
+                )
+            )
+        ).scalars()
+    )
+    for key, k in keys.items():
+        if key not in existing:
+            session.add(
+                DoNotTrack(
+                    account_id=account_id,
+                    device_name=k.device_name,
+                    domain=k.domain,
+                    logon_name=k.logon_name,
+                    key=key,
+                    created_at=now,
+                )
+            )
+
+
+async def update_settings(
+    session: AsyncSession,
+    actor: Actor,
+    now: datetime,
+    *,
+    manual_review: bool | None = None,
+    license_limit: int | None = None,
+) -> ActionResult:
+    """Toggle manual review and/or change the limit; a lowered limit queues the newest licensed."""
+    actor.require_admin()
+    if license_limit is not None and not 0 <= license_limit <= MAX_LICENSE_LIMIT:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"licenseLimit must be from 0 to {MAX_LICENSE_LIMIT}; got {license_limit}",
+            "licenseLimit",
+        )
+    account = await lock_account(session, actor.account_id)
+    before = (account.manual_review, account.license_limit)
+    if manual_review is not None:
+        account.manual_review = manual_review
+    changes: list[tuple[QueueAction, int, int | None]] = []
+    if license_limit is not None and license_limit != account.license_limit:
+        old = account.license_limit
+        account.license_limit = license_limit
+        used = await count_users(session, actor.account_id, UserStatus.LICENSED)
+        if used > license_limit:
+            moved = list(
+                (
+                    await session.execute(
+                        sa.select(User)
+                        .where(User.account_id == actor.account_id, User.status == UserStatus.LICENSED)  # type: ignore[arg-type]
+                        .order_by(User.licensed_at.desc(), User.id.desc())  # type: ignore[union-attr]
+                        .limit(used - license_limit)
+                    )
+                ).scalars()
+            )
+            for user in moved:
+                assert user.id is not None
+                make_pending(user, PendingReason.OVER_LIMIT, now)
+                audit(
+                    session,
+                    None,
+                    QueueAction.ENTERED,
+                    user,
+                    f"license limit lowered from {old} to {license_limit}",
+                    now,
+                )
+                queue_arrival(session, user, await _first_agent(session, user.id), now)
+                changes.append((QueueAction.ENTERED, user.id, None))
+    if (account.manual_review, account.license_limit) != before:
+        session.add(
+            SettingsChange(
+                account_id=actor.account_id,
+                at=now,
+                actor_id=actor.admin_id,
+                manual_review_before=before[0],
+                manual_review_after=account.manual_review,
+                license_limit_before=before[1],
+                license_limit_after=account.license_limit,
+                moved_to_pending=len(changes),
+            )
+        )
+    usage, events = await finish(session, account, changes, now)
+    await suggestions.compute(
+        session, actor.account_id, [uid for a, uid, _ in changes if a is QueueAction.ENTERED], now
+    )
+    return ActionResult(account=account, usage=usage, events=events)
+
+
+async def _first_agent(session: AsyncSession, user_id: int) -> Agent | None:
+    return (
+        await session.execute(
+            sa.select(Agent).where(Agent.user_id == user_id).order_by(Agent.id).limit(1)  # type: ignore[arg-type]
+        )
+    ).scalar_one_or_none()

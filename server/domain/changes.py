@@ -1,0 +1,301 @@
+"""What every change to an account's queue shares: who acts, the account lock, usage, the
+audit and arrival rows, and the events published after the commit.
+
+Every function here runs inside one write transaction the caller opened with
+:meth:`server.infra.db.Database.write`. A refusal raises :class:`DomainError` before anything
+is written, or the caller's transaction rolls back, so a refused action changes nothing.
+Each change writes one audit entry per affected user and records one :class:`QueueEvent`
+per affected user, which the database publishes after the commit.
+
+The license invariant (licensed users <= ``licenseLimit``) rests on :func:`lock_account`:
+every path that can license someone first takes the account's lock, then counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from server.domain.errors import DomainError, ErrorCode, PermissionDenied
+from server.domain.events import AccountUsage, QueueEvent, record
+from server.domain.models import (
+    Account,
+    Agent,
+    AuditEntry,
+    PendingReason,
+    QueueAction,
+    QueueArrival,
+    Role,
+    User,
+    UserStatus,
+)
+
+MAX_BULK_IDS = 500
+MAX_LICENSE_LIMIT = 10_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: an admin of ``account_id``, or the system (``admin_id`` None)."""
+
+    account_id: int
+    admin_id: int | None
+    role: Role
+
+    @classmethod
+    def system(cls, account_id: int) -> Actor:
+        return cls(account_id=account_id, admin_id=None, role=Role.ADMIN)
+
+    def require_admin(self) -> None:
+        if self.role is not Role.ADMIN:
+            raise PermissionDenied("this action needs the ADMIN role; VIEWERs may only read")
+
+
+@dataclass
+class ActionResult:
+    """What an action changed, for the API to show and the live queue to publish."""
+
+    account: Account
+    usage: AccountUsage
+    events: list[QueueEvent] = field(default_factory=list)
+    users: list[User] = field(default_factory=list)
+    agent: Agent | None = None
+    removed_user_ids: list[int] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- the account
+
+
+async def lock_account(session: AsyncSession, account_id: int) -> Account:
+    """Load the account, holding its lock until the transaction ends.
+
+    PostgreSQL: ``SELECT … FOR UPDATE`` on the account row. SQLite: the transaction already
+    holds the database's write lock (``BEGIN IMMEDIATE``) and ``FOR UPDATE`` renders nothing.
+    """
+    account = (
+        await session.execute(
+            sa.select(Account).where(Account.id == account_id).with_for_update()  # type: ignore[arg-type]
+        )
+    ).scalar_one_or_none()
+    if account is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"account {account_id} does not exist")
+    return account
+
+
+async def lock_accounts(session: AsyncSession, account_ids: Iterable[int]) -> None:
+    """:func:`lock_account` for several accounts, always in id order so two callers never deadlock."""
+    ids = sorted(set(account_ids))
+    if ids:
+        await session.execute(
+            sa.select(col(Account.id))
+            .where(col(Account.id).in_(ids))
+            .order_by(col(Account.id))
+            .with_for_update()
+        )
+
+
+async def count_users(session: AsyncSession, account_id: int, status: UserStatus) -> int:
+    return int(
+        (
+            await session.execute(
+                sa.select(sa.func.count())
+                .select_from(User)
+                .where(User.account_id == account_id, User.status == status)  # type: ignore[arg-type]
+            )
+        ).scalar_one()
+    )
+
+
+async def account_usage(session: AsyncSession, account: Account) -> AccountUsage:
+    assert account.id is not None
+    return AccountUsage(
+        account_id=account.id,
+        license_limit=account.license_limit,
+        licenses_used=await count_users(session, account.id, UserStatus.LICENSED),
+        pending_count=await count_users(session, account.id, UserStatus.PENDING),
+        manual_review=account.manual_review,
+    )
+
+
+async def bump_queue_version(session: AsyncSession, account_id: int) -> int:
+    """Mark the account's queue as changed; returns the new version."""
+    return int(
+        (
+            await session.execute(
+                sa.update(Account)
+                .where(Account.id == account_id)  # type: ignore[arg-type]
+                .values(queue_version=col(Account.queue_version) + 1)
+                .returning(col(Account.queue_version))
+            )
+        ).scalar_one()
+    )
+
+
+# ---------------------------------------------------------------------------- the rows of a change
+
+
+def audit_row(
+    account_id: int,
+    actor: Actor | None,
+    action: QueueAction,
+    user_id: int,
+    display_name: str,
+    detail: str,
+    now: datetime,
+    queue_entered_at: datetime | None = None,
+) -> dict[str, Any]:
+    """One audit entry's columns: every action and every admission builds them here."""
+    return {
+        "account_id": account_id,
+        "at": now,
+        "actor_id": actor.admin_id if actor else None,
+        "action": action,
+        "user_id": user_id,
+        "user_display_name": display_name,
+        "detail": detail,
+        "queue_entered_at": queue_entered_at,
+    }
+
+
+def arrival_row(
+    account_id: int,
+    user_id: int,
+    display_name: str,
+    device_name: str,
+    logon: str,
+    reason: PendingReason,
+    now: datetime,
+) -> dict[str, Any]:
+    """One queue arrival's columns (what the admins' digest lists): a user entering the queue."""
+    return {
+        "account_id": account_id,
+        "user_id": user_id,
+        "display_name": display_name,
+        "device_name": device_name,
+        "logon": logon,
+        "reason": reason,
+        "at": now,
+    }
+
+
+def audit(
+    session: AsyncSession,
+    actor: Actor | None,
+    action: QueueAction,
+    user: User,
+    detail: str,
+    now: datetime,
+    queue_entered_at: datetime | None = None,
+) -> None:
+    """Write the audit entry of one action on ``user``."""
+    assert user.id is not None
+    row = audit_row(user.account_id, actor, action, user.id, user.display_name, detail, now, queue_entered_at)
+    session.add(AuditEntry(**row))
+
+
+def queue_arrival(session: AsyncSession, user: User, agent: Agent | None, now: datetime) -> None:
+    """Record that ``user`` (seen on ``agent``) entered the queue."""
+    assert user.id is not None and user.pending_reason is not None
+    device, logon = (agent.device_name, f"{agent.domain}\\{agent.logon_name}") if agent else ("", "")
+    row = arrival_row(user.account_id, user.id, user.display_name, device, logon, user.pending_reason, now)
+    session.add(QueueArrival(**row))
+
+
+async def finish(
+    session: AsyncSession,
+    account: Account,
+    changes: Sequence[tuple[QueueAction, int, int | None]],
+    now: datetime,
+    *,
+    target_user_id: int | None = None,
+) -> tuple[AccountUsage, list[QueueEvent]]:
+    """Flush, bump the queue version, compute usage and record one event per change.
+
+    ``target_user_id``: for an assign or a merge, the user the pending one became part of.
+    """
+    assert account.id is not None
+    await session.flush()
+    version = await bump_queue_version(session, account.id)
+    account.queue_version = version
+    usage = await account_usage(session, account)
+    events = [
+        QueueEvent(
+            action=action,
+            account_id=account.id,
+            user_id=user_id,
+            at=now,
+            actor_id=actor_id,
+            usage=usage,
+            queue_version=version,
+            target_user_id=target_user_id,
+        )
+        for action, user_id, actor_id in changes
+    ]
+    record(session, events)
+    return usage, events
+
+
+def check_ids(user_ids: Sequence[int], field_name: str) -> list[int]:
+    ids = list(dict.fromkeys(user_ids))
+    if not ids:
+        raise DomainError(ErrorCode.INVALID_INPUT, "give at least one user id", field_name)
+    if len(ids) > MAX_BULK_IDS:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"at most {MAX_BULK_IDS} ids at once; {len(ids)} were given",
+            field_name,
+        )
+    return ids
+
+
+async def load_users(
+    session: AsyncSession, account_id: int, user_ids: Sequence[int], field_name: str
+) -> list[User]:
+    """The users with these ids in this account, in the order given; NOT_FOUND if any is missing."""
+    rows = (
+        await session.execute(
+            sa.select(User).where(User.account_id == account_id, User.id.in_(user_ids))  # type: ignore[union-attr,arg-type]
+        )
+    ).scalars()
+    found = {u.id: u for u in rows}
+    missing = [i for i in user_ids if i not in found]
+    if missing:
+        raise DomainError(
+            ErrorCode.NOT_FOUND,
+            f"no user with id {', '.join(map(str, missing))}",
+            field_name,
+            missing=missing,
+        )
+    return [found[i] for i in user_ids]
+
+
+def require_pending(users: Iterable[User], field_name: str) -> None:
+    not_pending = [u for u in users if u.status is not UserStatus.PENDING]
+    if not_pending:
+        names = ", ".join(f"{u.display_name} ({u.id})" for u in not_pending)
+        raise DomainError(
+            ErrorCode.NOT_PENDING,
+            f"not pending: {names}",
+            field_name,
+            not_pending=[u.id for u in not_pending],
+        )
+
+
+def make_pending(user: User, reason: PendingReason, now: datetime) -> None:
+    user.status = UserStatus.PENDING
+    user.pending_reason = reason
+    user.pending_since = now
+    user.licensed_at = None
+
+
+def make_licensed(user: User, now: datetime) -> None:
+    user.status = UserStatus.LICENSED
+    user.licensed_at = now
+    user.pending_reason = None
+    user.pending_since = None
