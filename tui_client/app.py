@@ -20,8 +20,15 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from tui_client import safe
+from tui_client.actions import AdminAction
 from tui_client.api import ApiError, ConnectionLost, PlmApi
-from tui_client.messages import AccountChanged, CaughtUp, ConnectionChanged, QueueEventReceived
+from tui_client.messages import (
+    AccountChanged,
+    CaughtUp,
+    ConnectionChanged,
+    ConnectionState,
+    QueueEventReceived,
+)
 from tui_client.screens.audit import AuditView
 from tui_client.screens.base import ApiView
 from tui_client.screens.confirm import ConfirmScreen
@@ -53,7 +60,7 @@ class AdminApp(App[None]):
         Binding("2", "show_tab('users')", "Users", show=False),
         Binding("3", "show_tab('audit')", "Audit", show=False),
         Binding("4", "show_tab('metrics')", "Metrics", show=False),
-        Binding("t", "toggle_review", "Manual review"),
+        Binding("t", AdminAction.TOGGLE_REVIEW, "Manual review"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -77,7 +84,7 @@ class AdminApp(App[None]):
         self.retry_first, self.retry_max = retry
         self.me: Me | None = None
         self.account: Account | None = None
-        self.connection = "connecting"
+        self.connection = ConnectionState.CONNECTING
 
     # ------------------------------------------------------------------ layout
 
@@ -174,7 +181,7 @@ class AdminApp(App[None]):
     @work(exclusive=True, group="usage", exit_on_error=False)
     async def refresh_usage(self) -> None:
         """Re-read license usage for the header (changes that no queue event carries)."""
-        if self.connection != "live":
+        if self.connection is not ConnectionState.LIVE:
             return  # the live loop catches up, account included, when the server is back
         events_before = self._events_seen
         try:
@@ -190,15 +197,15 @@ class AdminApp(App[None]):
         """Follow ``pendingQueueChanged`` forever: reconnect with backoff, catch up on every connect."""
         delay = self.retry_first
         while True:
-            self.post_message(ConnectionChanged("connecting"))
+            self.post_message(ConnectionChanged(ConnectionState.CONNECTING))
 
             def connected() -> None:
                 nonlocal delay
                 delay = self.retry_first
-                self.post_message(ConnectionChanged("live"))
+                self.post_message(ConnectionChanged(ConnectionState.LIVE))
                 self.post_message(CaughtUp())
 
-            state, detail = "offline", ""
+            state, detail = ConnectionState.OFFLINE, ""
             try:
                 async for event in self.api.queue_events(on_connected=connected):
                     self._events_seen += 1  # counted on arrival: see refresh_usage
@@ -209,7 +216,7 @@ class AdminApp(App[None]):
             except ApiError as exc:
                 # The server answered but refused the subscription (token, schema): keep working
                 # over HTTP, and keep trying in case the server is upgraded or restarted.
-                state, detail = "degraded", exc.message
+                state, detail = ConnectionState.DEGRADED, exc.message
             log.info("live updates stopped: %s; retrying in %.1fs", detail, delay)
             self.post_message(ConnectionChanged(state, f"· retry in {delay:g}s"))
             await asyncio.sleep(delay)
@@ -226,9 +233,10 @@ class AdminApp(App[None]):
         was, self.connection = self.connection, message.state
         status = self.query_one(ConnectionStatus)
         status.state, status.detail = message.state, message.detail
-        if was == "live" and message.state != "live":
+        live = ConnectionState.LIVE
+        if was is live and message.state is not live:
             self.notify("Lost the live connection to the server; retrying.", severity="warning", timeout=4)
-        elif was in ("offline", "degraded") and message.state == "live":
+        elif was in (ConnectionState.OFFLINE, ConnectionState.DEGRADED) and message.state is live:
             self.notify("Reconnected; the view has caught up.", timeout=3)
 
     def on_caught_up(self, message: CaughtUp) -> None:
@@ -284,7 +292,7 @@ class AdminApp(App[None]):
     # ------------------------------------------------------------------ settings
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "toggle_review" and not self.can_act:
+        if AdminAction.named(action) is not None and not self.can_act:
             return None
         return True
 

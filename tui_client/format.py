@@ -1,17 +1,36 @@
-"""Text for cells and labels: times, durations, counts."""
+"""Text for cells and labels: the API's words, times, durations, counts."""
 
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
 
-REASONS = {"OVER_LIMIT": "over limit", "MANUAL_REVIEW": "manual review"}
+from tui_client.types import PendingReason, QueueAction, UserStatus
+
+# The one table of each kind of label: every place that shows a reason, an action or a
+# status reads it here. A value the client does not know shows as the server sent it.
+REASONS = {PendingReason.OVER_LIMIT: "over limit", PendingReason.MANUAL_REVIEW: "manual review"}
 ACTIONS = {
-    "ENTERED": "entered",
-    "APPROVED": "approved",
-    "ASSIGNED": "assigned",
-    "MERGED": "merged",
-    "REMOVED": "removed",
+    QueueAction.ENTERED: "entered",
+    QueueAction.APPROVED: "approved",
+    QueueAction.ASSIGNED: "assigned",
+    QueueAction.MERGED: "merged",
+    QueueAction.REMOVED: "removed",
 }
+
+
+def reason(value: PendingReason) -> str:
+    """Why a user waits: "over limit", "manual review"."""
+    return REASONS.get(value, value)
+
+
+def action(value: QueueAction) -> str:
+    """How a user entered or left the queue: "entered", "approved", ..."""
+    return ACTIONS.get(value, value)
+
+
+def status(value: UserStatus) -> str:
+    """A user's status in a list: "licensed", else "pending"."""
+    return "licensed" if value is UserStatus.LICENSED else "pending"
 
 
 def when(dt: datetime | None, tz: tzinfo | None) -> str:

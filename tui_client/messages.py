@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from textual.message import Message
 
 from tui_client.types import Account, QueueEvent
+
+
+class ConnectionState(StrEnum):
+    """The live connection: connecting, live, offline, or degraded (the server refused the
+    subscription; queries still work)."""
+
+    CONNECTING = "connecting"
+    LIVE = "live"
+    OFFLINE = "offline"
+    DEGRADED = "degraded"
 
 
 @dataclass
@@ -25,9 +36,9 @@ class AccountChanged(Message):
 
 @dataclass
 class ConnectionChanged(Message):
-    """The live connection's state: connecting, live, offline or degraded."""
+    """The live connection's state changed."""
 
-    state: str
+    state: ConnectionState
     detail: str = ""
 
 

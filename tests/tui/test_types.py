@@ -1,4 +1,4 @@
-"""Answers parsed into typed values (``tui_client.types``): no server, no app."""
+"""Answers parsed into typed values (``tui_client.types``), and their labels: no server, no app."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from typing import Any
 
 import pytest
 
+from tui_client import format as fmt
+from tui_client.actions import AdminAction
+from tui_client.screens.help import KEYS
 from tui_client.types import (
     Account,
     AgentRef,
@@ -86,7 +89,9 @@ def test_an_enum_value_the_client_does_not_know_is_kept_and_shown_as_it_is() -> 
     )
     assert user.status == "ARCHIVED" and user.status is not UserStatus.PENDING
     assert user.pending is not None
-    assert isinstance(user.pending.reason, PendingReason) and user.pending.reason == "AUDIT_HOLD"
+    assert isinstance(user.pending.reason, PendingReason) and fmt.reason(user.pending.reason) == "AUDIT_HOLD"
+    assert fmt.status(user.status) == "pending"  # as before: anything not licensed
+    assert fmt.action(QueueAction("PARKED")) == "PARKED"
 
 
 def test_suggestions_name_their_target() -> None:
@@ -123,6 +128,9 @@ def test_suggestions_name_their_target() -> None:
         },
     )
     assert (merge.target_id, merge.target, merge.target_name) == ("8", "Alan (PC-2\\at on PC-2)", "Alan")
+    assert AdminAction.resolving(merge.kind) is AdminAction.MERGE
+    assert AdminAction.resolving(assign.kind) is AdminAction.ASSIGN
+    assert AdminAction.resolving(SuggestionKind("SPLIT")) is AdminAction.ASSIGN  # as before: not a merge
 
 
 def test_a_page_an_event_metrics_and_errors() -> None:
@@ -162,3 +170,23 @@ def test_a_page_an_event_metrics_and_errors() -> None:
     assert (metrics.resolved(QueueAction.APPROVED), metrics.resolved(QueueAction.MERGED)) == (2, 0)
     error = parse(UserError, {"code": "LICENSE_LIMIT_EXCEEDED", "message": "no", "field": None})
     assert error.code is ErrorCode.LICENSE_LIMIT_EXCEEDED and error.code == "LICENSE_LIMIT_EXCEEDED"
+
+
+def test_one_label_per_reason_everywhere() -> None:
+    assert fmt.REASONS == {
+        PendingReason.OVER_LIMIT: "over limit",
+        PendingReason.MANUAL_REVIEW: "manual review",
+    }
+    assert set(fmt.REASONS) == set(PendingReason) and set(fmt.ACTIONS) == set(QueueAction)
+    pending_keys = dict(next(lines for section, lines in KEYS if section == "Pending licenses"))
+    assert pending_keys["f"] == "Cycle the reason filter: all · over limit · manual review"
+
+
+def test_admin_actions_name_the_keys_a_viewer_cannot_use() -> None:
+    from tui_client.app import AdminApp
+    from tui_client.screens.pending import PendingView
+
+    for action in AdminAction:
+        owner = AdminApp if action is AdminAction.TOGGLE_REVIEW else PendingView
+        assert callable(getattr(owner, f"action_{action}")), action
+    assert AdminAction.named("approve") is AdminAction.APPROVE and AdminAction.named("suggestions") is None

@@ -35,7 +35,7 @@ class AuditView(PagedListView[AuditEntry]):
         return (
             fmt.when(item.at, tz),
             item.actor_name or "system",
-            fmt.ACTIONS.get(item.action, item.action),
+            fmt.action(item.action),
             item.user_display_name,
             item.detail,
         )

@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from tui_client import format as fmt
+
 KEYS = [
     (
         "Everywhere",
@@ -31,7 +33,7 @@ KEYS = [
             ("y", "Accept the likely match (assign or merge) of the row, or of every selected row"),
             ("w", "Show all likely matches with the server's reasons; enter accepts one"),
             ("/", "Filter by name, logon or device (esc clears)"),
-            ("f", "Cycle the reason filter: all · over limit · manual review"),
+            ("f", f"Cycle the reason filter: all · {' · '.join(fmt.REASONS.values())}"),
             ("esc", "Clear the selection or the filter"),
         ],
     ),

@@ -27,8 +27,8 @@ class MetricsLoaded(Message):
 class MetricsView(ApiView):
     BINDINGS = [Binding("d", "cycle_days", "Period")]
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
         self.days = 30
         self.stale = True
 
@@ -65,7 +65,7 @@ class MetricsView(ApiView):
         for action in (QueueAction.APPROVED, QueueAction.ASSIGNED, QueueAction.MERGED, QueueAction.REMOVED):
             n = m.resolved(action)
             bar = "█" * (round(BAR * n / top) if top else 0)
-            lines.append(f"  {fmt.ACTIONS[action]:<10} {n:>6,}  [$accent]{bar}[/]")
+            lines.append(f"  {fmt.action(action):<10} {n:>6,}  [$accent]{bar}[/]")
         self.query_one("#metrics-body", Static).update("\n".join(lines))
 
     def action_cycle_days(self) -> None:

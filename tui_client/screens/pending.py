@@ -19,13 +19,14 @@ from textual.widgets import Input, LoadingIndicator, Static
 
 from tui_client import format as fmt
 from tui_client import safe
-from tui_client.api import MAX_IDS, ApiError
+from tui_client.actions import AdminAction
+from tui_client.api import MAX_IDS, ActionResult, ApiError
 from tui_client.messages import AccountChanged
 from tui_client.screens.base import ApiView
 from tui_client.screens.confirm import ConfirmRemove
 from tui_client.screens.pickers import AgentPicker, UserPicker
 from tui_client.screens.suggestions import SuggestionsScreen
-from tui_client.types import PendingPage, QueueEvent, Suggestion, User
+from tui_client.types import ErrorCode, PendingPage, PendingReason, QueueEvent, Suggestion, User, UserStatus
 from tui_client.widgets.paged_table import PagedTable
 
 # Sized so the whole row fits a 120-column terminal, scrollbar included.
@@ -40,9 +41,7 @@ COLUMNS = [
     ("retained", "Retained", 12),
     ("expires", "Expires", 7),
 ]
-REASONS = {"OVER_LIMIT": "over limit", "MANUAL_REVIEW": "review"}
-REASON_FILTERS: list[str | None] = [None, "OVER_LIMIT", "MANUAL_REVIEW"]
-ACTIONS = {"approve", "assign", "merge", "remove", "accept_suggestion"}
+REASON_FILTERS: list[PendingReason | None] = [None, PendingReason.OVER_LIMIT, PendingReason.MANUAL_REVIEW]
 
 
 def matches(user: User, search: str) -> bool:
@@ -62,11 +61,11 @@ class PageLoaded(Message):
 class PendingView(ApiView):
     BINDINGS = [
         Binding("space", "toggle_select", "Select"),
-        Binding("a", "approve", "Approve"),
-        Binding("s", "assign", "Assign"),
-        Binding("m", "merge", "Merge"),
-        Binding("x,delete", "remove", "Remove"),
-        Binding("y", "accept_suggestion", "Accept match"),
+        Binding("a", AdminAction.APPROVE, "Approve"),
+        Binding("s", AdminAction.ASSIGN, "Assign"),
+        Binding("m", AdminAction.MERGE, "Merge"),
+        Binding("x,delete", AdminAction.REMOVE, "Remove"),
+        Binding("y", AdminAction.ACCEPT_MATCH, "Accept match"),
         Binding("w", "suggestions", "Matches"),
         Binding("slash", "filter", "Filter"),
         Binding("f", "cycle_reason", "Reason", show=False),
@@ -83,7 +82,7 @@ class PendingView(ApiView):
         self.has_next = False
         self.end_cursor: str | None = None
         self.search = ""
-        self.reason: str | None = None
+        self.reason: PendingReason | None = None
         self.loaded = False
         self._generation = 0
         self._loading_more = False
@@ -203,7 +202,7 @@ class PendingView(ApiView):
             (first.logon + more) if first else "—",
             first.device_name if first else "—",
             f"{top.kind.title()} {top.target_name} {top.score:.0%}" if top else "—",
-            REASONS.get(p.reason, p.reason) if p else "—",
+            fmt.reason(p.reason) if p else "—",
             fmt.short(p.entered_at if p else None, tz),
             retained,
             fmt.day(p.data_expires_at if p else None, tz),
@@ -232,7 +231,7 @@ class PendingView(ApiView):
         return row_key.value
 
     def _wanted(self, user: User) -> bool:
-        if user.status != "PENDING" or user.pending is None:
+        if user.status is not UserStatus.PENDING or user.pending is None:
             return False
         if self.reason is not None and user.pending.reason != self.reason:
             return False
@@ -291,7 +290,7 @@ class PendingView(ApiView):
             if self.search:
                 parts += [" · filter “", self.search, "”"]
             if self.reason:
-                parts.append(f" · reason: {fmt.REASONS[self.reason]}")
+                parts.append(f" · reason: {fmt.reason(self.reason)}")
             info.update(safe.styled(*parts))
 
     def _begin(self, text: str) -> None:
@@ -308,7 +307,7 @@ class PendingView(ApiView):
     # ------------------------------------------------------------------ selection and filter
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ACTIONS and not self.admin_app.can_act:
+        if AdminAction.named(action) is not None and not self.admin_app.can_act:
             return None  # shown dimmed: a VIEWER may read but not act
         return True
 
@@ -370,7 +369,7 @@ class PendingView(ApiView):
     def action_cycle_reason(self) -> None:
         self.reason = REASON_FILTERS[(REASON_FILTERS.index(self.reason) + 1) % len(REASON_FILTERS)]
         self.reload(fresh=True)
-        label = fmt.REASONS[self.reason] if self.reason else "all reasons"
+        label = fmt.reason(self.reason) if self.reason else "all reasons"
         self.notify(f"Showing {label}", timeout=2)
 
     # ------------------------------------------------------------------ actions
@@ -415,7 +414,7 @@ class PendingView(ApiView):
         try:
             result = await self.api.approve(ids)
         except ApiError as exc:
-            if exc.code == "LICENSE_LIMIT_EXCEEDED":
+            if exc.code == ErrorCode.LICENSE_LIMIT_EXCEEDED:
                 self.notify(
                     f"{safe.clean(exc.message)}\nNothing was approved. Approve fewer users, raise the limit, "
                     "or remove licensed users.",
@@ -439,44 +438,49 @@ class PendingView(ApiView):
         )
 
     def action_assign(self) -> None:
-        self._pick_and_resolve("Assign", UserPicker)
+        self._pick_and_resolve(AdminAction.ASSIGN)
 
     def action_merge(self) -> None:
-        self._pick_and_resolve("Merge", AgentPicker)
+        self._pick_and_resolve(AdminAction.MERGE)
 
-    def _pick_and_resolve(self, verb: str, picker: type[UserPicker] | type[AgentPicker]) -> None:
-        """Pick a target for the row's user, then assign or merge it there."""
-        user = self._one_target(verb)
+    def _pick_and_resolve(self, action: AdminAction) -> None:
+        """Pick a target for the row's user (a user, or an agent to merge into), then act."""
+        merge = action is AdminAction.MERGE
+        user = self._one_target("Merge" if merge else "Assign")
         if user is None:
             return
 
         def chosen(target: tuple[str, str] | None) -> None:
             if target is not None:
-                self._resolve(verb, user, target[0])
+                self._resolve(action, user, target[0])
 
-        self.app.push_screen(picker(self.api, user), chosen)
+        picker = AgentPicker(self.api, user) if merge else UserPicker(self.api, user)
+        self.app.push_screen(picker, chosen)
+
+    async def _mutate(self, action: AdminAction, user_id: str, target_id: str) -> ActionResult:
+        """Assign (to a user) or merge (into an agent): the same round trip, another mutation."""
+        if action is AdminAction.MERGE:
+            return await self.api.merge(user_id, target_id)
+        return await self.api.assign(user_id, target_id)
 
     @work(group="pending-action", exit_on_error=False)
-    async def _resolve(self, verb: str, user: User, target_id: str) -> None:
-        """Assign (to a user) or merge (into an agent): the same round trip, another mutation."""
-        self._begin(f"{'Assigning' if verb == 'Assign' else 'Merging'} {user.display_name}…")
+    async def _resolve(self, action: AdminAction, user: User, target_id: str) -> None:
+        merge = action is AdminAction.MERGE
+        self._begin(f"{'Merging' if merge else 'Assigning'} {user.display_name}…")
         try:
-            if verb == "Assign":
-                result = await self.api.assign(user.id, target_id)
-            else:
-                result = await self.api.merge(user.id, target_id)
+            result = await self._mutate(action, user.id, target_id)
         except ApiError as exc:
-            self.fail(f"{verb} failed", exc)
+            self.fail(f"{'Merge' if merge else 'Assign'} failed", exc)
             self.reload()
             return
         finally:
             self._end()
         self._drop([user.id])
         self.post_message(AccountChanged(result.account))
-        if verb == "Assign":
-            self.notify(f"{user.display_name}'s devices now belong to {result.target}.", title="Assigned")
-        else:
+        if merge:
             self.notify(f"{user.display_name} merged into {result.target}.", title="Merged")
+        else:
+            self.notify(f"{user.display_name}'s devices now belong to {result.target}.", title="Assigned")
 
     def action_remove(self) -> None:
         ids = self._targets()
@@ -550,10 +554,7 @@ class PendingView(ApiView):
         try:
             for user, s in todo:
                 try:
-                    if s.kind == "MERGE":
-                        result = await self.api.merge(user.id, s.target_id)
-                    else:
-                        result = await self.api.assign(user.id, s.target_id)
+                    result = await self._mutate(AdminAction.resolving(s.kind), user.id, s.target_id)
                 except ApiError as exc:
                     failed.append(f"{safe.clean(user.display_name)}: {safe.clean(exc.message)}")
                     continue
@@ -566,7 +567,7 @@ class PendingView(ApiView):
             self.post_message(AccountChanged(account))
         if len(todo) == 1 and done:
             user, s = todo[0]
-            verb = "merged into" if s.kind == "MERGE" else "assigned to"
+            verb = "merged into" if AdminAction.resolving(s.kind) is AdminAction.MERGE else "assigned to"
             self.notify(f"{user.display_name} {verb} {s.target}.", title="Likely match accepted")
         elif done:
             tail = f"; {fmt.plural(skipped, 'user')} without a likely match left alone" if skipped else ""

@@ -16,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui_client import format as fmt
 from tui_client import safe
 from tui_client.api import ApiError, PlmApi
 from tui_client.types import User
@@ -114,8 +115,8 @@ class UserPicker(SearchPicker):
             if u.id == self.pending.id:
                 continue
             logon = u.agents[0].logon if u.agents else ""
-            status = "licensed" if u.status == "LICENSED" else "pending"
-            options.append(Option(safe.plain(f"{u.display_name}  ·  {logon}  ·  {status}"), id=u.id))
+            label = f"{u.display_name}  ·  {logon}  ·  {fmt.status(u.status)}"
+            options.append(Option(safe.plain(label), id=u.id))
         return options, page.total_count - (len(page.items) - len(options))
 
 
@@ -133,7 +134,6 @@ class AgentPicker(SearchPicker):
         for a in page.items:
             if a.user.id == self.pending.id:
                 continue
-            status = "licensed" if a.user.status == "LICENSED" else "pending"
-            label = f"{a.logon} on {a.device_name}  ·  {a.user.display_name} ({status})"
+            label = f"{a.logon} on {a.device_name}  ·  {a.user.display_name} ({fmt.status(a.user.status)})"
             options.append(Option(safe.plain(label), id=a.id))
         return options, page.total_count - (len(page.items) - len(options))

@@ -13,10 +13,15 @@ from textual.widgets import Input, Static
 
 from tui_client import format as fmt
 from tui_client.screens.paged import PagedListView
-from tui_client.types import Page, User
+from tui_client.types import Page, User, UserStatus
 from tui_client.widgets.paged_table import PagedTable
 
-STATUSES: list[str | None] = [None, "LICENSED", "PENDING"]
+#: What ``f`` cycles through, and what the status line calls each.
+STATUSES: dict[UserStatus | None, str] = {
+    None: "users",
+    UserStatus.LICENSED: "licensed users",
+    UserStatus.PENDING: "pending users",
+}
 
 
 class UsersView(PagedListView[User]):
@@ -37,7 +42,7 @@ class UsersView(PagedListView[User]):
     def __init__(self, page_size: int = 100, **kwargs: object) -> None:
         super().__init__(page_size, **kwargs)
         self.search = ""
-        self.status: str | None = None
+        self.status: UserStatus | None = None
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="Search users by name, logon or device", id="users-search")
@@ -52,7 +57,7 @@ class UsersView(PagedListView[User]):
         devices = ", ".join(sorted({a.device_name for a in item.agents}))
         return (
             item.display_name,
-            "licensed" if item.status == "LICENSED" else "pending",
+            fmt.status(item.status),
             first.logon if first else "—",
             devices or "—",
             fmt.when(item.first_seen_at, tz),
@@ -60,8 +65,7 @@ class UsersView(PagedListView[User]):
         )
 
     def status_line(self) -> str:
-        which = {None: "users", "LICENSED": "licensed users", "PENDING": "pending users"}[self.status]
-        info = f"Showing {len(self.ids):,} of {self.total:,} {which}"
+        info = f"Showing {len(self.ids):,} of {self.total:,} {STATUSES[self.status]}"
         if self.search:
             info += f" · search “{self.search}”"
         return info
@@ -85,5 +89,6 @@ class UsersView(PagedListView[User]):
         self.query_one(PagedTable).focus()
 
     def action_cycle_status(self) -> None:
-        self.status = STATUSES[(STATUSES.index(self.status) + 1) % len(STATUSES)]
+        order = list(STATUSES)
+        self.status = order[(order.index(self.status) + 1) % len(order)]
         self.refresh_data()

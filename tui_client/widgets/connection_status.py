@@ -5,25 +5,26 @@ from __future__ import annotations
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from tui_client.messages import ConnectionState
+
 _LABELS = {
-    "connecting": "◌ connecting…",
-    "live": "● live",
-    "offline": "✕ offline",
-    "degraded": "◐ no live updates",
+    ConnectionState.CONNECTING: "◌ connecting…",
+    ConnectionState.LIVE: "● live",
+    ConnectionState.OFFLINE: "✕ offline",
+    ConnectionState.DEGRADED: "◐ no live updates",
 }
 
 
 class ConnectionStatus(Static):
     """Shows the state of the live connection; the app sets ``state`` and ``detail``."""
 
-    state: reactive[str] = reactive("connecting")
+    state: reactive[ConnectionState] = reactive(ConnectionState.CONNECTING)
     detail: reactive[str] = reactive("")
 
     def render(self) -> str:
-        label = _LABELS.get(self.state, self.state)
-        return f"{label} {self.detail}".rstrip()
+        return f"{_LABELS[self.state]} {self.detail}".rstrip()
 
-    def watch_state(self, old: str, new: str) -> None:
+    def watch_state(self, old: ConnectionState, new: ConnectionState) -> None:
         self.remove_class(f"-{old}")
         self.add_class(f"-{new}")
 
