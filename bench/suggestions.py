@@ -5,7 +5,7 @@
 Builds an account of ``--licensed`` licensed people (domain logins in the ``jdoe`` style,
 numbered on collision as directories do, some local-only laptops, some still in an
 ``OLDCORP`` domain), then sends ``--pending`` arrivals past the limit, one transaction each,
-through the real admission path (``licensing.admit_many``, which computes the suggestions).
+through the real admission path (``admission.admit_many``, which computes the suggestions).
 Every arrival carries its truth:
 
 * duplicates (55%): a renamed device, a re-imaged device (new random name, same local
@@ -46,9 +46,10 @@ if str(REPO) not in sys.path:
 
 import sqlalchemy as sa  # noqa: E402
 
-from server.domain import accounts, licensing, suggestions  # noqa: E402
-from server.domain.licensing import AgentReport  # noqa: E402
+from server.domain import accounts, admission  # noqa: E402
+from server.domain.admission import AgentReport  # noqa: E402
 from server.domain.models import Agent, User  # noqa: E402
+from server.domain.suggestions import score, store  # noqa: E402
 from server.infra.db import Database  # noqa: E402
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -304,12 +305,12 @@ async def run(url: str, seed: int, licensed: int, pending: int) -> None:
     for start in range(0, len(reports), 250):
         chunk = reports[start : start + 250]
         async with db.write() as s:
-            admitted = await licensing.admit_many(
+            admitted = await admission.admit_many(
                 s, account_id, [r for _, r in chunk], NOW - timedelta(days=30)
             )
-        for (p, _), admission in zip(chunk, admitted, strict=True):
-            assert admission.status == "LICENSED", admission
-            p.uid = admission.user_id
+        for (p, _), admitted_as in zip(chunk, admitted, strict=True):
+            assert admitted_as.status == "LICENSED", admitted_as
+            p.uid = admitted_as.user_id
     # Agents report all the time: every licensed agent was seen in the last two hours,
     # except the ones an arrival replaces (renamed, re-imaged, migrated), silent for days
     # (or, for a fifth of them, renamed just now).
@@ -335,26 +336,26 @@ async def run(url: str, seed: int, licensed: int, pending: int) -> None:
 
     # Arrivals one by one, timing the suggestion work inside admission.
     timings: list[float] = []
-    real = suggestions.on_admitted
+    real = store.on_admitted
 
     async def timed(*args: Any, **kwargs: Any) -> None:
         t0 = time.perf_counter()
         await real(*args, **kwargs)
         timings.append(time.perf_counter() - t0)
 
-    suggestions.on_admitted = timed
+    store.on_admitted = timed
     uids: list[int] = []
     try:
         for n, a in enumerate(sc.arrivals):
             async with db.write() as s:
-                (adm,) = await licensing.admit_many(s, account_id, [a.report], NOW + timedelta(seconds=n))
+                (adm,) = await admission.admit_many(s, account_id, [a.report], NOW + timedelta(seconds=n))
             assert adm.status == "PENDING" and adm.user_id is not None, (a, adm)
             uids.append(adm.user_id)
     finally:
-        suggestions.on_admitted = real
+        store.on_admitted = real
 
     async with db.read() as s:
-        found = await suggestions.suggestions_by_user(s, account_id, uids)
+        found = await store.suggestions_by_user(s, account_id, uids)
     per_case: dict[str, Counter[str]] = defaultdict(Counter)
     right = suggested = dups = kind_ok = 0
     wrong: list[str] = []
@@ -395,11 +396,11 @@ async def run(url: str, seed: int, licensed: int, pending: int) -> None:
     for uid in uids:
         async with db.write() as s:
             t0 = time.perf_counter()
-            await suggestions.compute(s, account_id, [uid], NOW)
+            await store.compute(s, account_id, [uid], NOW)
             one.append(time.perf_counter() - t0)
     async with db.write() as s:
         t0 = time.perf_counter()
-        await suggestions.compute(s, account_id, uids, NOW)
+        await store.compute(s, account_id, uids, NOW)
         bulk = time.perf_counter() - t0
     await db.dispose()
 
@@ -412,7 +413,7 @@ async def run(url: str, seed: int, licensed: int, pending: int) -> None:
 
     print(
         f"{url.split(':')[0]}: {licensed} licensed people ({sum(len(p.devices) for p in sc.people)} agents), "
-        f"{len(uids)} arrivals ({dups} duplicates, {len(uids) - dups} new people), threshold {suggestions.THRESHOLD}"
+        f"{len(uids)} arrivals ({dups} duplicates, {len(uids) - dups} new people), threshold {score.THRESHOLD}"
     )
     print(f"{'case':<24}{'n':>5}{'right':>7}{'wrong':>7}{'none':>6}")
     for case, c in sorted(per_case.items()):

@@ -18,12 +18,13 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from server.domain import reads, suggestions
+from server.domain import reads
 from server.domain.accounts import actor_for
+from server.domain.changes import Actor
 from server.domain.errors import PermissionDenied
-from server.domain.licensing import Actor
 from server.domain.models import Account, Admin
 from server.domain.reads import AgentRow, Retained, UserRow
+from server.domain.suggestions.store import Found, suggestions_by_user
 from server.web.runtime import Services
 
 from .errors import Forbidden
@@ -61,15 +62,15 @@ class Loaders:
             found = await ctx.run(reads.admins_by_id, account_id, ids)
             return [found.get(i) for i in ids]
 
-        async def suggested(user_ids: list[int]) -> list[list[suggestions.Found]]:
-            found = await ctx.run(suggestions.suggestions_by_user, account_id, user_ids)
+        async def suggested(user_ids: list[int]) -> list[list[Found]]:
+            found = await ctx.run(suggestions_by_user, account_id, user_ids)
             return [found.get(i, []) for i in user_ids]
 
         self.user = DataLoader[int, UserRow | None](load_fn=users)
         self.agents = DataLoader[int, list[AgentRow]](load_fn=agents)
         self.retained = DataLoader[int, Retained](load_fn=retained)
         self.admin = DataLoader[int, Admin | None](load_fn=admins)
-        self.suggestions = DataLoader[int, list[suggestions.Found]](load_fn=suggested)
+        self.suggestions = DataLoader[int, list[Found]](load_fn=suggested)
 
 
 class Context:

@@ -15,13 +15,14 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.types import Info
 
-from server.domain import models, reads, suggestions
+from server.domain import models, reads
 from server.domain.activity import AppUsage as DomainAppUsage
 from server.domain.activity import UserActivity as DomainUserActivity
 from server.domain.errors import DomainError
 from server.domain.errors import ErrorCode as DomainErrorCode
 from server.domain.events import AccountUsage
 from server.domain.metrics import QueueMetrics as DomainQueueMetrics
+from server.domain.suggestions.store import Found
 
 from .context import Context
 from .errors import BadUserInput
@@ -228,7 +229,7 @@ class SuggestionType:
     )
 
     @classmethod
-    def of(cls, found: suggestions.Found) -> SuggestionType:
+    def of(cls, found: Found) -> SuggestionType:
         return cls(
             kind=found.kind,
             user=None if found.user is None else UserType.of(found.user),

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from server.domain import suggestions
-from server.domain.licensing import Admission
-from server.domain.suggestions import Found
+from server.domain.admission import Admission
+from server.domain.suggestions.store import Found, suggestions_by_user
 from server.infra.db import Database
 from tests.server.domain import arrive
 from tests.support import START
@@ -37,7 +36,7 @@ async def local(
 async def suggested(db: Database, account_id: int, user_id: int | None) -> list[Found]:
     assert user_id is not None
     async with db.read() as s:
-        return (await suggestions.suggestions_by_user(s, account_id, [user_id])).get(user_id, [])
+        return (await suggestions_by_user(s, account_id, [user_id])).get(user_id, [])
 
 
 def target(found: Found) -> tuple[str, int | None]:

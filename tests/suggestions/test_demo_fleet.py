@@ -13,8 +13,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from server.demo.fleet import Fleet, Login, Person, setup_demo
-from server.domain import suggestions
 from server.domain.models import Agent, User, UserStatus, utcnow
+from server.domain.suggestions import store
 from server.infra.db import Database
 from server.infra.settings import Settings
 from server.web.runtime import Services
@@ -60,7 +60,7 @@ async def test_the_demo_fleets_duplicates_get_the_right_top_match(tmp_path: Path
             agents = (await s.execute(sa.select(Agent))).scalars().all()
             users = {u.id: u for u in (await s.execute(sa.select(User))).scalars()}
             pending = [uid for uid, u in users.items() if uid is not None and u.status == UserStatus.PENDING]
-            found = await suggestions.suggestions_by_user(s, account_id, pending)
+            found = await store.suggestions_by_user(s, account_id, pending)
         owner = {(a.device_name, a.domain, a.logon_name): a.user_id for a in agents}
 
         outcome: Counter[str] = Counter()

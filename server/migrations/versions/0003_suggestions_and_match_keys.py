@@ -20,8 +20,8 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 import server.domain.models
-from server.domain import suggestions
 from server.domain.models import utcnow
+from server.domain.suggestions.store import backfill
 
 revision: str = '0003'
 down_revision: str | None = '0002'
@@ -64,7 +64,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_suggestion_target_agent_id'), ['target_agent_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_suggestion_target_user_id'), ['target_user_id'], unique=False)
 
-    suggestions.backfill(op.get_bind(), utcnow())
+    backfill(op.get_bind(), utcnow())
 
 
 def downgrade() -> None:
