@@ -38,7 +38,7 @@ from server.domain.models import (
     User,
     UserStatus,
 )
-from server.infra.db import Database
+from server.domain.ports import Transactions
 
 INGEST_BATCH_DAYS = 7
 OUTBOX_DAYS = 30
@@ -120,7 +120,7 @@ async def _has_expired(session: AsyncSession, account_id: int, before: datetime)
     return found.first() is not None
 
 
-async def _purge_chunks(db: Database, build: Callable[[], sa.Delete]) -> int:
+async def _purge_chunks(db: Transactions, build: Callable[[], sa.Delete]) -> int:
     total = 0
     while True:
         async with db.write() as session:
@@ -130,7 +130,7 @@ async def _purge_chunks(db: Database, build: Callable[[], sa.Delete]) -> int:
             return total
 
 
-async def purge(db: Database, now: datetime) -> PurgeReport:
+async def purge(db: Transactions, now: datetime) -> PurgeReport:
     """One retention run over every account; see the module docstring."""
     report = PurgeReport()
     async with db.read() as session:
