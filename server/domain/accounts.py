@@ -19,7 +19,7 @@ from sqlmodel import col
 from server.domain.changes import MAX_LICENSE_LIMIT, Actor
 from server.domain.errors import DomainError, ErrorCode
 from server.domain.models import Account, Admin, Role
-from server.domain.notifications import set_notify_on_pending
+from server.domain.notifications.digests import set_notify_on_pending
 
 TOKEN_PREFIX = "plm_"
 INGEST_KEY_PREFIX = "plmi_"

@@ -1,26 +1,25 @@
-"""Scheduled jobs: APScheduler in the app's lifespan, each job a few lines over the domain.
+"""Scheduled jobs: APScheduler in the app's lifespan, each tick run by one process only.
 
-* ``notifications`` (every :data:`NOTIFY_TICK_SECONDS`): write the digests whose window has
-  closed, then deliver due outbox mail (:mod:`server.notifications`).
-* ``retention`` (hourly, first a minute after start so short-lived processes still purge):
-  :func:`server.retention.purge`, also ``plm purge``.
+The runner is generic: a :class:`Job` runs with whatever context object the app gives its
+:class:`JobRunner` (the app's :class:`~server.web.runtime.Services`; see
+:mod:`server.web.schedule` for the jobs it runs). The runner needs only the context's
+database and clock (:class:`JobContext`).
 
 Several server processes may run the same app on one database; a job must run in one of
 them only. Each job has a lease row (:class:`JobLease`): a tick runs only in the process
-that holds or takes it. Every process ticks each job every :attr:`Job.tick_seconds` (5 s
-for digests, a minute for retention); the holder renews the lease on every tick, and
-while a run lasts, and the lease lasts :data:`LEASE_INTERVALS` ticks. So while the holder
-lives the others' ticks skip, and when it dies another process takes over within that
-time, a couple of minutes at most, whatever the job's interval. Whether the job is due is
-the lease row's ``last_run_at``, shared by all processes: an hourly job runs once an hour
-across them, whichever holds the lease then. The lease is taken with a conditional
-``UPDATE`` (held by me, or expired) and, for a job never run before, an ``INSERT … ON
-CONFLICT DO NOTHING``; both are atomic on SQLite and PostgreSQL. The jobs are safe to
-overlap anyway (digest cursors and outbox claims are transactional); the lease keeps them
-from doing the work twice.
+that holds or takes it. Every process ticks each job every :attr:`Job.tick_seconds`; the
+holder renews the lease on every tick, and while a run lasts, and the lease lasts
+:data:`LEASE_INTERVALS` ticks. So while the holder lives the others' ticks skip, and when
+it dies another process takes over within that time, a couple of minutes at most, whatever
+the job's interval. Whether the job is due is the lease row's ``last_run_at``, shared by
+all processes: an hourly job runs once an hour across them, whichever holds the lease
+then. The lease is taken with a conditional ``UPDATE`` (held by me, or expired) and, for a
+job never run before, an ``INSERT … ON CONFLICT DO NOTHING``; both are atomic on SQLite and
+PostgreSQL. Jobs should be safe to overlap anyway; the lease keeps them from doing the work
+twice.
 
-Ticks use the injected clock (:class:`Services.clock`), so tests drive them directly:
-``await jobs.run_digest_tick(svc)``, or ``await runner.tick("notifications")`` through the lease.
+Ticks use the context's clock, so tests drive them directly: ``await runner.tick(name)``
+runs a job once through the lease.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import sqlalchemy as sa
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -42,50 +41,39 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlmodel import col
 
-from server.domain import notifications, retention
 from server.domain.models import JobLease
+from server.infra.clock import Clock
 from server.infra.db import Database, is_unavailable
 from server.infra.tasks import finish_or_cancel
-from server.web.runtime import Services
 
 log = logging.getLogger(__name__)
 
-NOTIFY_TICK_SECONDS = 5.0
-RETENTION_INTERVAL_SECONDS = 3600.0
-RETENTION_TICK_SECONDS = 60.0
-RETENTION_FIRST_DELAY_SECONDS = 60.0
 LEASE_INTERVALS = 2
 # How long shutdown lets a running tick finish (an SMTP conversation, mostly) before
 # cancelling it; a cancelled tick rolls back and its work is redone later.
 STOP_GRACE_SECONDS = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class DigestTick:
-    written: int
-    delivery: notifications.DeliveryReport
+class JobContext(Protocol):
+    """What the runner needs of the object its jobs run with."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def clock(self) -> Clock: ...
 
 
-async def run_digest_tick(svc: Services) -> DigestTick:
-    """Write the digests whose window has closed, then deliver due mail."""
-    written = await notifications.build_digests(svc.db, svc.settings, svc.clock())
-    delivery = await notifications.deliver_outbox(svc.db, svc.settings, svc.clock)
-    return DigestTick(written, delivery)
-
-
-async def run_retention_tick(svc: Services) -> retention.PurgeReport:
-    report = await retention.purge(svc.db, svc.clock())
-    if report.events or report.ingest_batches or report.outbox_messages:
-        log.info("retention: %s", report.to_json())
-    return report
+C = TypeVar("C", bound=JobContext)
 
 
 @dataclass(frozen=True, slots=True)
-class Job:
+class Job(Generic[C]):
     name: str
     #: How often the job runs, across all processes.
     interval_seconds: float
-    run: Callable[[Services], Awaitable[object]]
+    #: One run, given the runner's context.
+    run: Callable[[C], Awaitable[object]]
     first_delay_seconds: float | None = None
     #: How often each process checks whether it should run it (default: every interval).
     poll_seconds: float | None = None
@@ -107,18 +95,6 @@ class Job:
         if self.poll_seconds is None:
             return last_run_at
         return last_run_at + timedelta(seconds=self.interval_seconds - self.tick_seconds / 2)
-
-
-JOBS: tuple[Job, ...] = (
-    Job("notifications", NOTIFY_TICK_SECONDS, run_digest_tick),
-    Job(
-        "retention",
-        RETENTION_INTERVAL_SECONDS,
-        run_retention_tick,
-        RETENTION_FIRST_DELAY_SECONDS,
-        poll_seconds=RETENTION_TICK_SECONDS,
-    ),
-)
 
 
 # ---------------------------------------------------------------------------- lease
@@ -183,11 +159,11 @@ async def release_lease(db: Database, name: str, holder: str, now: datetime) -> 
 # ---------------------------------------------------------------------------- runner
 
 
-class JobRunner:
+class JobRunner(Generic[C]):
     """The jobs of one app instance: its scheduler and its identity as a lease holder."""
 
-    def __init__(self, svc: Services, jobs: Sequence[Job] = JOBS, holder: str | None = None) -> None:
-        self.svc = svc
+    def __init__(self, context: C, jobs: Sequence[Job[C]], holder: str | None = None) -> None:
+        self.context = context
         self.jobs = {job.name: job for job in jobs}
         self.holder = holder or f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(4)}"
         self.scheduler: AsyncIOScheduler | None = None
@@ -196,8 +172,8 @@ class JobRunner:
     async def tick(self, name: str) -> bool:
         """Run job ``name`` once if this instance holds its lease and the job is due; True if it ran."""
         job = self.jobs[name]
-        started = self.svc.clock()
-        held = await acquire_lease(self.svc.db, name, self.holder, started, job.lease_seconds)
+        started = self.context.clock()
+        held = await acquire_lease(self.context.db, name, self.holder, started, job.lease_seconds)
         if held is None:
             log.debug("job %s: tick skipped, another process holds the lease", name)
             return False
@@ -207,22 +183,22 @@ class JobRunner:
         log.debug("job %s: tick runs in %s", name, self.holder)
         renewing = asyncio.create_task(self._keep_lease(job), name=f"lease-{name}")
         try:
-            await job.run(self.svc)
+            await job.run(self.context)
         finally:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
-        await finish_run(self.svc.db, name, self.holder, started)
+        await finish_run(self.context.db, name, self.holder, started)
         return True
 
-    async def _keep_lease(self, job: Job) -> None:
+    async def _keep_lease(self, job: Job[C]) -> None:
         """Renew the lease while a run lasts longer than a tick, so no one else starts it."""
         while True:
             await asyncio.sleep(job.tick_seconds)
             try:
                 if (
                     await acquire_lease(
-                        self.svc.db, job.name, self.holder, self.svc.clock(), job.lease_seconds
+                        self.context.db, job.name, self.holder, self.context.clock(), job.lease_seconds
                     )
                     is None
                 ):
@@ -287,10 +263,10 @@ class JobRunner:
         await finish_or_cancel(set(self._running), STOP_GRACE_SECONDS, "a scheduled job tick")
         self.scheduler.shutdown(wait=False)
         self.scheduler = None
-        now = self.svc.clock()
+        now = self.context.clock()
         for name in self.jobs:
             try:
-                await release_lease(self.svc.db, name, self.holder, now)
+                await release_lease(self.context.db, name, self.holder, now)
             except Exception:
                 # Shutdown goes on; the lease simply expires on its own.
                 log.warning("could not release the lease on job %s", name, exc_info=True)

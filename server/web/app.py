@@ -15,13 +15,13 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from server.graphql.http import GraphQLApp
 from server.infra.db import Database
-from server.infra.jobs import JobRunner
 from server.infra.pg_broadcast import make_broadcaster
 from server.infra.settings import Settings
 from server.infra.tasks import finish_or_cancel
 from server.web import health, ingest
 from server.web.http import Deadline, keep_query_strings_out_of_logs, redirect_to
 from server.web.runtime import Clock, Services
+from server.web.schedule import JobRunner
 
 log = logging.getLogger(__name__)
 

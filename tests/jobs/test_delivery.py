@@ -10,11 +10,13 @@ import aiosmtplib
 import httpx
 import pytest
 
-from server.domain import notifications
 from server.domain.models import OutboxStatus
-from server.infra import jobs
+from server.domain.notifications import digests
+from server.infra import mail
 from server.infra.db import Database
+from server.infra.outbox import CLAIM_SECONDS, Delivery, DeliveryReport, backoff_seconds, claim
 from server.infra.settings import Settings
+from server.web import schedule as jobs
 from server.web.app import create_app
 from server.web.runtime import Services
 from tests.jobs.conftest import SmtpServer
@@ -23,7 +25,7 @@ from tests.support import FakeClock, batch_body, make_tenant, serve_app
 
 
 def test_backoff_starts_within_30_seconds_doubles_and_is_capped_at_10_minutes() -> None:
-    delays = [notifications.backoff_seconds(n) for n in range(1, 12)]
+    delays = [backoff_seconds(n) for n in range(1, 12)]
     assert delays[0] <= 30
     assert delays[:6] == [15, 30, 60, 120, 240, 480]
     assert max(delays) == 600 and delays[-1] == 600
@@ -47,7 +49,7 @@ async def test_smtp_down_during_arrivals_then_up_delivers_every_digest_exactly_o
     assert message.next_attempt_at - clock() <= timedelta(seconds=30)
     assert "ConnectionRefusedError" in (message.last_error or "") or "connect" in (message.last_error or "")
     # Not due again before its backoff has passed.
-    assert (await jobs.run_digest_tick(svc)).delivery == notifications.DeliveryReport()
+    assert (await jobs.run_digest_tick(svc)).delivery == DeliveryReport()
 
     clock.advance(seconds=60)
     tick = await jobs.run_digest_tick(svc)
@@ -97,7 +99,7 @@ async def test_a_5xx_reply_marks_the_message_failed_and_logs_it(
     clock.advance(seconds=1)
     await arrive(svc.db, tenant.account_id, "ann", clock)
     clock.advance(seconds=60)
-    with caplog.at_level(logging.ERROR, logger="server.domain.notifications"):
+    with caplog.at_level(logging.ERROR, logger="server.infra.outbox"):
         assert (await jobs.run_digest_tick(svc)).delivery.failed == 1
     assert any("refused for good" in r.message and "550" in r.message for r in caplog.records)
     (message,) = await outbox(svc.db)
@@ -105,7 +107,7 @@ async def test_a_5xx_reply_marks_the_message_failed_and_logs_it(
 
     smtp.mailbox.reply = "250 OK"
     clock.advance(hours=1)
-    assert (await jobs.run_digest_tick(svc)).delivery == notifications.DeliveryReport()
+    assert (await jobs.run_digest_tick(svc)).delivery == DeliveryReport()
     assert smtp.mailbox.received == []
 
 
@@ -117,7 +119,7 @@ async def test_without_smtp_digests_are_logged_and_kept(
     clock.advance(seconds=1)
     await arrive(svc.db, tenant.account_id, "ann", clock, display="Ann Example")
     clock.advance(seconds=60)
-    with caplog.at_level(logging.INFO, logger="server.domain.notifications"):
+    with caplog.at_level(logging.INFO, logger="server.infra.mail"):
         assert (await jobs.run_digest_tick(svc)).delivery.logged == 1
     (record,) = [r for r in caplog.records if "logged instead of sent" in r.getMessage()]
     logged = record.getMessage()
@@ -173,15 +175,15 @@ async def test_a_sender_that_died_after_claiming_leaves_the_mail_due_again_later
     clock.advance(seconds=1)
     await arrive(svc.db, tenant.account_id, "ann", clock)
     clock.advance(seconds=60)
-    assert await notifications.build_digests(svc.db, svc.settings, clock()) == 1
+    assert await digests.build_digests(svc.db, svc.settings, clock()) == 1
     # A process claims the message and dies before talking to the SMTP server.
-    assert len(await notifications._claim(svc.db, clock(), 10)) == 1
+    assert len(await claim(svc.db, clock(), 10)) == 1
     await svc.db.dispose()
 
     fresh = Services(svc.settings, Database(db_url), clock)
     try:
         assert (await jobs.run_digest_tick(fresh)).delivery.sent == 0
-        clock.advance(seconds=notifications.CLAIM_SECONDS)
+        clock.advance(seconds=CLAIM_SECONDS)
         assert (await jobs.run_digest_tick(fresh)).delivery.sent == 1
         clock.advance(hours=1)
         assert (await jobs.run_digest_tick(fresh)).delivery.sent == 0
@@ -216,18 +218,18 @@ async def test_a_sender_slower_than_its_claim_does_not_send_what_another_sender_
     clock.advance(seconds=1)
     await arrive(svc.db, tenant.account_id, "ann", clock)
     clock.advance(seconds=60)
-    assert await notifications.build_digests(svc.db, svc.settings, clock()) == 1
+    assert await digests.build_digests(svc.db, svc.settings, clock()) == 1
     # Sender A claims the digest, then stalls (an SMTP server timing out earlier messages)...
-    (stale,) = await notifications._claim(svc.db, clock(), 10)
+    (stale,) = await claim(svc.db, clock(), 10)
     # ...past its claim, so sender B takes the row and delivers it.
-    clock.advance(seconds=notifications.CLAIM_SECONDS + 1)
-    assert (await notifications.deliver_outbox(svc.db, svc.settings, clock)).sent == 1
+    clock.advance(seconds=CLAIM_SECONDS + 1)
+    assert (await jobs.deliver_outbox(svc.db, svc.settings, clock)).sent == 1
     # When A finally reaches the message it sees the claim is no longer its own.
-    report = notifications.DeliveryReport()
+    report = DeliveryReport()
     client = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp.port)
     await client.connect()
     try:
-        await notifications._send_all(svc.db, client, [stale], clock, report)
+        await mail._send_all(client, [stale], Delivery(svc.db, clock, report))
     finally:
         client.close()
     assert (report.sent, report.lost) == (0, 1)

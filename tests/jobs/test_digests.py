@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 
 from server.domain.models import Admin, OutboxStatus, Role
-from server.infra import jobs
+from server.web import schedule as jobs
 from server.web.runtime import Services
 from tests.jobs.conftest import SmtpServer
 from tests.jobs.helpers import add_admin, arrive, html_of, outbox, set_notify, text_of
@@ -50,8 +50,9 @@ async def test_digest_lists_arrivals_usage_and_link_and_reaches_only_notified_ad
     assert message["Subject"] == "25 users entered the Pending Licenses queue of Acme"
     assert message["From"] == "PLM <plm@acme.example>"
     assert "admin@acme.example" in message["To"]
-    assert re.fullmatch(rf"<plm-digest\.{tenant.account_id}\.{tenant.admin_id}\.\d+-\d+@plm\.acme\.example>",
-                        mail.message_id)
+    assert re.fullmatch(
+        rf"<plm-digest\.{tenant.account_id}\.{tenant.admin_id}\.\d+-\d+@plm\.acme\.example>", mail.message_id
+    )
     text = text_of(message)
     assert "Zoë <script> (ACME\\zoe on LAPTOP-7): no license free" in text
     for i in range(1, 20):

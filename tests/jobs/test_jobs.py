@@ -11,9 +11,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from server.domain.models import JobLease
-from server.infra import jobs
 from server.infra.db import Database
 from server.infra.settings import Settings
+from server.web import schedule as jobs
 from server.web.app import create_app
 from server.web.runtime import Services
 from tests.jobs.conftest import SmtpServer

@@ -15,8 +15,8 @@ from server.domain import activity, retention
 from server.domain.activity import Batch, Event
 from server.domain.admission import AgentReport
 from server.domain.models import Account, ActivityEvent, IngestBatch, UserStatus
-from server.infra import jobs
 from server.infra.db import Database
+from server.web import schedule as jobs
 from server.web.runtime import Services
 from tests.support import START, FakeClock, make_tenant, sqlite_url
 

@@ -1,0 +1,139 @@
+"""A digest as an email: subject, plain text, HTML and a stable Message-ID (SPEC §6).
+
+Rendered once, when the digest is written to the outbox, so every delivery attempt sends
+the same bytes. Stored names are client text: they are kept to one line in headers and
+plain text (a line break there could forge headers) and escaped in the HTML.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+import html
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from urllib.parse import urlparse
+
+from server.domain.models import PendingReason
+from server.domain.ports import DigestSettings
+
+_REASONS = {
+    PendingReason.OVER_LIMIT: "no license free",
+    PendingReason.MANUAL_REVIEW: "manual review",
+}
+
+# CRLF line ends, and 7-bit clean bodies (quoted-printable for non-ASCII names), so the
+# message goes through any SMTP server, with or without 8BITMIME.
+_POLICY = email.policy.SMTP.clone(cte_type="7bit")
+
+
+@dataclass(frozen=True, slots=True)
+class DigestEntry:
+    display_name: str
+    device_name: str
+    logon: str
+    reason: PendingReason
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """Everything one digest email says."""
+
+    account_id: int
+    account_name: str
+    admin_id: int
+    admin_name: str
+    admin_email: str
+    first_arrival_id: int
+    last_arrival_id: int
+    window_start: datetime
+    window_end: datetime
+    total: int
+    entries: list[DigestEntry]
+    licenses_used: int
+    license_limit: int
+    pending_count: int
+    link: str
+
+    @property
+    def licenses_available(self) -> int:
+        return max(self.license_limit - self.licenses_used, 0)
+
+
+def _one_line(text: str) -> str:
+    # Names reach mail headers and plain text; a line break there could forge headers.
+    return "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in text).strip()
+
+
+def message_id(settings: DigestSettings, account_id: int, admin_id: int, first_id: int, last_id: int) -> str:
+    """Derived from (account, admin, window), so a redelivery carries the same id."""
+    host = urlparse(settings.public_url).hostname or "localhost"
+    return f"<plm-digest.{account_id}.{admin_id}.{first_id}-{last_id}@{host}>"
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def render_digest(digest: Digest, settings: DigestSettings, now: datetime) -> EmailMessage:
+    """The digest as a multipart/alternative email (plain text and HTML)."""
+    account = _one_line(digest.account_name)
+    entered = _plural(digest.total, "user entered", "users entered")
+    subject = f"{entered} the Pending Licenses queue of {account}"
+    window = f"between {digest.window_start:%Y-%m-%d %H:%M:%S} and {digest.window_end:%H:%M:%S} UTC"
+    more = digest.total - len(digest.entries)
+    usage = (
+        f"Licenses: {digest.licenses_used} of {digest.license_limit} used, "
+        f"{digest.licenses_available} available. "
+        f"{_plural(digest.pending_count, 'user is', 'users are')} waiting in the queue."
+    )
+    why = (
+        f"You receive this because you are an admin of {account} with pending-user "
+        "notifications on; you can turn them off in your notification settings."
+    )
+
+    lines = [f"Hello {_one_line(digest.admin_name)},", ""]
+    lines += [f"{entered} the Pending Licenses queue {window}:", ""]
+    for e in digest.entries:
+        lines.append(
+            f"  - {_one_line(e.display_name)} ({_one_line(e.logon)} on {_one_line(e.device_name)})"
+            f": {_REASONS[e.reason]}"
+        )
+    if more > 0:
+        lines.append(f"  … and {more} more.")
+    lines += ["", usage, "", f"Review them: {digest.link}", "", "-- ", why]
+    text = "\n".join(lines) + "\n"
+
+    esc = html.escape
+    rows = "".join(
+        f"<tr><td>{esc(e.display_name)}</td><td>{esc(e.device_name)}</td>"
+        f"<td>{esc(e.logon)}</td><td>{esc(_REASONS[e.reason])}</td></tr>"
+        for e in digest.entries
+    )
+    more_html = f"<p>… and {more} more.</p>" if more > 0 else ""
+    body_html = (
+        "<!doctype html><html><body>"
+        f"<p>Hello {esc(_one_line(digest.admin_name))},</p>"
+        f"<p><strong>{esc(entered)}</strong> the Pending Licenses queue {esc(window)}:</p>"
+        "<table><thead><tr><th align=left>Name</th><th align=left>Device</th>"
+        "<th align=left>Logon</th><th align=left>Reason</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>{more_html}"
+        f"<p>{esc(usage)}</p>"
+        f'<p><a href="{esc(digest.link, quote=True)}">Review them on the Pending Licenses tab</a></p>'
+        f"<hr><p><small>{esc(why)}</small></p>"
+        "</body></html>\n"
+    )
+
+    msg = EmailMessage(policy=_POLICY)
+    msg["Subject"] = subject
+    msg["From"] = settings.smtp_from
+    msg["To"] = email.utils.formataddr((_one_line(digest.admin_name), digest.admin_email))
+    msg["Date"] = email.utils.format_datetime(now.astimezone(UTC))
+    msg["Message-ID"] = message_id(
+        settings, digest.account_id, digest.admin_id, digest.first_arrival_id, digest.last_arrival_id
+    )
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(text)
+    msg.add_alternative(body_html, subtype="html")
+    return msg

@@ -1,0 +1,113 @@
+"""The app's scheduled jobs, each a few lines over the domain and the outbox.
+
+* ``notifications`` (every :data:`NOTIFY_TICK_SECONDS`): write the digests whose window has
+  closed (:mod:`server.domain.notifications.digests`), then deliver due outbox messages
+  (:mod:`server.infra.outbox`, mail through :mod:`server.infra.mail`).
+* ``retention`` (hourly, checked every minute, first a minute after start so short-lived
+  processes still purge): :func:`server.domain.retention.purge`, also ``plm purge``.
+
+:class:`JobRunner` runs them through the leases of :mod:`server.infra.jobs`, one process at
+a time. The jobs are safe to overlap anyway (digest cursors and outbox claims are
+transactional); the lease keeps them from doing the work twice. Ticks read the injected
+clock (:attr:`Services.clock`), so tests drive them directly:
+``await schedule.run_digest_tick(svc)``, or ``await runner.tick("notifications")`` through
+the lease.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from server.domain import retention
+from server.domain.notifications import digests
+from server.infra import outbox
+from server.infra.clock import Clock
+from server.infra.db import Database
+from server.infra.jobs import LEASE_INTERVALS, Job
+from server.infra.jobs import JobRunner as LeasedJobRunner
+from server.infra.mail import SmtpSender
+from server.infra.outbox import DeliveryReport
+from server.infra.settings import Settings
+from server.web.runtime import Services
+
+__all__ = [
+    "JOBS",
+    "LEASE_INTERVALS",
+    "NOTIFY_TICK_SECONDS",
+    "RETENTION_FIRST_DELAY_SECONDS",
+    "RETENTION_INTERVAL_SECONDS",
+    "RETENTION_TICK_SECONDS",
+    "DigestTick",
+    "Job",
+    "JobRunner",
+    "deliver_outbox",
+    "run_digest_tick",
+    "run_retention_tick",
+    "senders",
+]
+
+log = logging.getLogger(__name__)
+
+NOTIFY_TICK_SECONDS = 5.0
+RETENTION_INTERVAL_SECONDS = 3600.0
+RETENTION_TICK_SECONDS = 60.0
+RETENTION_FIRST_DELAY_SECONDS = 60.0
+
+
+def senders(settings: Settings) -> Mapping[outbox.Kind, outbox.Sender]:
+    """Who delivers each kind of outbox message in this app."""
+    return {outbox.Kind.MAIL: SmtpSender(settings)}
+
+
+async def deliver_outbox(
+    db: Database, settings: Settings, clock: Clock, *, limit: int = outbox.DELIVERY_BATCH
+) -> DeliveryReport:
+    """Deliver due outbox messages with this app's senders."""
+    return await outbox.deliver(db, senders(settings), clock, limit=limit)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestTick:
+    written: int
+    delivery: DeliveryReport
+
+
+async def run_digest_tick(svc: Services) -> DigestTick:
+    """Write the digests whose window has closed, then deliver due mail."""
+    written = await digests.build_digests(svc.db, svc.settings, svc.clock())
+    delivery = await deliver_outbox(svc.db, svc.settings, svc.clock)
+    return DigestTick(written, delivery)
+
+
+async def run_retention_tick(svc: Services) -> retention.PurgeReport:
+    report = await retention.purge(svc.db, svc.clock())
+    if report.events or report.ingest_batches or report.outbox_messages:
+        log.info("retention: %s", report.to_json())
+    return report
+
+
+JOBS: tuple[Job[Services], ...] = (
+    Job("notifications", NOTIFY_TICK_SECONDS, run_digest_tick),
+    Job(
+        "retention",
+        RETENTION_INTERVAL_SECONDS,
+        run_retention_tick,
+        RETENTION_FIRST_DELAY_SECONDS,
+        poll_seconds=RETENTION_TICK_SECONDS,
+    ),
+)
+
+
+class JobRunner(LeasedJobRunner[Services]):
+    """The jobs of one app instance (:data:`JOBS` unless told otherwise) over its Services."""
+
+    def __init__(
+        self, svc: Services, jobs: Sequence[Job[Services]] = JOBS, holder: str | None = None
+    ) -> None:
+        super().__init__(svc, jobs, holder)
+
+    @property
+    def svc(self) -> Services:
+        return self.context
