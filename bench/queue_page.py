@@ -198,7 +198,7 @@ def serve(database_url: str, port: int) -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from server.domain import reads
+    from server.domain import auth, reads
     from server.infra.settings import Settings
     from server.web import runtime
     from server.web.app import create_app, tune_gc
@@ -214,7 +214,7 @@ def serve(database_url: str, port: int) -> None:
         svc = runtime.of(request.app)
         token = bearer_token(request.headers.get("authorization"))
         async with svc.db.read() as session:
-            found = await reads.authenticate(session, token) if token else None
+            found = await auth.authenticate(session, token) if token else None
             if found is None:
                 return JSONResponse({"error": "unauthenticated"}, status_code=401)
             _admin, account = found

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from server.domain import activity
 from server.domain.accounts import (
     Created,
     create_account,
@@ -27,7 +26,8 @@ from server.domain.accounts import (
     find_account_by_name,
     rotate_admin_token,
 )
-from server.domain.activity import Batch, Event
+from server.domain.activity import ingestion
+from server.domain.activity.batch import Batch, Event
 from server.domain.admission import AgentReport
 from server.domain.models import Role
 from server.infra.db import Database
@@ -182,7 +182,7 @@ class Fleet:
 
     async def report(self, svc: Services, person: Person, login: Login, events: int) -> None:
         async with svc.db.write() as session:
-            await activity.ingest(session, self.account_id, self.batch(person, login, svc, events), svc.clock())
+            await ingestion.ingest(session, self.account_id, self.batch(person, login, svc, events), svc.clock())
 
 
 async def run_fleet(

@@ -1,14 +1,8 @@
-"""Provisioning and authentication: accounts with their ingest keys, admins with their tokens.
-
-Tokens and ingest keys are 256-bit random values shown once; only their SHA-256 is stored.
-A fast hash is right for high-entropy secrets (nothing to brute-force) and keeps the
-per-request lookup an indexed equality.
-"""
+"""Provisioning: accounts with their ingest keys, admins with their tokens (shown once;
+only hashes are stored: :mod:`server.domain.auth`)."""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,21 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from server.domain.changes import MAX_LICENSE_LIMIT, Actor
+from server.domain.auth import INGEST_KEY_PREFIX, TOKEN_PREFIX, hash_secret, new_secret
+from server.domain.changes import MAX_LICENSE_LIMIT
 from server.domain.errors import DomainError, ErrorCode
 from server.domain.models import Account, Admin, Role
 from server.domain.notifications.digests import set_notify_on_pending
-
-TOKEN_PREFIX = "plm_"
-INGEST_KEY_PREFIX = "plmi_"
-
-
-def new_secret(prefix: str) -> str:
-    return prefix + secrets.token_urlsafe(32)
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,30 +98,6 @@ async def create_admin(
     return Created(admin.id, token)
 
 
-async def authenticate_admin(session: AsyncSession, token: str) -> Admin | None:
-    """The admin whose API token this is, or ``None``."""
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
-        return None
-    return (
-        await session.execute(sa.select(Admin).where(Admin.token_hash == hash_secret(token)))  # type: ignore[arg-type]
-    ).scalar_one_or_none()
-
-
-async def authenticate_ingest(session: AsyncSession, key: str) -> int | None:
-    """The id of the account whose ingest key this is, or ``None``."""
-    if not key.startswith(INGEST_KEY_PREFIX) or len(key) > 200:
-        return None
-    found = (
-        await session.execute(sa.select(col(Account.id)).where(col(Account.ingest_key_hash) == hash_secret(key)))
-    ).scalar_one_or_none()
-    return None if found is None else int(found)
-
-
-def actor_for(admin: Admin) -> Actor:
-    assert admin.id is not None
-    return Actor(account_id=admin.account_id, admin_id=admin.id, role=admin.role)
-
-
 async def update_notification_settings(
     session: AsyncSession, admin_id: int, notify_on_pending: bool, now: datetime
 ) -> Admin:
@@ -158,7 +118,9 @@ async def rotate_admin_token(session: AsyncSession, account_id: int, email: str)
     """A fresh token for the admin with this email (the old one stops working)."""
     admin = (
         await session.execute(
-            sa.select(Admin).where(Admin.account_id == account_id, sa.func.lower(Admin.email) == email.lower())  # type: ignore[arg-type]
+            sa.select(Admin).where(
+                col(Admin.account_id) == account_id, sa.func.lower(col(Admin.email)) == email.lower()
+            )
         )
     ).scalar_one_or_none()
     if admin is None:

@@ -32,8 +32,6 @@ from typing import Any, Generic, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.domain.accounts import TOKEN_PREFIX, hash_secret
-from server.domain.activity import unstorable
 from server.domain.errors import DomainError, ErrorCode
 from server.domain.models import (
     Account,
@@ -46,6 +44,7 @@ from server.domain.models import (
     User,
     UserStatus,
 )
+from server.domain.text import unstorable
 
 MAX_PAGE = 500
 MAX_SEARCH = 256
@@ -171,25 +170,6 @@ def parse_id(raw: object) -> int | None:
 
 
 # ---------------------------------------------------------------------------- auth
-
-
-async def authenticate(session: AsyncSession, token: str) -> tuple[Admin, Account] | None:
-    """The admin owning this API token and their account, in one round-trip.
-
-    Same rule as :func:`server.accounts.authenticate_admin`; joined with the account because
-    every request needs the account's ``queue_version`` and this is the hot path.
-    """
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
-        return None
-    # ORM instances here: the request's context keeps both (two rows, not a page of them).
-    row = (
-        await session.execute(
-            sa.select(Admin, Account)
-            .join(Account, Account.id == Admin.account_id)  # type: ignore[arg-type]
-            .where(Admin.token_hash == hash_secret(token))  # type: ignore[arg-type]
-        )
-    ).first()
-    return None if row is None else (row[0], row[1])
 
 
 # ---------------------------------------------------------------------------- cursors
@@ -603,45 +583,3 @@ def ordered(found: dict[int, T], keys: Iterable[int], default: T) -> list[T]:
 # ---------------------------------------------------------------------------- the hot path
 
 
-@dataclass(frozen=True, slots=True)
-class TokenInfo:
-    admin_id: int
-    account_id: int
-    role: str
-    queue_version: int
-
-
-class SqliteTokenLookup:
-    """Token -> (admin, account, role, queue version) on SQLite, without leaving the event loop.
-
-    A cached queue page needs only this one indexed read. Through the async driver it costs
-    about ten thread hand-offs (pool, BEGIN, execute, fetch, ROLLBACK...), several times the
-    query itself; a plain ``sqlite3`` read-only connection answers in tens of microseconds.
-    WAL readers never wait for writers; should the database still be busy, ``None`` tells
-    the caller to take the ordinary async path.
-    """
-
-    _SQL = (
-        "SELECT admin.id, admin.account_id, admin.role, account.queue_version FROM admin "
-        "JOIN account ON account.id = admin.account_id WHERE admin.token_hash = ?"
-    )
-
-    def __init__(self, path: str) -> None:
-        import sqlite3
-
-        self._sqlite3 = sqlite3
-        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-        self._conn.execute("PRAGMA busy_timeout=0")
-
-    def lookup(self, token: str) -> TokenInfo | bool | None:
-        """The token's info; ``None`` for no such token; ``False`` when the lookup could not run."""
-        if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
-            return None
-        try:
-            row = self._conn.execute(self._SQL, (hash_secret(token),)).fetchone()
-        except self._sqlite3.Error:
-            return False
-        return None if row is None else TokenInfo(int(row[0]), int(row[1]), str(row[2]), int(row[3]))
-
-    def close(self) -> None:
-        self._conn.close()

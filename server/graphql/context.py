@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from server.domain import reads
-from server.domain.accounts import actor_for
+from server.domain.auth import actor_for
 from server.domain.changes import Actor
 from server.domain.errors import PermissionDenied
 from server.domain.models import Account, Admin

@@ -56,8 +56,9 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from server.domain import reads
+from server.domain import auth
 from server.infra.db import is_unavailable
+from server.infra.sqlite_tokens import SqliteTokenLookup, TokenInfo
 from server.web.http import bearer_token, read_body
 from server.web.runtime import Services
 
@@ -184,7 +185,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.live = LiveViews(services.db)
         self.live_hub = LiveHub(self.live)
         self.cache = cache if cache is not None else ResponseCache(schema._schema)
-        self._token_lookup: reads.SqliteTokenLookup | None = None
+        self._token_lookup: SqliteTokenLookup | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -243,7 +244,7 @@ class GraphQLApp(GraphQL[Context, None]):
     ) -> tuple[Response, Any]:
         """Authenticate and execute in one read session; the response and its cache key."""
         async with self.services.db.read() as session:
-            found = await reads.authenticate(session, token)
+            found = await auth.authenticate(session, token)
             if found is None:
                 return _unauthenticated(request_id), None
             admin, account = found
@@ -273,12 +274,12 @@ class GraphQLApp(GraphQL[Context, None]):
                 await ctx.close()
         return response, key
 
-    def _tokens(self) -> reads.SqliteTokenLookup | None:
+    def _tokens(self) -> SqliteTokenLookup | None:
         if self._token_lookup is None and self.services.db.is_sqlite:
             path = make_url(self.services.db.url).database
             if path and path != ":memory:":
                 try:
-                    self._token_lookup = reads.SqliteTokenLookup(path)
+                    self._token_lookup = SqliteTokenLookup(path)
                 except Exception:  # the file is gone or unreadable: the async path answers
                     return None
         return self._token_lookup
@@ -293,7 +294,7 @@ class GraphQLApp(GraphQL[Context, None]):
         if lookup is None:
             return None
         info = lookup.lookup(token)
-        if not isinstance(info, reads.TokenInfo):
+        if not isinstance(info, TokenInfo):
             return None
         op = payload.get("operationName")
         key = self.cache.key(
@@ -383,7 +384,7 @@ class GraphQLApp(GraphQL[Context, None]):
         # reads in its own; LiveTransportWSHandler).
         async with asyncio.timeout(self.services.settings.request_timeout_seconds):
             async with self.services.db.read() as session:
-                found = await reads.authenticate(session, token)
+                found = await auth.authenticate(session, token)
         if found is None:
             raise ConnectionRejectionError({"message": "a valid admin API token is required"})
         context.token = token

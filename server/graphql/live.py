@@ -40,7 +40,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
-from server.domain import reads
+from server.domain import auth
 from server.domain.events import QueueEvent
 from server.infra.broadcast import SubscriberOverflow
 from server.infra.db import is_unavailable
@@ -320,7 +320,7 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         ctx.live = conn.live
         try:
             async with asyncio.timeout(conn.services.settings.request_timeout_seconds):
-                found = await ctx.run(reads.authenticate, conn.token or "")
+                found = await ctx.run(auth.authenticate, conn.token or "")
                 if found is None:
                     # Revoked or rotated since the socket authenticated.
                     await self.websocket.close(code=4403, reason="Forbidden")

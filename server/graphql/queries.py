@@ -12,7 +12,8 @@ from typing import TypeVar
 
 import strawberry
 
-from server.domain import activity, changes, metrics, reads
+from server.domain import changes, metrics, reads
+from server.domain.activity import report
 from server.domain.errors import DomainError
 
 from .errors import BadUserInput
@@ -120,7 +121,7 @@ class Query:
     @strawberry.field
     async def activity_report(self, info: Ctx, from_: FromDate, to: date) -> ActivityReport:
         ctx = info.context
-        rows = await _checked(ctx.run(activity.activity_report, ctx.account_id, from_, to))
+        rows = await _checked(ctx.run(report.activity_report, ctx.account_id, from_, to))
         return ActivityReport(from_=from_, to=to, rows=[UserActivity.of(r) for r in rows])
 
     @strawberry.field

@@ -16,8 +16,8 @@ import strawberry
 from strawberry.types import Info
 
 from server.domain import models, reads
-from server.domain.activity import AppUsage as DomainAppUsage
-from server.domain.activity import UserActivity as DomainUserActivity
+from server.domain.activity.report import AppUsage as DomainAppUsage
+from server.domain.activity.report import UserActivity as DomainUserActivity
 from server.domain.errors import DomainError
 from server.domain.errors import ErrorCode as DomainErrorCode
 from server.domain.events import AccountUsage

@@ -25,8 +25,9 @@ import contextlib
 import logging
 from collections import deque
 
-from server.domain import activity
-from server.domain.activity import Batch, IngestResult
+from server.domain.activity import ingestion
+from server.domain.activity.batch import Batch
+from server.domain.activity.ingestion import IngestResult
 from server.infra.clock import Clock
 from server.infra.db import Database, is_unavailable
 
@@ -140,7 +141,7 @@ class IngestCommitter:
     async def _commit(self, group: list[_Item]) -> None:
         try:
             async with self._db.write() as session:
-                results = await activity.ingest_many(session, [(a, b) for a, b, _ in group], self._clock())
+                results = await ingestion.ingest_many(session, [(a, b) for a, b, _ in group], self._clock())
         except asyncio.CancelledError:
             for _, _, future in group:
                 if not future.done():

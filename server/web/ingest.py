@@ -14,8 +14,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from server.domain import activity
-from server.domain.accounts import authenticate_ingest, hash_secret
+from server.domain.activity.batch import BatchInvalid, BatchTooLarge, parse_batch
+from server.domain.auth import authenticate_ingest, hash_secret
 from server.infra.db import is_unavailable
 from server.infra.group_commit import Overloaded, ShuttingDown
 from server.web import runtime
@@ -78,10 +78,10 @@ async def ingest(request: Request) -> JSONResponse:
     except (ValueError, RecursionError) as exc:  # incl. decode errors and over-long integers
         return error(400, "INVALID_JSON", f"the body is not JSON: {exc}")
     try:
-        batch = activity.parse_batch(decoded, svc.clock())
-    except activity.BatchTooLarge as exc:
+        batch = parse_batch(decoded, svc.clock())
+    except BatchTooLarge as exc:
         return error(413, "PAYLOAD_TOO_LARGE", str(exc))
-    except activity.BatchInvalid as exc:
+    except BatchInvalid as exc:
         return error(400, "INVALID_INPUT", "the batch is not valid; nothing was stored", exc.details)
     try:
         result = await svc.committer.submit(account_id, batch)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from server.domain import reads
+from server.domain import auth
 from server.graphql.context import Context
 from server.graphql.schema import schema
 from server.web.runtime import Services
@@ -33,7 +33,7 @@ class Gql:
 
     async def __call__(self, token: str, query: str, **variables: Any) -> Result:
         async with self.services.db.read() as session:
-            found = await reads.authenticate(session, token)
+            found = await auth.authenticate(session, token)
             assert found is not None, "test token does not authenticate"
             ctx = Context.create(self.services, session, *found)
             try:

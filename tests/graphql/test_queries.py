@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from server.domain import activity
-from server.domain.activity import Batch, Event
+from server.domain.activity import ingestion
+from server.domain.activity.batch import Batch, Event
 from server.domain.admission import AgentReport
 from server.infra.db import Database
 from tests.graphql.helpers import ACCOUNT, PENDING_PAGE, Gql, ids
@@ -40,7 +40,7 @@ async def report(
         for h, secs in starts_and_secs
     ]
     async with db.write() as s:
-        await activity.ingest(
+        await ingestion.ingest(
             s,
             tenant.account_id,
             Batch(f"b-{device}-{len(events)}", AgentReport(device, "ACME", logon, logon), events),

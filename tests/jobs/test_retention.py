@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col
 
-from server.domain import activity, retention
-from server.domain.activity import Batch, Event
+from server.domain import retention
+from server.domain.activity import ingestion
+from server.domain.activity.batch import Batch, Event
 from server.domain.admission import AgentReport
 from server.domain.models import Account, ActivityEvent, IngestBatch, UserStatus
 from server.infra.db import Database
@@ -29,7 +30,7 @@ async def report(db: Database, account_id: int, logon: str, starts: list[datetim
         events=[Event(s, 60, "excel.exe", None, None, "productive") for s in starts],
     )
     async with db.write() as session:
-        result = await activity.ingest(session, account_id, batch, now)
+        result = await ingestion.ingest(session, account_id, batch, now)
     assert result.user_id is not None
     return result.user_id
 

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from server.domain import actions, activity
-from server.domain.activity import Batch, Event
+from server.domain import actions
+from server.domain.activity import ingestion
+from server.domain.activity.batch import Batch, Event
 from server.domain.admission import AgentReport
 from server.domain.changes import Actor
 from server.domain.errors import DomainError, ErrorCode, PermissionDenied
@@ -40,7 +41,7 @@ async def queue_of(db: Database, n: int, licenses: int = 0, **kw: Any) -> tuple[
 
 async def report(db: Database, account_id: int, device: str, logon: str, seconds: int, app: str = "excel.exe") -> None:
     async with db.write() as s:
-        await activity.ingest(
+        await ingestion.ingest(
             s, account_id,
             Batch(f"b-{device}-{seconds}-{app}", AgentReport(device, "ACME", logon, logon),
                   [Event(START, seconds, app, None, None, "productive")]),

@@ -6,8 +6,10 @@ from datetime import date, timedelta
 
 import pytest
 
-from server.domain import actions, activity
-from server.domain.activity import Batch, Event
+from server.domain import actions
+from server.domain.activity import ingestion
+from server.domain.activity.batch import Batch, Event
+from server.domain.activity.report import UserActivity, activity_report
 from server.domain.admission import AgentReport
 from server.domain.errors import DomainError, ErrorCode
 from server.infra.db import Database
@@ -20,7 +22,7 @@ DAY = START.date()
 async def send(db: Database, account_id: int, device: str, logon: str, *events: tuple[int, str, str, int]) -> int:
     """events: (day offset, app, productivity, seconds); returns the user id."""
     async with db.write() as s:
-        result = await activity.ingest(
+        result = await ingestion.ingest(
             s, account_id,
             Batch(f"{device}-{logon}-{len(events)}-{events[:1]}", AgentReport(device, "ACME", logon, logon.title()),
                   [Event(START + timedelta(days=d), secs, app, None, None, prod) for d, app, prod, secs in events]),
@@ -30,9 +32,9 @@ async def send(db: Database, account_id: int, device: str, logon: str, *events: 
     return result.user_id
 
 
-async def report(db: Database, account_id: int, lo: date, hi: date) -> list[activity.UserActivity]:
+async def report(db: Database, account_id: int, lo: date, hi: date) -> list[UserActivity]:
     async with db.read() as s:
-        return await activity.activity_report(s, account_id, lo, hi)
+        return await activity_report(s, account_id, lo, hi)
 
 
 async def test_sums_per_licensed_user_most_active_first_with_zero_rows(db: Database) -> None:

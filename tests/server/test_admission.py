@@ -118,8 +118,8 @@ async def test_accounts_are_isolated(db: Database) -> None:
 
 async def test_a_group_of_batches_is_decided_as_if_they_came_one_by_one(db: Database) -> None:
     """Group commit stores concurrent batches together; each is still decided in order."""
-    from server.domain import activity
-    from server.domain.activity import Batch
+    from server.domain.activity import ingestion
+    from server.domain.activity.batch import Batch
     from server.domain.admission import AgentReport
 
     tenant = await make_tenant(db, licenses=1)
@@ -131,7 +131,7 @@ async def test_a_group_of_batches_is_decided_as_if_they_came_one_by_one(db: Data
         return tenant.account_id, Batch(batch_id, AgentReport(device, domain, logon, logon), [])
 
     async with db.write() as s:
-        results = await activity.ingest_many(s, [
+        results = await ingestion.ingest_many(s, [
             b("1", "PC-1", "jdoe"),            # new user, takes the only license
             b("2", "PC-2", "jdoe"),            # same domain login: same user, licensed
             b("3", "pc-1", "JDOE"),            # same key, another batch: same agent

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col
 
-from server.domain.activity import parse_batch
+from server.domain.activity.batch import parse_batch
 from server.domain.models import IngestBatch
 from server.infra.db import Database
 from server.infra.group_commit import IngestCommitter, Overloaded

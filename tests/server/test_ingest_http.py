@@ -217,7 +217,7 @@ async def test_event_starts_are_stored_exactly_as_every_other_timestamp(
 def test_the_fast_sqlite_timestamp_binder_writes_exactly_sqlalchemys_text(t: datetime) -> None:
     from sqlalchemy.dialects import sqlite
 
-    from server.domain.activity import _start_binder
+    from server.domain.activity.ingestion import _start_binder
     from server.domain.models import ActivityEvent
 
     dialect = sqlite.dialect()  # type: ignore[no-untyped-call]

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import col
 
-from server.domain.activity import BatchInvalid, parse_batch
+from server.domain.activity.batch import BatchInvalid, parse_batch
 from server.domain.models import ActivityEvent, Agent, IngestBatch, User
 from server.infra.db import Database
 from server.infra.settings import Settings

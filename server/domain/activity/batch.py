@@ -1,0 +1,182 @@
+"""An ingest batch as an agent sends it: its limits, and parsing it into a :class:`Batch`.
+
+Nothing of a batch is stored unless all of it is valid: :func:`parse_batch` collects every
+problem with the field at fault (:class:`BatchInvalid`) or refuses an oversized batch
+(:class:`BatchTooLarge`) before anything reaches the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from server.domain.admission import AgentReport
+from server.domain.models import Productivity
+from server.domain.text import app_problem, free_text_problem, name_problem, unstorable
+
+MAX_EVENTS = 5_000
+MAX_DURATION = 86_400
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW = timedelta(days=1)
+_PRODUCTIVITY = {p.value for p in Productivity}
+
+
+class BatchInvalid(ValueError):
+    """The batch is malformed; ``details`` lists each problem with the field at fault."""
+
+    def __init__(self, details: list[dict[str, str]]) -> None:
+        super().__init__(f"{len(details)} problem(s) in the batch")
+        self.details = details
+
+
+class BatchTooLarge(ValueError):
+    """More events than one batch may carry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    start: datetime
+    duration_seconds: int
+    app: str
+    title: str | None
+    url: str | None
+    productivity: str
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    batch_id: str
+    agent: AgentReport
+    events: list[Event]
+
+
+class _Problems:
+    LIMIT = 50
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, str]] = []
+
+    def add(self, field: str, message: str) -> None:
+        if len(self.items) < self.LIMIT:
+            self.items.append({"field": field, "message": message})
+
+
+def _name(
+    obj: dict[str, Any], key: str, where: str, problems: _Problems, required: bool = True
+) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            problems.add(f"{where}.{key}", "required")
+        return None
+    if not isinstance(value, str):
+        problems.add(f"{where}.{key}", "must be a string")
+    elif (why := name_problem(value)) is not None:
+        problems.add(f"{where}.{key}", why)
+    else:
+        return value
+    return None
+
+
+def _optional_text(obj: dict[str, Any], key: str, where: str, limit: int, problems: _Problems) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problems.add(f"{where}.{key}", "must be a string or null")
+    elif (why := free_text_problem(value, limit)) is not None:
+        problems.add(f"{where}.{key}", why)
+    else:
+        return value
+    return None
+
+
+def _event(raw: Any, where: str, problems: _Problems, latest: datetime) -> Event | None:
+    if not isinstance(raw, dict):
+        problems.add(where, "must be an object")
+        return None
+    before = len(problems.items)
+    start: datetime | None = None
+    raw_start = raw.get("start")
+    if not isinstance(raw_start, str):
+        problems.add(f"{where}.start", "required: an ISO 8601 date-time with a zone")
+    else:
+        try:
+            start = datetime.fromisoformat(raw_start)
+        except ValueError:
+            problems.add(f"{where}.start", f"not an ISO 8601 date-time: {raw_start[:40]!r}")
+        else:
+            if start.tzinfo is None:
+                problems.add(f"{where}.start", "needs a zone (e.g. Z or +02:00)")
+                start = None
+            elif not EARLIEST <= start <= latest:
+                # Far-future starts would never expire from retention (and year 9999 would
+                # overflow the expiry date); far-past ones are clock errors.
+                problems.add(f"{where}.start", f"must be from {EARLIEST.date()} to a day from now")
+                start = None
+            else:
+                start = start.astimezone(UTC)
+    duration = raw.get("durationSeconds")
+    if isinstance(duration, bool) or not isinstance(duration, int):
+        problems.add(f"{where}.durationSeconds", "required: a whole number of seconds")
+    elif not 0 <= duration <= MAX_DURATION:
+        problems.add(f"{where}.durationSeconds", f"must be from 0 to {MAX_DURATION}")
+    app = raw.get("app")
+    if not isinstance(app, str):
+        problems.add(f"{where}.app", "required: a non-empty string")
+    elif (why := app_problem(app)) is not None:
+        problems.add(f"{where}.app", why)
+    title = _optional_text(raw, "title", where, 2048, problems)
+    url = _optional_text(raw, "url", where, 2048, problems)
+    productivity = raw.get("productivity", "neutral")
+    if productivity is None:
+        productivity = "neutral"
+    if productivity not in _PRODUCTIVITY:
+        problems.add(f"{where}.productivity", "must be productive, unproductive or neutral")
+    if len(problems.items) != before:
+        return None
+    assert start is not None and isinstance(duration, int) and isinstance(app, str)
+    return Event(start, duration, app, title, url, productivity)
+
+
+def parse_batch(body: Any, now: datetime | None = None) -> Batch:
+    """Validate a decoded ``/ingest`` body; raises :class:`BatchInvalid` or :class:`BatchTooLarge`.
+
+    ``now`` bounds event starts (at most a day ahead, for clock skew); default: the real time.
+    """
+    problems = _Problems()
+    latest = (now or datetime.now(UTC)) + MAX_CLOCK_SKEW
+    if not isinstance(body, dict):
+        raise BatchInvalid([{"field": "", "message": "the body must be a JSON object"}])
+    batch_id = body.get("batchId")
+    if not isinstance(batch_id, str) or not 1 <= len(batch_id) <= 128:
+        problems.add("batchId", "required: a string of 1 to 128 characters")
+    elif (why := unstorable(batch_id)) is not None:
+        problems.add("batchId", why)
+    agent_raw = body.get("agent")
+    agent: AgentReport | None = None
+    if not isinstance(agent_raw, dict):
+        problems.add("agent", "required: an object with deviceName, domain, logonName, displayName")
+    else:
+        device = _name(agent_raw, "deviceName", "agent", problems)
+        domain = _name(agent_raw, "domain", "agent", problems)
+        logon = _name(agent_raw, "logonName", "agent", problems)
+        display = _name(agent_raw, "displayName", "agent", problems, required=False)
+        if device and domain and logon:
+            agent = AgentReport(device, domain, logon, display or logon)
+    events_raw = body.get("events")
+    events: list[Event] = []
+    if not isinstance(events_raw, list):
+        problems.add("events", "required: a list (may be empty)")
+    elif len(events_raw) > MAX_EVENTS:
+        raise BatchTooLarge(f"a batch carries at most {MAX_EVENTS} events; this one has {len(events_raw)}")
+    else:
+        for i, raw in enumerate(events_raw):
+            event = _event(raw, f"events[{i}]", problems, latest)
+            if event is not None:
+                events.append(event)
+    if problems.items:
+        raise BatchInvalid(problems.items)
+    assert isinstance(batch_id, str) and agent is not None
+    return Batch(batch_id, agent, events)
