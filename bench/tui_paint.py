@@ -133,7 +133,7 @@ async def one_launch(url: str, token: str) -> tuple[float, float, int]:
     from textual.message import Message
 
     from tui_client.app import AdminApp
-    from tui_client.screens.pending import PageLoaded
+    from tui_client.screens.paged import PagedListView
 
     first_data: float | None = None
     first_paint: float | None = None
@@ -146,9 +146,13 @@ async def one_launch(url: str, token: str) -> tuple[float, float, int]:
         # Textual calls this as each message is handled: the queue's first answer, about to be
         # drawn; the callback runs once the screen has been refreshed with it.
         nonlocal first_data
-        if first_data is None and isinstance(message, PageLoaded) and message.replace:
+        if (
+            first_data is None
+            and isinstance(message, PagedListView.PageLoaded)
+            and message.view is app.pending
+        ):
             first_data = time.perf_counter()
-            app.pending.call_after_refresh(painted)
+            message.view.call_after_refresh(painted)
 
     t0 = time.perf_counter()
     app = AdminApp(url, token)

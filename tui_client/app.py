@@ -113,7 +113,7 @@ class AdminApp(App[None]):
     def on_mount(self) -> None:
         self.pending.table.focus()
         self.bootstrap()
-        self.pending.reload()
+        self.pending.refresh_data()
         self.live_updates()
         self.set_interval(self.usage_refresh, self.refresh_usage)
 
@@ -244,7 +244,7 @@ class AdminApp(App[None]):
             return
         if self.me is None:
             self.bootstrap()
-        self.pending.reload()
+        self.pending.refresh_data()
         for view in self.query(ApiView):
             if view is not self.pending:
                 view.stale = True

@@ -176,7 +176,9 @@ async def test_hostile_names_show_literally_in_the_queue_the_users_and_the_audit
 
         await pilot.press("2")
         users = app.query_one(UsersView)
-        await wait_until(pilot, lambda: ids["eve"] in users.ids and ids["ada"] in users.ids, "the Users tab")
+        await wait_until(
+            pilot, lambda: ids["eve"] in users.model.rows and ids["ada"] in users.model.rows, "the Users tab"
+        )
         assert cell(users.table, ids["eve"], "name") == NAME_SHOWN
         assert cell(users.table, ids["eve"], "logon") == logon
         assert cell(users.table, ids["eve"], "devices") == DEVICE_SHOWN
@@ -186,7 +188,7 @@ async def test_hostile_names_show_literally_in_the_queue_the_users_and_the_audit
 
         await pilot.press("3")
         audit = app.query_one(AuditView)
-        await wait_until(pilot, lambda: len(audit.ids) == 5, "the audit log: 4 arrivals and a removal")
+        await wait_until(pilot, lambda: len(audit.model.rows) == 5, "the audit log: 4 arrivals and a removal")
         details = {cell(audit.table, key.value, "detail") for key in audit.table.rows if key.value}
         assert f"first report from {logon} on {DEVICE_SHOWN}; manual review is on" in details
         actors = {cell(audit.table, key.value, "actor") for key in audit.table.rows if key.value}
@@ -291,7 +293,7 @@ async def test_the_search_text_is_echoed_literally(live_review: LiveServer) -> N
         await ready(pilot, app, 3)
         await pilot.press("slash", *"[/]", "enter")
         await wait_until(
-            pilot, lambda: set(app.pending.users) == {ids["eve"], ids["eve2"]}, "the filtered queue"
+            pilot, lambda: set(app.pending.queue.rows) == {ids["eve"], ids["eve2"]}, "the filtered queue"
         )
         info = shown(app.pending.query_one("#pending-info", Static))
         assert info == "Showing 2 of 2 pending · filter “[/]”"
@@ -299,8 +301,8 @@ async def test_the_search_text_is_echoed_literally(live_review: LiveServer) -> N
 
         await pilot.press("2")
         users = app.query_one(UsersView)
-        await wait_until(pilot, lambda: len(users.ids) == 3, "the Users tab")
+        await wait_until(pilot, lambda: len(users.model.rows) == 3, "the Users tab")
         await pilot.press("slash", *"[/]", "enter")
-        await wait_until(pilot, lambda: users.ids == {ids["eve"], ids["eve2"]}, "the search")
+        await wait_until(pilot, lambda: users.model.rows.keys() == {ids["eve"], ids["eve2"]}, "the search")
         assert shown(users.query_one("#users-info", Static)) == "Showing 2 of 2 users · search “[/]”"
         assert_harmless(app)

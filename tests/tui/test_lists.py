@@ -23,20 +23,20 @@ async def first_pages(pilot: Pilot[Any], view: UsersView | AuditView, rows: int)
     paging stops short of the end until the cursor moves on."""
 
     def loaded() -> bool:
-        return len(view.ids) >= rows and not view._loading_more
+        return len(view.model.rows) >= rows and not view.model.loading
 
     await wait_until(pilot, loaded, f"the first {rows} rows, and the lookahead to settle")
-    assert len(view.ids) < view.total, f"everything was loaded up front: {len(view.ids)}"
+    assert len(view.model.rows) < view.model.total, f"everything was loaded up front: {len(view.model.rows)}"
 
 
 async def page_to_the_end(pilot: Pilot[Any], view: UsersView | AuditView) -> None:
     """Jump to the last row until everything is in: each jump brings at least one more page."""
     view.table.focus()
-    while len(view.ids) < view.total:
-        before = len(view.ids)
+    while len(view.model.rows) < view.model.total:
+        before = len(view.model.rows)
 
         def grew(n: int = before) -> bool:
-            return len(view.ids) > n
+            return len(view.model.rows) > n
 
         await pilot.press("ctrl+end")
         await wait_until(pilot, grew, "the next page")
@@ -54,12 +54,14 @@ async def test_the_users_tab_pages_searches_and_filters(live: LiveServer) -> Non
         assert info(users) == "Showing 120 of 120 users"
 
         await pilot.press("slash", *"user 01")
-        await wait_until(pilot, lambda: len(users.ids) == 10, "the search result")
+        await wait_until(pilot, lambda: len(users.model.rows) == 10, "the search result")
         assert info(users) == "Showing 10 of 10 users · search “user 01”"
         await pilot.press("enter", "f")  # back to the table; the status filter: licensed
-        await wait_until(pilot, lambda: users.total == 0 and users.status == "LICENSED", "licensed only")
+        await wait_until(
+            pilot, lambda: users.model.total == 0 and users.status == "LICENSED", "licensed only"
+        )
         await pilot.press("f")
-        await wait_until(pilot, lambda: users.total == 10 and users.status == "PENDING", "pending only")
+        await wait_until(pilot, lambda: users.model.total == 10 and users.status == "PENDING", "pending only")
         assert info(users) == "Showing 10 of 10 pending users · search “user 01”"
 
 
@@ -75,7 +77,7 @@ async def test_the_audit_tab_pages_newest_first(live: LiveServer) -> None:
         await pilot.press("3")
         audit = app.query_one(AuditView)
         await first_pages(pilot, audit, 60)
-        total = audit.total
+        total = audit.model.total
         assert total >= 117
         await page_to_the_end(pilot, audit)
         assert info(audit) == f"Showing {total} of {total} entries, newest first"

@@ -30,7 +30,7 @@ SIZE = (120, 36)
 
 def rows(app: AdminApp) -> list[str]:
     view = app.pending
-    return [view.users[str(key.value)].display_name for key in view.table.rows]
+    return [view.queue.rows[str(key.value)].display_name for key in view.table.rows]
 
 
 def header(app: AdminApp) -> str:
@@ -50,7 +50,7 @@ async def ready(pilot: Pilot[Any], app: AdminApp, count: int) -> None:
         # still be on the way. A change committed before the server registers it would be
         # missed: act only after.
         await wait_until(pilot, lambda: server.subscribers() >= 1, "the server to register the subscription")
-    await wait_until(pilot, lambda: app.pending.loaded and len(rows(app)) == count, f"{count} rows")
+    await wait_until(pilot, lambda: app.pending.queue.loaded and len(rows(app)) == count, f"{count} rows")
 
 
 async def cursor_to(pilot: Pilot[Any], app: AdminApp, name: str) -> None:
@@ -104,7 +104,7 @@ async def test_bulk_approve_approves_every_selected_row(live_review: LiveServer)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 3)
         await pilot.press("space", "down", "space")  # Ada, then Grace (space moves down)
-        assert app.pending.selected == {ids["Ada"], ids["Grace"]}
+        assert app.pending.queue.selected == {ids["Ada"], ids["Grace"]}
         await pilot.press("a")
         await wait_until(pilot, lambda: rows(app) == ["Alan"], "the approved rows to leave")
         assert [await status_of(live_review, ids[n]) for n in ("Ada", "Alan", "Grace")] == [
@@ -124,7 +124,7 @@ async def test_a_refused_approval_shows_its_error_and_changes_nothing(live: Live
         await wait_until(pilot, lambda: told(app, "Not enough licenses"), "the refusal")
         assert told(app, "Nothing was approved")
         assert rows(app) == ["Linus", "Margaret"]
-        assert app.pending.selected == {ids["Linus"], ids["Margaret"]}  # kept, to retry
+        assert app.pending.queue.selected == {ids["Linus"], ids["Margaret"]}  # kept, to retry
         assert await status_of(live, ids["Linus"]) == "PENDING"
         assert await status_of(live, ids["Margaret"]) == "PENDING"
 
@@ -265,7 +265,7 @@ async def test_a_queued_row_shows_what_an_assign_into_it_brought(live_review: Li
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 2)
         ada = ids["Ada"]
-        before = app.pending.users[ada].pending
+        before = app.pending.queue.rows[ada].pending
         assert before is not None and before.retained_event_count == 2
         await live_review.gql(
             "mutation($p: ID!, $t: ID!) { assignPendingUser(input: {pendingUserId: $p, targetUserId: $t}) "
@@ -276,7 +276,7 @@ async def test_a_queued_row_shows_what_an_assign_into_it_brought(live_review: Li
         await wait_until(pilot, lambda: rows(app) == ["Ada"], "the assigned row to leave")
 
         def ada_gained() -> bool:
-            info = app.pending.users[ada].pending
+            info = app.pending.queue.rows[ada].pending
             return info is not None and info.retained_event_count == 4
 
         await wait_until(pilot, ada_gained, "Ada's row to count Alan's activity")
@@ -292,7 +292,7 @@ async def test_a_large_queue_pages_in_as_the_cursor_nears_the_end(live_review: L
     async with app.run_test(size=SIZE) as pilot:
         # The first page and, as the viewport nears its end, one more: never everything up front.
         await wait_until(pilot, lambda: len(rows(app)) >= 100, "the first page and the lookahead")
-        await wait_until(pilot, lambda: not app.pending._loading_more, "the lookahead to settle")
+        await wait_until(pilot, lambda: not app.pending.queue.loading, "the lookahead to settle")
         assert len(rows(app)) == 100
         await pilot.press("ctrl+end")
         await wait_until(pilot, lambda: len(rows(app)) == 150, "every page, as the cursor moves on")

@@ -25,7 +25,7 @@ Compare = Callable[..., bool]
 async def _live(pilot: Pilot[Any]) -> AdminApp:
     app = pilot.app
     assert isinstance(app, AdminApp)
-    await wait_until(pilot, lambda: app.connection == "live" and app.pending.loaded, "the live queue")
+    await wait_until(pilot, lambda: app.connection == "live" and app.pending.queue.loaded, "the live queue")
     await wait_until(pilot, lambda: app.me is not None and app.account is not None, "sign-in")
     return app
 
@@ -69,7 +69,7 @@ def test_users_tab(snap_compare: Compare, seeded: ThreadedServer) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         app = await _live(pilot)
         await pilot.press("2")
-        await wait_until(pilot, lambda: len(app.query_one(UsersView).ids) == 13, "the users")
+        await wait_until(pilot, lambda: len(app.query_one(UsersView).model.rows) == 13, "the users")
 
     assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
 
@@ -78,7 +78,7 @@ def test_audit_tab(snap_compare: Compare, seeded: ThreadedServer) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         app = await _live(pilot)
         await pilot.press("3")
-        await wait_until(pilot, lambda: len(app.query_one(AuditView).ids) > 0, "the audit log")
+        await wait_until(pilot, lambda: len(app.query_one(AuditView).model.rows) > 0, "the audit log")
 
     assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
 

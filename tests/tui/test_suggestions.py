@@ -26,7 +26,7 @@ async def licensed_and_duplicates(live: LiveServer) -> dict[str, str]:
 
 def cell(app: object, name: str) -> str:
     view = app.pending  # type: ignore[attr-defined]
-    uid = next(u.id for u in view.users.values() if u.display_name == name)
+    uid = next(u.id for u in view.queue.rows.values() if u.display_name == name)
     return str(view.table.get_cell(uid, "suggestion"))
 
 

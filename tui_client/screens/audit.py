@@ -41,4 +41,4 @@ class AuditView(PagedListView[AuditEntry]):
         )
 
     def status_line(self) -> str:
-        return f"Showing {len(self.ids):,} of {self.total:,} entries, newest first"
+        return f"Showing {len(self.model.rows):,} of {self.model.total:,} entries, newest first"

@@ -39,8 +39,15 @@ class UsersView(PagedListView[User]):
     ]
     FAILURE = "Could not load users"
 
-    def __init__(self, page_size: int = 100, **kwargs: object) -> None:
-        super().__init__(page_size, **kwargs)
+    def __init__(
+        self,
+        page_size: int = 100,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(page_size, name=name, id=id, classes=classes)
         self.search = ""
         self.status: UserStatus | None = None
 
@@ -65,7 +72,7 @@ class UsersView(PagedListView[User]):
         )
 
     def status_line(self) -> str:
-        info = f"Showing {len(self.ids):,} of {self.total:,} {STATUSES[self.status]}"
+        info = f"Showing {len(self.model.rows):,} of {self.model.total:,} {STATUSES[self.status]}"
         if self.search:
             info += f" · search “{self.search}”"
         return info

@@ -47,6 +47,13 @@ class PagedTable(DataTable[object]):
     ) -> None:
         super().update_cell(row_key, column_key, safe.cell(value), update_width=update_width)
 
+    def cursor_key(self) -> str | None:
+        """The key of the cursor's row; None when the table is empty."""
+        if self.row_count == 0:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return row_key.value
+
     def check_near_end(self) -> None:
         """Ask for more when fewer than ``LOOKAHEAD`` rows remain below the cursor or the view."""
         if self.row_count == 0:

@@ -1,0 +1,180 @@
+"""The Pending Licenses queue as the client holds it: rows, selection, filter, live events.
+
+Plain Python, no Textual: :class:`~tui_client.screens.pending.PendingView` draws what this
+holds and redraws what each change returns.
+
+The rows are the queue's users in its order (oldest first), as far as they are paged in.
+Live events add, change and remove rows in place; events that arrive while a re-query is
+in flight are kept and replayed over its answer, which may predate them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from tui_client.api import MAX_IDS
+from tui_client.paged_list import PagedList
+from tui_client.types import Page, PendingReason, QueueEvent, User, UserStatus
+
+#: What ``f`` cycles through: every reason, then each one.
+REASON_FILTERS: tuple[PendingReason | None, ...] = (
+    None,
+    PendingReason.OVER_LIMIT,
+    PendingReason.MANUAL_REVIEW,
+)
+
+
+@dataclass
+class Change:
+    """The rows one change touched, for the view to redraw."""
+
+    added: list[User] = field(default_factory=list)
+    updated: list[User] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    #: An arrival took its place before the end: every row is to be drawn again.
+    reordered: bool = False
+
+
+def matches(user: User, search: str) -> bool:
+    """A client-side approximation of the server's search (name, logon, device), for arrivals."""
+    needle = search.casefold()
+    hay = [user.display_name] + [f"{a.logon_name}\n{a.device_name}" for a in user.agents]
+    return any(needle in h.casefold() for h in hay)
+
+
+def _entered(user: User) -> datetime:
+    return user.pending.entered_at if user.pending is not None else datetime.min.replace(tzinfo=UTC)
+
+
+class PendingQueue(PagedList[User]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.selected: set[str] = set()
+        self.search = ""
+        self.reason: PendingReason | None = None
+        # Events that arrive while a re-query is in flight, replayed over its answer.
+        self._replay: list[QueueEvent] | None = None
+        #: How many events the last answer to a re-query had replayed over it.
+        self.replayed = 0
+
+    # ------------------------------------------------------------------ paging
+
+    def reload_size(self, page_size: int) -> int:
+        """How many rows a re-query asks for: as many as are shown, so the cursor keeps its user."""
+        return min(max(len(self.rows), page_size), MAX_IDS)
+
+    def reload(self) -> int:
+        self._replay = []
+        return super().reload()
+
+    def failed(self, generation: int) -> None:
+        if generation == self.generation:
+            self._replay = None
+        super().failed(generation)
+
+    def accept(self, generation: int, page: Page[User], *, replace: bool) -> list[User] | None:
+        added = super().accept(generation, page, replace=replace)
+        if added is None:
+            return None
+        self.selected &= self.rows.keys()
+        if replace:
+            replay, self._replay = self._replay or [], None
+            for event in replay:
+                self.apply(event)
+            self.replayed = len(replay)
+        return added
+
+    # ------------------------------------------------------------------ live changes
+
+    def wanted(self, user: User) -> bool:
+        """Whether ``user`` belongs in the queue as filtered now."""
+        if user.status is not UserStatus.PENDING or user.pending is None:
+            return False
+        if self.reason is not None and user.pending.reason != self.reason:
+            return False
+        return not self.search or matches(user, self.search)
+
+    def apply(self, event: QueueEvent) -> Change:
+        """A live change: the user's row is added, updated or removed, and so is the target's."""
+        if self._replay is not None:
+            self._replay.append(event)
+        change = Change()
+        user = event.user
+        if user is not None and self.wanted(user):
+            if user.id in self.rows:
+                self.rows[user.id] = user
+                change.updated.append(user)
+            else:
+                self.total += 1
+                # The queue is oldest first, so an arrival belongs at the end: shown now only if
+                # the end is paged in; otherwise paging reaches it.
+                if self.loaded and not self.has_next:
+                    change.reordered = self._arrive(user)
+                    change.added.append(user)
+        elif event.user_id in self.rows:
+            change.removed += self.drop([event.user_id])
+        target = event.target
+        if target is not None and target.id in self.rows and self.wanted(target):
+            # Assigned or merged into a queued user: its row gained agents and activity.
+            self.rows[target.id] = target
+            change.updated.append(target)
+        if not self.search and self.reason is None:
+            self.total = event.account.pending_count
+        return change
+
+    def _arrive(self, user: User) -> bool:
+        """Add an arrival in the queue's order: True when that is not the end. It is the end
+        but for replays: an answer that already shows later arrivals, and a user who left
+        and came back meanwhile (approved, then moved back by a lowered limit)."""
+        last = next(reversed(self.rows.values()), None)
+        self.rows[user.id] = user
+        if last is None or _entered(last) <= _entered(user):
+            return False
+        self.rows = dict(sorted(self.rows.items(), key=lambda row: _entered(row[1])))
+        return True
+
+    def drop(self, user_ids: list[str]) -> list[str]:
+        """Users who left the queue (an action of ours): the rows removed."""
+        removed = [uid for uid in user_ids if uid in self.rows]
+        for uid in removed:
+            del self.rows[uid]
+            self.selected.discard(uid)
+            self.total = max(0, self.total - 1)
+        return removed
+
+    # ------------------------------------------------------------------ selection
+
+    def toggle(self, user_id: str) -> None:
+        if user_id in self.selected:
+            self.selected.discard(user_id)
+        elif user_id in self.rows:
+            self.selected.add(user_id)
+
+    def select_all(self) -> list[str]:
+        """Select the first rows (up to what one action takes), or unselect them if all are
+        selected: the rows whose mark may have changed."""
+        ids = list(self.rows)[:MAX_IDS]
+        if set(ids) <= self.selected:
+            self.selected.difference_update(ids)
+        else:
+            self.selected.update(ids)
+        return ids
+
+    def clear_selection(self) -> list[str]:
+        """Unselect everything: the rows that were selected."""
+        cleared = list(self.selected)
+        self.selected.clear()
+        return cleared
+
+    def targets(self, cursor: str | None) -> list[str]:
+        """What an action works on: the selection in queue order, else the cursor's row."""
+        if self.selected:
+            return [uid for uid in self.rows if uid in self.selected]
+        return [] if cursor is None else [cursor]
+
+    # ------------------------------------------------------------------ filter
+
+    def cycle_reason(self) -> PendingReason | None:
+        self.reason = REASON_FILTERS[(REASON_FILTERS.index(self.reason) + 1) % len(REASON_FILTERS)]
+        return self.reason
