@@ -1,147 +1,145 @@
-"""One typed settings object, read from ``PLM_*`` environment variables.
+"""One typed settings object, read from ``PLM_*`` environment variables (pydantic-settings).
 
 A bad value stops start-up with a message that names the variable and what it accepts,
-rather than failing later somewhere far from the cause.
+rather than failing later somewhere far from the cause. A ``PLM_*`` variable the server
+does not know is reported at start-up (:func:`unknown_settings`), not fatal: deployments
+share environments.
+
+``Settings(...)`` takes values only from its arguments (tests and the app build it so);
+:func:`load_settings` reads them from the environment.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
-from typing import Literal
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlparse
 
+from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
 SmtpTls = Literal["auto", "none", "starttls", "tls"]
-_SMTP_TLS: tuple[SmtpTls, ...] = ("auto", "none", "starttls", "tls")
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+PREFIX = "PLM_"
 
 
 class SettingsError(ValueError):
     """A ``PLM_*`` variable holds a value the server cannot use."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    database_url: str = "sqlite+aiosqlite:///./plm.db"
-    broadcast_url: str = "memory://"
+def _url(*schemes: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if urlparse(value).scheme not in schemes:
+            raise ValueError(f"expected a URL starting with one of {', '.join(schemes)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _seconds(default: float, hi: float) -> Any:
+    return Field(default, ge=0.1, le=hi, allow_inf_nan=False)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="forbid", env_ignore_empty=True)
+
+    database_url: Annotated[str, _url("sqlite+aiosqlite", "postgresql+asyncpg")] = (
+        "sqlite+aiosqlite:///./plm.db"
+    )
+    broadcast_url: Annotated[str, _url("memory", "postgres", "postgresql")] = "memory://"
     smtp_host: str | None = None
-    smtp_port: int = 25
+    smtp_port: int = Field(25, ge=1, le=65535)
     smtp_user: str | None = None
-    smtp_password: str | None = field(default=None, repr=False)
+    smtp_password: str | None = Field(None, repr=False)
     smtp_from: str = "plm@localhost"
     smtp_tls: SmtpTls = "auto"
-    notify_digest_seconds: int = 60
-    retention_days: int = 30
-    public_url: str = "http://127.0.0.1:8000"
-    # Operational knobs an operator may need; not in the spec, documented in the README.
-    sqlite_busy_timeout_ms: int = 10_000
-    log_level: str = "info"
+    notify_digest_seconds: int = Field(60, ge=1, le=86_400)
+    retention_days: int = Field(30, ge=1, le=3650)
+    public_url: Annotated[str, _url("http", "https"), AfterValidator(lambda u: u.rstrip("/"))] = (
+        "http://127.0.0.1:8000"
+    )
+    # Operational knobs an operator may need, documented in the README.
+    sqlite_busy_timeout_ms: int = Field(10_000, ge=0, le=600_000)
+    log_level: LogLevel = "info"
     # How long one HTTP request (or websocket operation) may take before it is answered 503,
-    # and the database waits inside it (see server.db): a paused database must not hold
-    # requests, and their memory, for as long as the pause lasts.
-    request_timeout_seconds: float = 10.0
-    db_connect_timeout_seconds: float = 5.0
-    db_pool_timeout_seconds: float = 5.0
-    db_statement_timeout_seconds: float = 30.0
+    # and the database waits inside it (see server.infra.db): a paused database must not
+    # hold requests, and their memory, for as long as the pause lasts.
+    request_timeout_seconds: float = _seconds(10.0, 600)
+    db_connect_timeout_seconds: float = _seconds(5.0, 600)
+    db_pool_timeout_seconds: float = _seconds(5.0, 600)
+    db_statement_timeout_seconds: float = _seconds(30.0, 86_400)
+
+    @model_validator(mode="after")
+    def _broadcast_needs_postgres(self) -> Self:
+        if self.broadcast_url.startswith("postgres") and self.is_sqlite:
+            raise ValueError(
+                "PLM_BROADCAST_URL is PostgreSQL but PLM_DATABASE_URL is SQLite: LISTEN/NOTIFY "
+                "needs the events' transactions on that PostgreSQL; use memory:// with SQLite"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what the caller passes: load_settings() passes the environment it was given.
+        return (init_settings,)
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
     def with_overrides(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return self.model_validate({**self.model_dump(), **changes})
 
 
-def _int(name: str, raw: str, lo: int, hi: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a whole number from {lo} to {hi}") from None
-    if not lo <= value <= hi:
-        raise SettingsError(f"{name}={raw!r}: expected a whole number from {lo} to {hi}")
-    return value
+class _Environment(EnvSettingsSource):
+    """The ``PLM_*`` variables of a given mapping (``os.environ`` by default)."""
 
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(Settings)
 
-def _seconds(name: str, raw: str, lo: float, hi: float) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a number of seconds from {lo:g} to {hi:g}") from None
-    if not lo <= value <= hi:  # also refuses nan
-        raise SettingsError(f"{name}={raw!r}: expected a number of seconds from {lo:g} to {hi:g}")
-    return value
-
-
-def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
-    scheme = urlparse(raw).scheme
-    if scheme not in schemes:
-        raise SettingsError(f"{name}={raw!r}: expected a URL starting with one of {', '.join(schemes)}")
-    return raw
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # Names match case-insensitively (Settings' default), as they do in os.environ.
+        return {k.lower(): v for k, v in self._environ.items() if v != ""}
 
 
 def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
-    """``PLM_*`` variables the server does not read: likely typos, worth a warning at start-up.
-
-    Not an error: deployments share environments, and a variable the server does not know
-    must not stop it.
-    """
+    """``PLM_*`` variables the server does not read: likely typos, worth a warning at start-up."""
     env = os.environ if environ is None else environ
-    known = {f"PLM_{f.name.upper()}" for f in fields(Settings)} | _CLIENT_VARS
-    return sorted(k for k in env if k.startswith("PLM_") and k not in known)
+    known = {PREFIX + name.upper() for name in Settings.model_fields} | _CLIENT_VARS
+    return sorted(k for k in env if k.startswith(PREFIX) and k not in known)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``environ`` (default ``os.environ``), validating every value."""
     env = os.environ if environ is None else environ
+    known = {k: v for k, v in env.items() if k.upper() not in _CLIENT_VARS and k not in unknown_settings(env)}
+    values = _Environment(known)()
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc, env)) from None
 
-    values: dict[str, object] = {}
 
-    def get(name: str) -> str | None:
-        raw = env.get(f"PLM_{name.upper()}")
-        return None if raw is None or raw == "" else raw
-
-    if (v := get("database_url")) is not None:
-        values["database_url"] = _url(
-            "PLM_DATABASE_URL", v, ("sqlite+aiosqlite", "postgresql+asyncpg")
-        )
-    if (v := get("broadcast_url")) is not None:
-        values["broadcast_url"] = _url("PLM_BROADCAST_URL", v, ("memory", "postgres", "postgresql"))
-    for name in ("smtp_host", "smtp_user", "smtp_password", "smtp_from", "log_level"):
-        if (v := get(name)) is not None:
-            values[name] = v
-    if (v := get("smtp_port")) is not None:
-        values["smtp_port"] = _int("PLM_SMTP_PORT", v, 1, 65535)
-    if (v := get("smtp_tls")) is not None:
-        if v not in _SMTP_TLS:
-            raise SettingsError(f"PLM_SMTP_TLS={v!r}: expected one of {', '.join(_SMTP_TLS)}")
-        values["smtp_tls"] = v
-    if (v := get("notify_digest_seconds")) is not None:
-        values["notify_digest_seconds"] = _int("PLM_NOTIFY_DIGEST_SECONDS", v, 1, 86_400)
-    if (v := get("retention_days")) is not None:
-        values["retention_days"] = _int("PLM_RETENTION_DAYS", v, 1, 3650)
-    if (v := get("sqlite_busy_timeout_ms")) is not None:
-        values["sqlite_busy_timeout_ms"] = _int("PLM_SQLITE_BUSY_TIMEOUT_MS", v, 0, 600_000)
-    for name, hi in (
-        ("request_timeout_seconds", 600.0),
-        ("db_connect_timeout_seconds", 600.0),
-        ("db_pool_timeout_seconds", 600.0),
-        ("db_statement_timeout_seconds", 86_400.0),
-    ):
-        if (v := get(name)) is not None:
-            values[name] = _seconds(f"PLM_{name.upper()}", v, 0.1, hi)
-    if (v := get("public_url")) is not None:
-        values["public_url"] = _url("PLM_PUBLIC_URL", v, ("http", "https")).rstrip("/")
-    if values.get("log_level", "info") not in ("critical", "error", "warning", "info", "debug"):
-        raise SettingsError(
-            f"PLM_LOG_LEVEL={values['log_level']!r}: expected critical, error, warning, info or debug"
-        )
-    settings = Settings(**values)  # type: ignore[arg-type]
-    if settings.broadcast_url.startswith("postgres") and settings.is_sqlite:
-        raise SettingsError(
-            "PLM_BROADCAST_URL is PostgreSQL but PLM_DATABASE_URL is SQLite: LISTEN/NOTIFY "
-            "needs the events' transactions on that PostgreSQL; use memory:// with SQLite"
-        )
-    return settings
+def _explain(exc: ValidationError, env: Mapping[str, str]) -> str:
+    """One line per bad variable: its name, the value given and what it accepts."""
+    lines = []
+    for error in exc.errors():
+        if not error["loc"]:  # a rule across variables; its message names them
+            lines.append(str(error["msg"]).removeprefix("Value error, "))
+            continue
+        name = PREFIX + str(error["loc"][0]).upper()
+        accepts = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{name}={env.get(name, '')!r}: {accepts}")
+    return "; ".join(lines)
 
 
 # Read by the admin client, not the server; accepted here so a shared environment is not an error.

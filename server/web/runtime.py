@@ -1,11 +1,14 @@
-"""What the edges (HTTP, GraphQL, jobs, CLI) share in one process: settings, database, clock."""
+"""The per-process runtime: what the edges (HTTP, GraphQL, jobs) share in one process.
+
+Settings, the database, the clock (a test's FakeClock reaches ingestion and jobs through
+it), the ingest-key cache, the group committer and the readiness check.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
 from cachetools import LRUCache
+from starlette.applications import Starlette
 
 from server.domain.models import utcnow
 from server.infra.clock import Clock
@@ -33,6 +36,7 @@ class Services:
         self.readiness = Readiness(self.db, lambda: self.clock())
 
 
-def of(app: Any) -> Services:
+def of(app: Starlette) -> Services:
+    """The app's services (``create_app`` keeps them on ``app.state``)."""
     services: Services = app.state.services
     return services

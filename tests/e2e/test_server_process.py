@@ -124,3 +124,14 @@ def test_cli_provisioning_and_a_bad_setting(tmp_path: Path) -> None:
         env=env, cwd=REPO, capture_output=True, text=True,
     )
     assert dup.returncode == 1 and "CONFLICT" in dup.stderr
+
+
+def test_a_retention_of_zero_days_is_refused_not_replaced_by_the_default(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    zero = subprocess.run(
+        [sys.executable, "-m", "server.cli", "account", "create", "--name", "Acme", "--licenses", "2", "--retention-days", "0"],
+        env=env, cwd=REPO, capture_output=True, text=True,
+    )
+    assert zero.returncode == 1 and "retention days must be from 1 to 3650" in zero.stderr
+    with sqlite3.connect(tmp_path / "plm.db") as conn:
+        assert conn.execute("SELECT count(*) FROM account").fetchone() == (0,)
