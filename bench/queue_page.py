@@ -198,7 +198,8 @@ def serve(database_url: str, port: int) -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from server.domain import auth, reads
+    from server.domain import auth
+    from server.domain.reads import lists, loads
     from server.infra.settings import Settings
     from server.web import runtime
     from server.web.app import create_app, tune_gc
@@ -219,16 +220,16 @@ def serve(database_url: str, port: int) -> None:
                 return JSONResponse({"error": "unauthenticated"}, status_code=401)
             _admin, account = found
             assert account.id is not None
-            filt = reads.PendingFilter(account.id)
-            page = await reads.pending_page(session, filt, 50, None)
-            total = await reads.pending_count(session, filt)
+            filt = lists.PendingFilter(account.id)
+            page = await lists.pending_page(session, filt, 50, None)
+            total = await lists.pending_count(session, filt)
             user_ids = [u.id for u in page.items if u.id is not None]
-            agents = await reads.agents_by_user(session, account.id, user_ids)
-            retained = await reads.retained_by_user(session, user_ids)
+            agents = await loads.agents_by_user(session, account.id, user_ids)
+            retained = await loads.retained_by_user(session, user_ids)
         edges = []
         for user, cursor in zip(page.items, page.cursors, strict=True):
             assert user.id is not None
-            info = reads.pending_info(user, retained.get(user.id, reads.Retained()), account.retention_days)
+            info = loads.pending_info(user, retained.get(user.id, loads.Retained()), account.retention_days)
             edges.append({
                 "cursor": cursor,
                 "node": {

@@ -18,12 +18,13 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from server.domain import reads
 from server.domain.auth import actor_for
 from server.domain.changes import Actor
 from server.domain.errors import PermissionDenied
 from server.domain.models import Account, Admin
-from server.domain.reads import AgentRow, Retained, UserRow
+from server.domain.reads import loads
+from server.domain.reads.loads import Retained
+from server.domain.reads.rows import AgentRow, UserRow
 from server.domain.suggestions.store import Found, suggestions_by_user
 from server.web.runtime import Services
 
@@ -47,19 +48,19 @@ class Loaders:
         account_id = ctx.account_id
 
         async def users(ids: list[int]) -> list[UserRow | None]:
-            found = await ctx.run(reads.users_by_id, account_id, ids)
+            found = await ctx.run(loads.users_by_id, account_id, ids)
             return [found.get(i) for i in ids]
 
         async def agents(user_ids: list[int]) -> list[list[AgentRow]]:
-            found = await ctx.run(reads.agents_by_user, account_id, user_ids)
+            found = await ctx.run(loads.agents_by_user, account_id, user_ids)
             return [found.get(i, []) for i in user_ids]
 
         async def retained(user_ids: list[int]) -> list[Retained]:
-            found = await ctx.run(reads.retained_by_user, user_ids)
+            found = await ctx.run(loads.retained_by_user, user_ids)
             return [found.get(i, Retained()) for i in user_ids]
 
         async def admins(ids: list[int]) -> list[Admin | None]:
-            found = await ctx.run(reads.admins_by_id, account_id, ids)
+            found = await ctx.run(loads.admins_by_id, account_id, ids)
             return [found.get(i) for i in ids]
 
         async def suggested(user_ids: list[int]) -> list[list[Found]]:

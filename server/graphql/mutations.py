@@ -16,8 +16,9 @@ from typing import TypeVar
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.domain import accounts, actions, changes, reads
+from server.domain import accounts, actions, changes
 from server.domain.errors import DomainError, ErrorCode, PermissionDenied
+from server.domain.reads import cursors, loads
 
 from .context import Context
 from .errors import BadUserInput, Forbidden
@@ -47,7 +48,7 @@ R = TypeVar("R")
 
 
 def _id(raw: str, field: str, what: str = "user") -> int:
-    found = reads.parse_id(raw)
+    found = cursors.parse_id(raw)
     if found is None:
         # Ids are opaque: a malformed one is simply not found, like another account's.
         raise DomainError(ErrorCode.NOT_FOUND, f"no {what} with id {raw[:40]!r}", field)
@@ -75,7 +76,7 @@ async def _write(ctx: Context, action: Callable[[AsyncSession, datetime], Awaita
 
 async def _account_now(ctx: Context) -> AccountType:
     """The account as it is, for a payload whose action was refused."""
-    account = await ctx.run(reads.account_by_id, ctx.account_id)
+    account = await ctx.run(loads.account_by_id, ctx.account_id)
     assert account is not None
     usage = await ctx.run(changes.account_usage, account)
     return AccountType.of(account, usage)

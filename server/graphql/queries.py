@@ -12,9 +12,10 @@ from typing import TypeVar
 
 import strawberry
 
-from server.domain import changes, metrics, reads
+from server.domain import changes, metrics
 from server.domain.activity import report
 from server.domain.errors import DomainError
+from server.domain.reads import cursors, lists
 
 from .errors import BadUserInput
 from .types import (
@@ -73,11 +74,11 @@ class Query:
         after: str | None = None,
         search: str | None = None,
         reason: PendingReason | None = None,  # type: ignore[valid-type]
-        order_by: PendingOrder = reads.PendingOrder.ENTERED_ASC,  # type: ignore[valid-type]
+        order_by: PendingOrder = lists.PendingOrder.ENTERED_ASC,  # type: ignore[valid-type]
     ) -> UserConnection:
         ctx = info.context
-        filt = reads.PendingFilter(ctx.account_id, search, reason)
-        page = await _checked(ctx.run(reads.pending_page, filt, first, after, order_by))
+        filt = lists.PendingFilter(ctx.account_id, search, reason)
+        page = await _checked(ctx.run(lists.pending_page, filt, first, after, order_by))
         return UserConnection.of(page, filt)
 
     @strawberry.field
@@ -90,13 +91,13 @@ class Query:
         status: UserStatus | None = None,  # type: ignore[valid-type]
     ) -> UserConnection:
         ctx = info.context
-        filt = reads.UserFilter(ctx.account_id, search, status)
-        page = await _checked(ctx.run(reads.users_page, filt, first, after))
+        filt = lists.UserFilter(ctx.account_id, search, status)
+        page = await _checked(ctx.run(lists.users_page, filt, first, after))
         return UserConnection.of(page, filt)
 
     @strawberry.field
     async def user(self, info: Ctx, id: strawberry.ID) -> UserType | None:
-        user_id = reads.parse_id(id)
+        user_id = cursors.parse_id(id)
         if user_id is None:
             return None
         user = await info.context.loaders.user.load(user_id)
@@ -107,8 +108,8 @@ class Query:
         self, info: Ctx, first: int = 50, after: str | None = None, search: str | None = None
     ) -> AgentConnection:
         ctx = info.context
-        filt = reads.AgentFilter(ctx.account_id, search)
-        page = await _checked(ctx.run(reads.agents_page, filt, first, after))
+        filt = lists.AgentFilter(ctx.account_id, search)
+        page = await _checked(ctx.run(lists.agents_page, filt, first, after))
         return AgentConnection(
             edges=[
                 AgentEdge(cursor=c, node=AgentType.of(a))
@@ -137,7 +138,7 @@ class Query:
         self, info: Ctx, first: int = 50, after: str | None = None
     ) -> SettingsChangeConnection:
         ctx = info.context
-        page = await _checked(ctx.run(reads.settings_history_page, ctx.account_id, first, after))
+        page = await _checked(ctx.run(lists.settings_history_page, ctx.account_id, first, after))
         return SettingsChangeConnection(
             edges=[
                 SettingsChangeEdge(cursor=c, node=SettingsChangeType.of(e))
@@ -149,7 +150,7 @@ class Query:
     @strawberry.field
     async def audit_log(self, info: Ctx, first: int = 50, after: str | None = None) -> AuditEntryConnection:
         ctx = info.context
-        page = await _checked(ctx.run(reads.audit_page, ctx.account_id, first, after))
+        page = await _checked(ctx.run(lists.audit_page, ctx.account_id, first, after))
         return AuditEntryConnection(
             edges=[
                 AuditEntryEdge(cursor=c, node=AuditEntryType.of(e))

@@ -30,9 +30,9 @@ from typing import Any
 
 import strawberry
 
-from server.domain import reads
 from server.domain.events import QueueEvent
 from server.domain.models import QueueAction
+from server.domain.reads import loads
 from server.infra.broadcast import DEFAULT_SUBSCRIBER_QUEUE, SubscriberOverflow
 from server.infra.db import Database
 
@@ -120,7 +120,7 @@ class LiveViews:
         built: dict[QueueEvent, PendingQueueEvent] = {}
         async with self.db.read() as session:
             for account_id, evs in by_account.items():
-                account = await reads.account_by_id(session, account_id)
+                account = await loads.account_by_id(session, account_id)
                 if account is None:
                     raise LookupError(f"account {account_id} is gone")
                 user_ids = sorted(
@@ -128,14 +128,14 @@ class LiveViews:
                     | {e.target_user_id for e in evs if e.target_user_id is not None}
                 )
                 actor_ids = sorted({e.actor_id for e in evs if e.actor_id is not None})
-                users = await reads.users_by_id(session, account_id, user_ids) if user_ids else {}
-                agents = await reads.agents_by_user(session, account_id, list(users)) if users else {}
-                retained = await reads.retained_by_user(session, list(users)) if users else {}
-                admins = await reads.admins_by_id(session, account_id, actor_ids) if actor_ids else {}
+                users = await loads.users_by_id(session, account_id, user_ids) if user_ids else {}
+                agents = await loads.agents_by_user(session, account_id, list(users)) if users else {}
+                retained = await loads.retained_by_user(session, list(users)) if users else {}
+                admins = await loads.admins_by_id(session, account_id, actor_ids) if actor_ids else {}
                 user_views: dict[int, UserType] = {}
                 for uid, user in users.items():
-                    info = reads.pending_info(
-                        user, retained.get(uid, reads.Retained()), account.retention_days
+                    info = loads.pending_info(
+                        user, retained.get(uid, loads.Retained()), account.retention_days
                     )
                     user_views[uid] = UserType.resolved_of(user, agents.get(uid, []), info)
                 for e in evs:
@@ -239,5 +239,5 @@ class Subscription:
             await close_fell_behind(ctx.request, ctx.account_id, exc)
         finally:
             # Also when the client completes the operation or its socket goes away: the
-            # broker never keeps a subscriber nobody reads.
+            # broker never keeps a subscriber nobody loads.
             stream.close()

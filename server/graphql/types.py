@@ -15,13 +15,14 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.types import Info
 
-from server.domain import models, reads
+from server.domain import models
 from server.domain.activity.report import AppUsage as DomainAppUsage
 from server.domain.activity.report import UserActivity as DomainUserActivity
 from server.domain.errors import DomainError
 from server.domain.errors import ErrorCode as DomainErrorCode
 from server.domain.events import AccountUsage
 from server.domain.metrics import QueueMetrics as DomainQueueMetrics
+from server.domain.reads import cursors, lists, loads, rows
 from server.domain.suggestions.store import Found
 
 from .context import Context
@@ -30,7 +31,7 @@ from .errors import BadUserInput
 Role = strawberry.enum(models.Role, name="Role")
 UserStatus = strawberry.enum(models.UserStatus, name="UserStatus")
 PendingReason = strawberry.enum(models.PendingReason, name="PendingReason")
-PendingOrder = strawberry.enum(reads.PendingOrder, name="PendingOrder")
+PendingOrder = strawberry.enum(lists.PendingOrder, name="PendingOrder")
 QueueAction = strawberry.enum(models.QueueAction, name="QueueAction")
 ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
 SuggestionKind = strawberry.enum(models.SuggestionKind, name="SuggestionKind")
@@ -99,7 +100,7 @@ class PendingInfoType:
     )
 
     @classmethod
-    def of(cls, info: reads.PendingInfo) -> PendingInfoType:
+    def of(cls, info: loads.PendingInfo) -> PendingInfoType:
         return cls(
             reason=info.reason,
             entered_at=info.entered_at,
@@ -123,7 +124,7 @@ class AgentType:
     owner: strawberry.Private[UserType | None] = None
 
     @classmethod
-    def of(cls, agent: reads.AgentFields, owner: UserType | None = None) -> AgentType:
+    def of(cls, agent: rows.AgentFields, owner: UserType | None = None) -> AgentType:
         return cls(
             id=gid(agent.id),
             device_name=agent.device_name,
@@ -153,13 +154,13 @@ class UserType:
     first_seen_at: datetime
     last_seen_at: datetime
     licensed_at: datetime | None
-    row: strawberry.Private[reads.UserFields]
+    row: strawberry.Private[rows.UserFields]
     # Set for a live event's user, whose payload is resolved once and shared by every
     # subscriber (server.graphql.subscriptions): its fields then need no loader or session.
     resolved: strawberry.Private[ResolvedUser | None] = None
 
     @classmethod
-    def of(cls, user: reads.UserFields) -> UserType:
+    def of(cls, user: rows.UserFields) -> UserType:
         return cls(
             id=gid(user.id),
             display_name=user.display_name,
@@ -173,9 +174,9 @@ class UserType:
     @classmethod
     def resolved_of(
         cls,
-        user: reads.UserFields,
-        agents: Sequence[reads.AgentFields],
-        pending: reads.PendingInfo | None,
+        user: rows.UserFields,
+        agents: Sequence[rows.AgentFields],
+        pending: loads.PendingInfo | None,
     ) -> UserType:
         """A user whose agents and pending info are already known."""
         view = cls.of(user)
@@ -200,13 +201,13 @@ class UserType:
             return None
         assert self.row.id is not None
         retained = await info.context.loaders.retained.load(self.row.id)
-        found = reads.pending_info(self.row, retained, info.context.account.retention_days)
+        found = loads.pending_info(self.row, retained, info.context.account.retention_days)
         return None if found is None else PendingInfoType.of(found)
 
     @strawberry.field
     async def suggestions(self, info: Ctx, first: int = 3) -> list[SuggestionType]:
-        if not 1 <= first <= reads.MAX_PAGE:
-            raise BadUserInput(f"first must be from 1 to {reads.MAX_PAGE}; got {first}", field="first")
+        if not 1 <= first <= cursors.MAX_PAGE:
+            raise BadUserInput(f"first must be from 1 to {cursors.MAX_PAGE}; got {first}", field="first")
         if self.row.status is not models.UserStatus.PENDING:
             return []
         assert self.row.id is not None
@@ -251,7 +252,7 @@ class PageInfo:
     end_cursor: str | None
 
     @classmethod
-    def of(cls, page: reads.Page[Any]) -> PageInfo:
+    def of(cls, page: cursors.Page[Any]) -> PageInfo:
         return cls(has_next_page=page.has_next, end_cursor=page.end_cursor)
 
 
@@ -265,11 +266,11 @@ class UserEdge:
 class UserConnection:
     edges: list[UserEdge]
     page_info: PageInfo
-    count_filter: strawberry.Private[reads.PendingFilter | reads.UserFilter]
+    count_filter: strawberry.Private[lists.PendingFilter | lists.UserFilter]
 
     @classmethod
     def of(
-        cls, page: reads.Page[reads.UserRow], filt: reads.PendingFilter | reads.UserFilter
+        cls, page: cursors.Page[rows.UserRow], filt: lists.PendingFilter | lists.UserFilter
     ) -> UserConnection:
         return cls(
             edges=[
@@ -282,9 +283,9 @@ class UserConnection:
     @strawberry.field
     async def total_count(self, info: Ctx) -> int:
         filt = self.count_filter
-        if isinstance(filt, reads.PendingFilter):
-            return await info.context.run(reads.pending_count, filt)
-        return await info.context.run(reads.users_count, filt)
+        if isinstance(filt, lists.PendingFilter):
+            return await info.context.run(lists.pending_count, filt)
+        return await info.context.run(lists.users_count, filt)
 
 
 @strawberry.type
@@ -297,11 +298,11 @@ class AgentEdge:
 class AgentConnection:
     edges: list[AgentEdge]
     page_info: PageInfo
-    count_filter: strawberry.Private[reads.AgentFilter]
+    count_filter: strawberry.Private[lists.AgentFilter]
 
     @strawberry.field
     async def total_count(self, info: Ctx) -> int:
-        return await info.context.run(reads.agents_count, self.count_filter)
+        return await info.context.run(lists.agents_count, self.count_filter)
 
 
 @strawberry.type
@@ -415,7 +416,7 @@ class AuditEntryConnection:
 
     @strawberry.field
     async def total_count(self, info: Ctx) -> int:
-        return await info.context.run(reads.audit_count, info.context.account_id)
+        return await info.context.run(lists.audit_count, info.context.account_id)
 
 
 @strawberry.type(
@@ -464,7 +465,7 @@ class SettingsChangeConnection:
 
     @strawberry.field
     async def total_count(self, info: Ctx) -> int:
-        return await info.context.run(reads.settings_history_count, info.context.account_id)
+        return await info.context.run(lists.settings_history_count, info.context.account_id)
 
 
 @strawberry.type

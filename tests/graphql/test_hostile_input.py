@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server.domain import reads
+from server.domain.reads import cursors
 from server.infra.db import Database
 from tests.graphql.helpers import PENDING_PAGE, Gql, ids
 from tests.graphql.test_queries import queue
@@ -210,12 +210,12 @@ async def test_an_id_out_of_range_is_not_found(gql: Gql, db: Database, tenant: T
     ],
 )
 def test_parse_id_refuses_anything_but_an_id(raw: Any) -> None:
-    assert reads.parse_id(raw) is None
+    assert cursors.parse_id(raw) is None
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("1", 1), (" 42 ", 42), (7, 7), (str(2**31 - 1), 2**31 - 1)])
 def test_parse_id_reads_an_id(raw: Any, expected: int) -> None:
-    assert reads.parse_id(raw) == expected
+    assert cursors.parse_id(raw) == expected
 
 
 @pytest.mark.parametrize("escaped", [r"\u0000", r"\ud800"])

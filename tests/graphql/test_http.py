@@ -146,7 +146,7 @@ async def test_unexpected_errors_are_masked_and_logged_with_the_request_id(
     async def broken(*_: Any) -> int:
         raise RuntimeError("secret internals: /etc/plm")
 
-    monkeypatch.setattr("server.domain.reads.audit_count", broken)
+    monkeypatch.setattr("server.domain.reads.lists.audit_count", broken)
     with caplog.at_level(logging.ERROR, logger="server.graphql"):
         response = await http.post(
             "/graphql", json={"query": "{ auditLog { totalCount } }"}, headers=auth(tenant)
