@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
+from strawberry.types import Info
 
 from server.domain.auth import actor_for
 from server.domain.changes import Actor
@@ -29,9 +30,7 @@ from server.domain.suggestions.store import Found, suggestions_by_user
 from server.web.runtime import Services
 
 from .errors import Forbidden
-
-if TYPE_CHECKING:
-    from .subscriptions import EventFeed, LiveViews
+from .feed import EventFeed, LiveViews
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -207,3 +206,7 @@ class Context:
         if session is not None and self._owns_session:
             await session.close()
         self._owns_session = False
+
+
+Ctx = Info[Context, None]
+"""What resolvers annotate ``info`` with."""

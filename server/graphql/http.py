@@ -65,9 +65,9 @@ from server.web.runtime import Services
 from .cache import ResponseCache
 from .context import Context, new_request_id
 from .errors import SERVICE_UNAVAILABLE, UNAUTHENTICATED, UNAVAILABLE_MESSAGE, has_code
+from .feed import LiveViews
 from .live import MAX_DOCUMENT_BYTES, LiveHub, LiveTransportWSHandler
 from .schema import schema
-from .subscriptions import LiveViews
 
 log = logging.getLogger("server.graphql")
 

@@ -48,7 +48,8 @@ from server.infra.db import is_unavailable
 from .context import Context
 from .errors import SERVICE_UNAVAILABLE, UNAVAILABLE_MESSAGE, has_code
 from .extensions import MAX_TOKENS, SizedCache, text_bytes
-from .subscriptions import EventFeed, LiveViews, close_fell_behind
+from .feed import EventFeed, LiveViews
+from .subscriptions import close_fell_behind
 
 log = logging.getLogger(__name__)
 

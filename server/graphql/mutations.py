@@ -20,7 +20,7 @@ from server.domain import accounts, actions, changes
 from server.domain.errors import DomainError, ErrorCode, PermissionDenied
 from server.domain.reads import cursors, loads
 
-from .context import Context
+from .context import Context, Ctx
 from .errors import BadUserInput, Forbidden
 from .types import (
     AccountType,
@@ -30,7 +30,6 @@ from .types import (
     ApprovePendingUsersPayload,
     AssignPendingUserInput,
     AssignPendingUserPayload,
-    Ctx,
     MergePendingUserInput,
     MergePendingUserPayload,
     RemoveUsersInput,

@@ -17,6 +17,7 @@ from server.domain.activity import report
 from server.domain.errors import DomainError
 from server.domain.reads import cursors, lists
 
+from .context import Ctx
 from .errors import BadUserInput
 from .types import (
     AccountType,
@@ -28,7 +29,6 @@ from .types import (
     AuditEntryConnection,
     AuditEntryEdge,
     AuditEntryType,
-    Ctx,
     FromDate,
     PageInfo,
     PendingOrder,

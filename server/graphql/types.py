@@ -13,7 +13,6 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 import strawberry
-from strawberry.types import Info
 
 from server.domain import models
 from server.domain.activity.report import AppUsage as DomainAppUsage
@@ -25,8 +24,9 @@ from server.domain.metrics import QueueMetrics as DomainQueueMetrics
 from server.domain.reads import cursors, lists, loads, rows
 from server.domain.suggestions.store import Found
 
-from .context import Context
+from .context import Ctx
 from .errors import BadUserInput
+from .feed import LiveEvent, LiveUser
 
 Role = strawberry.enum(models.Role, name="Role")
 UserStatus = strawberry.enum(models.UserStatus, name="UserStatus")
@@ -35,8 +35,6 @@ PendingOrder = strawberry.enum(lists.PendingOrder, name="PendingOrder")
 QueueAction = strawberry.enum(models.QueueAction, name="QueueAction")
 ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
 SuggestionKind = strawberry.enum(models.SuggestionKind, name="SuggestionKind")
-
-Ctx = Info[Context, None]
 
 
 def gid(value: int | None) -> strawberry.ID:
@@ -155,8 +153,8 @@ class UserType:
     last_seen_at: datetime
     licensed_at: datetime | None
     row: strawberry.Private[rows.UserFields]
-    # Set for a live event's user, whose payload is resolved once and shared by every
-    # subscriber (server.graphql.subscriptions): its fields then need no loader or session.
+    # Set for a live event's user, whose rows are loaded once for every subscriber
+    # (server.graphql.feed): its fields then need no loader or session.
     resolved: strawberry.Private[ResolvedUser | None] = None
 
     @classmethod
@@ -575,6 +573,24 @@ class PendingQueueEvent:
         description="ASSIGNED or MERGED: the user the pending user became part of, after the change "
         "(a pending target's row shows the activity and agents it gained); null otherwise.",
     )
+
+    @classmethod
+    def of(cls, view: LiveEvent) -> PendingQueueEvent:
+        """An event as its loaded rows show it: no field needs a loader or a session."""
+        event = view.event
+        return cls(
+            action=event.action,
+            user_id=gid(event.user_id),
+            user=_live_user(view.user),
+            account=AccountType.of(view.account, event.usage),
+            actor=None if view.actor is None else AdminType.of(view.actor),
+            at=event.at,
+            target=_live_user(view.target),
+        )
+
+
+def _live_user(user: LiveUser | None) -> UserType | None:
+    return None if user is None else UserType.resolved_of(user.row, user.agents, user.pending)
 
 
 FromDate = Annotated[date, strawberry.argument(name="from")]
