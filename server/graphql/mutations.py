@@ -22,10 +22,9 @@ from server.domain.reads import cursors, loads
 
 from .context import Context, Ctx
 from .errors import BadUserInput, Forbidden
-from .types import (
-    AccountType,
-    AdminType,
-    AgentType,
+from .types.account import AccountType, AdminType
+from .types.base import gid
+from .types.payloads import (
     ApprovePendingUsersInput,
     ApprovePendingUsersPayload,
     AssignPendingUserInput,
@@ -39,9 +38,8 @@ from .types import (
     UpdateNotificationSettingsInput,
     UpdateNotificationSettingsPayload,
     UserError,
-    UserType,
-    gid,
 )
+from .types.users import AgentType, UserType
 
 R = TypeVar("R")
 

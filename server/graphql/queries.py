@@ -19,29 +19,17 @@ from server.domain.reads import cursors, lists
 
 from .context import Ctx
 from .errors import BadUserInput
-from .types import (
-    AccountType,
-    ActivityReport,
-    AdminType,
-    AgentConnection,
-    AgentEdge,
-    AgentType,
+from .types.account import AccountType, ActivityReport, AdminType, FromDate, QueueMetrics, UserActivity
+from .types.base import PageInfo, PendingOrder, PendingReason, UserStatus
+from .types.history import (
     AuditEntryConnection,
     AuditEntryEdge,
     AuditEntryType,
-    FromDate,
-    PageInfo,
-    PendingOrder,
-    PendingReason,
-    QueueMetrics,
     SettingsChangeConnection,
     SettingsChangeEdge,
     SettingsChangeType,
-    UserActivity,
-    UserConnection,
-    UserStatus,
-    UserType,
 )
+from .types.users import AgentConnection, AgentEdge, AgentType, UserConnection, UserType
 
 T = TypeVar("T")
 

@@ -28,7 +28,7 @@ from server.infra.broadcast import SubscriberOverflow
 
 from .context import Ctx
 from .feed import LiveViews
-from .types import PendingQueueEvent
+from .types.payloads import PendingQueueEvent
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,34 @@
+"""What every type module shares: the contract's enums, ids and ``PageInfo``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+from server.domain import models
+from server.domain.errors import ErrorCode as DomainErrorCode
+from server.domain.reads import cursors, lists
+
+Role = strawberry.enum(models.Role, name="Role")
+UserStatus = strawberry.enum(models.UserStatus, name="UserStatus")
+PendingReason = strawberry.enum(models.PendingReason, name="PendingReason")
+PendingOrder = strawberry.enum(lists.PendingOrder, name="PendingOrder")
+QueueAction = strawberry.enum(models.QueueAction, name="QueueAction")
+ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
+SuggestionKind = strawberry.enum(models.SuggestionKind, name="SuggestionKind")
+
+
+def gid(value: int | None) -> strawberry.ID:
+    assert value is not None
+    return strawberry.ID(str(value))
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+    @classmethod
+    def of(cls, page: cursors.Page[Any]) -> PageInfo:
+        return cls(has_next_page=page.has_next, end_cursor=page.end_cursor)

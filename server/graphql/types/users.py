@@ -1,0 +1,228 @@
+"""Users, their agents, pending info and suggestions, and their lists (connections).
+
+A user's agents, its pending info and its suggestions resolve through the request's
+DataLoaders, unless the user came from a live event whose rows are already loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import strawberry
+
+from server.domain import models
+from server.domain.reads import cursors, lists, loads, rows
+from server.domain.suggestions.store import Found
+
+from ..context import Ctx
+from ..errors import BadUserInput
+from .base import PageInfo, PendingReason, SuggestionKind, UserStatus, gid
+
+
+@strawberry.type(name="PendingInfo")
+class PendingInfoType:
+    reason: PendingReason  # type: ignore[valid-type]
+    entered_at: datetime
+    retained_event_count: int
+    retained_active_seconds: int
+    oldest_retained_at: datetime | None
+    data_expires_at: datetime | None = strawberry.field(
+        description="When the oldest retained activity falls out of the retention window."
+    )
+
+    @classmethod
+    def of(cls, info: loads.PendingInfo) -> PendingInfoType:
+        return cls(
+            reason=info.reason,
+            entered_at=info.entered_at,
+            retained_event_count=info.retained_event_count,
+            retained_active_seconds=info.retained_active_seconds,
+            oldest_retained_at=info.oldest_retained_at,
+            data_expires_at=info.data_expires_at,
+        )
+
+
+@strawberry.type(name="Agent", description="A login on a device, as reported by the monitoring agent.")
+class AgentType:
+    id: strawberry.ID
+    device_name: str
+    domain: str
+    logon_name: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    user_id: strawberry.Private[int]
+    # Set when the owner is already resolved (a live event's user): no loader, no session.
+    owner: strawberry.Private[UserType | None] = None
+
+    @classmethod
+    def of(cls, agent: rows.AgentFields, owner: UserType | None = None) -> AgentType:
+        return cls(
+            id=gid(agent.id),
+            device_name=agent.device_name,
+            domain=agent.domain,
+            logon_name=agent.logon_name,
+            first_seen_at=agent.first_seen_at,
+            last_seen_at=agent.last_seen_at,
+            user_id=agent.user_id,
+            owner=owner,
+        )
+
+    @strawberry.field
+    async def user(self, info: Ctx) -> UserType:
+        if self.owner is not None:
+            return self.owner
+        user = await info.context.loaders.user.load(self.user_id)
+        # An agent always has its user; both rows come from one snapshot of one account.
+        assert user is not None
+        return UserType.of(user)
+
+
+@strawberry.type(name="User", description="A tracked person: the unit that consumes a license.")
+class UserType:
+    id: strawberry.ID
+    display_name: str
+    status: UserStatus  # type: ignore[valid-type]
+    first_seen_at: datetime
+    last_seen_at: datetime
+    licensed_at: datetime | None
+    row: strawberry.Private[rows.UserFields]
+    # Set for a live event's user, whose rows are loaded once for every subscriber
+    # (server.graphql.feed): its fields then need no loader or session.
+    resolved: strawberry.Private[ResolvedUser | None] = None
+
+    @classmethod
+    def of(cls, user: rows.UserFields) -> UserType:
+        return cls(
+            id=gid(user.id),
+            display_name=user.display_name,
+            status=user.status,
+            first_seen_at=user.first_seen_at,
+            last_seen_at=user.last_seen_at,
+            licensed_at=user.licensed_at,
+            row=user,
+        )
+
+    @classmethod
+    def resolved_of(
+        cls,
+        user: rows.UserFields,
+        agents: Sequence[rows.AgentFields],
+        pending: loads.PendingInfo | None,
+    ) -> UserType:
+        """A user whose agents and pending info are already known."""
+        view = cls.of(user)
+        view.resolved = ResolvedUser(
+            agents=[AgentType.of(a, owner=view) for a in agents],
+            pending=None if pending is None else PendingInfoType.of(pending),
+        )
+        return view
+
+    @strawberry.field
+    async def agents(self, info: Ctx) -> list[AgentType]:
+        if self.resolved is not None:
+            return self.resolved.agents
+        assert self.row.id is not None
+        return [AgentType.of(a) for a in await info.context.loaders.agents.load(self.row.id)]
+
+    @strawberry.field(description="Null unless status is PENDING.")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    async def pending(self, info: Ctx) -> PendingInfoType | None:
+        if self.resolved is not None:
+            return self.resolved.pending
+        if self.row.status is not models.UserStatus.PENDING:
+            return None
+        assert self.row.id is not None
+        retained = await info.context.loaders.retained.load(self.row.id)
+        found = loads.pending_info(self.row, retained, info.context.account.retention_days)
+        return None if found is None else PendingInfoType.of(found)
+
+    @strawberry.field
+    async def suggestions(self, info: Ctx, first: int = 3) -> list[SuggestionType]:
+        if not 1 <= first <= cursors.MAX_PAGE:
+            raise BadUserInput(f"first must be from 1 to {cursors.MAX_PAGE}; got {first}", field="first")
+        if self.row.status is not models.UserStatus.PENDING:
+            return []
+        assert self.row.id is not None
+        found = await info.context.loaders.suggestions.load(self.row.id)
+        return [SuggestionType.of(f) for f in found[:first]]
+
+
+@strawberry.type(name="Suggestion")
+class SuggestionType:
+    kind: SuggestionKind  # type: ignore[valid-type]
+    user: UserType | None = strawberry.field(
+        description="ASSIGN: the existing user the pending user probably is."
+    )
+    agent: AgentType | None = strawberry.field(
+        description="MERGE: the existing agent the pending user's agent probably is."
+    )
+    score: float = strawberry.field(description="0 to 1: how sure the server is.")
+    reasons: list[str] = strawberry.field(
+        description="Why, in words an admin reads: e.g. 'same login jdoe on ACME', 'display name matches'."
+    )
+
+    @classmethod
+    def of(cls, found: Found) -> SuggestionType:
+        return cls(
+            kind=found.kind,
+            user=None if found.user is None else UserType.of(found.user),
+            agent=None if found.agent is None else AgentType.of(found.agent),
+            score=found.score,
+            reasons=found.reasons,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedUser:
+    agents: list[AgentType]
+    pending: PendingInfoType | None
+
+
+@strawberry.type
+class UserEdge:
+    cursor: str
+    node: UserType
+
+
+@strawberry.type
+class UserConnection:
+    edges: list[UserEdge]
+    page_info: PageInfo
+    count_filter: strawberry.Private[lists.PendingFilter | lists.UserFilter]
+
+    @classmethod
+    def of(
+        cls, page: cursors.Page[rows.UserRow], filt: lists.PendingFilter | lists.UserFilter
+    ) -> UserConnection:
+        return cls(
+            edges=[
+                UserEdge(cursor=c, node=UserType.of(u)) for u, c in zip(page.items, page.cursors, strict=True)
+            ],
+            page_info=PageInfo.of(page),
+            count_filter=filt,
+        )
+
+    @strawberry.field
+    async def total_count(self, info: Ctx) -> int:
+        filt = self.count_filter
+        if isinstance(filt, lists.PendingFilter):
+            return await info.context.run(lists.pending_count, filt)
+        return await info.context.run(lists.users_count, filt)
+
+
+@strawberry.type
+class AgentEdge:
+    cursor: str
+    node: AgentType
+
+
+@strawberry.type
+class AgentConnection:
+    edges: list[AgentEdge]
+    page_info: PageInfo
+    count_filter: strawberry.Private[lists.AgentFilter]
+
+    @strawberry.field
+    async def total_count(self, info: Ctx) -> int:
+        return await info.context.run(lists.agents_count, self.count_filter)
