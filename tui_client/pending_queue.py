@@ -1,6 +1,6 @@
 """The Pending Licenses queue as the client holds it: rows, selection, filter, live events.
 
-Plain Python, no Textual: :class:`~tui_client.screens.pending.PendingView` draws what this
+Plain Python, no Textual: :class:`~tui_client.screens.queue_view.QueueView` draws what this
 holds and redraws what each change returns.
 
 The rows are the queue's users in its order (oldest first), as far as they are paged in.
@@ -17,7 +17,7 @@ from tui_client.api import MAX_IDS
 from tui_client.paged_list import PagedList
 from tui_client.types import Page, PendingReason, QueueEvent, User, UserStatus
 
-#: What ``f`` cycles through: every reason, then each one.
+#: What ``f`` cycles through: all reasons, then each one.
 REASON_FILTERS: tuple[PendingReason | None, ...] = (
     None,
     PendingReason.OVER_LIMIT,
