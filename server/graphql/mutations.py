@@ -2,16 +2,17 @@
 function and maps its result (STYLE pattern 1).
 
 Expected failures (:class:`DomainError`) come back in the payload's ``errors`` with the
-domain's code and field; nothing changed, because the transaction rolled back. A VIEWER
-acting, or more ids than a bulk input allows, is a top-level error instead: no data choice
-would make it succeed.
+domain's code and field; nothing changed, because the transaction rolled back. That is done
+once, by :func:`_payload`: each resolver hands it its work (``_approve``, ``_assign``, ...)
+and what the payload shows when refused. A VIEWER acting, or more ids than a bulk input
+allows, is a top-level error instead: no data choice would make it succeed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,6 +42,8 @@ from .types.payloads import (
 )
 from .types.users import AgentType, UserType
 
+P = TypeVar("P")
+P_co = TypeVar("P_co", covariant=True)
 R = TypeVar("R")
 
 
@@ -71,16 +74,96 @@ async def _write(ctx: Context, action: Callable[[AsyncSession, datetime], Awaita
         await ctx.fresh_snapshot()
 
 
-async def _account_now(ctx: Context) -> AccountType:
-    """The account as it is, for a payload whose action was refused."""
-    account = await ctx.run(loads.account_by_id, ctx.account_id)
-    assert account is not None
-    usage = await ctx.run(changes.account_usage, account)
-    return AccountType.of(account, usage)
+async def _payload(perform: Awaitable[P], refused: Callable[[list[UserError]], Awaitable[P]]) -> P:
+    """The payload ``perform`` answers, or ``refused``'s when a domain rule refused it.
+
+    Saleor's ``BaseMutation.mutate``, once for every mutation: ``perform`` reads the input,
+    calls one domain function and maps its result; a :class:`DomainError` on the way (an id
+    not found, a full license, ...) becomes the payload's ``errors``. Anything else, a
+    VIEWER acting included, stays a top-level error.
+    """
+    try:
+        return await perform
+    except DomainError as exc:
+        return await refused([UserError.of(exc)])
+
+
+class _AccountPayload(Protocol[P_co]):
+    """A payload type that shows the account; its other fields have a default."""
+
+    def __call__(self, *, account: AccountType, errors: list[UserError]) -> P_co: ...
+
+
+def _unchanged(ctx: Context, payload: _AccountPayload[P]) -> Callable[[list[UserError]], Awaitable[P]]:
+    """A refused account action's payload: the account as it is (nothing changed), the errors."""
+
+    async def refused(errors: list[UserError]) -> P:
+        account = await ctx.run(loads.account_by_id, ctx.account_id)
+        assert account is not None
+        usage = await ctx.run(changes.account_usage, account)
+        return payload(account=AccountType.of(account, usage), errors=errors)
+
+    return refused
 
 
 def _account(result: changes.ActionResult) -> AccountType:
     return AccountType.of(result.account, result.usage)
+
+
+# ---------------------------------------------------------------------------- each mutation's work
+
+
+async def _approve(ctx: Context, input: ApprovePendingUsersInput) -> ApprovePendingUsersPayload:
+    ids = _bulk_ids(input.user_ids, "userIds")
+    result = await _write(ctx, lambda s, now: actions.approve(s, ctx.actor, ids, now))
+    return ApprovePendingUsersPayload(
+        approved=[UserType.of(u) for u in result.users], account=_account(result), errors=[]
+    )
+
+
+async def _assign(ctx: Context, input: AssignPendingUserInput) -> AssignPendingUserPayload:
+    pending = _id(input.pending_user_id, "pendingUserId")
+    target = _id(input.target_user_id, "targetUserId")
+    result = await _write(ctx, lambda s, now: actions.assign(s, ctx.actor, pending, target, now))
+    return AssignPendingUserPayload(user=UserType.of(result.users[0]), account=_account(result), errors=[])
+
+
+async def _merge(ctx: Context, input: MergePendingUserInput) -> MergePendingUserPayload:
+    pending = _id(input.pending_user_id, "pendingUserId")
+    target = _id(input.target_agent_id, "targetAgentId", "agent")
+    result = await _write(ctx, lambda s, now: actions.merge(s, ctx.actor, pending, target, now))
+    assert result.agent is not None
+    return MergePendingUserPayload(agent=AgentType.of(result.agent), account=_account(result), errors=[])
+
+
+async def _remove(ctx: Context, input: RemoveUsersInput) -> RemoveUsersPayload:
+    ids = _bulk_ids(input.user_ids, "userIds")
+    result = await _write(ctx, lambda s, now: actions.remove(s, ctx.actor, ids, input.do_not_track, now))
+    return RemoveUsersPayload(
+        removed_user_ids=[gid(i) for i in result.removed_user_ids], account=_account(result), errors=[]
+    )
+
+
+async def _update_settings(ctx: Context, input: UpdateAccountSettingsInput) -> UpdateAccountSettingsPayload:
+    result = await _write(
+        ctx,
+        lambda s, now: actions.update_settings(
+            s, ctx.actor, now, manual_review=input.manual_review, license_limit=input.license_limit
+        ),
+    )
+    return UpdateAccountSettingsPayload(account=_account(result), errors=[])
+
+
+async def _update_notifications(
+    ctx: Context, input: UpdateNotificationSettingsInput
+) -> UpdateNotificationSettingsPayload:
+    admin_id = ctx.actor.admin_id
+    assert admin_id is not None
+    admin = await _write(
+        ctx, lambda s, now: accounts.update_notification_settings(s, admin_id, input.notify_on_pending, now)
+    )
+    ctx.admin = admin
+    return UpdateNotificationSettingsPayload(me=AdminType.of(admin), errors=[])
 
 
 @strawberry.type
@@ -91,64 +174,25 @@ class Mutation:
     ) -> ApprovePendingUsersPayload:
         ctx = info.context
         ctx.require_admin()
-        try:
-            ids = _bulk_ids(input.user_ids, "userIds")
-            result = await _write(ctx, lambda s, now: actions.approve(s, ctx.actor, ids, now))
-        except DomainError as exc:
-            return ApprovePendingUsersPayload(
-                approved=[], account=await _account_now(ctx), errors=[UserError.of(exc)]
-            )
-        return ApprovePendingUsersPayload(
-            approved=[UserType.of(u) for u in result.users], account=_account(result), errors=[]
-        )
+        return await _payload(_approve(ctx, input), _unchanged(ctx, ApprovePendingUsersPayload))
 
     @strawberry.mutation
     async def assign_pending_user(self, info: Ctx, input: AssignPendingUserInput) -> AssignPendingUserPayload:
         ctx = info.context
         ctx.require_admin()
-        try:
-            pending = _id(input.pending_user_id, "pendingUserId")
-            target = _id(input.target_user_id, "targetUserId")
-            result = await _write(ctx, lambda s, now: actions.assign(s, ctx.actor, pending, target, now))
-        except DomainError as exc:
-            return AssignPendingUserPayload(
-                user=None, account=await _account_now(ctx), errors=[UserError.of(exc)]
-            )
-        return AssignPendingUserPayload(
-            user=UserType.of(result.users[0]), account=_account(result), errors=[]
-        )
+        return await _payload(_assign(ctx, input), _unchanged(ctx, AssignPendingUserPayload))
 
     @strawberry.mutation
     async def merge_pending_user(self, info: Ctx, input: MergePendingUserInput) -> MergePendingUserPayload:
         ctx = info.context
         ctx.require_admin()
-        try:
-            pending = _id(input.pending_user_id, "pendingUserId")
-            target = _id(input.target_agent_id, "targetAgentId", "agent")
-            result = await _write(ctx, lambda s, now: actions.merge(s, ctx.actor, pending, target, now))
-        except DomainError as exc:
-            return MergePendingUserPayload(
-                agent=None, account=await _account_now(ctx), errors=[UserError.of(exc)]
-            )
-        assert result.agent is not None
-        return MergePendingUserPayload(agent=AgentType.of(result.agent), account=_account(result), errors=[])
+        return await _payload(_merge(ctx, input), _unchanged(ctx, MergePendingUserPayload))
 
     @strawberry.mutation
     async def remove_users(self, info: Ctx, input: RemoveUsersInput) -> RemoveUsersPayload:
         ctx = info.context
         ctx.require_admin()
-        try:
-            ids = _bulk_ids(input.user_ids, "userIds")
-            result = await _write(
-                ctx, lambda s, now: actions.remove(s, ctx.actor, ids, input.do_not_track, now)
-            )
-        except DomainError as exc:
-            return RemoveUsersPayload(
-                removed_user_ids=[], account=await _account_now(ctx), errors=[UserError.of(exc)]
-            )
-        return RemoveUsersPayload(
-            removed_user_ids=[gid(i) for i in result.removed_user_ids], account=_account(result), errors=[]
-        )
+        return await _payload(_remove(ctx, input), _unchanged(ctx, RemoveUsersPayload))
 
     @strawberry.mutation
     async def update_account_settings(
@@ -156,16 +200,7 @@ class Mutation:
     ) -> UpdateAccountSettingsPayload:
         ctx = info.context
         ctx.require_admin()
-        try:
-            result = await _write(
-                ctx,
-                lambda s, now: actions.update_settings(
-                    s, ctx.actor, now, manual_review=input.manual_review, license_limit=input.license_limit
-                ),
-            )
-        except DomainError as exc:
-            return UpdateAccountSettingsPayload(account=await _account_now(ctx), errors=[UserError.of(exc)])
-        return UpdateAccountSettingsPayload(account=_account(result), errors=[])
+        return await _payload(_update_settings(ctx, input), _unchanged(ctx, UpdateAccountSettingsPayload))
 
     @strawberry.mutation(
         description="The caller's own preferences; a VIEWER may set them (nothing of the account changes)."
@@ -174,16 +209,8 @@ class Mutation:
         self, info: Ctx, input: UpdateNotificationSettingsInput
     ) -> UpdateNotificationSettingsPayload:
         ctx = info.context
-        admin_id = ctx.actor.admin_id
-        assert admin_id is not None
-        try:
-            admin = await _write(
-                ctx,
-                lambda s, now: accounts.update_notification_settings(
-                    s, admin_id, input.notify_on_pending, now
-                ),
-            )
-        except DomainError as exc:
-            return UpdateNotificationSettingsPayload(me=AdminType.of(ctx.admin), errors=[UserError.of(exc)])
-        ctx.admin = admin
-        return UpdateNotificationSettingsPayload(me=AdminType.of(admin), errors=[])
+
+        async def refused(errors: list[UserError]) -> UpdateNotificationSettingsPayload:
+            return UpdateNotificationSettingsPayload(me=AdminType.of(ctx.admin), errors=errors)
+
+        return await _payload(_update_notifications(ctx, input), refused)

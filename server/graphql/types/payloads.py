@@ -35,7 +35,8 @@ class ApprovePendingUsersInput:
 
 @strawberry.type
 class ApprovePendingUsersPayload:
-    approved: list[UserType]
+    # Each result field's default is what a refused mutation shows (nothing changed).
+    approved: list[UserType] = strawberry.field(default_factory=list)
     account: AccountType
     errors: list[UserError]
 
@@ -49,7 +50,7 @@ class AssignPendingUserInput:
 @strawberry.type
 class AssignPendingUserPayload:
     user: UserType | None = strawberry.field(
-        description="The existing user that now owns the pending user's agents."
+        default=None, description="The existing user that now owns the pending user's agents."
     )
     account: AccountType
     errors: list[UserError]
@@ -64,7 +65,7 @@ class MergePendingUserInput:
 @strawberry.type
 class MergePendingUserPayload:
     agent: AgentType | None = strawberry.field(
-        description="The existing agent that absorbed the pending user's agent."
+        default=None, description="The existing agent that absorbed the pending user's agent."
     )
     account: AccountType
     errors: list[UserError]
@@ -78,7 +79,7 @@ class RemoveUsersInput:
 
 @strawberry.type
 class RemoveUsersPayload:
-    removed_user_ids: list[strawberry.ID]
+    removed_user_ids: list[strawberry.ID] = strawberry.field(default_factory=list)
     account: AccountType
     errors: list[UserError]
 
