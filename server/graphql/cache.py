@@ -19,6 +19,7 @@ by bytes, keys included, and never hold one entry over a sixteenth of their boun
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from typing import Any
 
 from graphql import GraphQLError, GraphQLSchema, OperationType, parse
@@ -126,23 +127,9 @@ class ResponseCache:
         self.misses = 0
         self.cacheable = Cacheable(schema)
 
-    def key(
-        self,
-        account_id: int,
-        queue_version: int,
-        role: str,
-        query: str,
-        variables: Any,
-        operation_name: str | None,
-    ) -> CacheKey | None:
-        """The key for this request, or ``None`` when its document is not provably cacheable."""
-        if not self.cacheable(query):
-            return None
-        try:
-            canonical = json.dumps(variables, sort_keys=True, separators=(",", ":"))
-        except (TypeError, ValueError):
-            return None
-        return (account_id, queue_version, role, query, canonical, operation_name)
+    def lookup(self, query: str, variables: Any, operation_name: str | None) -> Lookup:
+        """One request's look-ups: see :class:`Lookup`."""
+        return Lookup(self, query, variables, operation_name)
 
     def get(self, key: CacheKey) -> bytes | None:
         body = self.entries.get(key)
@@ -161,3 +148,37 @@ class ResponseCache:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+
+class Lookup:
+    """One request's look-ups in a :class:`ResponseCache`, its key's request part worked out once.
+
+    A request is looked up twice on SQLite: with the token's synchronous read, then, on a
+    miss, in the request's read session. The request's part of the key (whether the document
+    is cacheable, the variables as canonical JSON, the operation's name) is the same for
+    both, so it is worked out once, at the first look-up; each look-up adds only who asks and
+    the queue version it read. Not before the first: that comes after the token checked out,
+    so an unauthenticated request never has its document parsed.
+    """
+
+    def __init__(self, cache: ResponseCache, query: str, variables: Any, operation_name: str | None) -> None:
+        self.cache = cache
+        self.query = query
+        self.variables = variables
+        self.operation_name = operation_name
+
+    @cached_property
+    def _request_part(self) -> tuple[str, str, str | None] | None:
+        """The request's part of the key; ``None`` when its document is not provably cacheable."""
+        if not self.cache.cacheable(self.query):
+            return None
+        try:
+            canonical = json.dumps(self.variables, sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError):
+            return None
+        return (self.query, canonical, self.operation_name)
+
+    def key(self, account_id: int, queue_version: int, role: str) -> CacheKey | None:
+        """The key for this request as ``role`` of the account sees it at ``queue_version``."""
+        part = self._request_part
+        return None if part is None else (account_id, queue_version, role, *part)

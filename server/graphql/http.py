@@ -62,7 +62,7 @@ from server.infra.sqlite_tokens import SqliteTokenLookup, TokenInfo
 from server.web.http import bearer_token, read_body
 from server.web.runtime import Services
 
-from .cache import ResponseCache
+from .cache import CacheKey, Lookup, ResponseCache
 from .context import Context, new_request_id
 from .errors import SERVICE_UNAVAILABLE, UNAUTHENTICATED, UNAVAILABLE_MESSAGE, has_code
 from .feed import LiveViews
@@ -221,12 +221,17 @@ class GraphQLApp(GraphQL[Context, None]):
                 return _bad_request(f"The GraphQL document is over {MAX_DOCUMENT_BYTES} bytes.", 413)
         elif _document_too_large(request.query_params.get("query")):
             return _bad_request(f"The GraphQL document is over {MAX_DOCUMENT_BYTES} bytes.", 413)
+        lookup: Lookup | None = None
         if isinstance(payload, dict) and isinstance(payload.get("query"), str):
-            hit = self._cached(token, payload)
+            op = payload.get("operationName")
+            lookup = self.cache.lookup(
+                payload["query"], payload.get("variables"), op if isinstance(op, str) else None
+            )
+            hit = self._cached(token, lookup)
             if hit is not None:
                 return Response(hit, media_type="application/json", headers={"X-Request-ID": request_id})
         try:
-            response, key = await self._execute(request, request_id, token, payload)
+            response, key = await self._execute(request, request_id, token, lookup)
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
@@ -240,8 +245,8 @@ class GraphQLApp(GraphQL[Context, None]):
         return response
 
     async def _execute(
-        self, request: Request, request_id: str, token: str, payload: Any
-    ) -> tuple[Response, Any]:
+        self, request: Request, request_id: str, token: str, lookup: Lookup | None
+    ) -> tuple[Response, CacheKey | None]:
         """Authenticate and execute in one read session; the response and its cache key."""
         async with self.services.db.read() as session:
             found = await auth.authenticate(session, token)
@@ -249,17 +254,9 @@ class GraphQLApp(GraphQL[Context, None]):
                 return _unauthenticated(request_id), None
             admin, account = found
             key = None
-            if isinstance(payload, dict) and isinstance(payload.get("query"), str):
-                op = payload.get("operationName")
+            if lookup is not None:
                 assert account.id is not None
-                key = self.cache.key(
-                    account.id,
-                    account.queue_version,
-                    admin.role.value,
-                    payload["query"],
-                    payload.get("variables"),
-                    op if isinstance(op, str) else None,
-                )
+                key = lookup.key(account.id, account.queue_version, admin.role.value)
                 cached = self.cache.get(key) if key is not None else None
                 if cached is not None:
                     return Response(cached, media_type="application/json"), None
@@ -284,27 +281,19 @@ class GraphQLApp(GraphQL[Context, None]):
                     return None
         return self._token_lookup
 
-    def _cached(self, token: str, payload: dict[str, Any]) -> bytes | None:
+    def _cached(self, token: str, lookup: Lookup) -> bytes | None:
         """A cache hit found with a synchronous token read (SQLite), or ``None``.
 
         Only hits are answered here. A miss executes in the request's read session, whose
         snapshot gives the version the entry is stored under.
         """
-        lookup = self._tokens()
-        if lookup is None:
+        tokens = self._tokens()
+        if tokens is None:
             return None
-        info = lookup.lookup(token)
+        info = tokens.lookup(token)
         if not isinstance(info, TokenInfo):
             return None
-        op = payload.get("operationName")
-        key = self.cache.key(
-            info.account_id,
-            info.queue_version,
-            info.role,
-            payload["query"],
-            payload.get("variables"),
-            op if isinstance(op, str) else None,
-        )
+        key = lookup.key(info.account_id, info.queue_version, info.role)
         return None if key is None else self.cache.get(key)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
