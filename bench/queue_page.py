@@ -62,10 +62,29 @@ GRAPHQL_EXECUTED = "query QueueAndMe { me { id } pendingUsers(first: 50) {" + PA
 # ---------------------------------------------------------------------------- fixture data
 
 LICENSED = 100
-USER_COLUMNS = ("id", "account_id", "display_name", "status", "first_seen_at", "last_seen_at", "licensed_at",
-                "pending_reason", "pending_since")
-AGENT_COLUMNS = ("id", "account_id", "user_id", "device_name", "domain", "logon_name", "key", "login_key",
-                 "first_seen_at", "last_seen_at")
+USER_COLUMNS = (
+    "id",
+    "account_id",
+    "display_name",
+    "status",
+    "first_seen_at",
+    "last_seen_at",
+    "licensed_at",
+    "pending_reason",
+    "pending_since",
+)
+AGENT_COLUMNS = (
+    "id",
+    "account_id",
+    "user_id",
+    "device_name",
+    "domain",
+    "logon_name",
+    "key",
+    "login_key",
+    "first_seen_at",
+    "last_seen_at",
+)
 EVENT_COLUMNS = ("user_id", "agent_id", "start", "duration_seconds", "app", "title", "url", "productivity")
 
 
@@ -87,7 +106,11 @@ async def _provision(url: str) -> tuple[int, str]:
                 session, name="Bench", license_limit=LICENSED, retention_days=30, now=utcnow()
             )
             admin = await accounts.create_admin(
-                session, account_id=account.id, email="bench@bench.example", name="Bench", role=Role.ADMIN,
+                session,
+                account_id=account.id,
+                email="bench@bench.example",
+                name="Bench",
+                role=Role.ADMIN,
                 now=utcnow(),
             )
         return account.id, admin.secret
@@ -109,11 +132,24 @@ class Fixture:
         for i in range(LICENSED + self.pending):
             seen = self.now - timedelta(days=2, seconds=i)
             if i < LICENSED:
-                rows.append((i + 1, self.account_id, f"Licensed {i:05d}", "LICENSED", seen, seen, seen, None, None))
+                rows.append(
+                    (i + 1, self.account_id, f"Licensed {i:05d}", "LICENSED", seen, seen, seen, None, None)
+                )
             else:
                 entered = self.now - timedelta(days=2) + timedelta(seconds=i)
-                rows.append((i + 1, self.account_id, f"Pending {i:05d}", "PENDING", seen, seen, None, "OVER_LIMIT",
-                             entered))
+                rows.append(
+                    (
+                        i + 1,
+                        self.account_id,
+                        f"Pending {i:05d}",
+                        "PENDING",
+                        seen,
+                        seen,
+                        None,
+                        "OVER_LIMIT",
+                        entered,
+                    )
+                )
         return rows
 
     def agents(self) -> list[tuple[Any, ...]]:
@@ -123,8 +159,20 @@ class Fixture:
         seen = self.now - timedelta(days=2)
         for uid in range(1, LICENSED + self.pending + 1):
             device, domain, logon = f"PC-{uid:05d}", "BENCH", f"user{uid:05d}"
-            rows.append((uid, self.account_id, uid, device, domain, logon, agent_key(device, domain, logon),
-                         login_key(device, domain, logon), seen, seen))
+            rows.append(
+                (
+                    uid,
+                    self.account_id,
+                    uid,
+                    device,
+                    domain,
+                    logon,
+                    agent_key(device, domain, logon),
+                    login_key(device, domain, logon),
+                    seen,
+                    seen,
+                )
+            )
         return rows
 
     def event_rows(self) -> Iterator[tuple[Any, ...]]:
@@ -148,9 +196,11 @@ def build_sqlite(path: Path, pending: int, events: int) -> str:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA synchronous=OFF")
     with conn:
-        for table, columns, rows in (("user", USER_COLUMNS, fixture.users()),
-                                     ("agent", AGENT_COLUMNS, fixture.agents()),
-                                     ("activity_event", EVENT_COLUMNS, fixture.event_rows())):
+        for table, columns, rows in (
+            ("user", USER_COLUMNS, fixture.users()),
+            ("agent", AGENT_COLUMNS, fixture.agents()),
+            ("activity_event", EVENT_COLUMNS, fixture.event_rows()),
+        ):
             conn.executemany(
                 f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})',
                 (_sqlite_values(r) for r in rows),
@@ -168,7 +218,9 @@ async def _copy_postgres(url: str, fixture: Fixture) -> None:
         async with conn.transaction():
             await conn.copy_records_to_table("user", records=fixture.users(), columns=USER_COLUMNS)
             await conn.copy_records_to_table("agent", records=fixture.agents(), columns=AGENT_COLUMNS)
-            await conn.copy_records_to_table("activity_event", records=fixture.event_rows(), columns=EVENT_COLUMNS)
+            await conn.copy_records_to_table(
+                "activity_event", records=fixture.event_rows(), columns=EVENT_COLUMNS
+            )
             # Rows came with explicit ids: move the sequences past them, as inserts would have.
             for table in ("user", "agent"):
                 await conn.execute(
@@ -230,28 +282,51 @@ def serve(database_url: str, port: int) -> None:
         for user, cursor in zip(page.items, page.cursors, strict=True):
             assert user.id is not None
             info = loads.pending_info(user, retained.get(user.id, loads.Retained()), account.retention_days)
-            edges.append({
-                "cursor": cursor,
-                "node": {
-                    "id": str(user.id), "displayName": user.display_name, "status": user.status.value,
-                    "firstSeenAt": user.first_seen_at.isoformat(), "lastSeenAt": user.last_seen_at.isoformat(),
-                    "licensedAt": None,
-                    "agents": [
-                        {"id": str(a.id), "deviceName": a.device_name, "domain": a.domain, "logonName": a.logon_name,
-                         "firstSeenAt": a.first_seen_at.isoformat(), "lastSeenAt": a.last_seen_at.isoformat()}
-                        for a in agents.get(user.id, [])
-                    ],
-                    "pending": None if info is None else {
-                        "reason": info.reason.value, "enteredAt": info.entered_at.isoformat(),
-                        "retainedEventCount": info.retained_event_count,
-                        "retainedActiveSeconds": info.retained_active_seconds,
-                        "oldestRetainedAt": info.oldest_retained_at.isoformat() if info.oldest_retained_at else None,
-                        "dataExpiresAt": info.data_expires_at.isoformat() if info.data_expires_at else None,
+            edges.append(
+                {
+                    "cursor": cursor,
+                    "node": {
+                        "id": str(user.id),
+                        "displayName": user.display_name,
+                        "status": user.status.value,
+                        "firstSeenAt": user.first_seen_at.isoformat(),
+                        "lastSeenAt": user.last_seen_at.isoformat(),
+                        "licensedAt": None,
+                        "agents": [
+                            {
+                                "id": str(a.id),
+                                "deviceName": a.device_name,
+                                "domain": a.domain,
+                                "logonName": a.logon_name,
+                                "firstSeenAt": a.first_seen_at.isoformat(),
+                                "lastSeenAt": a.last_seen_at.isoformat(),
+                            }
+                            for a in agents.get(user.id, [])
+                        ],
+                        "pending": None
+                        if info is None
+                        else {
+                            "reason": info.reason.value,
+                            "enteredAt": info.entered_at.isoformat(),
+                            "retainedEventCount": info.retained_event_count,
+                            "retainedActiveSeconds": info.retained_active_seconds,
+                            "oldestRetainedAt": info.oldest_retained_at.isoformat()
+                            if info.oldest_retained_at
+                            else None,
+                            "dataExpiresAt": info.data_expires_at.isoformat()
+                            if info.data_expires_at
+                            else None,
+                        },
                     },
-                },
-            })
-        body = {"pendingUsers": {"totalCount": total, "pageInfo": {"hasNextPage": page.has_next,
-                                                                   "endCursor": page.end_cursor}, "edges": edges}}
+                }
+            )
+        body = {
+            "pendingUsers": {
+                "totalCount": total,
+                "pageInfo": {"hasNextPage": page.has_next, "endCursor": page.end_cursor},
+                "edges": edges,
+            }
+        }
         return JSONResponse({"data": body})
 
     app.router.routes[:0] = [Route("/bench/hello", hello), Route("/bench/plain", plain)]
@@ -333,8 +408,13 @@ async def load(port: int, raw: bytes, clients: int, seconds: float) -> dict[str,
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
 
-    return {"rps": len(latencies) / elapsed, "p50": pct(0.50), "p99": pct(0.99), "n": len(latencies),
-            "bytes": len(sample[0]) if sample else 0}
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50": pct(0.50),
+        "p99": pct(0.99),
+        "n": len(latencies),
+        "bytes": len(sample[0]) if sample else 0,
+    }
 
 
 async def wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
@@ -363,7 +443,12 @@ def _cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-TARGETS = ("hello-world route", "plain JSON route", "GraphQL pendingUsers(first: 50)", "GraphQL, executed every time")
+TARGETS = (
+    "hello-world route",
+    "plain JSON route",
+    "GraphQL pendingUsers(first: 50)",
+    "GraphQL, executed every time",
+)
 
 
 def run_targets(database_url: str, token: str, clients: int, seconds: float) -> dict[str, dict[str, float]]:
@@ -375,12 +460,18 @@ def run_targets(database_url: str, token: str, clients: int, seconds: float) -> 
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLM_")}
     proc = subprocess.Popen([sys.executable, __file__, "--serve", database_url, str(port)], cwd=REPO, env=env)
-    requests: dict[str, bytes] = dict(zip(TARGETS, (
-        get("/bench/hello", token),
-        get("/bench/plain", token),
-        post("/graphql", {"query": GRAPHQL_PAGE}, token),
-        post("/graphql", {"query": GRAPHQL_EXECUTED}, token),
-    ), strict=True))
+    requests: dict[str, bytes] = dict(
+        zip(
+            TARGETS,
+            (
+                get("/bench/hello", token),
+                get("/bench/plain", token),
+                post("/graphql", {"query": GRAPHQL_PAGE}, token),
+                post("/graphql", {"query": GRAPHQL_EXECUTED}, token),
+            ),
+            strict=True,
+        )
+    )
     results: dict[str, dict[str, float]] = {}
     try:
         asyncio.run(wait_healthy(port, proc))
@@ -390,10 +481,15 @@ def run_targets(database_url: str, token: str, clients: int, seconds: float) -> 
             r = asyncio.run(load(port, raw, clients, seconds))
             cpu1 = _cpu_seconds(proc.pid)
             # Server CPU per request: on a shared machine a steadier figure than req/s.
-            r["cpu_ms"] = (cpu1 - cpu0) * 1000 / r["n"] if cpu0 is not None and cpu1 is not None else float("nan")
+            r["cpu_ms"] = (
+                (cpu1 - cpu0) * 1000 / r["n"] if cpu0 is not None and cpu1 is not None else float("nan")
+            )
             results[name] = r
-            print(f"  {name:34s} {r['rps']:8.0f} req/s   p50 {r['p50']:6.1f} ms   p99 {r['p99']:6.1f} ms"
-                  f"   server CPU {r['cpu_ms']:5.2f} ms/req   ({r['bytes']:,} bytes)", flush=True)
+            print(
+                f"  {name:34s} {r['rps']:8.0f} req/s   p50 {r['p50']:6.1f} ms   p99 {r['p99']:6.1f} ms"
+                f"   server CPU {r['cpu_ms']:5.2f} ms/req   ({r['bytes']:,} bytes)",
+                flush=True,
+            )
     finally:
         proc.terminate()
         proc.wait(10)
@@ -401,7 +497,9 @@ def run_targets(database_url: str, token: str, clients: int, seconds: float) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--pending", type=int, default=10_000)
@@ -422,9 +520,12 @@ def main() -> None:
         try:
             t = time.perf_counter()
             token = build_sqlite(workdir / "bench.db", args.pending, args.events)
-            print(f"SQLite (WAL, synchronous=FULL): fixture of {fixture} built in {time.perf_counter() - t:.1f} s")
-            results["SQLite"] = run_targets(f"sqlite+aiosqlite:///{workdir / 'bench.db'}", token, args.clients,
-                                            args.seconds)
+            print(
+                f"SQLite (WAL, synchronous=FULL): fixture of {fixture} built in {time.perf_counter() - t:.1f} s"
+            )
+            results["SQLite"] = run_targets(
+                f"sqlite+aiosqlite:///{workdir / 'bench.db'}", token, args.clients, args.seconds
+            )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -436,8 +537,10 @@ def main() -> None:
             url = server.create_database()
             t = time.perf_counter()
             token = build_postgres(url, args.pending, args.events)
-            print(f"PostgreSQL (fsync on, synchronous_commit on): fixture of {fixture} built in "
-                  f"{time.perf_counter() - t:.1f} s")
+            print(
+                f"PostgreSQL (fsync on, synchronous_commit on): fixture of {fixture} built in "
+                f"{time.perf_counter() - t:.1f} s"
+            )
             results["PostgreSQL"] = run_targets(url, token, args.clients, args.seconds)
         finally:
             server.stop()
@@ -448,15 +551,24 @@ def main() -> None:
         return
     print()
     print(f"{'':34s}" + "".join(f" | {name:^38s}" for name in results))
-    print(f"{'target':34s}" + f" | {'req/s':>7s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU ms/req':>13s}" * len(results))
+    print(
+        f"{'target':34s}"
+        + f" | {'req/s':>7s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU ms/req':>13s}" * len(results)
+    )
     for target in TARGETS:
-        print(f"{target:34s}" + "".join(
-            f" | {r[target]['rps']:7.0f} {r[target]['p50']:7.1f} {r[target]['p99']:7.1f} {r[target]['cpu_ms']:13.2f}"
-            for r in results.values()))
+        print(
+            f"{target:34s}"
+            + "".join(
+                f" | {r[target]['rps']:7.0f} {r[target]['p50']:7.1f} {r[target]['p99']:7.1f} {r[target]['cpu_ms']:13.2f}"
+                for r in results.values()
+            )
+        )
     for name, r in results.items():
         hello, plain, gql, executed = (r[t] for t in TARGETS)
-        print(f"{name}: GraphQL/plain {gql['rps'] / plain['rps']:.2f}x, GraphQL/hello {gql['rps'] / hello['rps']:.2f}x,"
-              f" executed GraphQL/plain {executed['rps'] / plain['rps']:.2f}x")
+        print(
+            f"{name}: GraphQL/plain {gql['rps'] / plain['rps']:.2f}x, GraphQL/hello {gql['rps'] / hello['rps']:.2f}x,"
+            f" executed GraphQL/plain {executed['rps'] / plain['rps']:.2f}x"
+        )
     print("targets (2 cores): GraphQL pendingUsers >= 1,000 req/s, p99 <= 100 ms, >= 0.8x plain")
 
 

@@ -65,8 +65,11 @@ async def test_get_with_a_query_needs_a_token(http: httpx.AsyncClient, tenant: T
             id="bad-json",
         ),
         pytest.param(
-            {"method": "POST", "content": b'{"query": "{ me { id } }", "x": ' + b"9" * 5000 + b"}",
-             "headers": {"content-type": "application/json"}},
+            {
+                "method": "POST",
+                "content": b'{"query": "{ me { id } }", "x": ' + b"9" * 5000 + b"}",
+                "headers": {"content-type": "application/json"},
+            },
             id="over-long-integer",
         ),
         pytest.param(
