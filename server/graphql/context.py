@@ -98,7 +98,7 @@ class Context:
         self.connection_params: Any = None
         # A websocket's token, checked again for each of its operations.
         self.token: str | None = None
-        # The app's shared event payloads, for a websocket's subscriptions.
+        # What the app's queue events show, loaded once (feed.LiveViews), for a websocket's subscriptions.
         self.live: LiveViews | None = None
         # Set only for a shared rendering of a subscription (server.graphql.live).
         self.feed: EventFeed | None = None
