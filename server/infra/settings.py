@@ -38,7 +38,7 @@ def _url(*schemes: str) -> AfterValidator:
 
 
 def _seconds(default: float, hi: float) -> Any:
-    return Field(default, ge=0.1, le=hi, allow_inf_nan=False)
+    return Field(default=default, ge=0.1, le=hi, allow_inf_nan=False)
 
 
 class Settings(BaseSettings):
@@ -49,18 +49,18 @@ class Settings(BaseSettings):
     )
     broadcast_url: Annotated[str, _url("memory", "postgres", "postgresql")] = "memory://"
     smtp_host: str | None = None
-    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_user: str | None = None
-    smtp_password: str | None = Field(None, repr=False)
+    smtp_password: str | None = Field(default=None, repr=False)
     smtp_from: str = "plm@localhost"
     smtp_tls: SmtpTls = "auto"
-    notify_digest_seconds: int = Field(60, ge=1, le=86_400)
-    retention_days: int = Field(30, ge=1, le=3650)
+    notify_digest_seconds: int = Field(default=60, ge=1, le=86_400)
+    retention_days: int = Field(default=30, ge=1, le=3650)
     public_url: Annotated[str, _url("http", "https"), AfterValidator(lambda u: u.rstrip("/"))] = (
         "http://127.0.0.1:8000"
     )
     # Operational knobs an operator may need, documented in the README.
-    sqlite_busy_timeout_ms: int = Field(10_000, ge=0, le=600_000)
+    sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0, le=600_000)
     log_level: LogLevel = "info"
     # How long one HTTP request (or websocket operation) may take before it is answered 503,
     # and the database waits inside it (see server.infra.db): a paused database must not

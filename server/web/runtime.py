@@ -7,6 +7,7 @@ it), the ingest-key cache, the group committer and the readiness check.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from cachetools import LRUCache
 from starlette.applications import Starlette
 
