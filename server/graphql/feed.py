@@ -18,10 +18,12 @@ them, and the GraphQL types are built from what they load.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from cachetools import FIFOCache
 
 from server.domain.events import QueueEvent
 from server.domain.models import Account, Admin, QueueAction
@@ -79,8 +81,8 @@ class LiveViews:
         self.db = db
         #: Each subscriber's queue bound (tests lower it to provoke an overflow).
         self.queue_size = queue_size
-        self._cache_size = cache_size
-        self._views: OrderedDict[QueueEvent, asyncio.Future[LiveEvent]] = OrderedDict()
+        # The most recent events' views: the oldest is dropped first.
+        self._views: FIFOCache[QueueEvent, asyncio.Future[LiveEvent]] = FIFOCache(cache_size)
         self._loads: set[asyncio.Task[None]] = set()
 
     async def views(self, events: Sequence[QueueEvent]) -> list[LiveEvent]:
@@ -91,8 +93,6 @@ class LiveViews:
             for event, future in futures.items():
                 future.add_done_callback(_retrieve)
                 self._views[event] = future
-            while len(self._views) > self._cache_size:
-                self._views.popitem(last=False)
             task = loop.create_task(self._load(futures))
             self._loads.add(task)
             task.add_done_callback(self._loads.discard)

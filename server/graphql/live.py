@@ -21,10 +21,11 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from cachetools import FIFOCache
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.websockets import WebSocketDisconnect
 from strawberry.schema import BaseSchema
@@ -86,7 +87,8 @@ class SharedRendering:
         self.feed = EventFeed()
         # ``None`` once the subscription runs; the errors if it never could (validation).
         self.ready: asyncio.Future[list[GraphQLError] | None] = asyncio.get_running_loop().create_future()
-        self._rendered: OrderedDict[QueueEvent, asyncio.Future[str]] = OrderedDict()
+        # Payloads kept for subscribers further behind the first; the oldest dropped first.
+        self._rendered: FIFOCache[QueueEvent, asyncio.Future[str]] = FIFOCache(_RENDERED)
         # Futures for the events pushed, in push order: the stream answers in that order.
         self._waiting: deque[asyncio.Future[str]] = deque()
         self._ended = False
@@ -108,8 +110,6 @@ class SharedRendering:
                 self._waiting.append(future)
                 todo.append(event)
             out.append(future)
-        while len(self._rendered) > _RENDERED:
-            self._rendered.popitem(last=False)
         self.feed.push(todo)
         return out
 
