@@ -48,7 +48,7 @@ from server.domain.suggestions import store as suggestions
 async def approve(
     session: AsyncSession, actor: Actor, user_ids: Sequence[int], now: datetime
 ) -> ActionResult:
-    """License every given pending user, or none (SPEC §5)."""
+    """License every given pending user, or none (docs/behaviour.md, Admin actions)."""
     actor.require_admin()
     ids = check_ids(user_ids, "userIds")
     account = await lock_account(session, actor.account_id)

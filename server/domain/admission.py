@@ -120,7 +120,7 @@ async def resolve_keys(
 
 
 async def admit(session: AsyncSession, account_id: int, report: AgentReport, now: datetime) -> Admission:
-    """Resolve a reported agent to its user, creating and admitting a new one (SPEC §2)."""
+    """Resolve a reported agent to its user, creating and admitting a new one (docs/behaviour.md, Admission)."""
     (admission,) = await admit_many(session, account_id, [report], now)
     return admission
 

@@ -1,4 +1,4 @@
-"""Retention (SPEC §4): pending users' activity is kept for the account's ``retentionDays``.
+"""Retention (docs/behaviour.md, Retention): pending users' activity is kept for the account's ``retentionDays``.
 
 :func:`purge` is the hourly job and ``plm purge``. It deletes, per account, the events of
 ``PENDING`` users whose start is before ``now - retentionDays``: a rolling window, applied

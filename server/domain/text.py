@@ -170,7 +170,7 @@ def free_text_problem(value: str, limit: int) -> str | None:
     """What is wrong with a window title or url, or ``None``.
 
     These are free text, as the user's apps showed it: a title may hold a tab, or the bidi
-    marks of a right-to-left page. SPEC §7 refuses controls only in names and app, so they
+    marks of a right-to-left page. docs/api.md refuses controls only in names and app, so they
     are kept as reported, controls included, and every client escapes stored text on
     display. Only what cannot be stored (:func:`unstorable`) is refused.
     """

@@ -1,6 +1,6 @@
 """A per-process cache of whole responses for queue reads, keyed by the queue's version.
 
-SPEC §9: a 50-row queue page costs too much to re-execute per request at the target rate,
+A 50-row queue page costs too much to re-execute per request at the target rate (docs/api.md, Caching),
 and the queue's data changes only through writes that bump ``account.queue_version`` in
 the same transaction (arrivals, actions, pending users' activity and heartbeats, licensed
 arrivals, purges). A response is therefore reusable, never stale, while the version it was

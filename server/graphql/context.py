@@ -1,6 +1,6 @@
 """The per-request context: who asks, their account, one read session and the DataLoaders.
 
-Built for every request and never shared (STYLE pattern 3). The read session's transaction
+Built for every request and never shared (a per-request context, never shared). The read session's transaction
 begins with the authentication query, so the account row (and its ``queue_version``) and
 everything the resolvers read come from one snapshot. AsyncSession allows one statement at
 a time, while GraphQL resolves sibling fields (and DataLoaders dispatch their batches)

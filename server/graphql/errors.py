@@ -1,4 +1,4 @@
-"""Top-level GraphQL errors and their ``extensions.code`` (SPEC §5).
+"""Top-level GraphQL errors and their ``extensions.code`` (docs/behaviour.md, Admin actions).
 
 Business-rule failures are data (a payload's ``errors``); what lands here is what a client
 cannot fix by choosing other data: no permission, an argument out of range, or a bug. The

@@ -1,5 +1,5 @@
 """``Mutation``: each resolver checks the role, opens one write transaction, calls one domain
-function and maps its result (STYLE pattern 1).
+function and maps its result (thin resolvers: the rules live in the domain).
 
 Expected failures (:class:`DomainError`) come back in the payload's ``errors`` with the
 domain's code and field; nothing changed, because the transaction rolled back. That is done

@@ -1,4 +1,4 @@
-"""A database that goes away never yields a 500 (SPEC §7: an unavailable database).
+"""A database that goes away never yields a 500 (docs/behaviour.md: an unavailable database).
 
 A real ``plm serve`` on a PostgreSQL of its own, which each test stops, freezes (SIGSTOP on
 every PostgreSQL process, as a paused VM) or keeps down at start, then brings back. Every

@@ -1,4 +1,4 @@
-"""A full disk under SQLite: writes fail, so the server says 503 and is not ready (SPEC §7).
+"""A full disk under SQLite: writes fail, so the server says 503 and is not ready (docs/api.md).
 
 ``/healthz`` used to read the database and answer 200 while every write failed. Now it is
 liveness only, and ``/readyz`` commits a write. A real ``plm serve`` keeps its SQLite file

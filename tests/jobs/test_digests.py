@@ -1,4 +1,4 @@
-"""Digest windows and their contents, delivered to a real SMTP server (SPEC §6)."""
+"""Digest windows and their contents, delivered to a real SMTP server (docs/behaviour.md, Notifications)."""
 
 from __future__ import annotations
 

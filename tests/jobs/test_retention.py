@@ -1,4 +1,4 @@
-"""Retention of pending users' activity (SPEC §4), with an injected clock."""
+"""Retention of pending users' activity (docs/behaviour.md, Retention), with an injected clock."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hostile or malformed requests at ``/graphql`` get a clean refusal, never a 500 (SPEC §7).
+"""Hostile or malformed requests at ``/graphql`` get a clean refusal, never a 500 (docs/api.md).
 
 A real uvicorn, real sockets. Each case was a 500, a traceback per request in the log, an
 abrupt close (1006), or an unbounded resource before the hardening issue.

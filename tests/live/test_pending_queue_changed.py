@@ -1,4 +1,4 @@
-"""pendingQueueChanged over real websockets (SPEC §5 events after commit, §7 websocket auth).
+"""pendingQueueChanged over real websockets (docs/behaviour.md, Live events; docs/api.md, websockets).
 
 Every subscriber is a real gql client on graphql-transport-ws against a real uvicorn; each
 test waits for the broker to register a subscription before acting, never for a time.

@@ -1,4 +1,4 @@
-"""A websocket never holds a database connection or a snapshot between its messages (SPEC §7).
+"""A websocket never holds a database connection or a snapshot between its messages (docs/api.md).
 
 Regression: each socket kept the read session it authenticated with, and every query over
 the socket (and every shared subscription reading suggestions) began a transaction on it

@@ -1,4 +1,4 @@
-"""SPEC §5: every admin action, its effect and each of its errors (a refusal changes nothing)."""
+"""docs/behaviour.md, Admin actions: every admin action, its effect and each of its errors (a refusal changes nothing)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §3: reports stay open; they count licensed users only, whatever the queue holds."""
+"""docs/behaviour.md, Reports: reports stay open; they count licensed users only, whatever the queue holds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §2: where a reported agent goes."""
+"""docs/behaviour.md, Admission: where a reported agent goes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §7 ingestion over a real uvicorn: answers, validation, limits, idempotency."""
+"""docs/api.md ingestion over a real uvicorn: answers, validation, limits, idempotency."""
 
 from __future__ import annotations
 

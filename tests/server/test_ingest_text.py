@@ -1,4 +1,4 @@
-"""SPEC §7: the text of an ingest batch. Agent names and ``app`` refuse what would not show
+"""docs/api.md: the text of an ingest batch. Agent names and ``app`` refuse what would not show
 as it is (controls, bidi controls, invisible characters; in names, words mixing look-alike
 scripts); titles and urls keep any storable text.
 """

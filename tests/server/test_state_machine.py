@@ -1,5 +1,5 @@
 """A hypothesis state machine over the domain: random admissions and admin actions, with the
-invariants of SPEC §2/§5 checked after every step."""
+invariants of docs/behaviour.md, Admission and Admin actions checked after every step."""
 
 from __future__ import annotations
 

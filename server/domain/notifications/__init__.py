@@ -1,4 +1,4 @@
-"""Pending-queue notifications (SPEC §6): digest windows per admin (:mod:`.digests`) and
+"""Pending-queue notifications (docs/behaviour.md, Notifications): digest windows per admin (:mod:`.digests`) and
 the digest email (:mod:`.render`). Delivering the outbox is infrastructure
 (:mod:`server.infra.outbox`, :mod:`server.infra.mail`).
 """

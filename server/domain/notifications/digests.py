@@ -1,4 +1,4 @@
-"""Per-admin digest windows over the queue's arrivals, written to the outbox (SPEC §6).
+"""Per-admin digest windows over the queue's arrivals, written to the outbox (docs/behaviour.md, Notifications).
 
 The domain writes one :class:`QueueArrival` per arrival in the arrival's own transaction
 (:mod:`server.domain.changes`). From there :func:`build_digests` looks, for every ADMIN with

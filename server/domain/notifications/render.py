@@ -1,4 +1,4 @@
-"""A digest as an email: subject, plain text, HTML and a stable Message-ID (SPEC §6).
+"""A digest as an email: subject, plain text, HTML and a stable Message-ID (docs/behaviour.md, Notifications).
 
 Rendered once, when the digest is written to the outbox, so every delivery attempt sends
 the same bytes. Stored names are client text: they are kept to one line in headers and

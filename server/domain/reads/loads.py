@@ -115,7 +115,7 @@ class PendingInfo:
     retained_event_count: int
     retained_active_seconds: int
     oldest_retained_at: datetime | None
-    # When the oldest retained event falls out of the rolling retention window (SPEC §4).
+    # When the oldest retained event falls out of the rolling retention window (docs/behaviour.md, Retention).
     data_expires_at: datetime | None
 
 

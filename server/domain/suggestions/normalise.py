@@ -88,7 +88,7 @@ def device_canon(device_name: str) -> str:
 
 
 def is_local(device_name: str, domain: str) -> bool:
-    """A local account: its domain is its device's name (SPEC §2)."""
+    """A local account: its domain is its device's name (docs/behaviour.md, Admission)."""
     return domain.casefold() == device_name.casefold()
 
 
