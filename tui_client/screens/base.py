@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from datetime import tzinfo
+from typing import Protocol, cast
 
 from textual.containers import Vertical
 from textual.worker import Worker, WorkerState
 
 from tui_client.api import ApiError, PlmApi
 
-if TYPE_CHECKING:
-    from tui_client.app import AdminApp
+
+class ClientApp(Protocol):
+    """What a tab needs of the app that holds it (``AdminApp``), stated here: the app imports
+    the tabs, so the tabs do not import the app."""
+
+    api: PlmApi
+    tz: tzinfo | None
+
+    @property
+    def can_act(self) -> bool: ...
+
+    def report_error(self, error: BaseException, title: str | None = None) -> None: ...
 
 
 class ApiView(Vertical):
@@ -19,8 +30,8 @@ class ApiView(Vertical):
     stale = False  # a queue event changed data this view shows; re-query when next shown
 
     @property
-    def admin_app(self) -> AdminApp:
-        return cast("AdminApp", self.app)
+    def admin_app(self) -> ClientApp:
+        return cast(ClientApp, self.app)
 
     @property
     def api(self) -> PlmApi:
