@@ -29,9 +29,18 @@ from pathlib import Path
 
 import httpx
 
-from server import accounts
-from server.db import Database
-from server.models import ActivityEvent, Agent, PendingReason, Role, User, UserStatus, agent_key, login_key
+from server.domain import accounts
+from server.domain.models import (
+    ActivityEvent,
+    Agent,
+    PendingReason,
+    Role,
+    User,
+    UserStatus,
+    agent_key,
+    login_key,
+)
+from server.infra.db import Database
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = datetime.now(UTC).replace(microsecond=0)

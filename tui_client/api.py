@@ -46,7 +46,7 @@ from tui_client.types import (
     parse_page,
 )
 
-MAX_IDS = 500  # the server refuses bulk inputs over this (SPEC §7)
+MAX_IDS = 500  # the server refuses bulk inputs over this (docs/api.md)
 
 
 # ---------------------------------------------------------------------------- errors

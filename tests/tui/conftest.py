@@ -22,13 +22,13 @@ from textual.message import Message
 from textual.notifications import Notify
 from textual.pilot import Pilot
 
-from server import activity
-from server.activity import Batch
-from server.app import create_app
-from server.db import Database
-from server.events import MemoryBroadcaster
-from server.licensing import AgentReport
-from server.settings import Settings
+from server.domain.activity import ingestion
+from server.domain.activity.batch import Batch
+from server.domain.admission import AgentReport
+from server.infra.broadcast import MemoryBroadcaster
+from server.infra.db import Database
+from server.infra.settings import Settings
+from server.web.app import create_app
 from tests.support import START, FakeClock, Tenant, batch_body, make_tenant, serve_app, sqlite_url
 from tui_client import app as tui_app
 from tui_client.app import AdminApp
@@ -118,7 +118,7 @@ class LiveServer:
         async with self.db.write() as session:
             for i, name in enumerate(names):
                 report = AgentReport(f"PC-{i:05}", "ACME", f"u{i:05}", name)
-                await activity.ingest(session, self.tenant.account_id, Batch(f"seed-{i}", report, []), START)
+                await ingestion.ingest(session, self.tenant.account_id, Batch(f"seed-{i}", report, []), START)
 
     async def gql(self, query: str, **variables: Any) -> dict[str, Any]:
         response = await self.http.post(

@@ -4,7 +4,7 @@ Names like ``[@click=app.quit]Eve[/]`` must show as typed (Textual would otherwi
 quit action to "Eve" and obey a click on it), and an ``ESC``, a bell, a bidi override or a
 zero-width character must never reach the terminal: each shows as U+FFFD instead.
 
-The hostile data is written straight through the domain layer (``licensing.admit``) and the
+The hostile data is written straight through the domain layer (``admission.admit``) and the
 database, never ``/ingest``: ingest refuses control characters in names, but data stored
 before it did (and text it never checks) may still hold them.
 """
@@ -21,9 +21,9 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Label, OptionList, Static
 
-from server import licensing
-from server.licensing import AgentReport
-from server.models import Account, Admin
+from server.domain import admission
+from server.domain.admission import AgentReport
+from server.domain.models import Account, Admin
 from tests.tui.conftest import LiveServer, wait_until
 from tests.tui.test_pending import SIZE, ready, status_of
 from tui_client.app import AdminApp
@@ -117,11 +117,11 @@ async def cursor_on(pilot: Pilot[Any], app: AdminApp, user_id: str) -> None:
 
 async def admit(live: LiveServer, device: str, domain: str, logon: str, name: str) -> str:
     async with live.db.write() as session:
-        admission = await licensing.admit(
+        admitted = await admission.admit(
             session, live.tenant.account_id, AgentReport(device, domain, logon, name), live.clock()
         )
-    assert admission.user_id is not None
-    return str(admission.user_id)
+    assert admitted.user_id is not None
+    return str(admitted.user_id)
 
 
 async def rename(live: LiveServer, model: type[Account] | type[Admin], row_id: int, name: str) -> None:

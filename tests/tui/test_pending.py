@@ -14,12 +14,12 @@ from textual.content import Content
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from server import activity
-from server.activity import Batch, Event
-from server.app import create_app
-from server.db import Database
-from server.licensing import AgentReport
-from server.settings import Settings
+from server.domain.activity import ingestion
+from server.domain.activity.batch import Batch, Event
+from server.domain.admission import AgentReport
+from server.infra.db import Database
+from server.infra.settings import Settings
+from server.web.app import create_app
 from tests.support import START, FakeClock, make_tenant
 from tests.tui.conftest import SERVER_OF, LiveServer, RecordingApp, eventually, wait_until
 from tui_client.app import AdminApp
@@ -354,7 +354,7 @@ async def test_a_lost_server_shows_retries_and_catches_up(
         # Straight into the database: the server is down, and the client must catch up by re-querying.
         async with db.write() as session:
             report = AgentReport(f"LAPTOP-{name.upper()}", "ACME", name.lower(), name)
-            await activity.ingest(
+            await ingestion.ingest(
                 session,
                 tenant.account_id,
                 Batch(
