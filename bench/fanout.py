@@ -80,11 +80,20 @@ async def provision(url: str) -> tuple[str, str]:
         await db.migrate()
         async with db.write() as session:
             account = await accounts.create_account(
-                session, name="Bench", license_limit=10_000, manual_review=True, retention_days=30, now=utcnow()
+                session,
+                name="Bench",
+                license_limit=10_000,
+                manual_review=True,
+                retention_days=30,
+                now=utcnow(),
             )
             admin = await accounts.create_admin(
-                session, account_id=account.id, email="admin@bench.example", name="Bench Admin",
-                role=Role.ADMIN, now=utcnow(),
+                session,
+                account_id=account.id,
+                email="admin@bench.example",
+                name="Bench Admin",
+                role=Role.ADMIN,
+                now=utcnow(),
             )
         return account.secret, admin.secret
     finally:
@@ -115,7 +124,9 @@ async def subscriber(url: str, token: str, query: str, receipts: Receipts, compr
         open_timeout=60,
         ping_interval=None,
     ) as ws:
-        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+        )
         await ws.recv()
         await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
         receipts.acked += 1
@@ -130,7 +141,9 @@ async def subscriber(url: str, token: str, query: str, receipts: Receipts, compr
             receipts.arrived.set()
 
 
-async def run(args: argparse.Namespace, port: int, ingest_key: str, token: str) -> tuple[Receipts, list[tuple[str, str]], float]:
+async def run(
+    args: argparse.Namespace, port: int, ingest_key: str, token: str
+) -> tuple[Receipts, list[tuple[str, str]], float]:
     import httpx
 
     from tui_client.operations import PENDING_QUEUE_CHANGED
@@ -149,9 +162,11 @@ async def run(args: argparse.Namespace, port: int, ingest_key: str, token: str) 
         clients = []
         started = time.perf_counter()
         for _ in range(args.subscribers):
-            clients.append(asyncio.create_task(
-                subscriber(ws_url, token, PENDING_QUEUE_CHANGED, receipts, args.compression)
-            ))
+            clients.append(
+                asyncio.create_task(
+                    subscriber(ws_url, token, PENDING_QUEUE_CHANGED, receipts, args.compression)
+                )
+            )
             await asyncio.sleep(0)
         while receipts.acked < args.subscribers:
             if any(c.done() for c in clients):
@@ -165,8 +180,12 @@ async def run(args: argparse.Namespace, port: int, ingest_key: str, token: str) 
         async def arrive(n: int) -> str:
             body = {
                 "batchId": f"b-{n}",
-                "agent": {"deviceName": f"PC-{n}", "domain": "ACME", "logonName": f"user{n}",
-                          "displayName": f"User {n}"},
+                "agent": {
+                    "deviceName": f"PC-{n}",
+                    "domain": "ACME",
+                    "logonName": f"user{n}",
+                    "displayName": f"User {n}",
+                },
                 "events": [],
             }
             response = await http.post("/ingest", json=body, headers=ingest_headers)
@@ -214,7 +233,13 @@ async def run(args: argparse.Namespace, port: int, ingest_key: str, token: str) 
     return receipts, expected, elapsed
 
 
-def report(args: argparse.Namespace, stamps: Path, receipts: Receipts, expected: list[tuple[str, str]], elapsed: float) -> None:
+def report(
+    args: argparse.Namespace,
+    stamps: Path,
+    receipts: Receipts,
+    expected: list[tuple[str, str]],
+    elapsed: float,
+) -> None:
     committed: dict[tuple[str, str], float] = {}
     for line in stamps.read_text().splitlines():
         action, user_id, at = line.split()
@@ -243,12 +268,16 @@ def report(args: argparse.Namespace, stamps: Path, receipts: Receipts, expected:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--subscribers", type=int, default=500)
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between actions")
     parser.add_argument("--compression", action="store_true", help="negotiate permessage-deflate")
-    parser.add_argument("--serve", nargs=3, metavar=("DATABASE_URL", "PORT", "STAMPS"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--serve", nargs=3, metavar=("DATABASE_URL", "PORT", "STAMPS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.serve:
         serve(args.serve[0], int(args.serve[1]), args.serve[2])
@@ -261,7 +290,9 @@ def main(argv: list[str] | None = None) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PLM_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", url, str(port), str(stamps)], cwd=REPO, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", url, str(port), str(stamps)], cwd=REPO, env=env
+    )
     try:
         receipts, expected, elapsed = asyncio.run(run(args, port, ingest_key, token))
     finally:

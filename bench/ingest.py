@@ -39,21 +39,33 @@ AGENTS = 200
 
 def events(n: int, offset: int) -> list[dict[str, object]]:
     return [
-        {"start": (START + timedelta(seconds=offset + i)).isoformat(), "durationSeconds": 30, "app": "excel.exe",
-         "title": "Budget.xlsx", "url": None, "productivity": "productive"}
+        {
+            "start": (START + timedelta(seconds=offset + i)).isoformat(),
+            "durationSeconds": 30,
+            "app": "excel.exe",
+            "title": "Budget.xlsx",
+            "url": None,
+            "productivity": "productive",
+        }
         for i in range(n)
     ]
 
 
 def plm(env: dict[str, str], *args: str) -> dict[str, str]:
-    out = subprocess.run([sys.executable, "-m", "server.cli", *args], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "server.cli", *args], env=env, capture_output=True, text=True, check=True
+    )
     result: dict[str, str] = json.loads(out.stdout)
     return result
 
 
 def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(300):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
@@ -66,8 +78,16 @@ def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
 async def raw_ceiling(url: str, seconds: float, user_id: int, agent_id: int) -> float:
     db = Database(url)
     rows = [
-        {"user_id": user_id, "agent_id": agent_id, "start": START + timedelta(seconds=i), "duration_seconds": 30,
-         "app": "excel.exe", "title": "Budget.xlsx", "url": None, "productivity": "productive"}
+        {
+            "user_id": user_id,
+            "agent_id": agent_id,
+            "start": START + timedelta(seconds=i),
+            "duration_seconds": 30,
+            "app": "excel.exe",
+            "title": "Budget.xlsx",
+            "url": None,
+            "productivity": "productive",
+        }
         for i in range(100)
     ]
     n = 0
@@ -82,8 +102,11 @@ async def raw_ceiling(url: str, seconds: float, user_id: int, agent_id: int) -> 
 
 
 def run(url: str, seconds: float, clients: int) -> dict[str, float]:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PLM_")},
-           "PLM_DATABASE_URL": url, "PLM_LOG_LEVEL": "warning"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PLM_")},
+        "PLM_DATABASE_URL": url,
+        "PLM_LOG_LEVEL": "warning",
+    }
     account = plm(env, "account", "create", "--name", f"Bench {time.time_ns()}", "--licenses", "100000")
     headers = {"Authorization": f"Bearer {account['ingestKey']}"}
     port = 18000 + os.getpid() % 1000
@@ -93,9 +116,15 @@ def run(url: str, seconds: float, clients: int) -> dict[str, float]:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
             first = None
             for a in range(AGENTS):
-                r = http.post("/ingest", headers=headers, json={
-                    "batchId": f"warm-{a}", "agent": {"deviceName": f"PC-{a}", "domain": "BENCH", "logonName": f"u{a}"},
-                    "events": []})
+                r = http.post(
+                    "/ingest",
+                    headers=headers,
+                    json={
+                        "batchId": f"warm-{a}",
+                        "agent": {"deviceName": f"PC-{a}", "domain": "BENCH", "logonName": f"u{a}"},
+                        "events": [],
+                    },
+                )
                 r.raise_for_status()
                 first = first or r.json()
         assert first is not None
@@ -103,25 +132,43 @@ def run(url: str, seconds: float, clients: int) -> dict[str, float]:
 
         def batch(i: int) -> bytes:
             a = i % AGENTS
-            return encode_post("/ingest", {
-                "batchId": f"b-{i}", "agent": {"deviceName": f"PC-{a}", "domain": "BENCH", "logonName": f"u{a}"},
-                "events": payloads[i % len(payloads)]}, headers)
+            return encode_post(
+                "/ingest",
+                {
+                    "batchId": f"b-{i}",
+                    "agent": {"deviceName": f"PC-{a}", "domain": "BENCH", "logonName": f"u{a}"},
+                    "events": payloads[i % len(payloads)],
+                },
+                headers,
+            )
 
         stats, elapsed = asyncio.run(run_load("127.0.0.1", port, batch, clients=clients, seconds=seconds))
         ok = stats.statuses.get(202, 0)
         e2e = ok * 100 / elapsed
-        print(f"  end to end:   {e2e:10,.0f} events/s  ({ok:,} batches of 100 in {elapsed:.1f}s, "
-              f"{clients} clients, p50 {stats.pct(0.5):.1f} ms, p99 {stats.pct(0.99):.1f} ms, statuses {stats.statuses})")
+        print(
+            f"  end to end:   {e2e:10,.0f} events/s  ({ok:,} batches of 100 in {elapsed:.1f}s, "
+            f"{clients} clients, p50 {stats.pct(0.5):.1f} ms, p99 {stats.pct(0.99):.1f} ms, statuses {stats.statuses})"
+        )
 
         def newcomer(i: int) -> bytes:
-            return encode_post("/ingest", {
-                "batchId": "hb", "agent": {"deviceName": f"NEW-{i}", "domain": "BENCH", "logonName": f"n{i}"},
-                "events": []}, headers)
+            return encode_post(
+                "/ingest",
+                {
+                    "batchId": "hb",
+                    "agent": {"deviceName": f"NEW-{i}", "domain": "BENCH", "logonName": f"n{i}"},
+                    "events": [],
+                },
+                headers,
+            )
 
-        stats, elapsed = asyncio.run(run_load("127.0.0.1", port, newcomer, clients=clients, seconds=min(seconds, 10)))
+        stats, elapsed = asyncio.run(
+            run_load("127.0.0.1", port, newcomer, clients=clients, seconds=min(seconds, 10))
+        )
         admitted = stats.statuses.get(202, 0)
-        print(f"  admissions:   {admitted / elapsed:10,.0f} new agents/s  ({admitted:,} in {elapsed:.1f}s, "
-              f"p99 {stats.pct(0.99):.1f} ms, statuses {stats.statuses})")
+        print(
+            f"  admissions:   {admitted / elapsed:10,.0f} new agents/s  ({admitted:,} in {elapsed:.1f}s, "
+            f"p99 {stats.pct(0.99):.1f} ms, statuses {stats.statuses})"
+        )
     finally:
         proc.terminate()
         proc.wait()
@@ -136,7 +183,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--database-url", default=None, help="only this database (default: fresh SQLite, then PostgreSQL)")
+    ap.add_argument(
+        "--database-url", default=None, help="only this database (default: fresh SQLite, then PostgreSQL)"
+    )
     ap.add_argument("--no-postgres", action="store_true", help="skip the throwaway PostgreSQL run")
     args = ap.parse_args()
 
@@ -160,7 +209,9 @@ def main() -> None:
     print()
     print(f"{'database':<12} {'events/s':>10} {'raw':>10} {'ratio':>6} {'admissions/s':>13}")
     for name, r in results.items():
-        print(f"{name:<12} {r['e2e']:>10,.0f} {r['raw']:>10,.0f} {r['e2e'] / r['raw']:>6.2f} {r['admissions']:>13,.0f}")
+        print(
+            f"{name:<12} {r['e2e']:>10,.0f} {r['raw']:>10,.0f} {r['e2e'] / r['raw']:>6.2f} {r['admissions']:>13,.0f}"
+        )
     print("targets (2 cores): >= 30,000 events/s end to end, >= 0.5x raw, >= 300 admissions/s")
 
 

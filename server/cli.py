@@ -160,7 +160,9 @@ def cmd_account_create(settings: Settings, args: argparse.Namespace) -> int:
                 name=args.name,
                 license_limit=args.licenses,
                 manual_review=args.manual_review,
-                retention_days=settings.retention_days if args.retention_days is None else args.retention_days,
+                retention_days=settings.retention_days
+                if args.retention_days is None
+                else args.retention_days,
                 now=utcnow(),
             )
 

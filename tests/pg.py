@@ -47,15 +47,44 @@ class PostgresServer:
             shutil.chown(self.dir, self.user)
         data = self.dir / "data"
         subprocess.run(
-            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync",
-             "-E", "UTF8", "--locale=C"],
-            check=True, capture_output=True, user=self.user,
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+            check=True,
+            capture_output=True,
+            user=self.user,
         )
         self.log = open(self.dir / "server.log", "wb")  # noqa: SIM115
         # Benchmarks want PostgreSQL's real durability, to compare with SQLite's synchronous=FULL.
-        fast = [] if durable else ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        self._argv = [str(bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.dir),
-                      "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=400", *fast]
+        fast = (
+            []
+            if durable
+            else ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        )
+        self._argv = [
+            str(bindir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.dir),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "max_connections=400",
+            *fast,
+        ]
         self.proc = self._spawn()
         self._ids = itertools.count()
         asyncio.run(self._wait_ready())

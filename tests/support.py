@@ -75,12 +75,20 @@ async def make_tenant(
             now=now,
         )
         admin = await accounts.create_admin(
-            session, account_id=acct.id, email=f"admin@{name.lower()}.example", name=f"{name} Admin",
-            role=Role.ADMIN, now=now,
+            session,
+            account_id=acct.id,
+            email=f"admin@{name.lower()}.example",
+            name=f"{name} Admin",
+            role=Role.ADMIN,
+            now=now,
         )
         viewer = await accounts.create_admin(
-            session, account_id=acct.id, email=f"viewer@{name.lower()}.example", name=f"{name} Viewer",
-            role=Role.VIEWER, now=now,
+            session,
+            account_id=acct.id,
+            email=f"viewer@{name.lower()}.example",
+            name=f"{name} Viewer",
+            role=Role.VIEWER,
+            now=now,
         )
     return Tenant(acct.id, acct.secret, admin.id, admin.secret, viewer.id, viewer.secret)
 
@@ -106,7 +114,12 @@ def batch_body(
 ) -> dict[str, Any]:
     return {
         "batchId": batch_id or f"{device}-{logon}-{time.monotonic_ns()}",
-        "agent": {"deviceName": device, "domain": domain, "logonName": logon, "displayName": display or logon},
+        "agent": {
+            "deviceName": device,
+            "domain": domain,
+            "logonName": logon,
+            "displayName": display or logon,
+        },
         "events": [
             {
                 "start": (start + timedelta(seconds=i)).isoformat(),
@@ -206,7 +219,9 @@ class ServerProcess:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
-                raise AssertionError(f"plm serve ignored SIGTERM for 10 s:\n{self.output()[-4000:]}") from None
+                raise AssertionError(
+                    f"plm serve ignored SIGTERM for 10 s:\n{self.output()[-4000:]}"
+                ) from None
         self.log.close()
 
 

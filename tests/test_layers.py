@@ -62,7 +62,9 @@ def imports(name: str, path: Path) -> Iterator[str]:
 
 
 def layer(name: str) -> int | None:
-    return next((rank for prefix, rank in LAYERS.items() if name == prefix or name.startswith(prefix + ".")), None)
+    return next(
+        (rank for prefix, rank in LAYERS.items() if name == prefix or name.startswith(prefix + ".")), None
+    )
 
 
 def test_every_server_module_belongs_to_a_layer() -> None:

@@ -41,14 +41,79 @@ DEMO_LICENSES = 40
 DOMAIN = "DEMOCORP"
 OLD_DOMAIN = "OLDCORP"
 
-FIRST = ["Ada", "Alan", "Grace", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Radia", "Tim",
-         "Frances", "John", "Edsger", "Hedy", "Donald", "Katherine", "Guido", "Anita", "Niklaus",
-         "Shafi", "Leslie", "Sophie", "Bjarne", "Adele", "James", "Lynn", "Yukihiro", "Karen",
-         "Brian", "Jean", "Rob", "Mary", "Whitfield", "Ivan", "Carol", "Vint", "Joan", "Bob"]
-LAST = ["Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Ritchie", "Liskov", "Thompson",
-        "Perlman", "Berners-Lee", "Allen", "McCarthy", "Dijkstra", "Lamarr", "Knuth", "Johnson",
-        "van Rossum", "Borg", "Wirth", "Goldwasser", "Lamport", "Wilson", "Stroustrup",
-        "Goldberg", "Gosling", "Conway", "Matsumoto", "Jones", "Kernighan", "Bartik", "Pike"]
+FIRST = [
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Dennis",
+    "Barbara",
+    "Ken",
+    "Radia",
+    "Tim",
+    "Frances",
+    "John",
+    "Edsger",
+    "Hedy",
+    "Donald",
+    "Katherine",
+    "Guido",
+    "Anita",
+    "Niklaus",
+    "Shafi",
+    "Leslie",
+    "Sophie",
+    "Bjarne",
+    "Adele",
+    "James",
+    "Lynn",
+    "Yukihiro",
+    "Karen",
+    "Brian",
+    "Jean",
+    "Rob",
+    "Mary",
+    "Whitfield",
+    "Ivan",
+    "Carol",
+    "Vint",
+    "Joan",
+    "Bob",
+]
+LAST = [
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Ritchie",
+    "Liskov",
+    "Thompson",
+    "Perlman",
+    "Berners-Lee",
+    "Allen",
+    "McCarthy",
+    "Dijkstra",
+    "Lamarr",
+    "Knuth",
+    "Johnson",
+    "van Rossum",
+    "Borg",
+    "Wirth",
+    "Goldwasser",
+    "Lamport",
+    "Wilson",
+    "Stroustrup",
+    "Goldberg",
+    "Gosling",
+    "Conway",
+    "Matsumoto",
+    "Jones",
+    "Kernighan",
+    "Bartik",
+    "Pike",
+]
 APPS = [
     ("excel.exe", "productive", "Budget FY27.xlsx", None),
     ("winword.exe", "productive", "Proposal draft.docx", None),
@@ -96,7 +161,11 @@ async def setup_demo(db: Database, retention_days: int, now: datetime) -> tuple[
         account = await find_account_by_name(session, DEMO_ACCOUNT)
         if account is None:
             created = await create_account(
-                session, name=DEMO_ACCOUNT, license_limit=DEMO_LICENSES, retention_days=retention_days, now=now
+                session,
+                name=DEMO_ACCOUNT,
+                license_limit=DEMO_LICENSES,
+                retention_days=retention_days,
+                now=now,
             )
             account_id = created.id
         else:
@@ -182,7 +251,9 @@ class Fleet:
 
     async def report(self, svc: Services, person: Person, login: Login, events: int) -> None:
         async with svc.db.write() as session:
-            await ingestion.ingest(session, self.account_id, self.batch(person, login, svc, events), svc.clock())
+            await ingestion.ingest(
+                session, self.account_id, self.batch(person, login, svc, events), svc.clock()
+            )
 
 
 async def run_fleet(
@@ -215,7 +286,10 @@ async def run_fleet(
                     reports += [(person, login, fleet.rng.randrange(1, 6)) for login in person.logins()]
                 next_arrival = loop.time() + fleet.rng.uniform(2, 6)
             agents = fleet.agents()
-            reports += [(p, lg, fleet.rng.randrange(1, 10)) for p, lg in fleet.rng.sample(agents, min(len(agents), 25))]
+            reports += [
+                (p, lg, fleet.rng.randrange(1, 10))
+                for p, lg in fleet.rng.sample(agents, min(len(agents), 25))
+            ]
             for person, login, events in reports:
                 if stop.is_set():
                     return

@@ -17,9 +17,7 @@ class ErrorCode(str, enum.Enum):
 class DomainError(Exception):
     """A business rule refused an action; the transaction is rolled back, nothing changed."""
 
-    def __init__(
-        self, code: ErrorCode, message: str, field: str | None = None, **details: Any
-    ) -> None:
+    def __init__(self, code: ErrorCode, message: str, field: str | None = None, **details: Any) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

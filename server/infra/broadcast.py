@@ -183,6 +183,7 @@ class MemoryBroker:
         For tests and benchmarks: act only once the server registered a subscription, or
         (``count=0, exactly=True``) once closed ones are gone.
         """
+
         def reached() -> bool:
             n = self.subscriber_count(account_id)
             return n == count if exactly else n >= count

@@ -229,9 +229,7 @@ class Database:
         async with self.write() as session:
             insert = postgresql.insert if not self.is_sqlite else sqlite.insert
             stmt = insert(ReadinessProbe).values(id=1, checked_at=now)
-            await session.execute(
-                stmt.on_conflict_do_update(index_elements=["id"], set_={"checked_at": now})
-            )
+            await session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"checked_at": now}))
 
     async def ping(self) -> bool:
         async with self.engine.connect() as conn:

@@ -93,7 +93,9 @@ class PostgresBroadcaster:
 
     async def stage(self, session: AsyncSession, events: Sequence[QueueEvent]) -> None:
         for payload in chunk_payloads(events):
-            await session.execute(sa.text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload})
+            await session.execute(
+                sa.text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
+            )
 
     def committed(self, events: Sequence[QueueEvent]) -> None:
         # Delivered by the listener, in commit order across every process, this one included.

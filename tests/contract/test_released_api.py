@@ -241,7 +241,12 @@ def test_the_guard_catches_a_removed_type() -> None:
 def test_the_failure_lists_every_change_in_words() -> None:
     released = RELEASED.read_text()
     broken = released
-    for name in ("removed field", "changed argument default", "changed input field default", "removed enum value"):
+    for name in (
+        "removed field",
+        "changed argument default",
+        "changed input field default",
+        "removed enum value",
+    ):
         old, new, _ = BREAKS[name]
         broken = edited(broken, old, new)
     changes = api_changes(released, broken)
@@ -252,9 +257,13 @@ def test_the_failure_lists_every_change_in_words() -> None:
         ("FIELD_REMOVED: ", "Account.licensesAvailable", "removed"),
         ("VALUE_REMOVED_FROM_ENUM: ", "MANUAL_REVIEW", "PendingReason", "removed"),
         ("DEFAULT_VALUE_CHANGED: Argument Query.queueMetrics(days:) changed its default from 30 to 7.",),
-        ("DEFAULT_VALUE_CHANGED: Input field RemoveUsersInput.doNotTrack changed its default from false to true.",),
+        (
+            "DEFAULT_VALUE_CHANGED: Input field RemoveUsersInput.doNotTrack changed its default from false to true.",
+        ),
     ):
-        assert any(all(w in line for w in words) for line in message.splitlines() if line.startswith("  - ")), (
+        assert any(
+            all(w in line for w in words) for line in message.splitlines() if line.startswith("  - ")
+        ), (
             words,
             message,
         )
@@ -264,7 +273,9 @@ def test_the_failure_lists_every_change_in_words() -> None:
 def test_additions_pass_the_guard() -> None:
     released = RELEASED.read_text()
     grown = edited(released, "  retentionDays: Int!\n", "  retentionDays: Int!\n  queueVersion: Int!\n")
-    grown = edited(grown, "queueMetrics(days: Int! = 30)", "queueMetrics(days: Int! = 30, reason: PendingReason = null)")
+    grown = edited(
+        grown, "queueMetrics(days: Int! = 30)", "queueMetrics(days: Int! = 30, reason: PendingReason = null)"
+    )
     grown = edited(grown, "  OVER_LIMIT\n  MANUAL_REVIEW\n}", "  OVER_LIMIT\n  MANUAL_REVIEW\n  RELEASED\n}")
     grown = edited(
         grown,
@@ -276,7 +287,9 @@ def test_additions_pass_the_guard() -> None:
 
 
 def test_a_default_counts_by_what_a_client_that_leaves_the_value_out_gets() -> None:
-    released = "type Query {\n  a(x: Int): Int\n  b(x: Int!): Int\n  c(x: Int): Int\n}\ninput I {\n  f: Int\n}\n"
+    released = (
+        "type Query {\n  a(x: Int): Int\n  b(x: Int!): Int\n  c(x: Int): Int\n}\ninput I {\n  f: Int\n}\n"
+    )
     current = "type Query {\n  a(x: Int = 3): Int\n  b(x: Int! = 3): Int\n  c(x: Int = null): Int\n}\ninput I {\n  f: Int = 1\n}\n"
     # a: null when left out, now 3; b: was required, a default is additive; c: null either way.
     assert api_changes(released, current) == [

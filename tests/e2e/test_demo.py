@@ -25,7 +25,11 @@ def test_plm_serve_demo_prints_a_working_token_and_the_fleet_reports(tmp_path: P
     log = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--demo", "--port", str(port)],
-        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True,
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -68,7 +72,9 @@ def test_plm_serve_demo_prints_a_working_token_and_the_fleet_reports(tmp_path: P
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            raise AssertionError(f"plm serve --demo ignored SIGTERM for 15 s:\n{log_path.read_text()[-4000:]}") from None
+            raise AssertionError(
+                f"plm serve --demo ignored SIGTERM for 15 s:\n{log_path.read_text()[-4000:]}"
+            ) from None
         finally:
             log.close()
             if proc.stdout is not None:

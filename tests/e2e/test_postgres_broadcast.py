@@ -54,7 +54,9 @@ async def next_events(sub: object, n: int) -> list[QueueEvent]:
     return got
 
 
-async def test_every_process_hears_every_commit_in_commit_order(two_processes: tuple[Database, Database]) -> None:
+async def test_every_process_hears_every_commit_in_commit_order(
+    two_processes: tuple[Database, Database],
+) -> None:
     a, b = two_processes
     tenant = await make_tenant(a, licenses=0)
     on_a, on_b = a.broadcaster.subscribe(tenant.account_id), b.broadcaster.subscribe(tenant.account_id)
@@ -68,7 +70,10 @@ async def test_every_process_hears_every_commit_in_commit_order(two_processes: t
             raise RuntimeError("rolled back: no event")
     async with a.write() as s:
         await actions.remove(s, admin(tenant.account_id), [ids[2]], False, START)
-    expected = [(QueueAction.ENTERED, i) for i in ids] + [(QueueAction.REMOVED, ids[1]), (QueueAction.REMOVED, ids[2])]
+    expected = [(QueueAction.ENTERED, i) for i in ids] + [
+        (QueueAction.REMOVED, ids[1]),
+        (QueueAction.REMOVED, ids[2]),
+    ]
     for sub in (on_a, on_b):
         got = await next_events(sub, 5)
         assert [(e.action, e.user_id) for e in got] == expected
@@ -117,17 +122,27 @@ def test_big_transactions_are_split_into_notifications_under_the_limit() -> None
 
 
 def plm(env: dict[str, str], *args: str) -> dict[str, str]:
-    out = subprocess.run([sys.executable, "-m", "server.cli", *args], env=env, cwd=REPO,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result: dict[str, str] = json.loads(out.stdout)
     return result
 
 
 async def test_a_subscriber_on_one_process_hears_arrivals_on_another(pg_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLM_")}
-    env.update(PLM_DATABASE_URL=pg_url, PLM_BROADCAST_URL=pg_url.replace("+asyncpg", ""), PLM_LOG_LEVEL="warning")
+    env.update(
+        PLM_DATABASE_URL=pg_url, PLM_BROADCAST_URL=pg_url.replace("+asyncpg", ""), PLM_LOG_LEVEL="warning"
+    )
     account = plm(env, "account", "create", "--name", "Acme", "--licenses", "1")
-    token = plm(env, "admin", "create", "--account", account["id"], "--email", "a@acme.example", "--name", "Ann")["token"]
+    token = plm(
+        env, "admin", "create", "--account", account["id"], "--email", "a@acme.example", "--name", "Ann"
+    )["token"]
     one, two = ServerProcess(env).start(), ServerProcess(env).start()
     try:
         transport = WebsocketsTransport(
@@ -152,12 +167,16 @@ async def test_a_subscriber_on_one_process_hears_arrivals_on_another(pg_url: str
                     if done:
                         break
                 received.append(listening.result())
-                more = [(await http.post("/ingest", json=batch_body(f"X-{i}", f"x{i}"), headers=headers)).json()["userId"]
-                        for i in range(5)]
+                more = [
+                    (await http.post("/ingest", json=batch_body(f"X-{i}", f"x{i}"), headers=headers)).json()[
+                        "userId"
+                    ]
+                    for i in range(5)
+                ]
             first = str(received[0]["pendingQueueChanged"]["userId"])  # type: ignore[index]
             # Everything from the first event heard on is heard, in order: the rest of the
             # probes and then five more arrivals.
-            expected = [*sent[sent.index(first):], *more]
+            expected = [*sent[sent.index(first) :], *more]
             for _ in range(len(expected) - 1):
                 received.append(await asyncio.wait_for(subscription.__anext__(), timeout=10))
             await subscription.aclose()

@@ -22,7 +22,10 @@ def test_query_strings_never_reach_the_access_log(tmp_path: Path) -> None:
     env = {**base_env(tmp_path), "PLM_LOG_LEVEL": "info"}
     with server_process(env) as server:
         with httpx.Client(base_url=server.url) as http:
-            assert http.get(f"/graphql?token={SECRET}", headers={"Accept": "application/json"}).status_code == 401
+            assert (
+                http.get(f"/graphql?token={SECRET}", headers={"Accept": "application/json"}).status_code
+                == 401
+            )
             assert http.get("/healthz", params={"token": SECRET}).status_code == 200
 
         async def socket() -> None:
@@ -51,7 +54,9 @@ def test_plm_serve_refuses_websocket_messages_over_the_cap(tmp_path: Path) -> No
                 subprotocols=[websockets.Subprotocol("graphql-transport-ws")],
                 max_size=None,
             ) as ws:
-                await ws.send(json.dumps({"type": "connection_init", "payload": {"pad": "x" * 4 * MAX_FRAME_BYTES}}))
+                await ws.send(
+                    json.dumps({"type": "connection_init", "payload": {"pad": "x" * 4 * MAX_FRAME_BYTES}})
+                )
                 with contextlib.suppress(websockets.ConnectionClosed):
                     await asyncio.wait_for(ws.recv(), 10)
                 return ws.close_code

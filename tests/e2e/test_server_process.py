@@ -16,7 +16,12 @@ from tests.support import REPO, ServerProcess, batch_body, server_process, sqlit
 
 def plm(env: dict[str, str], *args: str) -> dict[str, str]:
     out = subprocess.run(
-        [sys.executable, "-m", "server.cli", *args], env=env, cwd=REPO, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "server.cli", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result: dict[str, str] = json.loads(out.stdout)
     return result
@@ -36,9 +41,14 @@ async def test_200_concurrent_new_agents_at_limit_25(tmp_path: Path) -> None:
     account = plm(env, "account", "create", "--name", "Acme", "--licenses", "25")
     headers = {"Authorization": f"Bearer {account['ingestKey']}"}
     with server_process(env) as server:
-        async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=200)) as http:
+        async with httpx.AsyncClient(
+            base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=200)
+        ) as http:
             responses = await asyncio.gather(
-                *(http.post("/ingest", json=batch_body(f"PC-{i}", f"user{i}", events=3), headers=headers) for i in range(200))
+                *(
+                    http.post("/ingest", json=batch_body(f"PC-{i}", f"user{i}", events=3), headers=headers)
+                    for i in range(200)
+                )
             )
     assert sorted({r.status_code for r in responses}) == [202]
     statuses = [r.json()["status"] for r in responses]
@@ -103,9 +113,32 @@ async def test_every_acknowledged_batch_survives_kill_9_and_none_is_stored_twice
 
 def test_cli_provisioning_and_a_bad_setting(tmp_path: Path) -> None:
     env = base_env(tmp_path)
-    account = plm(env, "account", "create", "--name", "Acme", "--licenses", "2", "--manual-review", "--retention-days", "10")
+    account = plm(
+        env,
+        "account",
+        "create",
+        "--name",
+        "Acme",
+        "--licenses",
+        "2",
+        "--manual-review",
+        "--retention-days",
+        "10",
+    )
     assert set(account) == {"id", "ingestKey"}
-    admin = plm(env, "admin", "create", "--account", account["id"], "--email", "a@acme.example", "--name", "Ann", "--role", "viewer")
+    admin = plm(
+        env,
+        "admin",
+        "create",
+        "--account",
+        account["id"],
+        "--email",
+        "a@acme.example",
+        "--name",
+        "Ann",
+        "--role",
+        "viewer",
+    )
     assert set(admin) == {"id", "token"} and admin["token"].startswith("plm_")
     limit = plm(env, "account", "set-limit", "--account", account["id"], "--licenses", "1")
     assert limit["licenseLimit"] == 1
@@ -115,13 +148,31 @@ def test_cli_provisioning_and_a_bad_setting(tmp_path: Path) -> None:
     assert row == (1, 10, 1) and role == "VIEWER"
     assert admin["token"] not in token_hash  # only a hash is stored
     bad = subprocess.run(
-        [sys.executable, "-m", "server.cli", "serve"], env={**env, "PLM_NOTIFY_DIGEST_SECONDS": "soon"},
-        cwd=REPO, capture_output=True, text=True,
+        [sys.executable, "-m", "server.cli", "serve"],
+        env={**env, "PLM_NOTIFY_DIGEST_SECONDS": "soon"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert bad.returncode == 2 and "PLM_NOTIFY_DIGEST_SECONDS" in bad.stderr
     dup = subprocess.run(
-        [sys.executable, "-m", "server.cli", "admin", "create", "--account", account["id"], "--email", "A@acme.example", "--name", "x"],
-        env=env, cwd=REPO, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "admin",
+            "create",
+            "--account",
+            account["id"],
+            "--email",
+            "A@acme.example",
+            "--name",
+            "x",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert dup.returncode == 1 and "CONFLICT" in dup.stderr
 
@@ -129,8 +180,23 @@ def test_cli_provisioning_and_a_bad_setting(tmp_path: Path) -> None:
 def test_a_retention_of_zero_days_is_refused_not_replaced_by_the_default(tmp_path: Path) -> None:
     env = base_env(tmp_path)
     zero = subprocess.run(
-        [sys.executable, "-m", "server.cli", "account", "create", "--name", "Acme", "--licenses", "2", "--retention-days", "0"],
-        env=env, cwd=REPO, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "account",
+            "create",
+            "--name",
+            "Acme",
+            "--licenses",
+            "2",
+            "--retention-days",
+            "0",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert zero.returncode == 1 and "retention days must be from 1 to 3650" in zero.stderr
     with sqlite3.connect(tmp_path / "plm.db") as conn:

@@ -297,10 +297,17 @@ async def test_settings_history_says_who_changed_what(gql: Gql, db: Database, te
     first = (await gql(tenant.viewer_token, query)).ok()["settingsHistory"]
     assert first["totalCount"] == 2 and first["pageInfo"]["hasNextPage"]
     assert first["edges"][0]["node"] == {
-        "at": clock().isoformat(), "actor": {"email": "admin@acme.example"}, "manualReview": True,
-        "previousManualReview": True, "licenseLimit": 1, "previousLicenseLimit": 3, "movedToPending": 2,
+        "at": clock().isoformat(),
+        "actor": {"email": "admin@acme.example"},
+        "manualReview": True,
+        "previousManualReview": True,
+        "licenseLimit": 1,
+        "previousLicenseLimit": 3,
+        "movedToPending": 2,
     }
-    rest = (await gql(tenant.viewer_token, query, after=first["pageInfo"]["endCursor"])).ok()["settingsHistory"]
+    rest = (await gql(tenant.viewer_token, query, after=first["pageInfo"]["endCursor"])).ok()[
+        "settingsHistory"
+    ]
     (older,) = [e["node"] for e in rest["edges"]]
     assert (older["previousManualReview"], older["manualReview"], older["movedToPending"]) == (False, True, 0)
     assert not rest["pageInfo"]["hasNextPage"]

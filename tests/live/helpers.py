@@ -80,7 +80,8 @@ class LiveServer:
 
     async def gql(self, token: str, query: str, **variables: Any) -> dict[str, Any]:
         response = await self.http.post(
-            "/graphql", json={"query": query, "variables": variables},
+            "/graphql",
+            json={"query": query, "variables": variables},
             headers={"Authorization": f"Bearer {token}"},
         )
         body: dict[str, Any] = response.json()

@@ -62,7 +62,10 @@ async def test_every_action_publishes_one_event_with_the_state_after_it(
             ids.append((await server.ingest(tenant.ingest_key, f"PC-{name.upper()}", name))["userId"])
             entered = await sub.next()
             assert (entered["action"], entered["userId"], entered["actor"], at(entered)) == (
-                "ENTERED", str(ids[-1]), None, clock.now,
+                "ENTERED",
+                str(ids[-1]),
+                None,
+                clock.now,
             )
             assert entered["user"]["status"] == "PENDING"
             assert entered["user"]["pending"]["reason"] == "OVER_LIMIT"
@@ -79,7 +82,10 @@ async def test_every_action_publishes_one_event_with_the_state_after_it(
         await server.gql(tenant.admin_token, APPROVE, ids=[str(bob)])
         approved = await sub.next()
         assert (approved["action"], approved["userId"], approved["actor"], at(approved)) == (
-            "APPROVED", str(bob), admin, clock.now,
+            "APPROVED",
+            str(bob),
+            admin,
+            clock.now,
         )
         assert approved["user"]["status"] == "LICENSED" and approved["user"]["pending"] is None
         assert datetime.fromisoformat(approved["user"]["licensedAt"]) == clock.now
@@ -88,7 +94,10 @@ async def test_every_action_publishes_one_event_with_the_state_after_it(
         await server.gql(tenant.admin_token, ASSIGN, p=str(cy), t=str(ann["userId"]))
         assigned = await sub.next()
         assert (assigned["action"], assigned["userId"], assigned["user"], assigned["actor"]) == (
-            "ASSIGNED", str(cy), None, admin,
+            "ASSIGNED",
+            str(cy),
+            None,
+            admin,
         )
         assert usage(assigned) == (2, 2, 0, 2)
         # The target, after the change: ann, now with cy's agent.
@@ -105,7 +114,8 @@ async def test_every_action_publishes_one_event_with_the_state_after_it(
         await server.gql(tenant.admin_token, REMOVE, ids=[str(eve), str(bob)])
         removed = await sub.take(2)
         assert [(e["action"], e["userId"], e["user"]) for e in removed] == [
-            ("REMOVED", str(eve), None), ("REMOVED", str(bob), None),
+            ("REMOVED", str(eve), None),
+            ("REMOVED", str(bob), None),
         ]
         # Both events carry the usage after the whole action: the licensed bob freed his license.
         assert {usage(e) for e in removed} == {(2, 1, 1, 0)}
@@ -117,7 +127,6 @@ async def test_every_action_publishes_one_event_with_the_state_after_it(
         assert moved["user"]["status"] == "PENDING" and moved["user"]["pending"]["reason"] == "OVER_LIMIT"
         assert usage(moved) == (0, 0, 0, 1)
         assert sub.events.empty()
-
 
 
 async def test_assigning_into_a_pending_user_shows_what_its_row_gained(
@@ -143,6 +152,7 @@ async def test_assigning_into_a_pending_user_shows_what_its_row_gained(
         merged = await sub.next()
         assert merged["target"]["id"] == str(first["userId"])
         assert merged["target"]["pending"]["retainedEventCount"] == 3
+
 
 async def test_a_subscriber_hears_only_its_own_account(server: LiveServer, db: Database) -> None:
     acme = await make_tenant(db, name="Acme", licenses=0)
@@ -239,7 +249,10 @@ async def test_operations_per_connection_are_capped(server: LiveServer, db: Data
     # The connection and its subscriptions carry on; completing one frees a slot.
     await ws.send(json.dumps({"id": "0", "type": "complete"}))
     await asyncio.wait_for(
-        server.broker.wait_for_subscribers(tenant.account_id, MAX_OPERATIONS_PER_CONNECTION - 1, exactly=True), 10
+        server.broker.wait_for_subscribers(
+            tenant.account_id, MAX_OPERATIONS_PER_CONNECTION - 1, exactly=True
+        ),
+        10,
     )
     await ws.send(json.dumps({"id": "again", "type": "subscribe", "payload": {"query": EVENT}}))
     await asyncio.wait_for(
@@ -265,10 +278,14 @@ async def test_an_invalid_subscription_document_is_an_error_for_that_operation(
 
 # Aliases multiply the payload, so a client that stops reading fills the socket buffers
 # after a few events rather than thousands.
-HEAVY = "subscription { pendingQueueChanged { " + " ".join(
-    f"a{i}: user {{ id displayName status agents {{ id deviceName domain logonName firstSeenAt lastSeenAt }} }}"
-    for i in range(14)
-) + " } }"
+HEAVY = (
+    "subscription { pendingQueueChanged { "
+    + " ".join(
+        f"a{i}: user {{ id displayName status agents {{ id deviceName domain logonName firstSeenAt lastSeenAt }} }}"
+        for i in range(14)
+    )
+    + " } }"
+)
 
 
 async def test_a_stuck_subscriber_neither_delays_a_fast_one_nor_the_writer_and_is_closed_with_4410(

@@ -25,8 +25,14 @@ from tests.support import START
 
 
 async def arrive(
-    db: Database, account_id: int, device: str, logon: str, *, domain: str = "ACME",
-    name: str | None = None, now: datetime = START,
+    db: Database,
+    account_id: int,
+    device: str,
+    logon: str,
+    *,
+    domain: str = "ACME",
+    name: str | None = None,
+    now: datetime = START,
 ) -> admission.Admission:
     async with db.write() as s:
         return await admission.admit(s, account_id, AgentReport(device, domain, logon, name or logon), now)
@@ -48,19 +54,27 @@ async def statuses(db: Database, account_id: int) -> dict[int, UserStatus]:
 
 async def count(db: Database, model: Any, *where: Any) -> int:
     async with db.read() as s:
-        return int((await s.execute(sa.select(sa.func.count()).select_from(model).where(*where))).scalar_one())
+        return int(
+            (await s.execute(sa.select(sa.func.count()).select_from(model).where(*where))).scalar_one()
+        )
 
 
 async def audit(db: Database, account_id: int) -> list[AuditEntry]:
     async with db.read() as s:
         return list(
-            (await s.execute(sa.select(AuditEntry).where(AuditEntry.account_id == account_id).order_by(AuditEntry.id))).scalars()
+            (
+                await s.execute(
+                    sa.select(AuditEntry).where(AuditEntry.account_id == account_id).order_by(AuditEntry.id)
+                )
+            ).scalars()
         )
 
 
 async def agents_of(db: Database, user_id: int) -> list[Agent]:
     async with db.read() as s:
-        return list((await s.execute(sa.select(Agent).where(Agent.user_id == user_id).order_by(Agent.id))).scalars())
+        return list(
+            (await s.execute(sa.select(Agent).where(Agent.user_id == user_id).order_by(Agent.id))).scalars()
+        )
 
 
 async def snapshot(db: Database, account_id: int) -> dict[str, Any]:
@@ -75,7 +89,10 @@ async def snapshot(db: Database, account_id: int) -> dict[str, Any]:
             ("audit", AuditEntry, AuditEntry.account_id == account_id),
         ]:
             out[name] = sorted(
-                tuple(sorted(r._mapping.items())) for r in (await s.execute(sa.select(*model.__table__.c).where(where)))
+                tuple(sorted(r._mapping.items()))
+                for r in (await s.execute(sa.select(*model.__table__.c).where(where)))
             )
-        out["events"] = (await s.execute(sa.select(sa.func.count(), sa.func.sum(ActivityEvent.user_id)))).one()
+        out["events"] = (
+            await s.execute(sa.select(sa.func.count(), sa.func.sum(ActivityEvent.user_id)))
+        ).one()
         return out

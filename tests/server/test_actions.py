@@ -39,17 +39,25 @@ async def queue_of(db: Database, n: int, licenses: int = 0, **kw: Any) -> tuple[
     return tenant, ids
 
 
-async def report(db: Database, account_id: int, device: str, logon: str, seconds: int, app: str = "excel.exe") -> None:
+async def report(
+    db: Database, account_id: int, device: str, logon: str, seconds: int, app: str = "excel.exe"
+) -> None:
     async with db.write() as s:
         await ingestion.ingest(
-            s, account_id,
-            Batch(f"b-{device}-{seconds}-{app}", AgentReport(device, "ACME", logon, logon),
-                  [Event(START, seconds, app, None, None, "productive")]),
+            s,
+            account_id,
+            Batch(
+                f"b-{device}-{seconds}-{app}",
+                AgentReport(device, "ACME", logon, logon),
+                [Event(START, seconds, app, None, None, "productive")],
+            ),
             START,
         )
 
 
-async def refused(db: Database, tenant: Tenant, code: ErrorCode, action: Callable[[Any], Awaitable[Any]]) -> DomainError:
+async def refused(
+    db: Database, tenant: Tenant, code: ErrorCode, action: Callable[[Any], Awaitable[Any]]
+) -> DomainError:
     """Run ``action`` in a write transaction; assert it fails with ``code`` and changed nothing."""
     before = await snapshot(db, tenant.account_id)
     with pytest.raises(DomainError) as info:
@@ -72,9 +80,14 @@ async def test_approve_licenses_every_given_pending_user(db: Database) -> None:
     assert [u.id for u in result.users] == ids[:2]
     assert (result.usage.licenses_used, result.usage.pending_count) == (3, 1)
     now = await users(db, tenant.account_id)
-    assert all(now[i].status is UserStatus.LICENSED and now[i].licensed_at == LATER and now[i].pending_since is None for i in ids[:2])
+    assert all(
+        now[i].status is UserStatus.LICENSED and now[i].licensed_at == LATER and now[i].pending_since is None
+        for i in ids[:2]
+    )
     approved = [e for e in await audit(db, tenant.account_id) if e.action is QueueAction.APPROVED]
-    assert [(e.user_id, e.actor_id, e.queue_entered_at) for e in approved] == [(i, tenant.admin_id, START) for i in ids[:2]]
+    assert [(e.user_id, e.actor_id, e.queue_entered_at) for e in approved] == [
+        (i, tenant.admin_id, START) for i in ids[:2]
+    ]
     assert [(e.action, e.user_id) for e in result.events] == [(QueueAction.APPROVED, i) for i in ids[:2]]
 
 
@@ -82,8 +95,12 @@ async def test_approve_is_all_or_nothing_when_licenses_run_short(db: Database) -
     tenant, ids = await queue_of(db, 3, licenses=1)
     async with db.write() as s:
         await actions.update_settings(s, admin(tenant.account_id), START, license_limit=3)
-    err = await refused(db, tenant, ErrorCode.LICENSE_LIMIT_EXCEEDED,
-                        lambda s: actions.approve(s, admin(tenant.account_id), ids, LATER))
+    err = await refused(
+        db,
+        tenant,
+        ErrorCode.LICENSE_LIMIT_EXCEEDED,
+        lambda s: actions.approve(s, admin(tenant.account_id), ids, LATER),
+    )
     assert (err.details["available"], err.details["requested"]) == (2, 3)
     assert "2" in err.message and "3" in err.message
 
@@ -131,11 +148,15 @@ async def test_assign_to_a_pending_user_is_allowed(db: Database) -> None:
     assert list(await statuses(db, tenant.account_id)) == [b]
 
 
-@pytest.mark.parametrize("case", ["self", "missing_target", "missing_pending", "not_pending", "foreign_target"])
+@pytest.mark.parametrize(
+    "case", ["self", "missing_target", "missing_pending", "not_pending", "foreign_target"]
+)
 async def test_assign_errors(db: Database, case: str) -> None:
     tenant, (pending,) = await queue_of(db, 1, licenses=1)
     _, (foreign,) = await queue_of(db, 1, name="Other")
-    licensed = next(i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED)
+    licensed = next(
+        i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED
+    )
     args, code = {
         "self": ((pending, pending), ErrorCode.CONFLICT),
         "missing_target": ((pending, 999_999), ErrorCode.NOT_FOUND),
@@ -155,7 +176,9 @@ async def test_merge_rekeys_activity_and_leaves_an_alias(db: Database) -> None:
     (target_agent,) = await agents_of(db, next(iter(await statuses(db, tenant.account_id))))
     await report(db, tenant.account_id, "PEND-0", "pending0", 300)
     async with db.write() as s:
-        result = await actions.merge(s, admin(tenant.account_id, tenant.admin_id), pending, target_agent.id or 0, LATER)
+        result = await actions.merge(
+            s, admin(tenant.account_id, tenant.admin_id), pending, target_agent.id or 0, LATER
+        )
     assert result.agent is not None and result.agent.id == target_agent.id
     assert pending not in await users(db, tenant.account_id)
     assert await count(db, ActivityEvent, ActivityEvent.agent_id == target_agent.id) == 1
@@ -171,7 +194,9 @@ async def test_merge_rekeys_activity_and_leaves_an_alias(db: Database) -> None:
 async def test_merge_errors(db: Database, case: str) -> None:
     tenant, (pending,) = await queue_of(db, 1, licenses=1)
     _other, (foreign,) = await queue_of(db, 1, name="Other")
-    licensed = next(i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED)
+    licensed = next(
+        i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED
+    )
     own = (await agents_of(db, pending))[0].id
     licensed_agent = (await agents_of(db, licensed))[0].id
     foreign_agent = (await agents_of(db, foreign))[0].id
@@ -190,10 +215,14 @@ async def test_merge_errors(db: Database, case: str) -> None:
 
 async def test_remove_frees_licenses_deletes_everything_and_can_block_keys(db: Database) -> None:
     tenant, (pending,) = await queue_of(db, 1, licenses=1)
-    licensed = next(i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED)
+    licensed = next(
+        i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED
+    )
     await report(db, tenant.account_id, "LIC-0", "licensed0", 60)
     async with db.write() as s:
-        result = await actions.remove(s, admin(tenant.account_id, tenant.admin_id), [licensed, pending], True, LATER)
+        result = await actions.remove(
+            s, admin(tenant.account_id, tenant.admin_id), [licensed, pending], True, LATER
+        )
     assert result.removed_user_ids == [licensed, pending]
     assert (result.usage.licenses_used, result.usage.pending_count) == (0, 0)
     assert await users(db, tenant.account_id) == {}
@@ -214,7 +243,9 @@ async def test_remove_without_do_not_track_lets_the_key_come_back_as_new(db: Dat
 
 async def test_remove_puts_aliases_on_the_do_not_track_list_too(db: Database) -> None:
     tenant, (pending,) = await queue_of(db, 1, licenses=1)
-    licensed = next(i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED)
+    licensed = next(
+        i for i, st in (await statuses(db, tenant.account_id)).items() if st is UserStatus.LICENSED
+    )
     target = (await agents_of(db, licensed))[0].id or 0
     async with db.write() as s:
         await actions.merge(s, admin(tenant.account_id), pending, target, LATER)
@@ -226,7 +257,12 @@ async def test_remove_puts_aliases_on_the_do_not_track_list_too(db: Database) ->
 
 async def test_remove_is_all_or_nothing(db: Database) -> None:
     tenant, ids = await queue_of(db, 2)
-    await refused(db, tenant, ErrorCode.NOT_FOUND, lambda s: actions.remove(s, admin(tenant.account_id), [*ids, 424242], True, LATER))
+    await refused(
+        db,
+        tenant,
+        ErrorCode.NOT_FOUND,
+        lambda s: actions.remove(s, admin(tenant.account_id), [*ids, 424242], True, LATER),
+    )
 
 
 # ---------------------------------------------------------------------------- settings
@@ -236,9 +272,13 @@ async def test_lowering_the_limit_queues_the_most_recently_licensed(db: Database
     tenant = await make_tenant(db, licenses=4)
     ids = []
     for i in range(4):
-        ids.append((await arrive(db, tenant.account_id, f"PC-{i}", f"u{i}", now=START.replace(minute=i))).user_id)
+        ids.append(
+            (await arrive(db, tenant.account_id, f"PC-{i}", f"u{i}", now=START.replace(minute=i))).user_id
+        )
     async with db.write() as s:
-        result = await actions.update_settings(s, admin(tenant.account_id, tenant.admin_id), LATER, license_limit=2)
+        result = await actions.update_settings(
+            s, admin(tenant.account_id, tenant.admin_id), LATER, license_limit=2
+        )
     assert [e.user_id for e in result.events] == [ids[3], ids[2]]
     assert all(e.action is QueueAction.ENTERED and e.actor_id is None for e in result.events)
     now = await users(db, tenant.account_id)
@@ -251,8 +291,12 @@ async def test_lowering_the_limit_queues_the_most_recently_licensed(db: Database
 async def test_raising_the_limit_or_ending_manual_review_approves_nobody(db: Database) -> None:
     tenant, _ids = await queue_of(db, 2, licenses=0, manual_review=True)
     async with db.write() as s:
-        result = await actions.update_settings(s, admin(tenant.account_id), LATER, license_limit=10, manual_review=False)
-    assert result.events == [] and result.account.manual_review is False and result.account.license_limit == 10
+        result = await actions.update_settings(
+            s, admin(tenant.account_id), LATER, license_limit=10, manual_review=False
+        )
+    assert (
+        result.events == [] and result.account.manual_review is False and result.account.license_limit == 10
+    )
     assert set((await statuses(db, tenant.account_id)).values()) == {UserStatus.PENDING}
     # ... but a new arrival now gets a free license.
     assert (await arrive(db, tenant.account_id, "NEW", "newbie")).status == "LICENSED"
@@ -260,8 +304,12 @@ async def test_raising_the_limit_or_ending_manual_review_approves_nobody(db: Dat
 
 async def test_a_negative_limit_is_refused(db: Database) -> None:
     tenant, _ = await queue_of(db, 1)
-    err = await refused(db, tenant, ErrorCode.INVALID_INPUT,
-                        lambda s: actions.update_settings(s, admin(tenant.account_id), LATER, license_limit=-1))
+    err = await refused(
+        db,
+        tenant,
+        ErrorCode.INVALID_INPUT,
+        lambda s: actions.update_settings(s, admin(tenant.account_id), LATER, license_limit=-1),
+    )
     assert err.field == "licenseLimit"
 
 
@@ -313,15 +361,29 @@ async def test_settings_changes_are_recorded_with_who_and_what(db: Database) -> 
 
     tenant, _ = await queue_of(db, 0, licenses=3)
     async with db.write() as s:
-        await actions.update_settings(s, admin(tenant.account_id, tenant.admin_id), LATER, license_limit=1, manual_review=True)
+        await actions.update_settings(
+            s, admin(tenant.account_id, tenant.admin_id), LATER, license_limit=1, manual_review=True
+        )
     async with db.write() as s:
-        await actions.update_settings(s, admin(tenant.account_id, tenant.admin_id), LATER, license_limit=1)  # no change
+        await actions.update_settings(
+            s, admin(tenant.account_id, tenant.admin_id), LATER, license_limit=1
+        )  # no change
     async with db.write() as s:
         await actions.update_settings(s, Actor.system(tenant.account_id), LATER, license_limit=5)  # the CLI
     async with db.read() as s:
         rows = list((await s.execute(sa.select(SettingsChange).order_by(SettingsChange.id))).scalars())
-    assert [(r.actor_id, r.manual_review_before, r.manual_review_after, r.license_limit_before,
-             r.license_limit_after, r.moved_to_pending, r.at) for r in rows] == [
+    assert [
+        (
+            r.actor_id,
+            r.manual_review_before,
+            r.manual_review_after,
+            r.license_limit_before,
+            r.license_limit_after,
+            r.moved_to_pending,
+            r.at,
+        )
+        for r in rows
+    ] == [
         (tenant.admin_id, False, True, 3, 1, 2, LATER),
         (None, True, True, 1, 5, 0, LATER),
     ]

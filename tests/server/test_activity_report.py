@@ -19,13 +19,22 @@ from tests.support import START, make_tenant
 DAY = START.date()
 
 
-async def send(db: Database, account_id: int, device: str, logon: str, *events: tuple[int, str, str, int]) -> int:
+async def send(
+    db: Database, account_id: int, device: str, logon: str, *events: tuple[int, str, str, int]
+) -> int:
     """events: (day offset, app, productivity, seconds); returns the user id."""
     async with db.write() as s:
         result = await ingestion.ingest(
-            s, account_id,
-            Batch(f"{device}-{logon}-{len(events)}-{events[:1]}", AgentReport(device, "ACME", logon, logon.title()),
-                  [Event(START + timedelta(days=d), secs, app, None, None, prod) for d, app, prod, secs in events]),
+            s,
+            account_id,
+            Batch(
+                f"{device}-{logon}-{len(events)}-{events[:1]}",
+                AgentReport(device, "ACME", logon, logon.title()),
+                [
+                    Event(START + timedelta(days=d), secs, app, None, None, prod)
+                    for d, app, prod, secs in events
+                ],
+            ),
             START,
         )
     assert result.user_id is not None
@@ -39,8 +48,22 @@ async def report(db: Database, account_id: int, lo: date, hi: date) -> list[User
 
 async def test_sums_per_licensed_user_most_active_first_with_zero_rows(db: Database) -> None:
     tenant = await make_tenant(db, licenses=3)
-    ann = await send(db, tenant.account_id, "PC1", "ann", (0, "excel.exe", "productive", 100), (0, "chrome.exe", "unproductive", 50))
-    bob = await send(db, tenant.account_id, "PC2", "bob", (0, "code.exe", "productive", 500), (0, "teams.exe", "neutral", 20))
+    ann = await send(
+        db,
+        tenant.account_id,
+        "PC1",
+        "ann",
+        (0, "excel.exe", "productive", 100),
+        (0, "chrome.exe", "unproductive", 50),
+    )
+    bob = await send(
+        db,
+        tenant.account_id,
+        "PC2",
+        "bob",
+        (0, "code.exe", "productive", 500),
+        (0, "teams.exe", "neutral", 20),
+    )
     idle = await send(db, tenant.account_id, "PC3", "cy")
     pending = await send(db, tenant.account_id, "PC4", "dee", (0, "excel.exe", "productive", 9999))
     rows = await report(db, tenant.account_id, DAY, DAY)
@@ -55,9 +78,20 @@ async def test_sums_per_licensed_user_most_active_first_with_zero_rows(db: Datab
 
 async def test_days_are_inclusive_utc_and_an_event_counts_on_the_day_it_starts(db: Database) -> None:
     tenant = await make_tenant(db, licenses=1)
-    await send(db, tenant.account_id, "PC", "ann", (-1, "a", "neutral", 1), (0, "b", "neutral", 10), (1, "c", "neutral", 100), (2, "d", "neutral", 1000))
+    await send(
+        db,
+        tenant.account_id,
+        "PC",
+        "ann",
+        (-1, "a", "neutral", 1),
+        (0, "b", "neutral", 10),
+        (1, "c", "neutral", 100),
+        (2, "d", "neutral", 1000),
+    )
     assert (await report(db, tenant.account_id, DAY, DAY + timedelta(days=1)))[0].active_seconds == 110
-    assert (await report(db, tenant.account_id, DAY - timedelta(days=1), DAY - timedelta(days=1)))[0].active_seconds == 1
+    assert (await report(db, tenant.account_id, DAY - timedelta(days=1), DAY - timedelta(days=1)))[
+        0
+    ].active_seconds == 1
 
 
 async def test_top_apps_are_five(db: Database) -> None:

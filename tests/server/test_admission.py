@@ -27,7 +27,9 @@ async def test_known_key_resolves_to_its_agent_case_insensitively(db: Database, 
     assert await count(db, User, User.account_id == tenant.account_id) == 1
 
 
-async def test_new_users_are_licensed_until_the_limit_then_pending_over_limit(db: Database, tenant: Tenant) -> None:
+async def test_new_users_are_licensed_until_the_limit_then_pending_over_limit(
+    db: Database, tenant: Tenant
+) -> None:
     results = [await arrive(db, tenant.account_id, f"PC-{i}", f"user{i}") for i in range(5)]
     assert [r.status for r in results] == ["LICENSED"] * 3 + ["PENDING"] * 2
     pending = [u for u in (await users(db, tenant.account_id)).values() if u.status is UserStatus.PENDING]
@@ -86,11 +88,18 @@ async def test_entering_the_queue_writes_audit_arrival_and_event(db: Database) -
     result = await arrive(db, tenant.account_id, "PC-1", "ann", name="Ann Lee")
     (entry,) = await audit(db, tenant.account_id)
     assert (entry.action, entry.actor_id, entry.user_id, entry.user_display_name) == (
-        QueueAction.ENTERED, None, result.user_id, "Ann Lee",
+        QueueAction.ENTERED,
+        None,
+        result.user_id,
+        "Ann Lee",
     )
     async with db.read() as s:
         arrival = (await s.execute(sa.select(QueueArrival))).scalar_one()
-    assert (arrival.user_id, arrival.device_name, arrival.reason) == (result.user_id, "PC-1", PendingReason.OVER_LIMIT)
+    assert (arrival.user_id, arrival.device_name, arrival.reason) == (
+        result.user_id,
+        "PC-1",
+        PendingReason.OVER_LIMIT,
+    )
     event: QueueEvent = sub._queue.get_nowait()  # type: ignore[assignment]
     assert (event.action, event.user_id, event.actor_id) == (QueueAction.ENTERED, result.user_id, None)
     assert (event.usage.licenses_used, event.usage.pending_count, event.usage.license_limit) == (0, 1, 0)
@@ -102,7 +111,9 @@ async def test_alias_left_by_a_merge_resolves_to_the_target_agent(db: Database) 
     kept = await arrive(db, tenant.account_id, "LAPTOP-7", "jdoe")
     renamed = await arrive(db, tenant.account_id, "LAPTOP-7B", "jdoe2")
     async with db.write() as s:
-        await actions.merge(s, admin(tenant.account_id, tenant.admin_id), renamed.user_id or 0, kept.agent_id or 0, START)
+        await actions.merge(
+            s, admin(tenant.account_id, tenant.admin_id), renamed.user_id or 0, kept.agent_id or 0, START
+        )
     later = await arrive(db, tenant.account_id, "laptop-7b", "JDOE2")
     assert (later.agent_id, later.user_id, later.status) == (kept.agent_id, kept.user_id, "LICENSED")
     assert await count(db, AgentAlias, AgentAlias.account_id == tenant.account_id) == 1
@@ -131,17 +142,21 @@ async def test_a_group_of_batches_is_decided_as_if_they_came_one_by_one(db: Data
         return tenant.account_id, Batch(batch_id, AgentReport(device, domain, logon, logon), [])
 
     async with db.write() as s:
-        results = await ingestion.ingest_many(s, [
-            b("1", "PC-1", "jdoe"),            # new user, takes the only license
-            b("2", "PC-2", "jdoe"),            # same domain login: same user, licensed
-            b("3", "pc-1", "JDOE"),            # same key, another batch: same agent
-            b("1", "PC-1", "jdoe"),            # same batch again: a duplicate
-            b("4", "PC-3", "ann"),             # no license left: pending
-            b("5", "PC-4", "ann"),             # joins the pending user made just before
-            b("6", "kiosk", "GUEST"),          # do-not-track
-            b("7", "PC-5", "root", "PC-5"),    # a local account: new pending user
-            b("6", "kiosk", "GUEST"),          # the ignored batch again: ignored again
-        ], START)
+        results = await ingestion.ingest_many(
+            s,
+            [
+                b("1", "PC-1", "jdoe"),  # new user, takes the only license
+                b("2", "PC-2", "jdoe"),  # same domain login: same user, licensed
+                b("3", "pc-1", "JDOE"),  # same key, another batch: same agent
+                b("1", "PC-1", "jdoe"),  # same batch again: a duplicate
+                b("4", "PC-3", "ann"),  # no license left: pending
+                b("5", "PC-4", "ann"),  # joins the pending user made just before
+                b("6", "kiosk", "GUEST"),  # do-not-track
+                b("7", "PC-5", "root", "PC-5"),  # a local account: new pending user
+                b("6", "kiosk", "GUEST"),  # the ignored batch again: ignored again
+            ],
+            START,
+        )
     r = {i: x for i, x in enumerate(results)}
     assert (r[0].status, r[1].status, r[2].status) == ("LICENSED",) * 3
     assert r[1].user_id == r[0].user_id and r[1].agent_id != r[0].agent_id

@@ -50,7 +50,9 @@ def test_new_people_take_free_licenses_in_order_then_queue_over_the_limit() -> N
 
 def test_manual_review_holds_every_newcomer_even_with_licenses_free() -> None:
     plan = decide([report("PC-1", "ann"), report("PC-2", "bob")], facts(manual_review=True, licensed=None))
-    assert {(u.status, u.reason) for u in plan.new_users} == {(UserStatus.PENDING, PendingReason.MANUAL_REVIEW)}
+    assert {(u.status, u.reason) for u in plan.new_users} == {
+        (UserStatus.PENDING, PendingReason.MANUAL_REVIEW)
+    }
 
 
 def test_a_domain_login_on_another_device_joins_its_user_and_takes_no_license() -> None:
@@ -77,7 +79,9 @@ def test_within_one_list_a_key_or_a_login_seen_earlier_is_the_same_agent_or_pers
 
 def test_do_not_track_keys_are_ignored_and_keys_admitted_meanwhile_resolve() -> None:
     ignored, known = report("PC-1", "spy"), report("PC-2", "old")
-    plan = decide([ignored, known], facts(ignored=frozenset({ignored.key}), known={known.key: (5, 6, "PENDING")}))
+    plan = decide(
+        [ignored, known], facts(ignored=frozenset({ignored.key}), known={known.key: (5, 6, "PENDING")})
+    )
     assert plan.outcomes == [Admission(None, None, AdmissionStatus.IGNORED), Admission(5, 6, "PENDING")]
     assert plan.new_users == [] and plan.new_agents == []
 
@@ -95,13 +99,17 @@ devices = st.sampled_from(["PC-1", "PC-2", "HOME"])
 def test_a_plan_never_licenses_past_the_limit_and_places_every_report(
     reports: list[AgentReport], limit: int, licensed: int, manual: bool
 ) -> None:
-    plan = decide(reports, facts(license_limit=limit, licensed=None if manual else licensed, manual_review=manual))
+    plan = decide(
+        reports, facts(license_limit=limit, licensed=None if manual else licensed, manual_review=manual)
+    )
     new_licensed = sum(u.status is UserStatus.LICENSED for u in plan.new_users)
     assert new_licensed <= max(0, limit - licensed)
     if manual:
         assert new_licensed == 0
     assert len(plan.outcomes) == len(reports)
-    assert len({a.report.key for a in plan.new_agents}) == len(plan.new_agents) == len({r.key for r in reports})
+    assert (
+        len({a.report.key for a in plan.new_agents}) == len(plan.new_agents) == len({r.key for r in reports})
+    )
     # Every user entering the queue is entered by exactly one report.
     entered = [o for o in plan.outcomes if isinstance(o, Placed) and o.entered_queue]
     assert len(entered) == sum(u.status is UserStatus.PENDING for u in plan.new_users)

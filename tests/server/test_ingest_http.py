@@ -35,10 +35,14 @@ def auth(key: str) -> dict[str, str]:
 
 async def post(http: httpx.AsyncClient, key: str, body: Any) -> httpx.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return await http.post("/ingest", content=content, headers={**auth(key), "Content-Type": "application/json"})
+    return await http.post(
+        "/ingest", content=content, headers={**auth(key), "Content-Type": "application/json"}
+    )
 
 
-async def test_a_batch_is_accepted_with_agent_user_and_status(http: httpx.AsyncClient, db: Database, tenant: Tenant) -> None:
+async def test_a_batch_is_accepted_with_agent_user_and_status(
+    http: httpx.AsyncClient, db: Database, tenant: Tenant
+) -> None:
     r = await post(http, tenant.ingest_key, batch_body("LAPTOP-7", "jdoe", events=3))
     assert r.status_code == 202
     body = r.json()
@@ -53,7 +57,9 @@ async def test_a_heartbeat_admits_the_agent(http: httpx.AsyncClient, db: Databas
     assert r.status_code == 202 and r.json()["status"] == "PENDING" and r.json()["accepted"] == 0
 
 
-async def test_a_replayed_batch_is_stored_once_and_answers_the_same(http: httpx.AsyncClient, db: Database, tenant: Tenant) -> None:
+async def test_a_replayed_batch_is_stored_once_and_answers_the_same(
+    http: httpx.AsyncClient, db: Database, tenant: Tenant
+) -> None:
     body = batch_body("PC", "ann", batch_id="b-1", events=5)
     first = (await post(http, tenant.ingest_key, body)).json()
     again = await post(http, tenant.ingest_key, body)
@@ -109,7 +115,9 @@ async def test_bad_fields_answer_400_and_store_nothing(
     assert await count(db, User) == 0 and await count(db, ActivityEvent) == 0
 
 
-async def test_one_bad_event_rejects_the_whole_batch(http: httpx.AsyncClient, db: Database, tenant: Tenant) -> None:
+async def test_one_bad_event_rejects_the_whole_batch(
+    http: httpx.AsyncClient, db: Database, tenant: Tenant
+) -> None:
     body = batch_body("PC", "ann", events=50)
     body["events"][49]["durationSeconds"] = -5
     assert (await post(http, tenant.ingest_key, body)).status_code == 400
@@ -117,7 +125,8 @@ async def test_one_bad_event_rejects_the_whole_batch(http: httpx.AsyncClient, db
 
 
 @pytest.mark.parametrize(
-    "raw", [b"{not json", b"\xff\xfe", b"[1, 2]", b'"text"', b"[" * 100_000, b'{"batchId": ' + b"9" * 5000 + b"}"]
+    "raw",
+    [b"{not json", b"\xff\xfe", b"[1, 2]", b'"text"', b"[" * 100_000, b'{"batchId": ' + b"9" * 5000 + b"}"],
 )
 async def test_bad_json_answers_400(http: httpx.AsyncClient, tenant: Tenant, raw: bytes) -> None:
     r = await post(http, tenant.ingest_key, raw)
@@ -127,7 +136,9 @@ async def test_bad_json_answers_400(http: httpx.AsyncClient, tenant: Tenant, raw
 
 @pytest.mark.parametrize("key", [None, "Bearer", "plmi_wrong", "Basic abc"])
 async def test_a_bad_key_answers_401(http: httpx.AsyncClient, db: Database, key: str | None) -> None:
-    headers = {} if key is None else {"Authorization": key if key in ("Bearer", "Basic abc") else f"Bearer {key}"}
+    headers = (
+        {} if key is None else {"Authorization": key if key in ("Bearer", "Basic abc") else f"Bearer {key}"}
+    )
     r = await http.post("/ingest", json=batch_body("PC", "ann"), headers=headers)
     assert r.status_code == 401 and r.json()["error"]["code"] == "UNAUTHENTICATED"
     assert await count(db, User) == 0
@@ -149,7 +160,9 @@ async def test_a_body_over_one_mebibyte_answers_413(http: httpx.AsyncClient, ten
     assert r.status_code == 413
 
 
-async def test_a_streamed_body_is_answered_413_before_it_ends(http: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_a_streamed_body_is_answered_413_before_it_ends(
+    http: httpx.AsyncClient, tenant: Tenant
+) -> None:
     # A chunked upload that never ends: the server must answer once it passes 1 MiB rather
     # than wait for (and buffer) the rest.
     url = httpx.URL(str(http.base_url))
@@ -167,7 +180,9 @@ async def test_a_streamed_body_is_answered_413_before_it_ends(http: httpx.AsyncC
     writer.close()
 
 
-async def test_exactly_5000_events_are_accepted(http: httpx.AsyncClient, db: Database, tenant: Tenant) -> None:
+async def test_exactly_5000_events_are_accepted(
+    http: httpx.AsyncClient, db: Database, tenant: Tenant
+) -> None:
     body = batch_body("PC", "ann")
     body["events"] = [{"start": "2026-11-26T09:00:00+02:00", "durationSeconds": 1, "app": "a"}] * 5_000
     r = await post(http, tenant.ingest_key, body)
@@ -201,19 +216,32 @@ async def test_event_starts_are_stored_exactly_as_every_other_timestamp(
     await post(http, tenant.ingest_key, body)
     async with db.read() as s:
         stored_event = (await s.execute(sa.text("SELECT start FROM activity_event"))).scalar_one()
-        stored_account = (await s.execute(sa.text("SELECT created_at FROM account WHERE id = :id"),
-                                          {"id": tenant.account_id})).scalar_one()
+        stored_account = (
+            await s.execute(
+                sa.text("SELECT created_at FROM account WHERE id = :id"), {"id": tenant.account_id}
+            )
+        ).scalar_one()
         # Both written from START (make_tenant's default "now").
         assert (await s.get(Account, tenant.account_id)).created_at == START  # type: ignore[union-attr]
-        later = (await s.execute(sa.text("SELECT count(*) FROM activity_event WHERE start >= :t"),
-                                 {"t": stored_account})).scalar_one()
+        later = (
+            await s.execute(
+                sa.text("SELECT count(*) FROM activity_event WHERE start >= :t"), {"t": stored_account}
+            )
+        ).scalar_one()
     assert type(stored_event) is type(stored_account) and stored_event == stored_account
     assert later == 1
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(9998, 12, 30),
-                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))])))
+@given(
+    st.datetimes(
+        min_value=datetime(1900, 1, 2),
+        max_value=datetime(9998, 12, 30),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
+        ),
+    )
+)
 def test_the_fast_sqlite_timestamp_binder_writes_exactly_sqlalchemys_text(t: datetime) -> None:
     from sqlalchemy.dialects import sqlite
 

@@ -11,20 +11,35 @@ def test_defaults() -> None:
     s = load_settings({})
     assert s == Settings()
     assert (s.database_url, s.broadcast_url, s.smtp_tls, s.notify_digest_seconds, s.retention_days) == (
-        "sqlite+aiosqlite:///./plm.db", "memory://", "auto", 60, 30,
+        "sqlite+aiosqlite:///./plm.db",
+        "memory://",
+        "auto",
+        60,
+        30,
     )
 
 
 def test_values_are_parsed() -> None:
-    s = load_settings({
-        "PLM_DATABASE_URL": "postgresql+asyncpg://u:p@db/plm",
-        "PLM_BROADCAST_URL": "postgres://u:p@db/plm",
-        "PLM_SMTP_HOST": "mail", "PLM_SMTP_PASSWORD": "hunter2secret", "PLM_SMTP_PORT": "587", "PLM_SMTP_TLS": "starttls",
-        "PLM_NOTIFY_DIGEST_SECONDS": "120", "PLM_RETENTION_DAYS": "45",
-        "PLM_PUBLIC_URL": "https://plm.example/", "PLM_TOKEN": "client-side, ignored",
-    })
+    s = load_settings(
+        {
+            "PLM_DATABASE_URL": "postgresql+asyncpg://u:p@db/plm",
+            "PLM_BROADCAST_URL": "postgres://u:p@db/plm",
+            "PLM_SMTP_HOST": "mail",
+            "PLM_SMTP_PASSWORD": "hunter2secret",
+            "PLM_SMTP_PORT": "587",
+            "PLM_SMTP_TLS": "starttls",
+            "PLM_NOTIFY_DIGEST_SECONDS": "120",
+            "PLM_RETENTION_DAYS": "45",
+            "PLM_PUBLIC_URL": "https://plm.example/",
+            "PLM_TOKEN": "client-side, ignored",
+        }
+    )
     assert (s.smtp_port, s.smtp_tls, s.notify_digest_seconds, s.retention_days, s.public_url) == (
-        587, "starttls", 120, 45, "https://plm.example",
+        587,
+        "starttls",
+        120,
+        45,
+        "https://plm.example",
     )
     assert not s.is_sqlite
     assert s.smtp_password == "hunter2secret" and "hunter2secret" not in repr(s)

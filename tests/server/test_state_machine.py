@@ -169,12 +169,18 @@ class LicenseMachine(RuleBasedStateMachine):
     def set_limit(self, limit: int) -> None:
         used = sum(u.status is UserStatus.LICENSED for u in self.state()["users"])
         moved = max(0, used - limit)
-        assert self.act(lambda s: actions.update_settings(s, self.actor, self.now, license_limit=limit), moved) is None
+        assert (
+            self.act(lambda s: actions.update_settings(s, self.actor, self.now, license_limit=limit), moved)
+            is None
+        )
 
     @rule()
     def toggle_manual_review(self) -> None:
         manual = self.state()["manual"]
-        assert self.act(lambda s: actions.update_settings(s, self.actor, self.now, manual_review=not manual), 0) is None
+        assert (
+            self.act(lambda s: actions.update_settings(s, self.actor, self.now, manual_review=not manual), 0)
+            is None
+        )
 
     # ------------------------------------------------------------------ invariants
 
@@ -195,7 +201,9 @@ class LicenseMachine(RuleBasedStateMachine):
 
 
 LicenseMachine.TestCase.settings = settings(
-    max_examples=40, stateful_step_count=25, deadline=None,
+    max_examples=40,
+    stateful_step_count=25,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 test_license_state_machine = LicenseMachine.TestCase

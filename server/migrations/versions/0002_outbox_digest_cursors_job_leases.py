@@ -19,61 +19,66 @@ from alembic import op
 
 import server.domain.models
 
-revision: str = '0002'
-down_revision: str | None = '0001'
+revision: str = "0002"
+down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table('job_lease',
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('holder', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
-    sa.Column('expires_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('name')
+    op.create_table(
+        "job_lease",
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("holder", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+        sa.Column("expires_at", server.domain.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", server.domain.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
     )
-    op.create_table('notify_cursor',
-    sa.Column('admin_id', sa.Integer(), autoincrement=False, nullable=False),
-    sa.Column('last_arrival_id', sa.Integer(), nullable=False),
-    sa.Column('updated_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['admin_id'], ['admin.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('admin_id')
+    op.create_table(
+        "notify_cursor",
+        sa.Column("admin_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("last_arrival_id", sa.Integer(), nullable=False),
+        sa.Column("updated_at", server.domain.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["admin_id"], ["admin.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("admin_id"),
     )
-    op.create_table('outbox_message',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('account_id', sa.Integer(), nullable=False),
-    sa.Column('admin_id', sa.Integer(), nullable=True),
-    sa.Column('message_id', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-    sa.Column('sender', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
-    sa.Column('recipient', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
-    sa.Column('subject', sqlmodel.sql.sqltypes.AutoString(length=998), nullable=False),
-    sa.Column('content', sa.Text(), nullable=False),
-    sa.Column('status', sa.Enum('PENDING', 'SENT', 'FAILED', 'LOGGED', name='outboxstatus', native_enum=False,
-              length=16), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=2048), nullable=True),
-    sa.Column('created_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', server.domain.models.UTCDateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['admin_id'], ['admin.id'], ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('message_id')
+    op.create_table(
+        "outbox_message",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("admin_id", sa.Integer(), nullable=True),
+        sa.Column("message_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("sender", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+        sa.Column("recipient", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+        sa.Column("subject", sqlmodel.sql.sqltypes.AutoString(length=998), nullable=False),
+        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum("PENDING", "SENT", "FAILED", "LOGGED", name="outboxstatus", native_enum=False, length=16),
+            nullable=False,
+        ),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", server.domain.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(length=2048), nullable=True),
+        sa.Column("created_at", server.domain.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", server.domain.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["account_id"], ["account.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["admin_id"], ["admin.id"], ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("message_id"),
     )
-    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_outbox_message_account_id'), ['account_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_outbox_message_admin_id'), ['admin_id'], unique=False)
-        batch_op.create_index('ix_outbox_status_due', ['status', 'next_attempt_at'], unique=False)
-
+    with op.batch_alter_table("outbox_message", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_outbox_message_account_id"), ["account_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_outbox_message_admin_id"), ["admin_id"], unique=False)
+        batch_op.create_index("ix_outbox_status_due", ["status", "next_attempt_at"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbox_status_due')
-        batch_op.drop_index(batch_op.f('ix_outbox_message_admin_id'))
-        batch_op.drop_index(batch_op.f('ix_outbox_message_account_id'))
+    with op.batch_alter_table("outbox_message", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_status_due")
+        batch_op.drop_index(batch_op.f("ix_outbox_message_admin_id"))
+        batch_op.drop_index(batch_op.f("ix_outbox_message_account_id"))
 
-    op.drop_table('outbox_message')
-    op.drop_table('notify_cursor')
-    op.drop_table('job_lease')
+    op.drop_table("outbox_message")
+    op.drop_table("notify_cursor")
+    op.drop_table("job_lease")

@@ -23,59 +23,65 @@ import server.domain.models
 from server.domain.models import utcnow
 from server.domain.suggestions.store import backfill
 
-revision: str = '0003'
-down_revision: str | None = '0002'
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table('match_key',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('account_id', sa.Integer(), nullable=False),
-    sa.Column('agent_id', sa.Integer(), nullable=False),
-    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['agent_id'], ['agent.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    op.create_table(
+        "match_key",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("agent_id", sa.Integer(), nullable=False),
+        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.ForeignKeyConstraint(["account_id"], ["account.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["agent_id"], ["agent.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table('match_key', schema=None) as batch_op:
-        batch_op.create_index('ix_match_key_account_key', ['account_id', 'key'], unique=False)
-        batch_op.create_index(batch_op.f('ix_match_key_agent_id'), ['agent_id'], unique=False)
+    with op.batch_alter_table("match_key", schema=None) as batch_op:
+        batch_op.create_index("ix_match_key_account_key", ["account_id", "key"], unique=False)
+        batch_op.create_index(batch_op.f("ix_match_key_agent_id"), ["agent_id"], unique=False)
 
-    op.create_table('suggestion',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('account_id', sa.Integer(), nullable=False),
-    sa.Column('pending_user_id', sa.Integer(), nullable=False),
-    sa.Column('kind', sa.Enum('ASSIGN', 'MERGE', name='suggestionkind', native_enum=False, length=16), nullable=False),
-    sa.Column('target_user_id', sa.Integer(), nullable=True),
-    sa.Column('target_agent_id', sa.Integer(), nullable=True),
-    sa.Column('score', sa.Float(), nullable=False),
-    sa.Column('reasons', sa.Text(), nullable=False),
-    sa.Column('computed_at', server.domain.models.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['account.id'], ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['pending_user_id'], ['user.id'], ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['target_agent_id'], ['agent.id'], ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['target_user_id'], ['user.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    op.create_table(
+        "suggestion",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("pending_user_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "kind",
+            sa.Enum("ASSIGN", "MERGE", name="suggestionkind", native_enum=False, length=16),
+            nullable=False,
+        ),
+        sa.Column("target_user_id", sa.Integer(), nullable=True),
+        sa.Column("target_agent_id", sa.Integer(), nullable=True),
+        sa.Column("score", sa.Float(), nullable=False),
+        sa.Column("reasons", sa.Text(), nullable=False),
+        sa.Column("computed_at", server.domain.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["account_id"], ["account.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["pending_user_id"], ["user.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["target_agent_id"], ["agent.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["target_user_id"], ["user.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table('suggestion', schema=None) as batch_op:
-        batch_op.create_index('ix_suggestion_pending_score', ['pending_user_id', 'score'], unique=False)
-        batch_op.create_index(batch_op.f('ix_suggestion_target_agent_id'), ['target_agent_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_suggestion_target_user_id'), ['target_user_id'], unique=False)
+    with op.batch_alter_table("suggestion", schema=None) as batch_op:
+        batch_op.create_index("ix_suggestion_pending_score", ["pending_user_id", "score"], unique=False)
+        batch_op.create_index(batch_op.f("ix_suggestion_target_agent_id"), ["target_agent_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_suggestion_target_user_id"), ["target_user_id"], unique=False)
 
     backfill(op.get_bind(), utcnow())
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('suggestion', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_suggestion_target_user_id'))
-        batch_op.drop_index(batch_op.f('ix_suggestion_target_agent_id'))
-        batch_op.drop_index('ix_suggestion_pending_score')
+    with op.batch_alter_table("suggestion", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_suggestion_target_user_id"))
+        batch_op.drop_index(batch_op.f("ix_suggestion_target_agent_id"))
+        batch_op.drop_index("ix_suggestion_pending_score")
 
-    op.drop_table('suggestion')
-    with op.batch_alter_table('match_key', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_match_key_agent_id'))
-        batch_op.drop_index('ix_match_key_account_key')
+    op.drop_table("suggestion")
+    with op.batch_alter_table("match_key", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_match_key_agent_id"))
+        batch_op.drop_index("ix_match_key_account_key")
 
-    op.drop_table('match_key')
+    op.drop_table("match_key")

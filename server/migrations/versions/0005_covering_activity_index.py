@@ -25,7 +25,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("activity_event", schema=None) as batch_op:
         batch_op.drop_index("ix_activity_user_start")
-        batch_op.create_index("ix_activity_user_start", ["user_id", "start", "duration_seconds"], unique=False)
+        batch_op.create_index(
+            "ix_activity_user_start", ["user_id", "start", "duration_seconds"], unique=False
+        )
 
 
 def downgrade() -> None:
