@@ -47,6 +47,11 @@ def _entered(user: User) -> datetime:
     return user.pending.entered_at if user.pending is not None else datetime.min.replace(tzinfo=UTC)
 
 
+def _place(user: User) -> tuple[datetime, int, str]:
+    """The queue's order, as the server's: entered, then id (ids are numbers, shown as text)."""
+    return _entered(user), int(user.id) if user.id.isdecimal() else 0, user.id
+
+
 class PendingQueue(PagedList[User]):
     def __init__(self) -> None:
         super().__init__()
@@ -103,7 +108,7 @@ class PendingQueue(PagedList[User]):
         user = event.user
         if user is not None and self.wanted(user):
             if user.id in self.rows:
-                self.rows[user.id] = user
+                change.reordered = self._update(user) or change.reordered
                 change.updated.append(user)
             else:
                 self.total += 1
@@ -117,7 +122,7 @@ class PendingQueue(PagedList[User]):
         target = event.target
         if target is not None and target.id in self.rows and self.wanted(target):
             # Assigned or merged into a queued user: its row gained agents and activity.
-            self.rows[target.id] = target
+            change.reordered = self._update(target) or change.reordered
             change.updated.append(target)
         if not self.search and self.reason is None:
             self.total = event.account.pending_count
@@ -129,9 +134,23 @@ class PendingQueue(PagedList[User]):
         and came back meanwhile (approved, then moved back by a lowered limit)."""
         last = next(reversed(self.rows.values()), None)
         self.rows[user.id] = user
-        if last is None or _entered(last) <= _entered(user):
+        if last is None or _place(last) <= _place(user):
             return False
-        self.rows = dict(sorted(self.rows.items(), key=lambda row: _entered(row[1])))
+        return self._sort()
+
+    def _update(self, user: User) -> bool:
+        """Replace a row; True when that moved it. A replay over a newer answer can carry an
+        older entry time (the user left and came back since): the row goes to its place."""
+        moved = _entered(self.rows[user.id]) != _entered(user)
+        self.rows[user.id] = user
+        return moved and self._sort()
+
+    def _sort(self) -> bool:
+        """Put the rows in the queue's order; True when that moved any."""
+        ordered = dict(sorted(self.rows.items(), key=lambda row: _place(row[1])))
+        if list(ordered) == list(self.rows):
+            return False
+        self.rows = ordered
         return True
 
     def drop(self, user_ids: list[str]) -> list[str]:

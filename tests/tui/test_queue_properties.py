@@ -5,7 +5,7 @@ within the rows, and events replayed over a re-query answered at any point (hypo
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.tui.fake_queue import OVER, REVIEW, FakeQueue, order
@@ -103,6 +103,51 @@ def test_any_sequence_of_events_keeps_the_queue_as_the_server_has_it(
     st.lists(st.integers(0, 50), max_size=6),
     st.lists(steps, max_size=20),
     st.integers(0, 20),
+)
+# Found by a random search over this property: a replay over a newer answer carries an older
+# state of a queued user (entered before it left and came back), which must move its row.
+@example(
+    ["Alfred", "Ada"],
+    [],
+    [
+        ("enter", 38, 43),
+        ("enter", 17, 33),
+        ("approve", 32, 1),
+        ("approve", 19, 14),
+        ("enter", 25, 31),
+        ("approve", 30, 3),
+        ("enter", 48, 39),
+        ("enter", 18, 2),
+        ("enter", 19, 6),
+        ("enter", 31, 49),
+        ("enter", 10, 16),
+        ("approve", 10, 13),
+        ("assign", 12, 18),
+        ("assign", 12, 28),
+        ("remove", 43, 15),
+    ],
+    13,
+)
+@example(
+    ["Alfred", "Alan", "Ada", "Linus", "Ada"],
+    [],
+    [
+        ("clear", 17, 10),
+        ("remove", 46, 21),
+        ("enter", 43, 49),
+        ("approve", 13, 1),
+        ("clear", 45, 37),
+        ("merge", 49, 0),
+        ("clear", 2, 38),
+        ("enter", 36, 17),
+        ("enter", 43, 19),
+        ("enter", 8, 4),
+        ("select_all", 18, 11),
+        ("approve", 20, 44),
+        ("approve", 15, 43),
+        ("enter", 26, 4),
+    ],
+    14,
 )
 def test_a_requery_answered_at_any_point_during_live_changes_ends_up_as_the_server(
     first: list[str], picks: list[int], script: list[Step], answered_at: int
