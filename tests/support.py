@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -91,6 +92,20 @@ async def make_tenant(
             now=now,
         )
     return Tenant(acct.id, acct.secret, admin.id, admin.secret, viewer.id, viewer.secret)
+
+
+def plm(env: dict[str, str], *args: str) -> dict[str, str]:
+    """Run a provisioning command of the ``plm`` CLI; its JSON answer."""
+    out = subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, str] = json.loads(out.stdout)
+    return result
 
 
 def free_port() -> int:

@@ -202,17 +202,22 @@ def test_a_paused_database_gives_503s_within_seconds_and_nothing_is_stored_twice
     assert_clean_log(served.proc)
 
 
+def spawn_waiting(proc: ServerProcess) -> None:
+    """Start ``plm serve`` and return once it logs that it waits for its database."""
+    proc.spawn()
+    deadline = time.monotonic() + 30
+    while "waiting for the database" not in proc.output():
+        assert proc.proc is not None and proc.proc.poll() is None, proc.output()
+        assert time.monotonic() < deadline, proc.output()
+        time.sleep(0.1)
+
+
 def test_plm_serve_waits_for_a_database_that_is_down_at_start(outage_pg: pg.PostgresServer) -> None:
     url = outage_pg.create_database()
     outage_pg.halt()
     proc = ServerProcess({"PLM_DATABASE_URL": url, **FAST})
     try:
-        proc.spawn()
-        deadline = time.monotonic() + 30
-        while "waiting for the database" not in proc.output():
-            assert proc.proc is not None and proc.proc.poll() is None, proc.output()
-            assert time.monotonic() < deadline, proc.output()
-            time.sleep(0.1)
+        spawn_waiting(proc)
         assert "Traceback" not in proc.output()
         outage_pg.start()
         proc.wait_healthy()
@@ -230,11 +235,7 @@ def test_plm_serve_waiting_for_its_database_stops_on_sigterm(outage_pg: pg.Postg
     outage_pg.halt()
     proc = ServerProcess({"PLM_DATABASE_URL": url, **FAST})
     try:
-        proc.spawn()
-        deadline = time.monotonic() + 30
-        while "waiting for the database" not in proc.output():
-            assert time.monotonic() < deadline, proc.output()
-            time.sleep(0.1)
+        spawn_waiting(proc)
         proc.stop()  # fails the test if SIGTERM is ignored for 10 s
         assert proc.proc is not None and proc.proc.returncode == 0, proc.output()
     finally:

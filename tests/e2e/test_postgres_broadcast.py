@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -23,7 +21,7 @@ from server.infra.db import Database
 from server.infra.pg_broadcast import PostgresBroadcaster, chunk_payloads
 from tests import pg
 from tests.server.domain import admin, arrive
-from tests.support import REPO, START, ServerProcess, batch_body, make_tenant
+from tests.support import START, ServerProcess, batch_body, make_tenant, plm
 
 
 @pytest.fixture
@@ -119,19 +117,6 @@ def test_big_transactions_are_split_into_notifications_under_the_limit() -> None
     payloads = chunk_payloads(events)
     assert len(payloads) > 1 and all(len(p) < 8000 for p in payloads)
     assert [e["user_id"] for p in payloads for e in json.loads(p)] == list(range(500))
-
-
-def plm(env: dict[str, str], *args: str) -> dict[str, str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "server.cli", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result: dict[str, str] = json.loads(out.stdout)
-    return result
 
 
 async def test_a_subscriber_on_one_process_hears_arrivals_on_another(pg_url: str) -> None:

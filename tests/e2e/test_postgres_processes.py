@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -16,20 +13,7 @@ import httpx
 import pytest
 
 from tests import pg
-from tests.support import REPO, ServerProcess, batch_body
-
-
-def plm(env: dict[str, str], *args: str) -> dict[str, str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "server.cli", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result: dict[str, str] = json.loads(out.stdout)
-    return result
+from tests.support import ServerProcess, batch_body, plm
 
 
 @contextlib.contextmanager

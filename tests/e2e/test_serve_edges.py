@@ -11,8 +11,8 @@ import httpx
 import websockets
 
 from server.graphql.http import MAX_FRAME_BYTES
-from tests.e2e.test_server_process import base_env, plm
-from tests.support import server_process
+from tests.e2e.test_server_process import base_env
+from tests.support import plm, server_process
 
 SECRET = "plm_" + "s3cr3t" * 7
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import subprocess
 import sys
@@ -11,20 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import REPO, ServerProcess, batch_body, server_process, sqlite_url
-
-
-def plm(env: dict[str, str], *args: str) -> dict[str, str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "server.cli", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result: dict[str, str] = json.loads(out.stdout)
-    return result
+from tests.support import REPO, ServerProcess, batch_body, plm, server_process, sqlite_url
 
 
 def base_env(tmp_path: Path) -> dict[str, str]:
