@@ -367,7 +367,7 @@ class MatchKey(SQLModel, table=True):
     """A normalised login, name or device form of an agent, for finding likely matches.
 
     Written with the agent (and for the keys of agents merged into it); see
-    :mod:`server.suggestions`. Goes with its agent.
+    :mod:`server.domain.suggestions`. Goes with its agent.
     """
 
     __tablename__ = "match_key"

@@ -1,4 +1,4 @@
-"""``Query``: every read of the contract, thin over :mod:`server.queries` and friends.
+"""``Query``: every read of the contract, thin over :mod:`server.domain.reads` and friends.
 
 Reads never error for a missing or foreign id (``null``); an argument out of range is a
 top-level ``BAD_USER_INPUT`` error.

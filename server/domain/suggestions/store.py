@@ -52,7 +52,7 @@ Db = Connection | Session
 
 
 class NamedAgent(Protocol):
-    """What admission knows of a new agent (:class:`server.licensing.AgentReport`)."""
+    """What admission knows of a new agent (:class:`server.domain.admission.AgentReport`)."""
 
     @property
     def device_name(self) -> str: ...
