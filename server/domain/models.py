@@ -121,6 +121,10 @@ class Account(SQLModel, table=True):
     # Bumped in the same transaction as every write that changes what the queue shows, so
     # a page cached under (account, queue_version) is never stale.
     queue_version: int = 0
+    # What a seat plan depends on (docs/behaviour.md, Seat plans): who is pending or licensed,
+    # their reasons and order, the limit and the settings. Bumped with those writes, in their
+    # transaction; not when retained activity merely grows. The API's ``queueVersion``.
+    plan_version: int = 0
     created_at: datetime = _ts()
 
 
