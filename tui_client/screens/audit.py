@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.widgets import Static
 
 from tui_client import format as fmt
+from tui_client.columns import Col
 from tui_client.screens.paged import PagedListView
 from tui_client.types import AuditEntry, Page
 from tui_client.widgets.paged_table import PagedTable
@@ -16,11 +17,11 @@ from tui_client.widgets.paged_table import PagedTable
 
 class AuditView(PagedListView[AuditEntry]):
     COLUMNS = [
-        ("at", "When", 16),
-        ("actor", "By", 14),
-        ("action", "Action", 8),
-        ("user", "User", 20),
-        ("detail", "Detail", 50),
+        Col("at", "When", None, keep=90),
+        Col("actor", "By", 10, keep=60),
+        Col("action", "Action", None, keep=80),
+        Col("user", "User", 12, keep=70),
+        Col("detail", "Detail", 20, keep=50),
     ]
     FAILURE = "Could not load the audit log"
 

@@ -21,23 +21,27 @@ from textual.widgets import Input, LoadingIndicator, Static
 
 from tui_client import format as fmt
 from tui_client import safe
+from tui_client.columns import Col
 from tui_client.messages import AccountChanged
 from tui_client.pending_queue import Change, PendingQueue
 from tui_client.screens.paged import PagedListView
 from tui_client.types import Page, PendingPage, QueueEvent, User
 from tui_client.widgets.paged_table import PagedTable
 
-# Sized so the whole row fits a 120-column terminal, scrollbar included.
+# Each as wide as its content while the row fits; when it does not, the lowest ``keep``
+# gives way first: the expiry date and the device (the detail pane shows both), then the
+# retained data and the entry time; the name and the likely match stay longest. A ``None``
+# minimum is shown whole or not at all: a name, a reason, a time.
 COLUMNS = [
-    ("sel", " ", 1),
-    ("name", "Name", 15),
-    ("logon", "Logon", 14),
-    ("device", "Device", 12),
-    ("suggestion", "Likely match", 16),
-    ("reason", "Reason", 10),
-    ("entered", "Entered", 12),
-    ("retained", "Retained", 12),
-    ("expires", "Expires", 7),
+    Col("sel", " ", None, keep=100),
+    Col("name", "Name", None, keep=90, max=40),
+    Col("logon", "Logon", 12, keep=60),
+    Col("device", "Device", 10, keep=30),
+    Col("suggestion", "Likely match", 14, keep=80),
+    Col("reason", "Reason", None, keep=50),
+    Col("entered", "Entered", None, keep=45),
+    Col("retained", "Retained", 9, keep=40),
+    Col("expires", "Expires", None, keep=20),
 ]
 
 
@@ -110,13 +114,12 @@ class QueueView(PagedListView[User]):
         retained = "—"
         if p is not None and p.retained_event_count:
             retained = f"{fmt.duration(p.retained_active_seconds)}, {p.retained_event_count:,} ev"
-        top = item.suggestions[0] if item.suggestions else None
         return [
             self._mark(item.id),
             item.display_name,
             (first.logon + more) if first else "—",
             first.device_name if first else "—",
-            f"{top.kind.title()} {top.target_name} {top.score:.0%}" if top else "—",
+            fmt.match(item.suggestions[0] if item.suggestions else None),
             fmt.reason(p.reason) if p else "—",
             fmt.short(p.entered_at if p else None, tz),
             retained,
@@ -137,14 +140,14 @@ class QueueView(PagedListView[User]):
         if change.reordered:
             self.redraw()
             return
-        table, tz = self.table, self.admin_app.tz
         for user_id in change.removed:
-            table.remove_row(user_id)
+            self.table.remove_row(user_id)
         for user in change.updated:
-            for (key, _, _), value in zip(COLUMNS, self.row(user, tz), strict=True):
-                table.update_cell(user.id, key, value)
+            self.update_item(user)
         for user in change.added:
-            table.add_row(*self.row(user, tz), key=user.id)
+            self.add_item(user)
+        if change.updated or change.added:
+            self.fit_columns()
 
     def _drop(self, user_ids: list[str]) -> None:
         self._redraw(Change(removed=self.queue.drop(user_ids)))

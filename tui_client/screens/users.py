@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.widgets import Input, Static
 
 from tui_client import format as fmt
+from tui_client.columns import Col
 from tui_client.screens.paged import PagedListView
 from tui_client.types import Page, User, UserStatus
 from tui_client.widgets.paged_table import PagedTable
@@ -30,12 +31,13 @@ class UsersView(PagedListView[User]):
         Binding("f", "cycle_status", "Status"),
     ]
     COLUMNS = [
-        ("name", "Name", 22),
-        ("status", "Status", 9),
-        ("logon", "Logon", 22),
-        ("devices", "Devices", 20),
-        ("first", "First seen", 16),
-        ("last", "Last seen", 16),
+        Col("name", "Name", None, keep=90, max=40),
+        Col("status", "Status", None, keep=85),
+        Col("logon", "Logon", 12, keep=60),
+        Col("devices", "Devices", 10, keep=50, max=40),
+        Col("suggestion", "Likely match", 14, keep=80),
+        Col("first", "First seen", None, keep=30),
+        Col("last", "Last seen", None, keep=40),
     ]
     FAILURE = "Could not load users"
 
@@ -67,6 +69,7 @@ class UsersView(PagedListView[User]):
             fmt.status(item.status),
             first.logon if first else "—",
             devices or "—",
+            fmt.match(item.suggestions[0] if item.suggestions else None),
             fmt.when(item.first_seen_at, tz),
             fmt.when(item.last_seen_at, tz),
         )
