@@ -198,6 +198,7 @@ class PlmApi:
             total_count=page.total_count,
             has_next_page=page.has_next_page,
             end_cursor=page.end_cursor,
+            cursors=page.cursors,
         )
 
     async def users(

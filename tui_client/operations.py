@@ -83,7 +83,7 @@ query PendingUsers($first: Int!, $after: String, $search: String, $reason: Pendi
   pendingUsers(first: $first, after: $after, search: $search, reason: $reason, orderBy: ENTERED_ASC) {
     totalCount
     pageInfo { hasNextPage endCursor }
-    edges { node { ...UserFields } }
+    edges { cursor node { ...UserFields } }
   }
 }
 """

@@ -262,6 +262,8 @@ class Page(Generic[T]):
     total_count: int
     has_next_page: bool
     end_cursor: str | None
+    #: Each item's own cursor, when the document asked for them (a list re-read from any row).
+    cursors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -300,11 +302,13 @@ def parse(cls: type[T], data: Mapping[str, Any]) -> T:
 
 def parse_page(conn: Mapping[str, Any], cls: type[T]) -> Page[T]:
     info = conn["pageInfo"]
+    edges = conn["edges"]
     return Page(
-        items=[parse(cls, edge["node"]) for edge in conn["edges"]],
+        items=[parse(cls, edge["node"]) for edge in edges],
         total_count=conn["totalCount"],
         has_next_page=info["hasNextPage"],
         end_cursor=info["endCursor"],
+        cursors=tuple(edge["cursor"] for edge in edges) if all("cursor" in e for e in edges) else (),
     )
 
 

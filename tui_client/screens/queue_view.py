@@ -4,6 +4,8 @@ The queue itself (rows, selection, filter, live events) is a plain
 :class:`~tui_client.pending_queue.PendingQueue`. This view pages it in as the cursor nears
 the end (:class:`~tui_client.screens.paged.PagedListView`) and redraws what each change
 touched; a re-query (on reconnect or after a refused action) keeps the cursor on its user.
+After live events it re-reads the rows in sight (debounced): an event can change rows it is
+not about, a likely match above all.
 The keys and the admin's actions are :class:`~tui_client.screens.pending.PendingView`'s.
 """
 
@@ -21,6 +23,7 @@ from textual.widgets import Input, LoadingIndicator, Static
 
 from tui_client import format as fmt
 from tui_client import safe
+from tui_client.api import ApiError
 from tui_client.columns import Col
 from tui_client.messages import AccountChanged
 from tui_client.pending_queue import Change, PendingQueue
@@ -47,6 +50,9 @@ COLUMNS = [
 
 class QueueView(PagedListView[User]):
     COLUMNS = COLUMNS
+    #: Seconds between a live event and the re-read of the rows in sight: events come in
+    #: bursts (a bulk action, a fleet's arrivals) and one re-read covers a burst.
+    REREAD_DELAY = 0.5
     FAILURE = "Could not load the queue"
     FAILURE_MORE = "Could not load more of the queue"
     STATUS = "#pending-info"
@@ -65,6 +71,8 @@ class QueueView(PagedListView[User]):
         self.queue = queue
         self.stale = False  # the app loads the queue at start and on every reconnect
         self._busy = 0
+        self._reread_due = False
+        self._rereading = False
 
     # ------------------------------------------------------------------ layout
 
@@ -104,6 +112,39 @@ class QueueView(PagedListView[User]):
         self.show_status()
         if self.queue.loaded and self.queue.has_next:
             self.table.check_near_end()  # rows left: page in more before the table runs dry
+        self.reread_in_sight()
+
+    def reread_in_sight(self) -> None:
+        """Re-read the rows in sight soon: one read for a burst of events, never two at once."""
+        self._reread_due = True
+        if not self._rereading:
+            self._rereading = True
+            self._reread()
+
+    def _in_sight(self) -> tuple[int, int]:
+        table = self.table
+        top = int(table.scroll_y)
+        return top, top + table.scrollable_content_region.height
+
+    @work(group="pending-reread", exit_on_error=False)
+    async def _reread(self) -> None:
+        try:
+            while self._reread_due:
+                self._reread_due = False
+                await asyncio.sleep(self.REREAD_DELAY)
+                if not self.queue.loaded or not self.queue.rows:
+                    continue
+                after, first = self.queue.window(*self._in_sight())
+                generation = self.queue.reread()
+                try:
+                    page = await self.api.pending_users(first, after, self.queue.search, self.queue.reason)
+                except ApiError:
+                    # The live loop reports a lost server and re-queries when it is back.
+                    self.queue.reread_failed()
+                    continue
+                self._redraw(self.queue.refreshed(generation, page))
+        finally:
+            self._rereading = False
 
     # ------------------------------------------------------------------ rows
 
