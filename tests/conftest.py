@@ -60,4 +60,8 @@ async def tenant(db: Database) -> Tenant:
 
 
 # Cross-process PostgreSQL tests need the server binaries (CI always has them, see above).
-collect_ignore = [] if HAVE_POSTGRES else ["e2e/test_postgres_processes.py", "e2e/test_postgres_broadcast.py"]
+collect_ignore = (
+    []
+    if HAVE_POSTGRES
+    else ["e2e/test_postgres_processes.py", "e2e/test_postgres_broadcast.py", "e2e/test_postgres_plans.py"]
+)

@@ -15,13 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from server.domain import plans
 from server.domain.changes import (
-    MAX_LICENSE_LIMIT,
     ActionResult,
     Actor,
     audit,
     check_ids,
-    count_users,
     finish,
     load_users,
     lock_account,
@@ -40,32 +39,28 @@ from server.domain.models import (
     QueueAction,
     SettingsChange,
     User,
-    UserStatus,
 )
 from server.domain.suggestions import store as suggestions
 
 
 async def approve(
-    session: AsyncSession, actor: Actor, user_ids: Sequence[int], now: datetime
+    session: AsyncSession,
+    actor: Actor,
+    user_ids: Sequence[int],
+    now: datetime,
+    expected_version: str | None = None,
 ) -> ActionResult:
-    """License every given pending user, or none (docs/behaviour.md, Admin actions)."""
+    """License every given pending user, or none (docs/behaviour.md, Admin actions).
+
+    Applies :func:`server.domain.plans.plan_approval`'s plan, the one a preview shows;
+    ``expected_version``: the previewed plan's ``queueVersion`` (PLAN_CHANGED if it moved).
+    """
     actor.require_admin()
-    ids = check_ids(user_ids, "userIds")
     account = await lock_account(session, actor.account_id)
-    users = await load_users(session, actor.account_id, ids, "userIds")
-    require_pending(users, "userIds")
-    used = await count_users(session, actor.account_id, UserStatus.LICENSED)
-    available = max(account.license_limit - used, 0)
-    if len(users) > available:
-        raise DomainError(
-            ErrorCode.LICENSE_LIMIT_EXCEEDED,
-            f"{len(users)} license(s) requested but only {available} available; nobody was approved",
-            "userIds",
-            available=available,
-            requested=len(users),
-        )
+    plans.check_version(account, expected_version)
+    plan = await plans.plan_approval(session, account, user_ids)
     changes: list[tuple[QueueAction, int, int | None]] = []
-    for user in users:
+    for user in plan.approve:
         entered, reason = user.pending_since, user.pending_reason
         make_licensed(user, now)
         assert user.id is not None and reason is not None
@@ -73,7 +68,7 @@ async def approve(
         changes.append((QueueAction.APPROVED, user.id, actor.admin_id))
     usage, events = await finish(session, account, changes, now)
     await suggestions.forget(session, [uid for _, uid, _ in changes])
-    return ActionResult(account=account, usage=usage, events=events, users=users)
+    return ActionResult(account=account, usage=usage, events=events, users=plan.approve)
 
 
 async def assign(
@@ -260,49 +255,39 @@ async def update_settings(
     *,
     manual_review: bool | None = None,
     license_limit: int | None = None,
+    expected_version: str | None = None,
 ) -> ActionResult:
-    """Toggle manual review and/or change the limit; a lowered limit queues the newest licensed."""
+    """Toggle manual review and/or change the limit; a lowered limit queues the newest licensed.
+
+    Applies :func:`server.domain.plans.plan_settings`'s plan, the one a preview shows;
+    ``expected_version``: the previewed plan's ``queueVersion`` (PLAN_CHANGED if it moved).
+    """
     actor.require_admin()
-    if license_limit is not None and not 0 <= license_limit <= MAX_LICENSE_LIMIT:
-        raise DomainError(
-            ErrorCode.INVALID_INPUT,
-            f"licenseLimit must be from 0 to {MAX_LICENSE_LIMIT}; got {license_limit}",
-            "licenseLimit",
-        )
+    change = plans.SettingsInput(manual_review=manual_review, license_limit=license_limit)
+    plans.check_settings(change)
     account = await lock_account(session, actor.account_id)
+    plans.check_version(account, expected_version)
+    plan = await plans.plan_settings(session, account, change)
     before = (account.manual_review, account.license_limit)
-    if manual_review is not None:
-        account.manual_review = manual_review
+    if change.manual_review is not None:
+        account.manual_review = change.manual_review
+    account.license_limit = plan.license_limit
     changes: list[tuple[QueueAction, int, int | None]] = []
-    if license_limit is not None and license_limit != account.license_limit:
-        old = account.license_limit
-        account.license_limit = license_limit
-        used = await count_users(session, actor.account_id, UserStatus.LICENSED)
-        if used > license_limit:
-            moved = list(
-                (
-                    await session.execute(
-                        sa.select(User)
-                        .where(User.account_id == actor.account_id, User.status == UserStatus.LICENSED)  # type: ignore[arg-type]
-                        .order_by(User.licensed_at.desc(), User.id.desc())  # type: ignore[union-attr]
-                        .limit(used - license_limit)
-                    )
-                ).scalars()
-            )
-            for user in moved:
-                assert user.id is not None
-                make_pending(user, PendingReason.OVER_LIMIT, now)
-                audit(
-                    session,
-                    None,
-                    QueueAction.ENTERED,
-                    user,
-                    f"license limit lowered from {old} to {license_limit}",
-                    now,
-                )
-                queue_arrival(session, user, await _first_agent(session, user.id), now)
-                changes.append((QueueAction.ENTERED, user.id, None))
-    if (account.manual_review, account.license_limit) != before:
+    for user in plan.move_to_pending:
+        assert user.id is not None
+        make_pending(user, PendingReason.OVER_LIMIT, now)
+        audit(
+            session,
+            None,
+            QueueAction.ENTERED,
+            user,
+            f"license limit lowered from {before[1]} to {plan.license_limit}",
+            now,
+        )
+        queue_arrival(session, user, await _first_agent(session, user.id), now)
+        changes.append((QueueAction.ENTERED, user.id, None))
+    changed = (account.manual_review, account.license_limit) != before
+    if changed:
         session.add(
             SettingsChange(
                 account_id=actor.account_id,
@@ -315,7 +300,7 @@ async def update_settings(
                 moved_to_pending=len(changes),
             )
         )
-    usage, events = await finish(session, account, changes, now)
+    usage, events = await finish(session, account, changes, now, plan_changed=changed)
     await suggestions.compute(
         session, actor.account_id, [uid for a, uid, _ in changes if a is QueueAction.ENTERED], now
     )

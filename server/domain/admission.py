@@ -381,8 +381,9 @@ async def apply(session: AsyncSession, account: Account, plan: Plan, now: dateti
         await finish(session, account, [(QueueAction.ENTERED, _owner_id(u), None) for u in entered], now)
     elif plan.new_agents:
         # License usage and pending users' agents are shown with the queue, whose cached
-        # pages are keyed by this version.
-        await bump_queue_version(session, account_id)
+        # pages are keyed by this version. A newcomer that took a free license changes the
+        # usage a seat plan starts from, so it changes the plan version too.
+        await bump_queue_version(session, account_id, plan=bool(plan.new_users))
     await suggestions.on_admitted(
         session,
         account_id,

@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from server.domain.errors import DomainError, ErrorCode, PermissionDenied
@@ -120,21 +121,32 @@ async def account_usage(session: AsyncSession, account: Account) -> AccountUsage
         licenses_used=await count_users(session, account.id, UserStatus.LICENSED),
         pending_count=await count_users(session, account.id, UserStatus.PENDING),
         manual_review=account.manual_review,
+        plan_version=account.plan_version,
     )
 
 
-async def bump_queue_version(session: AsyncSession, account_id: int) -> int:
-    """Mark the account's queue as changed; returns the new version."""
-    return int(
-        (
-            await session.execute(
-                sa.update(Account)
-                .where(Account.id == account_id)  # type: ignore[arg-type]
-                .values(queue_version=col(Account.queue_version) + 1)
-                .returning(col(Account.queue_version))
-            )
-        ).scalar_one()
-    )
+async def bump_queue_version(
+    session: AsyncSession, account_id: int, *, plan: bool = False
+) -> tuple[int, int]:
+    """Mark the account's queue as changed; returns the new ``(queue_version, plan_version)``.
+
+    ``queue_version`` keys the cached queue pages: every write that changes what the queue
+    shows bumps it. ``plan``: the write also changes what a seat plan depends on (who is
+    pending or licensed, their reasons and order, the limit, the settings), so it bumps
+    ``plan_version`` too (server.domain.plans); retained activity merely growing does not.
+    """
+    values: dict[str, Any] = {"queue_version": col(Account.queue_version) + 1}
+    if plan:
+        values["plan_version"] = col(Account.plan_version) + 1
+    row = (
+        await session.execute(
+            sa.update(Account)
+            .where(Account.id == account_id)  # type: ignore[arg-type]
+            .values(**values)
+            .returning(col(Account.queue_version), col(Account.plan_version))
+        )
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 # ---------------------------------------------------------------------------- the rows of a change
@@ -214,15 +226,19 @@ async def finish(
     now: datetime,
     *,
     target_user_id: int | None = None,
+    plan_changed: bool = True,
 ) -> tuple[AccountUsage, list[QueueEvent]]:
-    """Flush, bump the queue version, compute usage and record one event per change.
+    """Flush, bump the versions, compute usage and record one event per change.
 
     ``target_user_id``: for an assign or a merge, the user the pending one became part of.
+    ``plan_changed``: False for a write that changed nothing a seat plan depends on.
     """
     assert account.id is not None
     await session.flush()
-    version = await bump_queue_version(session, account.id)
-    account.queue_version = version
+    version, plan_version = await bump_queue_version(session, account.id, plan=plan_changed)
+    # The row already holds these: record them as loaded, so no second UPDATE follows.
+    set_committed_value(account, "queue_version", version)
+    set_committed_value(account, "plan_version", plan_version)
     usage = await account_usage(session, account)
     events = [
         QueueEvent(

@@ -12,6 +12,7 @@ class ErrorCode(str, enum.Enum):
     LICENSE_LIMIT_EXCEEDED = "LICENSE_LIMIT_EXCEEDED"
     INVALID_INPUT = "INVALID_INPUT"
     CONFLICT = "CONFLICT"
+    PLAN_CHANGED = "PLAN_CHANGED"
 
 
 class DomainError(Exception):

@@ -28,6 +28,9 @@ class AccountUsage:
     licenses_used: int
     pending_count: int
     manual_review: bool
+    # The account's plan version after the change (the API's queueVersion; server.domain.plans).
+    # Defaulted: a payload from a process that predates it still parses.
+    plan_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)

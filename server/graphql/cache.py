@@ -58,6 +58,7 @@ SAFE_FIELDS: dict[str, frozenset[str]] = {
             "pendingCount",
             "manualReview",
             "retentionDays",
+            "queueVersion",
         }
     ),
 }

@@ -10,7 +10,7 @@ allows, is a top-level error instead: no data choice would make it succeed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol, TypeVar
 
@@ -18,11 +18,13 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.domain import accounts, actions, changes
-from server.domain.errors import DomainError, ErrorCode, PermissionDenied
-from server.domain.reads import cursors, loads
+from server.domain.errors import DomainError, PermissionDenied
+from server.domain.reads import loads
 
 from .context import Context, Ctx
-from .errors import BadUserInput, Forbidden
+from .errors import Forbidden
+from .inputs import bulk_ids as _bulk_ids
+from .inputs import parse_id as _id
 from .types.account import AccountType, AdminType
 from .types.base import gid
 from .types.payloads import (
@@ -45,22 +47,6 @@ from .types.users import AgentType, UserType
 P = TypeVar("P")
 P_co = TypeVar("P_co", covariant=True)
 R = TypeVar("R")
-
-
-def _id(raw: str, field: str, what: str = "user") -> int:
-    found = cursors.parse_id(raw)
-    if found is None:
-        # Ids are opaque: a malformed one is simply not found, like another account's.
-        raise DomainError(ErrorCode.NOT_FOUND, f"no {what} with id {raw[:40]!r}", field)
-    return found
-
-
-def _bulk_ids(raw: Sequence[str], field: str) -> list[int]:
-    if len(raw) > changes.MAX_BULK_IDS:
-        raise BadUserInput(
-            f"'{field}' takes at most {changes.MAX_BULK_IDS} ids; {len(raw)} were given", field=field
-        )
-    return [_id(r, field) for r in raw]
 
 
 async def _write(ctx: Context, action: Callable[[AsyncSession, datetime], Awaitable[R]]) -> R:
@@ -115,7 +101,8 @@ def _account(result: changes.ActionResult) -> AccountType:
 
 async def _approve(ctx: Context, input: ApprovePendingUsersInput) -> ApprovePendingUsersPayload:
     ids = _bulk_ids(input.user_ids, "userIds")
-    result = await _write(ctx, lambda s, now: actions.approve(s, ctx.actor, ids, now))
+    expected = input.expected_queue_version
+    result = await _write(ctx, lambda s, now: actions.approve(s, ctx.actor, ids, now, expected))
     return ApprovePendingUsersPayload(
         approved=[UserType.of(u) for u in result.users], account=_account(result), errors=[]
     )
@@ -148,7 +135,12 @@ async def _update_settings(ctx: Context, input: UpdateAccountSettingsInput) -> U
     result = await _write(
         ctx,
         lambda s, now: actions.update_settings(
-            s, ctx.actor, now, manual_review=input.manual_review, license_limit=input.license_limit
+            s,
+            ctx.actor,
+            now,
+            manual_review=input.manual_review,
+            license_limit=input.license_limit,
+            expected_version=input.expected_queue_version,
         ),
     )
     return UpdateAccountSettingsPayload(account=_account(result), errors=[])

@@ -12,13 +12,14 @@ from typing import TypeVar
 
 import strawberry
 
-from server.domain import changes, metrics
+from server.domain import changes, metrics, plans
 from server.domain.activity import report
 from server.domain.errors import DomainError
 from server.domain.reads import cursors, lists
 
 from .context import Ctx
 from .errors import BadUserInput
+from .inputs import bulk_ids
 from .types.account import AccountType, ActivityReport, AdminType, FromDate, QueueMetrics, UserActivity
 from .types.base import PageInfo, PendingOrder, PendingReason, UserStatus
 from .types.history import (
@@ -29,6 +30,8 @@ from .types.history import (
     SettingsChangeEdge,
     SettingsChangeType,
 )
+from .types.payloads import UpdateAccountSettingsInput
+from .types.plans import SeatPlanType
 from .types.users import AgentConnection, AgentEdge, AgentType, UserConnection, UserType
 
 T = TypeVar("T")
@@ -146,3 +149,21 @@ class Query:
             ],
             page_info=PageInfo.of(page),
         )
+
+    @strawberry.field(
+        description="What approvePendingUsers would do with these ids now (auto-approval included)."
+    )  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    async def preview_approval(self, info: Ctx, user_ids: list[strawberry.ID]) -> SeatPlanType:
+        ctx = info.context
+        try:
+            ids = bulk_ids(user_ids, "userIds")
+        except DomainError as refused:
+            return SeatPlanType.of(await ctx.run(plans.refused, ctx.account_id, refused))
+        return SeatPlanType.of(await ctx.run(plans.preview_approval, ctx.account_id, ids))
+
+    @strawberry.field(description="What updateAccountSettings would do with this input now.")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    async def preview_account_settings(self, info: Ctx, input: UpdateAccountSettingsInput) -> SeatPlanType:
+        ctx = info.context
+        # Previews ignore expectedQueueVersion: they show the plan as it is now.
+        change = plans.SettingsInput(manual_review=input.manual_review, license_limit=input.license_limit)
+        return SeatPlanType.of(await ctx.run(plans.preview_settings, ctx.account_id, change))

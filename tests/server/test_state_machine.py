@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from server.domain import actions, admission
+from server.domain import actions, admission, plans
 from server.domain.admission import AgentReport
 from server.domain.changes import Actor
 from server.domain.errors import DomainError, ErrorCode
@@ -57,6 +57,7 @@ class LicenseMachine(RuleBasedStateMachine):
         self.actor = Actor(self.account_id, 1, Role.ADMIN)
         self.expected_audit = 0
         self.now = START
+        self.seen_plan_facts: dict[int, Any] = {}
 
     def teardown(self) -> None:
         self.runner.run(self.db.dispose())
@@ -80,6 +81,13 @@ class LicenseMachine(RuleBasedStateMachine):
             "manual": account.manual_review,
             "audits": audits,
             "rows": sorted((u.id, u.status, u.pending_reason, u.licensed_at) for u in users),
+            "plan_version": account.plan_version,
+            # What a seat plan depends on (server.domain.plans).
+            "plan_facts": (
+                account.license_limit,
+                account.manual_review,
+                tuple(sorted((u.id, u.status, u.pending_reason, u.pending_since) for u in users)),
+            ),
         }
 
     def state(self) -> dict[str, Any]:
@@ -123,15 +131,44 @@ class LicenseMachine(RuleBasedStateMachine):
         if result.status == "LICENSED" and len(self.state()["users"]) > len(before["users"]):
             assert not before["manual"]
 
-    @rule(data=st.data())
-    def approve(self, data: st.DataObject) -> None:
+    def preview(self, planner: Any) -> plans.Preview:
+        async def go() -> plans.Preview:
+            async with self.db.read() as s:
+                found: plans.Preview = await planner(s)
+                return found
+
+        return self.run(go())  # type: ignore[no-any-return]
+
+    def applies_as_previewed(
+        self, preview: plans.Preview, before: dict[str, Any], err: DomainError | None
+    ) -> None:
+        """The action did exactly what its preview said (the same planner decided both)."""
+        assert [e.code for e in preview.errors] == ([] if err is None else [err.code])
+        was = {u.id: u.status for u in before["users"]}
+        now = {u.id: u.status for u in self.state()["users"]}
+        licensed = [i for i in now if now[i] is UserStatus.LICENSED and was.get(i) is UserStatus.PENDING]
+        moved = [i for i in now if now[i] is UserStatus.PENDING and was.get(i) is UserStatus.LICENSED]
+        assert sorted(licensed) == sorted(u.id for u in preview.plan.approve)
+        assert sorted(moved) == sorted(u.id for u in preview.plan.move_to_pending)
+        if err is None:
+            assert sum(s is UserStatus.LICENSED for s in now.values()) == preview.plan.licenses_used_after
+
+    @rule(data=st.data(), stale=st.booleans())
+    def approve(self, data: st.DataObject, stale: bool) -> None:
         pending = self.pending()
         if not pending:
             return
         chosen = data.draw(st.lists(st.sampled_from(pending), min_size=1, unique=True))
         state = self.state()
         used = sum(u.status is UserStatus.LICENSED for u in state["users"])
-        err = self.act(lambda s: actions.approve(s, self.actor, chosen, self.now), len(chosen))
+        preview = self.preview(lambda s: plans.preview_approval(s, self.account_id, chosen))
+        # A stale version (what a concurrent change leaves) refuses and changes nothing.
+        version = str(int(preview.queue_version) - 1) if stale else preview.queue_version
+        err = self.act(lambda s: actions.approve(s, self.actor, chosen, self.now, version), len(chosen))
+        if stale:
+            assert err is not None and err.code is ErrorCode.PLAN_CHANGED
+            return
+        self.applies_as_previewed(preview, state, err)
         if len(chosen) > state["limit"] - used:
             assert err is not None and err.code is ErrorCode.LICENSE_LIMIT_EXCEEDED
         else:
@@ -167,12 +204,22 @@ class LicenseMachine(RuleBasedStateMachine):
 
     @rule(limit=st.integers(min_value=0, max_value=6))
     def set_limit(self, limit: int) -> None:
-        used = sum(u.status is UserStatus.LICENSED for u in self.state()["users"])
+        state = self.state()
+        used = sum(u.status is UserStatus.LICENSED for u in state["users"])
         moved = max(0, used - limit)
+        preview = self.preview(
+            lambda s: plans.preview_settings(s, self.account_id, plans.SettingsInput(license_limit=limit))
+        )
         assert (
-            self.act(lambda s: actions.update_settings(s, self.actor, self.now, license_limit=limit), moved)
+            self.act(
+                lambda s: actions.update_settings(
+                    s, self.actor, self.now, license_limit=limit, expected_version=preview.queue_version
+                ),
+                moved,
+            )
             is None
         )
+        self.applies_as_previewed(preview, state, None)
 
     @rule()
     def toggle_manual_review(self) -> None:
@@ -198,6 +245,9 @@ class LicenseMachine(RuleBasedStateMachine):
             assert (u.pending_since is not None) == is_pending
             assert (u.licensed_at is not None) == (not is_pending)
         assert state["audits"] == self.expected_audit, "one audit entry per affected user per action"
+        # queueVersion: a version names one state of what plans depend on, and never comes back.
+        facts = self.seen_plan_facts.setdefault(state["plan_version"], state["plan_facts"])
+        assert facts == state["plan_facts"], "what a plan depends on changed without a new queueVersion"
 
 
 LicenseMachine.TestCase.settings = settings(

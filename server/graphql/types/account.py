@@ -46,6 +46,9 @@ class AccountType:
     pending_count: int
     manual_review: bool
     retention_days: int
+    queue_version: str = strawberry.field(
+        description="Opaque; changes with every write to the queue or the license usage. See SeatPlan."
+    )
 
     @classmethod
     def of(cls, account: models.Account, usage: AccountUsage) -> AccountType:
@@ -58,6 +61,7 @@ class AccountType:
             pending_count=usage.pending_count,
             manual_review=usage.manual_review,
             retention_days=account.retention_days,
+            queue_version=str(usage.plan_version),
         )
 
 

@@ -31,6 +31,10 @@ class UserError:
 @strawberry.input
 class ApprovePendingUsersInput:
     user_ids: list[strawberry.ID]
+    expected_queue_version: str | None = strawberry.field(
+        default=None,
+        description="From a SeatPlan: apply only if the queue has not changed since (else PLAN_CHANGED).",
+    )
 
 
 @strawberry.type
@@ -88,6 +92,10 @@ class RemoveUsersPayload:
 class UpdateAccountSettingsInput:
     manual_review: bool | None = None
     license_limit: int | None = None
+    expected_queue_version: str | None = strawberry.field(
+        default=None,
+        description="From a SeatPlan: apply only if the queue has not changed since (else PLAN_CHANGED).",
+    )
 
 
 @strawberry.type

@@ -1,0 +1,172 @@
+"""Seat plans (docs/behaviour.md, Seat plans): what an approval or a settings change would do.
+
+One planner per change, used twice:
+
+* by the action itself (:mod:`server.domain.actions`), under the account's lock, which then
+  applies exactly the plan it got;
+* by a preview (``previewApproval``, ``previewAccountSettings``), in a read transaction that
+  writes nothing, which shows the plan and the errors applying it would answer.
+
+So a preview can never disagree with the action about who is licensed or moved: there is
+no second copy of the rules. A planner only reads, and refuses with a :class:`DomainError`
+exactly where the action would.
+
+The account's ``plan_version`` (the API's ``queueVersion``) changes with every write a plan
+depends on. An action given the version of the plan the admin looked at
+(``expectedQueueVersion``) applies only while it is unchanged (:func:`check_version`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.domain.changes import MAX_LICENSE_LIMIT, check_ids, count_users, load_users, require_pending
+from server.domain.errors import DomainError, ErrorCode
+from server.domain.models import Account, User, UserStatus
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsInput:
+    """What ``updateAccountSettings`` was asked to change (``None``: unchanged)."""
+
+    manual_review: bool | None = None
+    license_limit: int | None = None
+
+
+@dataclass
+class SeatPlan:
+    """Who a change licenses (in order), who it moves to the queue, and usage around it."""
+
+    license_limit: int
+    licenses_used_before: int
+    approve: list[User] = field(default_factory=list)
+    move_to_pending: list[User] = field(default_factory=list)
+
+    @property
+    def licenses_used_after(self) -> int:
+        return self.licenses_used_before + len(self.approve) - len(self.move_to_pending)
+
+
+@dataclass
+class Preview:
+    """A plan as a preview shows it: the plan, or what applying would answer instead."""
+
+    plan: SeatPlan
+    queue_version: str
+    errors: list[DomainError] = field(default_factory=list)
+
+
+def version_of(account: Account) -> str:
+    """The account's ``queueVersion``: opaque to clients, compared only for equality."""
+    return str(account.plan_version)
+
+
+def check_version(account: Account, expected: str | None) -> None:
+    """Refuse with PLAN_CHANGED unless ``expected`` (when given) is the account's version now.
+
+    Called under the account's lock, before anything is read for the plan: the plan then
+    applied is the one the admin previewed.
+    """
+    if expected is not None and expected != version_of(account):
+        raise DomainError(
+            ErrorCode.PLAN_CHANGED,
+            "the queue changed since this plan was previewed; nothing was applied: preview it again",
+            "expectedQueueVersion",
+            expected=expected,
+            current=version_of(account),
+        )
+
+
+# ---------------------------------------------------------------------------- the planners
+
+
+async def plan_approval(session: AsyncSession, account: Account, user_ids: Sequence[int]) -> SeatPlan:
+    """Approving these pending users: all of them, in the order given, or a refusal."""
+    assert account.id is not None
+    ids = check_ids(user_ids, "userIds")
+    users = await load_users(session, account.id, ids, "userIds")
+    require_pending(users, "userIds")
+    used = await count_users(session, account.id, UserStatus.LICENSED)
+    available = max(account.license_limit - used, 0)
+    if len(users) > available:
+        raise DomainError(
+            ErrorCode.LICENSE_LIMIT_EXCEEDED,
+            f"{len(users)} license(s) requested but only {available} available; nobody was approved",
+            "userIds",
+            available=available,
+            requested=len(users),
+        )
+    return SeatPlan(license_limit=account.license_limit, licenses_used_before=used, approve=users)
+
+
+def check_settings(change: SettingsInput) -> None:
+    limit = change.license_limit
+    if limit is not None and not 0 <= limit <= MAX_LICENSE_LIMIT:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"licenseLimit must be from 0 to {MAX_LICENSE_LIMIT}; got {limit}",
+            "licenseLimit",
+        )
+
+
+async def plan_settings(session: AsyncSession, account: Account, change: SettingsInput) -> SeatPlan:
+    """Changing the settings: a lowered limit moves the most recently licensed to the queue."""
+    assert account.id is not None
+    check_settings(change)
+    used = await count_users(session, account.id, UserStatus.LICENSED)
+    limit = account.license_limit if change.license_limit is None else change.license_limit
+    plan = SeatPlan(license_limit=limit, licenses_used_before=used)
+    if used > limit:
+        plan.move_to_pending = list(
+            (
+                await session.execute(
+                    sa.select(User)
+                    .where(User.account_id == account.id, User.status == UserStatus.LICENSED)  # type: ignore[arg-type]
+                    .order_by(User.licensed_at.desc(), User.id.desc())  # type: ignore[union-attr]
+                    .limit(used - limit)
+                )
+            ).scalars()
+        )
+    return plan
+
+
+# ---------------------------------------------------------------------------- previews
+
+
+async def _account(session: AsyncSession, account_id: int) -> Account:
+    return (
+        await session.execute(sa.select(Account).where(Account.id == account_id))  # type: ignore[arg-type]
+    ).scalar_one()
+
+
+async def refused(session: AsyncSession, account_id: int, error: DomainError) -> Preview:
+    """The preview of a change applying would refuse with ``error``: nobody moves."""
+    account = await _account(session, account_id)
+    used = await count_users(session, account_id, UserStatus.LICENSED)
+    empty = SeatPlan(license_limit=account.license_limit, licenses_used_before=used)
+    return Preview(plan=empty, queue_version=version_of(account), errors=[error])
+
+
+async def _preview(
+    session: AsyncSession, account_id: int, planner: Callable[[Account], Awaitable[SeatPlan]]
+) -> Preview:
+    account = await _account(session, account_id)
+    try:
+        plan = await planner(account)
+    except DomainError as error:
+        return await refused(session, account_id, error)
+    return Preview(plan=plan, queue_version=version_of(account))
+
+
+async def preview_approval(session: AsyncSession, account_id: int, user_ids: Sequence[int]) -> Preview:
+    """What ``approve`` would do now; writes nothing."""
+    return await _preview(session, account_id, lambda account: plan_approval(session, account, user_ids))
+
+
+async def preview_settings(session: AsyncSession, account_id: int, change: SettingsInput) -> Preview:
+    """What ``update_settings`` would do now; writes nothing."""
+    return await _preview(session, account_id, lambda account: plan_settings(session, account, change))
