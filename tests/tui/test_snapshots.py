@@ -10,12 +10,13 @@ from collections.abc import Callable
 from typing import Any
 
 from textual.pilot import Pilot
-from textual.widgets import OptionList, Static
+from textual.widgets import Input, OptionList, Static
 
 from tests.tui.conftest import ThreadedServer, wait_until
 from tui_client.app import AdminApp
 from tui_client.screens.audit import AuditView
 from tui_client.screens.metrics import MetricsView
+from tui_client.screens.plan import PlanScreen
 from tui_client.screens.users import UsersView
 
 SIZE = (120, 36)
@@ -98,3 +99,28 @@ def test_help(snap_compare: Compare, seeded: ThreadedServer) -> None:
         await _live(pilot)
 
     assert snap_compare(seeded.app(), press=["question_mark"], terminal_size=SIZE, run_before=run_before)
+
+
+def test_plan_of_an_approval_beyond_the_free_licenses(snap_compare: Compare, seeded: ThreadedServer) -> None:
+    """Two rows selected, then ``a``: the plan says what the server would refuse, and why."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = await _live(pilot)
+        await pilot.press("space", "space", "a")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), "the plan")
+
+    assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_plan_of_a_lower_limit(snap_compare: Compare, seeded: ThreadedServer) -> None:
+    """``l``, 6: the plan lists who would move to the queue, most recently licensed first."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = await _live(pilot)
+        await pilot.press("l")
+        await wait_until(pilot, lambda: bool(app.screen.query("#limit-input")), "the limit prompt")
+        app.screen.query_one("#limit-input", Input).value = "6"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), "the plan")
+
+    assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
