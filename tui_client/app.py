@@ -252,10 +252,13 @@ class AdminApp(App[None]):
         self._active_view().shown()
 
     def on_account_changed(self, message: AccountChanged) -> None:
-        self.account = message.account
+        before, self.account = self.account, message.account
         if not self._shown:
             return
         self.query_one(UsageHeader).show(message.account)
+        if before is not None and before.licenses_used != message.account.licenses_used:
+            # A newcomer took a free license (no queue event): it may be a queued user's match.
+            self.pending.reread_in_sight()
 
     def on_queue_event_received(self, message: QueueEventReceived) -> None:
         if not self._shown:

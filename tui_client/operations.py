@@ -90,7 +90,7 @@ query UserDetail($id: ID!, $days: Int!) {
     }
     suggestions(first: 5) {
       kind score reasons
-      user { id displayName }
+      user { id displayName status agents { id deviceName domain logonName } }
       agent { id deviceName domain logonName user { id displayName } }
     }
     activity(days: $days) {

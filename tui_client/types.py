@@ -160,6 +160,21 @@ class PendingInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MatchedUser(UserRef):
+    """An ASSIGN's user; the detail pane also reads its status and devices (three users of one
+    name tell apart by them)."""
+
+    status: UserStatus | None = None
+    agents: tuple[AgentRef, ...] = ()
+
+    @property
+    def where(self) -> str:
+        """ "licensed · LAPTOP-5800, LAPTOP-5800B", as far as it was read."""
+        devices = ", ".join(sorted({a.device_name for a in self.agents}))
+        return " · ".join(part for part in (self.status and self.status.lower(), devices) if part)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Suggestion:
     """The server's guess at who a pending user is: ASSIGN to a user, or MERGE into an agent.
 
@@ -169,7 +184,7 @@ class Suggestion:
     kind: SuggestionKind
     score: float
     reasons: tuple[str, ...]
-    user: UserRef | None = None
+    user: MatchedUser | None = None
     agent: OwnedAgent | None = None
 
     @property
@@ -187,7 +202,7 @@ class Suggestion:
         return self.agent.user.display_name if self.agent is not None else self._user.display_name
 
     @property
-    def _user(self) -> UserRef:
+    def _user(self) -> MatchedUser:
         assert self.user is not None, "a suggestion with neither a user nor an agent"
         return self.user
 

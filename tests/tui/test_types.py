@@ -186,6 +186,7 @@ def test_admin_actions_name_the_keys_a_viewer_cannot_use() -> None:
     from tui_client.screens.pending import PendingView
 
     for action in AdminAction:
-        owner = AdminApp if action is AdminAction.TOGGLE_REVIEW else PendingView
+        settings = (AdminAction.TOGGLE_REVIEW, AdminAction.SET_LIMIT)
+        owner = AdminApp if action in settings else PendingView
         assert callable(getattr(owner, f"action_{action}")), action
     assert AdminAction.named("approve") is AdminAction.APPROVE and AdminAction.named("suggestions") is None

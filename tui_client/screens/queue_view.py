@@ -27,8 +27,9 @@ from tui_client.api import ApiError
 from tui_client.columns import Col
 from tui_client.messages import AccountChanged
 from tui_client.pending_queue import Change, PendingQueue
-from tui_client.screens.paged import PagedListView
+from tui_client.screens.user_list import UserListView
 from tui_client.types import Page, PendingPage, QueueEvent, User
+from tui_client.widgets.detail_pane import DetailPane
 from tui_client.widgets.paged_table import PagedTable
 
 # Each as wide as its content while the row fits; when it does not, the lowest ``keep``
@@ -48,7 +49,7 @@ COLUMNS = [
 ]
 
 
-class QueueView(PagedListView[User]):
+class QueueView(UserListView):
     COLUMNS = COLUMNS
     #: Seconds between a live event and the re-read of the rows in sight: events come in
     #: bursts (a bulk action, a fleet's arrivals) and one re-read covers a burst.
@@ -82,7 +83,9 @@ class QueueView(PagedListView[User]):
         )
         search.display = False
         yield search
-        yield PagedTable(id="pending-table", cursor_type="row", zebra_stripes=True)
+        with Horizontal(classes="list-and-detail"):
+            yield PagedTable(id="pending-table", cursor_type="row", zebra_stripes=True)
+            yield DetailPane(id="pending-detail")
         with Horizontal(id="pending-status", classes="status-line"):
             yield Static("Loading the queue…", id="pending-info")
             busy = LoadingIndicator(id="pending-busy")
@@ -189,6 +192,7 @@ class QueueView(PagedListView[User]):
             self.add_item(user)
         if change.updated or change.added:
             self.fit_columns()
+        self.changed(u.id for u in change.updated)
 
     def _drop(self, user_ids: list[str]) -> None:
         self._redraw(Change(removed=self.queue.drop(user_ids)))

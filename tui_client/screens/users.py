@@ -9,12 +9,14 @@ from datetime import tzinfo
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.widgets import Input, Static
 
 from tui_client import format as fmt
 from tui_client.columns import Col
-from tui_client.screens.paged import PagedListView
+from tui_client.screens.user_list import UserListView
 from tui_client.types import Page, User, UserStatus
+from tui_client.widgets.detail_pane import DetailPane
 from tui_client.widgets.paged_table import PagedTable
 
 #: What ``f`` cycles through, and what the status line calls each.
@@ -25,7 +27,7 @@ STATUSES: dict[UserStatus | None, str] = {
 }
 
 
-class UsersView(PagedListView[User]):
+class UsersView(UserListView):
     BINDINGS = [
         Binding("slash", "search", "Search"),
         Binding("f", "cycle_status", "Status"),
@@ -55,7 +57,9 @@ class UsersView(PagedListView[User]):
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="Search users by name, logon or device", id="users-search")
-        yield PagedTable(id="users-table", cursor_type="row", zebra_stripes=True)
+        with Horizontal(classes="list-and-detail"):
+            yield PagedTable(id="users-table", cursor_type="row", zebra_stripes=True)
+            yield DetailPane(id="users-detail")
         yield Static("", id="users-info", classes="status-line")
 
     async def fetch(self, first: int, after: str | None) -> Page[User]:
