@@ -9,6 +9,7 @@ per affected user, published after the commit (:func:`server.domain.changes.fini
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from server.domain.changes import (
     Actor,
     audit,
     check_ids,
+    count_users,
     finish,
     load_users,
     lock_account,
@@ -31,14 +33,17 @@ from server.domain.changes import (
 )
 from server.domain.errors import DomainError, ErrorCode
 from server.domain.models import (
+    Account,
     ActivityEvent,
     Agent,
     AgentAlias,
+    AutoApproveMode,
     DoNotTrack,
     PendingReason,
     QueueAction,
     SettingsChange,
     User,
+    UserStatus,
 )
 from server.domain.suggestions import store as suggestions
 
@@ -215,8 +220,9 @@ async def remove(
     await session.execute(sa.delete(User).where(User.id.in_(ids)))  # type: ignore[union-attr]
     for user in users:
         session.expunge(user)
-    usage, events = await finish(session, account, changes, now)
-    return ActionResult(account=account, usage=usage, events=events, removed_user_ids=ids)
+    approved, by_rule = await auto_approve(session, account, now)
+    usage, events = await finish(session, account, changes + by_rule, now)
+    return ActionResult(account=account, usage=usage, events=events, users=approved, removed_user_ids=ids)
 
 
 async def _add_do_not_track(
@@ -255,6 +261,9 @@ async def update_settings(
     *,
     manual_review: bool | None = None,
     license_limit: int | None = None,
+    auto_approve: AutoApproveMode | None = None,
+    auto_approve_domains: Sequence[str] | None = None,
+    queue_target_hours: int | None = None,
     expected_version: str | None = None,
 ) -> ActionResult:
     """Toggle manual review and/or change the limit; a lowered limit queues the newest licensed.
@@ -263,15 +272,28 @@ async def update_settings(
     ``expected_version``: the previewed plan's ``queueVersion`` (PLAN_CHANGED if it moved).
     """
     actor.require_admin()
-    change = plans.SettingsInput(manual_review=manual_review, license_limit=license_limit)
-    plans.check_settings(change)
+    change = plans.check_settings(
+        plans.SettingsInput(
+            manual_review=manual_review,
+            license_limit=license_limit,
+            auto_approve=auto_approve,
+            auto_approve_domains=auto_approve_domains,
+            queue_target_hours=queue_target_hours,
+        )
+    )
     account = await lock_account(session, actor.account_id)
     plans.check_version(account, expected_version)
     plan = await plans.plan_settings(session, account, change)
-    before = (account.manual_review, account.license_limit)
+    before = _settings_of(account)
     if change.manual_review is not None:
         account.manual_review = change.manual_review
     account.license_limit = plan.license_limit
+    if change.auto_approve is not None:
+        account.auto_approve = change.auto_approve
+    if change.auto_approve_domains is not None:
+        account.auto_approve_domains = list(change.auto_approve_domains)
+    if change.queue_target_hours is not None:
+        account.queue_target_hours = change.queue_target_hours or None
     changes: list[tuple[QueueAction, int, int | None]] = []
     for user in plan.move_to_pending:
         assert user.id is not None
@@ -281,33 +303,92 @@ async def update_settings(
             None,
             QueueAction.ENTERED,
             user,
-            f"license limit lowered from {before[1]} to {plan.license_limit}",
+            f"license limit lowered from {before.license_limit} to {plan.license_limit}",
             now,
         )
-        queue_arrival(session, user, await _first_agent(session, user.id), now)
+        user.licensed_until = now
+        queue_arrival(session, user, await first_agent(session, user.id), now)
         changes.append((QueueAction.ENTERED, user.id, None))
-    changed = (account.manual_review, account.license_limit) != before
-    if changed:
+    moved = len(changes)
+    changes += license_by_rule(session, plan.approve, now)
+    changed = _settings_of(account) != before
+    if (account.manual_review, account.license_limit) != (before.manual_review, before.license_limit):
         session.add(
             SettingsChange(
                 account_id=actor.account_id,
                 at=now,
                 actor_id=actor.admin_id,
-                manual_review_before=before[0],
+                manual_review_before=before.manual_review,
                 manual_review_after=account.manual_review,
-                license_limit_before=before[1],
+                license_limit_before=before.license_limit,
                 license_limit_after=account.license_limit,
-                moved_to_pending=len(changes),
+                moved_to_pending=moved,
             )
         )
     usage, events = await finish(session, account, changes, now, plan_changed=changed)
     await suggestions.compute(
         session, actor.account_id, [uid for a, uid, _ in changes if a is QueueAction.ENTERED], now
     )
-    return ActionResult(account=account, usage=usage, events=events)
+    await suggestions.forget(session, [u.id for u in plan.approve if u.id is not None])
+    return ActionResult(account=account, usage=usage, events=events, users=plan.approve)
 
 
-async def _first_agent(session: AsyncSession, user_id: int) -> Agent | None:
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    manual_review: bool
+    license_limit: int
+    auto_approve: AutoApproveMode
+    auto_approve_domains: tuple[str, ...]
+    queue_target_hours: int | None
+
+
+def _settings_of(account: Account) -> _Settings:
+    return _Settings(
+        account.manual_review,
+        account.license_limit,
+        account.auto_approve,
+        tuple(account.auto_approve_domains),
+        account.queue_target_hours,
+    )
+
+
+def license_by_rule(
+    session: AsyncSession, users: Sequence[User], now: datetime
+) -> list[tuple[QueueAction, int, int | None]]:
+    """License the users the auto-approval rule chose (plans.auto_approvals): audited and
+    published like an admin's approval, with no actor and the rule named."""
+    changes: list[tuple[QueueAction, int, int | None]] = []
+    for user in users:
+        entered, reason = user.pending_since, user.pending_reason
+        assert user.id is not None and reason is not None
+        make_licensed(user, now)
+        detail = f"approved by the auto-approval rule (was {reason.value})"
+        audit(session, None, QueueAction.APPROVED, user, detail, now, entered)
+        changes.append((QueueAction.APPROVED, user.id, None))
+    return changes
+
+
+async def auto_approve(
+    session: AsyncSession, account: Account, now: datetime, exclude: Sequence[int] = ()
+) -> tuple[list[User], list[tuple[QueueAction, int, int | None]]]:
+    """After a write that may have freed licenses: the rule's approvals, applied (docs/behaviour.md, Automation)."""
+    assert account.id is not None
+    await session.flush()
+    used = await count_users(session, account.id, UserStatus.LICENSED)
+    users = await plans.auto_approvals(
+        session,
+        account.id,
+        account.auto_approve,
+        account.auto_approve_domains,
+        account.license_limit - used,
+        exclude,
+    )
+    changes = license_by_rule(session, users, now)
+    await suggestions.forget(session, [uid for _, uid, _ in changes])
+    return users, changes
+
+
+async def first_agent(session: AsyncSession, user_id: int) -> Agent | None:
     return (
         await session.execute(
             sa.select(Agent).where(Agent.user_id == user_id).order_by(Agent.id).limit(1)  # type: ignore[arg-type]

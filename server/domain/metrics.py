@@ -7,6 +7,7 @@ of one row: no join, and the figures survive the deletion of the users they desc
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from server.domain.errors import DomainError, ErrorCode
-from server.domain.models import AuditEntry, QueueAction, User, UserStatus
+from server.domain.models import Account, AuditEntry, QueueAction, User, UserStatus
 
 MAX_DAYS = 365
 EXITS = (QueueAction.APPROVED, QueueAction.ASSIGNED, QueueAction.MERGED, QueueAction.REMOVED)
@@ -31,6 +32,21 @@ class QueueMetrics:
     median_resolution_seconds: float | None
     # Every exit action, in a fixed order, zero counts included.
     resolved_by_action: list[tuple[QueueAction, int]]
+    # Nearest rank: the smallest wait at least 90% of the resolutions took no longer than.
+    p90_resolution_seconds: float | None = None
+    # Pending users waiting longer than the account's queue target now (0 without a target).
+    overdue_count: int = 0
+    # The share of the resolutions that took at most the target; None without one or them.
+    within_target_ratio: float | None = None
+
+
+def nearest_rank(values: list[float], percent: float) -> float | None:
+    """The nearest-rank percentile: the value at rank ceil(percent/100 * n) of the sorted values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(math.ceil(percent / 100 * len(ordered)), 1)
+    return ordered[rank - 1]
 
 
 async def queue_metrics(session: AsyncSession, account_id: int, days: int, now: datetime) -> QueueMetrics:
@@ -56,6 +72,22 @@ async def queue_metrics(session: AsyncSession, account_id: int, days: int, now: 
             )
         )
     ).all()
+    target_hours = (
+        await session.execute(sa.select(col(Account.queue_target_hours)).where(col(Account.id) == account_id))
+    ).scalar_one_or_none()
+    overdue = 0
+    if target_hours is not None:
+        overdue = int(
+            (
+                await session.execute(
+                    sa.select(sa.func.count()).where(
+                        User.account_id == account_id,  # type: ignore[arg-type]
+                        User.status == UserStatus.PENDING,  # type: ignore[arg-type]
+                        col(User.pending_since) <= now - timedelta(hours=target_hours),
+                    )
+                )
+            ).scalar_one()
+        )
     counts = dict.fromkeys(EXITS, 0)
     durations: list[float] = []
     for action, at, entered in rows:
@@ -70,4 +102,11 @@ async def queue_metrics(session: AsyncSession, account_id: int, days: int, now: 
         average_resolution_seconds=statistics.fmean(durations) if durations else None,
         median_resolution_seconds=statistics.median(durations) if durations else None,
         resolved_by_action=list(counts.items()),
+        p90_resolution_seconds=nearest_rank(durations, 90),
+        overdue_count=overdue,
+        within_target_ratio=(
+            sum(d <= target_hours * 3600 for d in durations) / len(durations)
+            if target_hours is not None and durations
+            else None
+        ),
     )

@@ -75,6 +75,12 @@ class UserStatus(str, enum.Enum):
 class PendingReason(str, enum.Enum):
     OVER_LIMIT = "OVER_LIMIT"
     MANUAL_REVIEW = "MANUAL_REVIEW"
+    RELEASED = "RELEASED"
+
+
+class AutoApproveMode(str, enum.Enum):
+    OFF = "OFF"
+    OLDEST_FIRST = "OLDEST_FIRST"
 
 
 class QueueAction(str, enum.Enum):
@@ -83,6 +89,7 @@ class QueueAction(str, enum.Enum):
     ASSIGNED = "ASSIGNED"
     MERGED = "MERGED"
     REMOVED = "REMOVED"
+    RELEASED = "RELEASED"
 
 
 class Productivity(str, enum.Enum):
@@ -125,6 +132,17 @@ class Account(SQLModel, table=True):
     # their reasons and order, the limit and the settings. Bumped with those writes, in their
     # transaction; not when retained activity merely grows. The API's ``queueVersion``.
     plan_version: int = 0
+    # docs/behaviour.md, Automation: OLDEST_FIRST approves queued users whenever licenses are free.
+    auto_approve: AutoApproveMode = Field(
+        default=AutoApproveMode.OFF,
+        sa_column=sa.Column(_enum(AutoApproveMode), nullable=False, server_default=AutoApproveMode.OFF.value),
+    )
+    # Lower-case domains the rule approves (empty: every domain).
+    auto_approve_domains: list[str] = Field(
+        default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False, server_default="[]")
+    )
+    # A pending user is overdue after waiting this long; None: no target.
+    queue_target_hours: int | None = None
     created_at: datetime = _ts()
 
 
@@ -160,6 +178,10 @@ class User(SQLModel, table=True):
     licensed_at: datetime | None = _ts(nullable=True)
     pending_reason: PendingReason | None = Field(default=None, sa_column=sa.Column(_enum(PendingReason)))
     pending_since: datetime | None = _ts(nullable=True)
+    # When the user last moved from LICENSED to the queue (a lowered limit, a release): the
+    # activity that started before it was recorded while licensed, so retention keeps it and
+    # PendingInfo's retained figures leave it out (docs/behaviour.md, Retention).
+    licensed_until: datetime | None = _ts(nullable=True)
     # Lets a bulk INSERT … RETURNING hand ids back in parameter order on SQLite too, in one
     # statement instead of one per row (SQLAlchemy's "insertmanyvalues" sentinel).
     sentinel: int | None = Field(default=None, sa_column=sa.insert_sentinel("_sentinel"))

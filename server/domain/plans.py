@@ -18,15 +18,24 @@ depends on. An action given the version of the plan the admin looked at
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+import re
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.domain.changes import MAX_LICENSE_LIMIT, check_ids, count_users, load_users, require_pending
 from server.domain.errors import DomainError, ErrorCode
-from server.domain.models import Account, User, UserStatus
+from server.domain.models import Account, Agent, AutoApproveMode, PendingReason, User, UserStatus
+
+MAX_AUTO_APPROVE_DOMAINS = 100
+MAX_QUEUE_TARGET_HOURS = 8760
+# A Windows domain, a device name (a local account's domain) or a DNS name: letters (any
+# script), digits, hyphens and underscores, in dot-separated labels of at most 63 characters.
+_DOMAIN = re.compile(r"^(?=.{1,253}$)\w(?:[\w-]{0,61}\w)?(?:\.\w(?:[\w-]{0,61}\w)?)*\Z")
+# The reasons the rule approves; MANUAL_REVIEW users always wait for an admin.
+AUTO_APPROVED_REASONS = (PendingReason.OVER_LIMIT, PendingReason.RELEASED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +44,10 @@ class SettingsInput:
 
     manual_review: bool | None = None
     license_limit: int | None = None
+    auto_approve: AutoApproveMode | None = None
+    auto_approve_domains: Sequence[str] | None = None
+    # 0 removes the target.
+    queue_target_hours: int | None = None
 
 
 @dataclass
@@ -103,7 +116,8 @@ async def plan_approval(session: AsyncSession, account: Account, user_ids: Seque
     return SeatPlan(license_limit=account.license_limit, licenses_used_before=used, approve=users)
 
 
-def check_settings(change: SettingsInput) -> None:
+def check_settings(change: SettingsInput) -> SettingsInput:
+    """Refuse out-of-range settings; the change with its domains normalised (lower case, unique)."""
     limit = change.license_limit
     if limit is not None and not 0 <= limit <= MAX_LICENSE_LIMIT:
         raise DomainError(
@@ -111,12 +125,72 @@ def check_settings(change: SettingsInput) -> None:
             f"licenseLimit must be from 0 to {MAX_LICENSE_LIMIT}; got {limit}",
             "licenseLimit",
         )
+    target = change.queue_target_hours
+    if target is not None and not 0 <= target <= MAX_QUEUE_TARGET_HOURS:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"queueTargetHours must be from 1 to {MAX_QUEUE_TARGET_HOURS}, or 0 to remove the target; got {target}",
+            "queueTargetHours",
+        )
+    if change.auto_approve_domains is None:
+        return change
+    domains = list(dict.fromkeys(d.strip().lower() for d in change.auto_approve_domains))
+    if len(domains) > MAX_AUTO_APPROVE_DOMAINS:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"at most {MAX_AUTO_APPROVE_DOMAINS} domains; {len(domains)} were given",
+            "autoApproveDomains",
+        )
+    bad = [d for d in domains if not _DOMAIN.match(d)]
+    if bad:
+        shown = ", ".join(repr(d[:64]) for d in bad[:5])
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"not a domain name: {shown} (letters, digits, '-' and '_' in dot-separated labels)",
+            "autoApproveDomains",
+        )
+    return replace(change, auto_approve_domains=domains)
+
+
+async def auto_approvals(
+    session: AsyncSession,
+    account_id: int,
+    mode: AutoApproveMode,
+    domains: Sequence[str],
+    free: int,
+    exclude: Collection[int] = (),
+) -> list[User]:
+    """Whom the auto-approval rule licenses into ``free`` licenses, in order (docs/behaviour.md, Automation).
+
+    OVER_LIMIT and RELEASED users with an agent whose domain is in ``domains`` (any domain
+    when empty), oldest entry first, then by id. ``exclude``: users this very write put in
+    the queue (a release, an undone approval), who wait for an admin.
+    """
+    if mode is AutoApproveMode.OFF or free <= 0:
+        return []
+    query = sa.select(User).where(
+        User.account_id == account_id,  # type: ignore[arg-type]
+        User.status == UserStatus.PENDING,  # type: ignore[arg-type]
+        User.pending_reason.in_(AUTO_APPROVED_REASONS),  # type: ignore[union-attr]
+    )
+    if exclude:
+        query = query.where(User.id.not_in(list(exclude)))  # type: ignore[union-attr]
+    if domains:
+        query = query.where(
+            sa.exists().where(
+                Agent.user_id == User.id,  # type: ignore[arg-type]
+                sa.func.lower(Agent.domain).in_(list(domains)),
+            )
+        )
+    query = query.order_by(User.pending_since, User.id).limit(free)  # type: ignore[arg-type]
+    return list((await session.execute(query)).scalars())
 
 
 async def plan_settings(session: AsyncSession, account: Account, change: SettingsInput) -> SeatPlan:
-    """Changing the settings: a lowered limit moves the most recently licensed to the queue."""
+    """Changing the settings: a lowered limit moves the most recently licensed to the queue;
+    with the auto-approval rule on after the change, free licenses go to the queue's oldest."""
     assert account.id is not None
-    check_settings(change)
+    change = check_settings(change)
     used = await count_users(session, account.id, UserStatus.LICENSED)
     limit = account.license_limit if change.license_limit is None else change.license_limit
     plan = SeatPlan(license_limit=limit, licenses_used_before=used)
@@ -131,6 +205,13 @@ async def plan_settings(session: AsyncSession, account: Account, change: Setting
                 )
             ).scalars()
         )
+    plan.approve = await auto_approvals(
+        session,
+        account.id,
+        account.auto_approve if change.auto_approve is None else change.auto_approve,
+        account.auto_approve_domains if change.auto_approve_domains is None else change.auto_approve_domains,
+        limit - plan.licenses_used_after,
+    )
     return plan
 
 

@@ -4,7 +4,9 @@
 ``PENDING`` users whose start is before ``now - retentionDays``: a rolling window, applied
 every hour. ``PendingInfo`` counts the rows that are there, so it is exact about what is
 retained; an event outlives its expiry by at most the hour between runs. Licensed users'
-activity is never touched here, and the pending users themselves stay in the queue.
+activity is never touched here, nor what a user recorded while licensed before a lowered
+limit or a release moved it to the queue (events starting before ``user.licensed_until``);
+the pending users themselves stay in the queue.
 
 The same run drops housekeeping rows that serve no one past an age:
 
@@ -91,12 +93,15 @@ async def purge_account(session: AsyncSession, account_id: int, now: datetime, l
     pending = sa.select(col(User.id)).where(
         col(User.account_id) == account_id, col(User.status) == UserStatus.PENDING
     )
-    # Served by ix_activity_user_start: one range scan per pending user.
+    # Served by ix_activity_user_start: one range scan per pending user. What a user recorded
+    # while licensed (before it moved to the queue: licensed_until) is never purged.
     expired = (
         sa.select(col(ActivityEvent.id))
+        .join(User, col(User.id) == col(ActivityEvent.user_id))
         .where(
             col(ActivityEvent.user_id).in_(pending),
             col(ActivityEvent.start) < cutoff(now, account.retention_days),
+            sa.or_(col(User.licensed_until).is_(None), col(ActivityEvent.start) >= col(User.licensed_until)),
         )
         .limit(limit)
     )
@@ -114,6 +119,7 @@ async def _has_expired(session: AsyncSession, account_id: int, before: datetime)
             col(User.account_id) == account_id,
             col(User.status) == UserStatus.PENDING,
             col(ActivityEvent.start) < before,
+            sa.or_(col(User.licensed_until).is_(None), col(ActivityEvent.start) >= col(User.licensed_until)),
         )
         .limit(1)
     )

@@ -46,6 +46,8 @@ SAFE_FIELDS: dict[str, frozenset[str]] = {
             "retainedActiveSeconds",
             "oldestRetainedAt",
             "dataExpiresAt",
+            # Not "overdue": it changes with the clock, not with a write.
+            "dueAt",
         }
     ),
     "Account": frozenset(
@@ -59,6 +61,9 @@ SAFE_FIELDS: dict[str, frozenset[str]] = {
             "manualReview",
             "retentionDays",
             "queueVersion",
+            "autoApprove",
+            "autoApproveDomains",
+            "queueTargetHours",
         }
     ),
 }

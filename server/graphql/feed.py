@@ -139,7 +139,10 @@ class LiveViews:
                 live_users: dict[int, LiveUser] = {}
                 for uid, user in users.items():
                     info = loads.pending_info(
-                        user, retained.get(uid, loads.Retained()), account.retention_days
+                        user,
+                        retained.get(uid, loads.Retained()),
+                        account.retention_days,
+                        account.queue_target_hours,
                     )
                     live_users[uid] = LiveUser(user, agents.get(uid, []), info)
                 for e in evs:

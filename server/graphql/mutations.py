@@ -17,7 +17,7 @@ from typing import Protocol, TypeVar
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.domain import accounts, actions, changes
+from server.domain import accounts, actions, changes, reclaim
 from server.domain.errors import DomainError, PermissionDenied
 from server.domain.reads import loads
 
@@ -34,8 +34,12 @@ from .types.payloads import (
     AssignPendingUserPayload,
     MergePendingUserInput,
     MergePendingUserPayload,
+    ReleaseLicensesInput,
+    ReleaseLicensesPayload,
     RemoveUsersInput,
     RemoveUsersPayload,
+    SwapLicenseInput,
+    SwapLicensePayload,
     UpdateAccountSettingsInput,
     UpdateAccountSettingsPayload,
     UpdateNotificationSettingsInput,
@@ -140,10 +144,28 @@ async def _update_settings(ctx: Context, input: UpdateAccountSettingsInput) -> U
             now,
             manual_review=input.manual_review,
             license_limit=input.license_limit,
+            auto_approve=input.auto_approve,
+            auto_approve_domains=input.auto_approve_domains,
+            queue_target_hours=input.queue_target_hours,
             expected_version=input.expected_queue_version,
         ),
     )
     return UpdateAccountSettingsPayload(account=_account(result), errors=[])
+
+
+async def _release(ctx: Context, input: ReleaseLicensesInput) -> ReleaseLicensesPayload:
+    ids = _bulk_ids(input.user_ids, "userIds")
+    result = await _write(ctx, lambda s, now: reclaim.release(s, ctx.actor, ids, now))
+    released = [UserType.of(u) for u in result.users if u.id in ids]
+    return ReleaseLicensesPayload(released=released, account=_account(result), errors=[])
+
+
+async def _swap(ctx: Context, input: SwapLicenseInput) -> SwapLicensePayload:
+    release = _id(input.release_user_id, "releaseUserId")
+    approve = _id(input.approve_user_id, "approveUserId")
+    result = await _write(ctx, lambda s, now: reclaim.swap(s, ctx.actor, release, approve, now))
+    released, approved = (UserType.of(u) for u in result.users)
+    return SwapLicensePayload(released=released, approved=approved, account=_account(result), errors=[])
 
 
 async def _update_notifications(
@@ -193,6 +215,18 @@ class Mutation:
         ctx = info.context
         ctx.require_admin()
         return await _payload(_update_settings(ctx, input), _unchanged(ctx, UpdateAccountSettingsPayload))
+
+    @strawberry.mutation
+    async def release_licenses(self, info: Ctx, input: ReleaseLicensesInput) -> ReleaseLicensesPayload:
+        ctx = info.context
+        ctx.require_admin()
+        return await _payload(_release(ctx, input), _unchanged(ctx, ReleaseLicensesPayload))
+
+    @strawberry.mutation
+    async def swap_license(self, info: Ctx, input: SwapLicenseInput) -> SwapLicensePayload:
+        ctx = info.context
+        ctx.require_admin()
+        return await _payload(_swap(ctx, input), _unchanged(ctx, SwapLicensePayload))
 
     @strawberry.mutation(
         description="The caller's own preferences; a VIEWER may set them (nothing of the account changes)."

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import strawberry
 
-from server.domain import changes, metrics, plans
+from server.domain import changes, metrics, plans, reclaim
 from server.domain.activity import report
 from server.domain.errors import DomainError
 from server.domain.reads import cursors, lists
@@ -94,6 +94,18 @@ class Query:
         user = await info.context.loaders.user.load(user_id)
         return None if user is None else UserType.of(user)
 
+    @strawberry.field(
+        description="LICENSED users with no activity in the last `days` days (1 to 365), "
+        "least recently active first, never-active first of all."
+    )  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    async def inactive_users(
+        self, info: Ctx, days: int = 14, first: int = 50, after: str | None = None
+    ) -> UserConnection:
+        ctx = info.context
+        filt = reclaim.InactiveFilter(ctx.account_id, days, ctx.services.clock())
+        page = await _checked(ctx.run(reclaim.inactive_page, filt, first, after))
+        return UserConnection.of(page, filt)
+
     @strawberry.field
     async def agents(
         self, info: Ctx, first: int = 50, after: str | None = None, search: str | None = None
@@ -165,5 +177,11 @@ class Query:
     async def preview_account_settings(self, info: Ctx, input: UpdateAccountSettingsInput) -> SeatPlanType:
         ctx = info.context
         # Previews ignore expectedQueueVersion: they show the plan as it is now.
-        change = plans.SettingsInput(manual_review=input.manual_review, license_limit=input.license_limit)
+        change = plans.SettingsInput(
+            manual_review=input.manual_review,
+            license_limit=input.license_limit,
+            auto_approve=input.auto_approve,
+            auto_approve_domains=input.auto_approve_domains,
+            queue_target_hours=input.queue_target_hours,
+        )
         return SeatPlanType.of(await ctx.run(plans.preview_settings, ctx.account_id, change))

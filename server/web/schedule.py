@@ -3,6 +3,8 @@
 * ``notifications`` (every :data:`NOTIFY_TICK_SECONDS`): write the digests whose window has
   closed (:mod:`server.domain.notifications.digests`), then deliver due outbox messages
   (:mod:`server.infra.outbox`, mail through :mod:`server.infra.mail`).
+* ``reminders`` (every 15 minutes, checked every minute): the daily reminders
+  (:mod:`server.domain.notifications.reminders`), sent by the next ``notifications`` tick.
 * ``retention`` (hourly, checked every minute, first a minute after start so short-lived
   processes still purge): :func:`server.domain.retention.purge`, also ``plm purge``.
 
@@ -21,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from server.domain import retention
-from server.domain.notifications import digests
+from server.domain.notifications import digests, reminders
 from server.infra import outbox
 from server.infra.clock import Clock
 from server.infra.db import Database
@@ -44,6 +46,7 @@ __all__ = [
     "JobRunner",
     "deliver_outbox",
     "run_digest_tick",
+    "run_reminder_tick",
     "run_retention_tick",
     "senders",
 ]
@@ -54,6 +57,7 @@ NOTIFY_TICK_SECONDS = 5.0
 RETENTION_INTERVAL_SECONDS = 3600.0
 RETENTION_TICK_SECONDS = 60.0
 RETENTION_FIRST_DELAY_SECONDS = 60.0
+REMINDER_INTERVAL_SECONDS = 900.0
 
 
 def senders(settings: Settings) -> Mapping[outbox.Kind, outbox.Sender]:
@@ -81,6 +85,11 @@ async def run_digest_tick(svc: Services) -> DigestTick:
     return DigestTick(written, delivery)
 
 
+async def run_reminder_tick(svc: Services) -> int:
+    """Write the daily reminders due now (overdue users, activity about to expire)."""
+    return await reminders.build_reminders(svc.db, svc.settings, svc.clock())
+
+
 async def run_retention_tick(svc: Services) -> retention.PurgeReport:
     report = await retention.purge(svc.db, svc.clock())
     if report.events or report.ingest_batches or report.outbox_messages:
@@ -90,6 +99,14 @@ async def run_retention_tick(svc: Services) -> retention.PurgeReport:
 
 JOBS: tuple[Job[Services], ...] = (
     Job("notifications", NOTIFY_TICK_SECONDS, run_digest_tick),
+    # Written here, sent by the notifications job's delivery; at most one a day per admin.
+    Job(
+        "reminders",
+        REMINDER_INTERVAL_SECONDS,
+        run_reminder_tick,
+        RETENTION_FIRST_DELAY_SECONDS,
+        poll_seconds=RETENTION_TICK_SECONDS,
+    ),
     Job(
         "retention",
         RETENTION_INTERVAL_SECONDS,

@@ -80,3 +80,52 @@ async def test_a_plan_applies_only_while_the_queue_is_unchanged_on_every_process
     finally:
         await a.aclose()
         await b.aclose()
+
+
+SETTINGS = """mutation($l: Int, $a: AutoApproveMode) {
+  updateAccountSettings(input: {licenseLimit: $l, autoApprove: $a}) { errors { code } } }"""
+REMOVE = "mutation($ids: [ID!]!) { removeUsers(input: {userIds: $ids}) { errors { code } } }"
+
+
+async def test_the_auto_approval_rule_fills_freed_licenses_exactly_across_two_processes(
+    two_servers: Serving,
+) -> None:
+    env, servers = two_servers
+    account = plm(env, "account", "create", "--name", "Acme", "--licenses", "10")
+    admin = plm(
+        env, "admin", "create", "--account", account["id"], "--email", "a@acme.example", "--name", "A"
+    )
+    ingest = {"Authorization": f"Bearer {account['ingestKey']}"}
+    auth = {"Authorization": f"Bearer {admin['token']}"}
+    clients = [httpx.AsyncClient(base_url=s.url, timeout=60) for s in servers]
+
+    async def gql(i: int, query: str, **variables: Any) -> Any:
+        answer = await clients[i % 2].post(
+            "/graphql", json={"query": query, "variables": variables}, headers=auth
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()["data"]
+
+    async def arrive(i: int, name: str) -> dict[str, Any]:
+        sent = await clients[i % 2].post("/ingest", json=batch_body(name, name), headers=ingest)
+        assert sent.status_code == 202, sent.text
+        found: dict[str, Any] = sent.json()
+        return found
+
+    try:
+        first = [await arrive(i, f"pc-{i}") for i in range(30)]
+        licensed = [a["userId"] for a in first if a["status"] == "LICENSED"]
+        assert len(licensed) == 10
+        assert (await gql(0, SETTINGS, a="OLDEST_FIRST"))["updateAccountSettings"]["errors"] == []
+        # Removals, newcomers and a raised limit at once, through both processes: the rule
+        # fills each freed license in the write that freed it, never past the limit.
+        await asyncio.gather(
+            *(gql(i, REMOVE, ids=[uid]) for i, uid in enumerate(licensed[:5])),
+            *(arrive(i, f"new-{i}") for i in range(10)),
+            gql(1, SETTINGS, l=12),
+        )
+        usage = (await gql(0, "{ account { licenseLimit licensesUsed pendingCount } }"))["account"]
+        assert usage == {"licenseLimit": 12, "licensesUsed": 12, "pendingCount": 23}
+    finally:
+        for c in clients:
+            await c.aclose()

@@ -45,11 +45,13 @@ async def test_the_lifespan_starts_and_stops_the_scheduler(
         assert runner.running
         assert runner.scheduler is not None
         scheduled = {job.id: job for job in runner.scheduler.get_jobs()}
-        assert set(scheduled) == {"notifications", "retention"}
+        assert set(scheduled) == {"notifications", "reminders", "retention"}
         # Retention runs hourly across processes; each checks every minute whether it is due.
         assert scheduled["retention"].trigger.interval.total_seconds() == jobs.RETENTION_TICK_SECONDS
         assert runner.jobs["retention"].interval_seconds == 3600
         assert scheduled["notifications"].trigger.interval.total_seconds() == jobs.NOTIFY_TICK_SECONDS
+        # Reminders are written every 15 minutes at most (each admin gets one a day at most).
+        assert runner.jobs["reminders"].interval_seconds == jobs.REMINDER_INTERVAL_SECONDS
         assert await runner.tick("retention")
         assert (await leases(db))["retention"].holder == runner.holder
     assert not runner.running and runner.scheduler is None

@@ -118,6 +118,45 @@ async def test_approved_users_keep_their_activity(svc: Services, clock: FakeCloc
     assert len(await starts_of(svc.db, user)) == 1
 
 
+@pytest.mark.parametrize("move", ["lowered limit", "release"])
+async def test_history_recorded_while_licensed_is_kept_after_a_move_to_the_queue(
+    svc: Services, clock: FakeClock, move: str
+) -> None:
+    from server.domain import actions, reclaim
+    from server.domain.changes import Actor
+    from server.domain.models import Role
+    from server.domain.reads import loads
+
+    tenant = await make_tenant(svc.db, licenses=1)
+    actor = Actor(tenant.account_id, tenant.admin_id, Role.ADMIN)
+    start = clock()
+    # Licensed on arrival, with a year of history.
+    licensed_time = [start - timedelta(days=d) for d in (365, 100, 1)]
+    user = await report(svc.db, tenant.account_id, "lic", licensed_time, start)
+    clock.advance(days=1)
+    async with svc.db.write() as session:
+        if move == "release":
+            await reclaim.release(session, actor, [user], clock())
+        else:
+            await actions.update_settings(session, actor, clock(), license_limit=0)
+    moved_at = clock()
+    # Pending now: what it records from here on is under the window.
+    pending_time = [moved_at + timedelta(hours=1), moved_at + timedelta(days=20)]
+    await report(svc.db, tenant.account_id, "lic", pending_time, moved_at + timedelta(days=21))
+
+    clock.now = moved_at + timedelta(days=31, hours=2)
+    purged = await retention.purge(svc.db, clock())
+    assert purged.events_by_account == {tenant.account_id: 1}, "only the pending-time event past 30 days"
+    assert await starts_of(svc.db, user) == sorted([*licensed_time, pending_time[1]])
+    # PendingInfo's retained figures cover only what the window applies to.
+    async with svc.db.read() as session:
+        (row,) = (await loads.users_by_id(session, tenant.account_id, [user])).values()
+        retained = (await loads.retained_by_user(session, [user]))[user]
+    info = loads.pending_info(row, retained, 30)
+    assert info is not None and info.reason.value == ("RELEASED" if move == "release" else "OVER_LIMIT")
+    assert (info.retained_event_count, info.oldest_retained_at) == (1, pending_time[1])
+
+
 async def test_purge_works_in_chunks(
     svc: Services, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

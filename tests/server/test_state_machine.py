@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from server.domain import actions, admission, plans
+from server.domain import actions, admission, plans, reclaim
 from server.domain.admission import AgentReport
 from server.domain.changes import Actor
 from server.domain.errors import DomainError, ErrorCode
-from server.domain.models import Account, Agent, AuditEntry, Role, User, UserStatus
+from server.domain.models import Account, Agent, AuditEntry, AutoApproveMode, Role, User, UserStatus
 from server.infra.db import Database
 from tests.support import START, make_tenant, sqlite_url
 
@@ -200,26 +200,79 @@ class LicenseMachine(RuleBasedStateMachine):
         if not users:
             return
         chosen = data.draw(st.lists(st.sampled_from(users), min_size=1, max_size=3, unique=True))
+        before = self.state()
         assert self.act(lambda s: actions.remove(s, self.actor, chosen, dnt, self.now), len(chosen)) is None
+        self.expected_audit += self.newly_licensed(before)  # the auto-approval rule's
+
+    def licensed(self) -> list[int]:
+        return [u.id for u in self.state()["users"] if u.status is UserStatus.LICENSED]
+
+    def change_settings(self, change: plans.SettingsInput) -> None:
+        """Preview, then apply with the preview's version: it does exactly what was shown."""
+        state = self.state()
+        preview = self.preview(lambda s: plans.preview_settings(s, self.account_id, change))
+        audits = len(preview.plan.move_to_pending) + len(preview.plan.approve)
+        err = self.act(
+            lambda s: actions.update_settings(
+                s,
+                self.actor,
+                self.now,
+                manual_review=change.manual_review,
+                license_limit=change.license_limit,
+                auto_approve=change.auto_approve,
+                auto_approve_domains=change.auto_approve_domains,
+                expected_version=preview.queue_version,
+            ),
+            audits,
+        )
+        assert err is None
+        self.applies_as_previewed(preview, state, None)
 
     @rule(limit=st.integers(min_value=0, max_value=6))
     def set_limit(self, limit: int) -> None:
-        state = self.state()
-        used = sum(u.status is UserStatus.LICENSED for u in state["users"])
-        moved = max(0, used - limit)
-        preview = self.preview(
-            lambda s: plans.preview_settings(s, self.account_id, plans.SettingsInput(license_limit=limit))
+        self.change_settings(plans.SettingsInput(license_limit=limit))
+
+    @rule(on=st.booleans(), domains=st.sampled_from([[], ["acme"], ["kiosk", "laptop-1"]]))
+    def set_auto_approve(self, on: bool, domains: list[str]) -> None:
+        mode = AutoApproveMode.OLDEST_FIRST if on else AutoApproveMode.OFF
+        self.change_settings(plans.SettingsInput(auto_approve=mode, auto_approve_domains=domains))
+
+    @rule(data=st.data())
+    def release(self, data: st.DataObject) -> None:
+        users = [u.id for u in self.state()["users"]]
+        if not users:
+            return
+        chosen = data.draw(st.lists(st.sampled_from(users), min_size=1, max_size=2, unique=True))
+        licensed = set(self.licensed())
+        before = self.state()
+        err = self.act(lambda s: reclaim.release(s, self.actor, chosen, self.now), 0)
+        if not set(chosen) <= licensed:
+            assert err is not None and err.code is ErrorCode.CONFLICT
+            return
+        assert err is None
+        # One entry per released user, one per user the rule licensed into what they freed.
+        self.expected_audit += len(chosen) + self.newly_licensed(before)
+        assert not set(chosen) & set(self.licensed()), "the rule never re-licenses the released"
+
+    @rule(data=st.data())
+    def swap(self, data: st.DataObject) -> None:
+        licensed, pending = self.licensed(), self.pending()
+        if not licensed or not pending:
+            return
+        out, into = data.draw(st.sampled_from(licensed)), data.draw(st.sampled_from(pending))
+        before = self.state()
+        assert self.act(lambda s: reclaim.swap(s, self.actor, out, into, self.now), 0) is None
+        # The release, the swap's approval (a newly licensed user) and any the rule made.
+        self.expected_audit += 1 + self.newly_licensed(before)
+        assert into in self.licensed() and out not in self.licensed()
+
+    def newly_licensed(self, before: dict[str, Any]) -> int:
+        was = {u.id: u.status for u in before["users"]}
+        return sum(
+            1
+            for u in self.state()["users"]
+            if u.status is UserStatus.LICENSED and was.get(u.id) is UserStatus.PENDING
         )
-        assert (
-            self.act(
-                lambda s: actions.update_settings(
-                    s, self.actor, self.now, license_limit=limit, expected_version=preview.queue_version
-                ),
-                moved,
-            )
-            is None
-        )
-        self.applies_as_previewed(preview, state, None)
 
     @rule()
     def toggle_manual_review(self) -> None:

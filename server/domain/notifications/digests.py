@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from server.domain import changes
+from server.domain import changes, reclaim
 from server.domain.models import (
     Account,
     Admin,
@@ -32,7 +32,7 @@ from server.domain.models import (
     QueueArrival,
     Role,
 )
-from server.domain.notifications.render import Digest, DigestEntry, render_digest
+from server.domain.notifications.render import INACTIVE_DAYS, Digest, DigestEntry, render_digest
 from server.domain.ports import DigestSettings, Transactions
 
 DIGEST_LIST_LIMIT = 20
@@ -46,7 +46,7 @@ def pending_tab_url(settings: DigestSettings) -> str:
     return settings.public_url.rstrip("/") + PENDING_TAB_PATH
 
 
-def _insert_ignoring_conflict(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> Any:
+def insert_ignoring_conflict(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> Any:
     # Both databases support ON CONFLICT DO NOTHING; it spares a savepoint and keeps a
     # concurrent insert by another process from failing the transaction.
     dialect = session.get_bind().dialect.name
@@ -87,7 +87,7 @@ async def _max_arrival_id(session: AsyncSession, account_id: int) -> int:
 async def _move_cursor(session: AsyncSession, admin_id: int, arrival_id: int, now: datetime) -> None:
     """Set the admin's cursor to ``arrival_id``, creating it if needed."""
     await session.execute(
-        _insert_ignoring_conflict(
+        insert_ignoring_conflict(
             session, NotifyCursor, {"admin_id": admin_id, "last_arrival_id": arrival_id, "updated_at": now}
         )
     )
@@ -182,7 +182,7 @@ async def _start_cursor(session: AsyncSession, admin_id: int, now: datetime) -> 
         )
     ).scalar_one_or_none()
     await session.execute(
-        _insert_ignoring_conflict(
+        insert_ignoring_conflict(
             session,
             NotifyCursor,
             {"admin_id": admin_id, "last_arrival_id": int(before or 0), "updated_at": now},
@@ -247,6 +247,7 @@ async def _write_next_digest(
     account = await session.get(Account, account_id)
     assert account is not None and account.id is not None and admin.id is not None
     usage = await changes.account_usage(session, account)
+    idle = await reclaim.inactive_count(session, reclaim.InactiveFilter(account.id, INACTIVE_DAYS, now))
     digest = Digest(
         account_id=account.id,
         account_name=account.name,
@@ -263,6 +264,7 @@ async def _write_next_digest(
         license_limit=usage.license_limit,
         pending_count=usage.pending_count,
         link=pending_tab_url(settings),
+        inactive_licensed=idle,
     )
     msg = render_digest(digest, settings, now)
     session.add(

@@ -21,7 +21,11 @@ from server.domain.ports import DigestSettings
 _REASONS = {
     PendingReason.OVER_LIMIT: "no license free",
     PendingReason.MANUAL_REVIEW: "manual review",
+    PendingReason.RELEASED: "license released",
 }
+
+# The digest counts licensed users idle this long (docs/behaviour.md, Automation and reclaim).
+INACTIVE_DAYS = 14
 
 # CRLF line ends, and 7-bit clean bodies (quoted-printable for non-ASCII names), so the
 # message goes through any SMTP server, with or without 8BITMIME.
@@ -55,6 +59,8 @@ class Digest:
     license_limit: int
     pending_count: int
     link: str
+    # Licensed users with no activity for INACTIVE_DAYS or more (reclaim candidates).
+    inactive_licensed: int = 0
 
     @property
     def licenses_available(self) -> int:
@@ -88,6 +94,12 @@ def render_digest(digest: Digest, settings: DigestSettings, now: datetime) -> Em
         f"{digest.licenses_available} available. "
         f"{_plural(digest.pending_count, 'user is', 'users are')} waiting in the queue."
     )
+    idle = (
+        f"{_plural(digest.inactive_licensed, 'licensed user has', 'licensed users have')} had no activity "
+        f"for {INACTIVE_DAYS} days or more: releasing their licenses would free seats for the queue."
+        if digest.inactive_licensed
+        else ""
+    )
     why = (
         f"You receive this because you are an admin of {account} with pending-user "
         "notifications on; you can turn them off in your notification settings."
@@ -102,7 +114,7 @@ def render_digest(digest: Digest, settings: DigestSettings, now: datetime) -> Em
         )
     if more > 0:
         lines.append(f"  … and {more} more.")
-    lines += ["", usage, "", f"Review them: {digest.link}", "", "-- ", why]
+    lines += ["", usage, *(["", idle] if idle else []), "", f"Review them: {digest.link}", "", "-- ", why]
     text = "\n".join(lines) + "\n"
 
     esc = html.escape
@@ -120,7 +132,8 @@ def render_digest(digest: Digest, settings: DigestSettings, now: datetime) -> Em
         "<th align=left>Logon</th><th align=left>Reason</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>{more_html}"
         f"<p>{esc(usage)}</p>"
-        f'<p><a href="{esc(digest.link, quote=True)}">Review them on the Pending Licenses tab</a></p>'
+        + (f"<p>{esc(idle)}</p>" if idle else "")
+        + f'<p><a href="{esc(digest.link, quote=True)}">Review them on the Pending Licenses tab</a></p>'
         f"<hr><p><small>{esc(why)}</small></p>"
         "</body></html>\n"
     )
@@ -135,5 +148,102 @@ def render_digest(digest: Digest, settings: DigestSettings, now: datetime) -> Em
     )
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text)
+    msg.add_alternative(body_html, subtype="html")
+    return msg
+
+
+# ---------------------------------------------------------------------------- reminders
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderEntry:
+    display_name: str
+    # When it became overdue, or when its retained activity starts to expire.
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    """Everything one daily reminder says (server.domain.notifications.reminders)."""
+
+    account_id: int
+    account_name: str
+    admin_id: int
+    admin_name: str
+    admin_email: str
+    overdue: list[ReminderEntry]
+    overdue_total: int
+    expiring: list[ReminderEntry]
+    expiring_total: int
+    target_hours: int | None
+    link: str
+
+
+def reminder_id(settings: DigestSettings, account_id: int, admin_id: int, now: datetime) -> str:
+    """One per admin and UTC day: a second writer that day inserts nothing."""
+    host = urlparse(settings.public_url).hostname or "localhost"
+    return f"<plm-reminder.{account_id}.{admin_id}.{now.astimezone(UTC):%Y-%m-%d}@{host}>"
+
+
+def _section(title: str, entries: list[ReminderEntry], total: int, label: str) -> tuple[list[str], str]:
+    if not total:
+        return [], ""
+    lines = [title, ""]
+    lines += [f"  - {_one_line(e.display_name)}: {label} {e.at:%Y-%m-%d %H:%M} UTC" for e in entries]
+    if total > len(entries):
+        lines.append(f"  … and {total - len(entries)} more.")
+    esc = html.escape
+    items = "".join(
+        f"<li>{esc(e.display_name)}: {esc(label)} {e.at:%Y-%m-%d %H:%M} UTC</li>" for e in entries
+    )
+    more = f"<li>… and {total - len(entries)} more.</li>" if total > len(entries) else ""
+    return [*lines, ""], f"<p><strong>{esc(title)}</strong></p><ul>{items}{more}</ul>"
+
+
+def render_reminder(reminder: Reminder, settings: DigestSettings, now: datetime) -> EmailMessage:
+    """The daily reminder as a multipart/alternative email (plain text and HTML)."""
+    account = _one_line(reminder.account_name)
+    parts = []
+    if reminder.overdue_total:
+        parts.append(_plural(reminder.overdue_total, "overdue pending user", "overdue pending users"))
+    if reminder.expiring_total:
+        parts.append(
+            _plural(reminder.expiring_total, "user's activity expires soon", "users' activity expires soon")
+        )
+    subject = f"{account}: {' and '.join(parts)}"
+    target = f"{reminder.target_hours} h" if reminder.target_hours else ""
+    overdue_lines, overdue_html = _section(
+        f"Waiting longer than the queue target ({target}):",
+        reminder.overdue,
+        reminder.overdue_total,
+        "overdue since",
+    )
+    expiring_lines, expiring_html = _section(
+        "Decide before their activity is deleted (the retention window):",
+        reminder.expiring,
+        reminder.expiring_total,
+        "activity starts to expire at",
+    )
+    why = (
+        f"You receive this at most once a day because you are an admin of {account} with "
+        "pending-user notifications on; you can turn them off in your notification settings."
+    )
+    lines = [f"Hello {_one_line(reminder.admin_name)},", "", *overdue_lines, *expiring_lines]
+    lines += [f"Review them: {reminder.link}", "", "-- ", why]
+    esc = html.escape
+    body_html = (
+        "<!doctype html><html><body>"
+        f"<p>Hello {esc(_one_line(reminder.admin_name))},</p>{overdue_html}{expiring_html}"
+        f'<p><a href="{esc(reminder.link, quote=True)}">Review them on the Pending Licenses tab</a></p>'
+        f"<hr><p><small>{esc(why)}</small></p></body></html>\n"
+    )
+    msg = EmailMessage(policy=_POLICY)
+    msg["Subject"] = subject
+    msg["From"] = settings.smtp_from
+    msg["To"] = email.utils.formataddr((_one_line(reminder.admin_name), reminder.admin_email))
+    msg["Date"] = email.utils.format_datetime(now.astimezone(UTC))
+    msg["Message-ID"] = reminder_id(settings, reminder.account_id, reminder.admin_id, now)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content("\n".join(lines) + "\n")
     msg.add_alternative(body_html, subtype="html")
     return msg

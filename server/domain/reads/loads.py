@@ -43,17 +43,26 @@ _AGENTS_BY_USER = (
     .where(_AG.account_id == sa.bindparam("account_id"), _AG.user_id.in_(sa.bindparam("ids", expanding=True)))
     .order_by(_AG.user_id, _AG.id)
 )
-# Served by ix_activity_user_start (user_id, start); summing duration_seconds still reads each
-# event's row, the bulk of this query's time.
+# Per user, a range scan of ix_activity_user_start (user_id, start, duration_seconds), which
+# covers it. What the user recorded while licensed, before a lowered limit or a release moved
+# it to the queue (licensed_until), is not retained activity: retention does not apply to it.
 _RETAINED_BY_USER = (
     sa.select(
-        _EV.user_id,
+        _U.id,
         sa.func.count(),
         sa.func.coalesce(sa.func.sum(_EV.duration_seconds), 0),
         sa.func.min(_EV.start),
     )
-    .where(_EV.user_id.in_(sa.bindparam("ids", expanding=True)))
-    .group_by(_EV.user_id)
+    .select_from(USER)
+    .join(
+        _EV.user_id.table,
+        sa.and_(
+            _EV.user_id == _U.id,
+            sa.or_(_U.licensed_until.is_(None), _EV.start >= _U.licensed_until),
+        ),
+    )
+    .where(_U.id.in_(sa.bindparam("ids", expanding=True)))
+    .group_by(_U.id)
 )
 
 
@@ -117,6 +126,8 @@ class PendingInfo:
     oldest_retained_at: datetime | None
     # When the oldest retained event falls out of the rolling retention window (docs/behaviour.md, Retention).
     data_expires_at: datetime | None
+    # entered_at plus the account's queue target; None without a target (docs/behaviour.md, Queue target).
+    due_at: datetime | None = None
 
 
 async def retained_by_user(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, Retained]:
@@ -125,7 +136,9 @@ async def retained_by_user(session: AsyncSession, user_ids: Sequence[int]) -> di
     return {int(uid): Retained(int(n), int(s), oldest) for uid, n, s, oldest in rows}
 
 
-def pending_info(user: UserFields, retained: Retained, retention_days: int) -> PendingInfo | None:
+def pending_info(
+    user: UserFields, retained: Retained, retention_days: int, queue_target_hours: int | None = None
+) -> PendingInfo | None:
     """``None`` unless the user is pending."""
     if user.status is not UserStatus.PENDING or user.pending_reason is None or user.pending_since is None:
         return None
@@ -137,6 +150,9 @@ def pending_info(user: UserFields, retained: Retained, retention_days: int) -> P
         retained_active_seconds=retained.active_seconds,
         oldest_retained_at=oldest,
         data_expires_at=None if oldest is None else oldest + timedelta(days=retention_days),
+        due_at=None
+        if queue_target_hours is None
+        else user.pending_since + timedelta(hours=queue_target_hours),
     )
 
 

@@ -13,7 +13,7 @@ from server.domain.activity.report import UserActivity as DomainUserActivity
 from server.domain.events import AccountUsage
 from server.domain.metrics import QueueMetrics as DomainQueueMetrics
 
-from .base import QueueAction, Role, gid
+from .base import AutoApproveMode, QueueAction, Role, gid
 from .users import UserType
 
 
@@ -49,6 +49,13 @@ class AccountType:
     queue_version: str = strawberry.field(
         description="Opaque; changes with every write to the queue or the license usage. See SeatPlan."
     )
+    auto_approve: AutoApproveMode  # type: ignore[valid-type]
+    auto_approve_domains: list[str] = strawberry.field(
+        description="Lower-case agent domains that OLDEST_FIRST approves; empty: every domain."
+    )
+    queue_target_hours: int | None = strawberry.field(
+        description="How long a pending user may wait before it is overdue; null: no target."
+    )
 
     @classmethod
     def of(cls, account: models.Account, usage: AccountUsage) -> AccountType:
@@ -62,6 +69,9 @@ class AccountType:
             manual_review=usage.manual_review,
             retention_days=account.retention_days,
             queue_version=str(usage.plan_version),
+            auto_approve=account.auto_approve,
+            auto_approve_domains=list(account.auto_approve_domains),
+            queue_target_hours=account.queue_target_hours,
         )
 
 
@@ -114,7 +124,13 @@ class QueueMetrics:
     resolved_count: int
     average_resolution_seconds: float | None
     median_resolution_seconds: float | None
+    p90_resolution_seconds: float | None
     resolved_by_action: list[ActionCount]
+    overdue_count: int = strawberry.field(description="Pending users past their dueAt now.")
+    within_target_ratio: float | None = strawberry.field(
+        description="Share of the resolutions in the window that took at most queueTargetHours; "
+        "null without a target or resolutions."
+    )
 
     @classmethod
     def of(cls, m: DomainQueueMetrics) -> QueueMetrics:
@@ -124,6 +140,9 @@ class QueueMetrics:
             resolved_count=m.resolved_count,
             average_resolution_seconds=m.average_resolution_seconds,
             median_resolution_seconds=m.median_resolution_seconds,
+            p90_resolution_seconds=m.p90_resolution_seconds,
+            overdue_count=m.overdue_count,
+            within_target_ratio=m.within_target_ratio,
             resolved_by_action=[ActionCount(action=a, count=n) for a, n in m.resolved_by_action],
         )
 

@@ -17,6 +17,7 @@ PendingOrder = strawberry.enum(lists.PendingOrder, name="PendingOrder")
 QueueAction = strawberry.enum(models.QueueAction, name="QueueAction")
 ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
 SuggestionKind = strawberry.enum(models.SuggestionKind, name="SuggestionKind")
+AutoApproveMode = strawberry.enum(models.AutoApproveMode, name="AutoApproveMode")
 
 
 def gid(value: int | None) -> strawberry.ID:

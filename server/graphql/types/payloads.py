@@ -10,7 +10,7 @@ from server.domain.errors import DomainError
 
 from ..feed import LiveEvent, LiveUser
 from .account import AccountType, AdminType
-from .base import ErrorCode, QueueAction, gid
+from .base import AutoApproveMode, ErrorCode, QueueAction, gid
 from .users import AgentType, UserType
 
 
@@ -92,6 +92,11 @@ class RemoveUsersPayload:
 class UpdateAccountSettingsInput:
     manual_review: bool | None = None
     license_limit: int | None = None
+    auto_approve: AutoApproveMode | None = None  # type: ignore[valid-type]
+    auto_approve_domains: list[str] | None = None
+    queue_target_hours: int | None = strawberry.field(
+        default=None, description="1 to 8760; 0 removes the target."
+    )
     expected_queue_version: str | None = strawberry.field(
         default=None,
         description="From a SeatPlan: apply only if the queue has not changed since (else PLAN_CHANGED).",
@@ -112,6 +117,38 @@ class UpdateNotificationSettingsInput:
 @strawberry.type
 class UpdateNotificationSettingsPayload:
     me: AdminType
+    errors: list[UserError]
+
+
+@strawberry.input(
+    description="Every id must be LICENSED; all or nothing. They become PENDING with reason RELEASED "
+    "(their data is kept as any pending user's)."
+)
+class ReleaseLicensesInput:
+    user_ids: list[strawberry.ID]
+
+
+@strawberry.type
+class ReleaseLicensesPayload:
+    released: list[UserType] = strawberry.field(default_factory=list)
+    account: AccountType
+    errors: list[UserError]
+
+
+@strawberry.input(
+    description="One transaction: releaseUserId (LICENSED) goes to the queue as RELEASED, "
+    "and approveUserId (PENDING) takes its license."
+)
+class SwapLicenseInput:
+    release_user_id: strawberry.ID
+    approve_user_id: strawberry.ID
+
+
+@strawberry.type
+class SwapLicensePayload:
+    released: UserType | None = None
+    approved: UserType | None = None
+    account: AccountType
     errors: list[UserError]
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import strawberry
 
-from server.domain import models
+from server.domain import models, reclaim
 from server.domain.reads import cursors, lists, loads, rows
 from server.domain.suggestions.store import Found
 
@@ -31,6 +31,13 @@ class PendingInfoType:
     data_expires_at: datetime | None = strawberry.field(
         description="When the oldest retained activity falls out of the retention window."
     )
+    due_at: datetime | None = strawberry.field(
+        description="enteredAt plus the account's queueTargetHours; null without a target."
+    )
+
+    @strawberry.field(description="dueAt has passed.")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    def overdue(self, info: Ctx) -> bool:
+        return self.due_at is not None and self.due_at <= info.context.services.clock()
 
     @classmethod
     def of(cls, info: loads.PendingInfo) -> PendingInfoType:
@@ -41,6 +48,7 @@ class PendingInfoType:
             retained_active_seconds=info.retained_active_seconds,
             oldest_retained_at=info.oldest_retained_at,
             data_expires_at=info.data_expires_at,
+            due_at=info.due_at,
         )
 
 
@@ -134,7 +142,8 @@ class UserType:
             return None
         assert self.row.id is not None
         retained = await info.context.loaders.retained.load(self.row.id)
-        found = loads.pending_info(self.row, retained, info.context.account.retention_days)
+        account = info.context.account
+        found = loads.pending_info(self.row, retained, account.retention_days, account.queue_target_hours)
         return None if found is None else PendingInfoType.of(found)
 
     @strawberry.field
@@ -189,11 +198,13 @@ class UserEdge:
 class UserConnection:
     edges: list[UserEdge]
     page_info: PageInfo
-    count_filter: strawberry.Private[lists.PendingFilter | lists.UserFilter]
+    count_filter: strawberry.Private[lists.PendingFilter | lists.UserFilter | reclaim.InactiveFilter]
 
     @classmethod
     def of(
-        cls, page: cursors.Page[rows.UserRow], filt: lists.PendingFilter | lists.UserFilter
+        cls,
+        page: cursors.Page[rows.UserRow],
+        filt: lists.PendingFilter | lists.UserFilter | reclaim.InactiveFilter,
     ) -> UserConnection:
         return cls(
             edges=[
@@ -208,6 +219,8 @@ class UserConnection:
         filt = self.count_filter
         if isinstance(filt, lists.PendingFilter):
             return await info.context.run(lists.pending_count, filt)
+        if isinstance(filt, reclaim.InactiveFilter):
+            return await info.context.run(reclaim.inactive_count, filt)
         return await info.context.run(lists.users_count, filt)
 
 
