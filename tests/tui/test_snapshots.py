@@ -59,6 +59,7 @@ def test_assign_picker(snap_compare: Compare, seeded: ThreadedServer) -> None:
         await pilot.press("s")
         await wait_until(pilot, lambda: bool(app.screen.query("#picker-options")), "the picker")
         options = app.screen.query_one("#picker-options", OptionList)
+        app.screen.query_one("#picker-search", Input).cursor_blink = False  # a blink is a race
         unfiltered = options.option_count
         await pilot.press(*"ma")
         await wait_until(pilot, lambda: 0 < options.option_count < unfiltered, "the narrowed list")

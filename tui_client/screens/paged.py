@@ -94,7 +94,9 @@ class PagedListView(ApiView, Generic[T]):
     # The columns.
 
     def _fit(self) -> dict[str, int]:
-        room = self.table.room or self.app.size.width
+        table = self.table
+        # A table not laid out yet (a tab not shown so far) will most likely span the screen.
+        room = table.room if table.size.width else self.app.size.width - table.styles.scrollbar_size_vertical
         return fit(self.COLUMNS, self._content.widths, room)
 
     def _set_columns(self, widths: dict[str, int]) -> None:
