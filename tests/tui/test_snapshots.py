@@ -125,3 +125,20 @@ def test_plan_of_a_lower_limit(snap_compare: Compare, seeded: ThreadedServer) ->
         await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), "the plan")
 
     assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_detail_pane(snap_compare: Compare, seeded: ThreadedServer) -> None:
+    """A wide terminal: the pane beside the queue shows the row under the cursor, its agents,
+    likely matches, retained activity by day, productivity and top apps."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = await _live(pilot)
+        await pilot.press("down")
+        pane = app.pending.pane
+        await wait_until(
+            pilot,
+            lambda: pane.detail is not None and pane.detail.display_name == "Tim Berners-Lee",
+            "the pane",
+        )
+
+    assert snap_compare(seeded.app(), terminal_size=(170, 40), run_before=run_before)

@@ -169,3 +169,25 @@ async def test_rows_out_of_sight_are_left_to_paging(live_review: LiveServer) -> 
         top, bottom = app.pending._in_sight()
         after, first = app.pending.queue.window(top, bottom)
         assert after is not None and first <= bottom - top + 1
+
+
+async def test_a_later_duplicate_gives_the_earlier_row_its_match(live_review: LiveServer) -> None:
+    """The demo's defect: three re-images of one laptop waited, each but the last showing "—".
+    Matches hold both ways, and the earlier row is re-read when the later one arrives."""
+    first = await live_review.ingest("LAPTOP-9980", "sstroustrup", "Shafi Stroustrup", domain="LAPTOP-9980")
+    app = live_review.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 1)
+
+        def match(user_id: str) -> str:
+            return str(app.pending.table.get_cell(user_id, "suggestion"))
+
+        assert match(first["userId"]) == "—"
+        later = await live_review.ingest(
+            "LAPTOP-9980B", "sstroustrup", "Shafi Stroustrup", domain="LAPTOP-9980B"
+        )
+        await wait_until(pilot, lambda: len(rows(app)) == 2, "the later duplicate, live")
+        assert "Shafi Stroustrup" in match(later["userId"])
+        await wait_until(
+            pilot, lambda: "Shafi Stroustrup" in match(first["userId"]), "the earlier row's match"
+        )
