@@ -16,11 +16,13 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlparse
 
+import limits
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 SmtpTls = Literal["auto", "none", "starttls", "tls"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+LogFormat = Literal["text", "json"]
 PREFIX = "PLM_"
 
 
@@ -35,6 +37,28 @@ def _url(*schemes: str) -> AfterValidator:
         return value
 
     return AfterValidator(check)
+
+
+def parse_limits(value: str) -> list[limits.RateLimitItem]:
+    """``"50/second;1000/minute"`` as the ``limits`` library's items; ``ValueError`` if it is not one."""
+    try:
+        items = limits.parse_many(value)
+    except ValueError:
+        items = []
+    if not items or any(item.amount < 1 for item in items):
+        raise ValueError(
+            "expected one or more rates separated by ';', each a count of at least 1 per "
+            "second, minute, hour or day, e.g. '50/second;1000/minute'"
+        )
+    return items
+
+
+def _check_limits(value: str) -> str:
+    parse_limits(value)
+    return value
+
+
+RateLimits = Annotated[str, AfterValidator(_check_limits)]
 
 
 def _seconds(default: float, hi: float) -> Any:
@@ -69,6 +93,14 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: float = _seconds(5.0, 600)
     db_pool_timeout_seconds: float = _seconds(5.0, 600)
     db_statement_timeout_seconds: float = _seconds(30.0, 86_400)
+    # Operating it (docs: README, Operations). Rate limits are per process, in memory.
+    rate_limit_graphql: RateLimits = "50/second;1000/minute"
+    # 10,000 agents reporting every minute are ~167 batches/s; see the README for the sizing.
+    rate_limit_ingest: RateLimits = "500/second;30000/minute"
+    rate_limit_unauthenticated: RateLimits = "20/second;300/minute"
+    max_ws_per_token: int = Field(default=20, ge=1, le=100_000)
+    metrics_token: str | None = Field(default=None, repr=False, min_length=16)
+    log_format: LogFormat = "text"
 
     @model_validator(mode="after")
     def _broadcast_needs_postgres(self) -> Self:
