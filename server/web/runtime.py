@@ -36,9 +36,7 @@ class Services:
     db: Database
     clock: Clock = utcnow
     # Ingest key hash -> its owner and until when it is accepted; re-read every second.
-    ingest_keys: TTLCache[str, IngestKeyOwner] = field(
-        default_factory=lambda: TTLCache(maxsize=10_000, ttl=INGEST_KEY_RECHECK_SECONDS)
-    )
+    ingest_keys: TTLCache[str, IngestKeyOwner] = field(init=False)
     telemetry: Telemetry = field(default_factory=Telemetry)
     committer: IngestCommitter = field(init=False)
     readiness: Readiness = field(init=False)
@@ -50,6 +48,10 @@ class Services:
             self.db, lambda: self.clock(), on_group=self.telemetry.group_committed
         )
         self.readiness = Readiness(self.db, lambda: self.clock())
+        # On the app's clock, as the grace period it caches: a test's FakeClock drives both.
+        self.ingest_keys = TTLCache(
+            maxsize=10_000, ttl=INGEST_KEY_RECHECK_SECONDS, timer=lambda: self.clock().timestamp()
+        )
         self.limits = RateLimits(self.settings)
 
 
