@@ -47,6 +47,7 @@ class OpenSockets:
         self.interval = interval
         self._by_token: defaultdict[str, set[Context]] = defaultdict(set)
         self._token_of: dict[Context, str] = {}
+        self._changed = asyncio.Event()
 
     def open(self, ctx: Context, token: str) -> None:
         """Count an authenticated socket; :class:`TooManySockets` if its token is at the cap."""
@@ -58,6 +59,7 @@ class OpenSockets:
             raise TooManySockets(TOO_MANY_REASON)
         sockets.add(ctx)
         self._token_of[ctx] = digest
+        self._notify()
 
     def close(self, ctx: Context) -> None:
         digest = self._token_of.pop(ctx, None)
@@ -68,9 +70,19 @@ class OpenSockets:
             sockets.discard(ctx)
             if not sockets:
                 del self._by_token[digest]
+        self._notify()
 
     def count(self) -> int:
         return len(self._token_of)
+
+    async def wait_for_count(self, count: int) -> None:
+        """Until exactly ``count`` sockets are open (tests act once the server saw a close)."""
+        while self.count() != count:
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     async def sweep(self, db: Database) -> int:
         """Close the sockets whose token no longer authenticates; how many were closed."""

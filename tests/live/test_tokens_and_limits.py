@@ -89,7 +89,7 @@ async def test_one_socket_over_the_tokens_cap_is_closed_with_4429(server: LiveSe
     other = await raw_socket(server)
     await init(other, tenant.viewer_token)
     await first.close()
-    await asyncio.wait_for(_until(lambda: server.graphql.sockets.count() == 2), WAIT)
+    await asyncio.wait_for(server.graphql.sockets.wait_for_count(2), WAIT)
     again = await raw_socket(server)
     await init(again, tenant.admin_token)
     for ws in (second, other, again):
@@ -125,9 +125,3 @@ async def test_revoking_a_token_closes_its_sockets_with_4403_within_two_seconds(
     await viewer_ws.close()
     with pytest.raises(websockets.ConnectionClosed):
         await admin_ws.send("{}")
-
-
-async def _until(predicate: object) -> None:
-    assert callable(predicate)
-    while not predicate():
-        await asyncio.sleep(0.01)
