@@ -54,7 +54,15 @@ def serve(database_url: str, port: int, stamps: str) -> None:
     from server.infra.settings import Settings
     from server.web.app import create_app, tune_gc
 
-    app = create_app(Settings(database_url=database_url, log_level="warning"))
+    app = create_app(
+        Settings(
+            database_url=database_url,
+            log_level="warning",
+            # The server's speed, not the per-token limits (their checks still run).
+            rate_limit_graphql="1000000/second",
+            max_ws_per_token=100_000,
+        )
+    )
     broadcaster = app.state.services.db.broadcaster
     out = open(stamps, "a", buffering=1)  # noqa: SIM115 - open for the process's life
     deliver = broadcaster.committed

@@ -257,7 +257,15 @@ def serve(database_url: str, port: int) -> None:
     from server.web.app import create_app, tune_gc
     from server.web.http import bearer_token
 
-    app = create_app(Settings(database_url=database_url, log_level="warning"))
+    app = create_app(
+        Settings(
+            database_url=database_url,
+            log_level="warning",
+            # The server's speed, not the per-token limits (their checks still run).
+            rate_limit_graphql="1000000/second",
+            max_ws_per_token=100_000,
+        )
+    )
 
     async def hello(_: Request) -> JSONResponse:
         return JSONResponse({"hello": "world"})

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from server.domain import accounts, actions, changes
 from server.domain.errors import DomainError
 from server.domain.models import Role, utcnow
+from server.infra import logs
 from server.infra.db import Database, is_unavailable
 from server.infra.pg_broadcast import make_broadcaster
 from server.infra.settings import Settings, SettingsError, load_settings, unknown_settings
@@ -95,12 +96,6 @@ async def _until_sigterm(work: Awaitable[None]) -> bool:
     return True
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-
-
 # ---------------------------------------------------------------------------- commands
 
 
@@ -138,6 +133,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=settings.log_level,
+        # JSON lines: uvicorn's own loggers go through ours (one format for every line).
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+        # The app writes one access line per request (server.web.observe), richer than uvicorn's.
+        access_log=False,
         ws="websockets-sansio",
         ws_max_size=MAX_FRAME_BYTES,
     )
@@ -208,6 +207,57 @@ def cmd_admin_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_admin_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def run(db: Database) -> list[dict[str, Any]]:
+        async with db.read() as session:
+            admins = await accounts.list_admins(session, args.account)
+        return [
+            {
+                "id": str(a.id),
+                "email": a.email,
+                "name": a.name,
+                "role": a.role.value,
+                "revoked": a.revoked_at is not None,
+            }
+            for a in admins
+        ]
+
+    _print(asyncio.run(_with_db(settings, run)))
+    return 0
+
+
+def cmd_admin_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    async def run(db: Database) -> dict[str, Any]:
+        async with db.write() as session:
+            admin = await accounts.revoke_admin(session, args.account, args.email, utcnow())
+            return {"id": str(admin.id), "email": admin.email, "revoked": True}
+
+    _print(asyncio.run(_with_db(settings, run)))
+    return 0
+
+
+def cmd_admin_rotate_token(settings: Settings, args: argparse.Namespace) -> int:
+    async def run(db: Database) -> accounts.Created | None:
+        async with db.write() as session:
+            return await accounts.rotate_admin_token(session, args.account, args.email)
+
+    created = asyncio.run(_with_db(settings, run))
+    if created is None:
+        return _fail(f"NOT_FOUND: account {args.account} has no admin {args.email!r}", 1)
+    _print({"id": str(created.id), "token": created.secret})
+    return 0
+
+
+def cmd_account_rotate_ingest_key(settings: Settings, args: argparse.Namespace) -> int:
+    async def run(db: Database) -> accounts.Created:
+        async with db.write() as session:
+            return await accounts.rotate_ingest_key(session, args.account, args.grace_hours, utcnow())
+
+    created = asyncio.run(_with_db(settings, run))
+    _print({"id": str(created.id), "ingestKey": created.secret})
+    return 0
+
+
 def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
     from server.domain import retention
 
@@ -256,6 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     set_limit.add_argument("--account", type=int, required=True)
     set_limit.add_argument("--licenses", type=int, required=True)
     set_limit.set_defaults(func=cmd_account_set_limit)
+    rotate_key = account.add_parser(
+        "rotate-ingest-key", help="a new ingest key; the old one keeps working for the grace period"
+    )
+    rotate_key.add_argument("--account", type=int, required=True)
+    rotate_key.add_argument(
+        "--grace-hours", type=float, default=24.0, help="how long the old key keeps working (default 24)"
+    )
+    rotate_key.set_defaults(func=cmd_account_rotate_ingest_key)
 
     admin = sub.add_parser("admin", help="admins").add_subparsers(dest="action", required=True)
     admin_create = admin.add_parser("create", help="create an admin; prints its id and API token")
@@ -264,6 +322,17 @@ def build_parser() -> argparse.ArgumentParser:
     admin_create.add_argument("--name", required=True)
     admin_create.add_argument("--role", choices=["admin", "viewer"], default="admin")
     admin_create.set_defaults(func=cmd_admin_create)
+    admin_list = admin.add_parser("list", help="the account's admins (never their tokens)")
+    admin_list.add_argument("--account", type=int, required=True)
+    admin_list.set_defaults(func=cmd_admin_list)
+    for name, func, text in (
+        ("revoke", cmd_admin_revoke, "the admin's token stops working at once, open websockets too"),
+        ("rotate-token", cmd_admin_rotate_token, "a new token for the admin; the old one stops working"),
+    ):
+        command = admin.add_parser(name, help=text)
+        command.add_argument("--account", type=int, required=True)
+        command.add_argument("--email", required=True)
+        command.set_defaults(func=func)
 
     purge = sub.add_parser("purge", help="run the retention job once: delete pending users' expired activity")
     purge.set_defaults(func=cmd_purge)
@@ -280,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
     except SettingsError as exc:
         return _fail(f"bad configuration: {exc}")
-    _configure_logging(settings.log_level)
+    logs.configure(settings)
     if unknown := unknown_settings():
         logging.getLogger("plm").warning("ignoring unknown setting(s) %s (a typo?)", ", ".join(unknown))
     try:

@@ -67,6 +67,19 @@ class ConnectionLost(ApiError):
     """The server could not be reached or did not answer."""
 
 
+class RateLimited(ApiError):
+    """The server refused for now (HTTP 429, ``RATE_LIMITED``): retry after ``retry_after`` s."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, "RATE_LIMITED")
+        self.retry_after = max(1, retry_after)
+
+
+# A request refused for rate limiting is sent again after the server's Retry-After, this
+# many times at most; then the refusal reaches the caller like any other error.
+RATE_LIMIT_RETRIES = 3
+
+
 @dataclass(frozen=True)
 class ActionResult:
     """What a successful mutation changed: the users it touched and the account after it."""
@@ -94,8 +107,12 @@ _TOP_LEVEL_MESSAGES = {
 def _query_error(exc: TransportQueryError) -> ApiError:
     errors = exc.errors or []
     first: dict[str, Any] = errors[0] if errors and isinstance(errors[0], dict) else {}
-    code = (first.get("extensions") or {}).get("code")
+    extensions = first.get("extensions") or {}
+    code = extensions.get("code")
     message = str(first.get("message") or exc)
+    if code == "RATE_LIMITED":
+        seconds = extensions.get("retryAfter")
+        return RateLimited(message, seconds if isinstance(seconds, int) else 1)
     friendly = _TOP_LEVEL_MESSAGES.get(code or "")
     if code == "BAD_USER_INPUT" and friendly:
         friendly = f"{friendly}: {message}"
@@ -105,6 +122,8 @@ def _query_error(exc: TransportQueryError) -> ApiError:
 def _server_error(exc: TransportServerError) -> ApiError:
     if exc.code == 401:
         return ApiError(_TOP_LEVEL_MESSAGES["UNAUTHENTICATED"], "UNAUTHENTICATED")
+    if exc.code == 429:
+        return RateLimited("The server asks the client to slow down.", 1)
     if exc.code is not None and exc.code >= 500:
         return ConnectionLost(f"The server failed to answer (HTTP {exc.code}).", "SERVER_ERROR")
     return ApiError(f"The server refused the request (HTTP {exc.code}).", f"HTTP_{exc.code}")
@@ -125,6 +144,10 @@ class PlmApi:
         self._session: AsyncClientSession | None = None
         self._lock = asyncio.Lock()
         self._closed = False
+        # Told the seconds the client waits before retrying a refused request (0: no longer
+        # waiting), and that the server refused the token (revoked, rotated, unknown).
+        self.on_slowdown: Callable[[int], None] | None = None
+        self.on_refused: Callable[[], None] | None = None
 
     # -- lifecycle
 
@@ -154,6 +177,30 @@ class PlmApi:
                     await client.close_async()  # type: ignore[no-untyped-call]  # gql: unannotated
 
     async def _execute(self, document: str, **variables: Any) -> dict[str, Any]:
+        """Send a request; wait and send it again when the server says to slow down."""
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            try:
+                result = await self._send(document, **variables)
+            except RateLimited as exc:
+                if attempt == RATE_LIMIT_RETRIES:
+                    raise
+                self._slowdown(exc.retry_after)
+                await asyncio.sleep(exc.retry_after)
+                continue
+            except ApiError as exc:
+                if exc.code == "UNAUTHENTICATED" and self.on_refused is not None:
+                    self.on_refused()
+                raise
+            if attempt:
+                self._slowdown(0)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _slowdown(self, seconds: int) -> None:
+        if self.on_slowdown is not None:
+            self.on_slowdown(seconds)
+
+    async def _send(self, document: str, **variables: Any) -> dict[str, Any]:
         session = await self._http()
         request = GraphQLRequest(document, variable_values=variables)
         try:
@@ -327,11 +374,32 @@ class PlmApi:
         except TransportServerError as exc:
             raise _server_error(exc) from None
         except (TimeoutError, TransportError, OSError) as exc:
+            if (refused := _closed_with(exc)) is not None:
+                raise refused from None
             raise ConnectionLost(
                 f"Live updates from {self.ws_url} stopped: {exc or type(exc).__name__}"
             ) from exc
         except Exception as exc:
             # websockets raises its own ConnectionClosed/InvalidStatus types here.
+            if (refused := _closed_with(exc)) is not None:
+                raise refused from None
             if type(exc).__module__.startswith("websockets"):
                 raise ConnectionLost(f"Live updates from {self.ws_url} stopped: {exc}") from exc
             raise
+
+
+def _closed_with(exc: BaseException) -> ApiError | None:
+    """The server's refusal behind a closed websocket: 4403 (the token no longer works) or
+    4429 (too many sockets for the token); ``None`` for any other end."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        close = getattr(current, "rcvd", None)
+        code = getattr(close, "code", None)
+        if code == 4403:
+            return ApiError(_TOP_LEVEL_MESSAGES["UNAUTHENTICATED"], "UNAUTHENTICATED")
+        if code == 4429:
+            return RateLimited("The server allows no more live connections for this token now.", 5)
+        current = current.__cause__ or current.__context__
+    return None

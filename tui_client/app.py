@@ -21,7 +21,7 @@ from textual.worker import Worker, WorkerState
 
 from tui_client import safe
 from tui_client.actions import AdminAction
-from tui_client.api import ApiError, ConnectionLost, PlmApi
+from tui_client.api import ApiError, ConnectionLost, PlmApi, RateLimited
 from tui_client.messages import (
     AccountChanged,
     CaughtUp,
@@ -35,6 +35,7 @@ from tui_client.screens.base import ApiView
 from tui_client.screens.help import HelpScreen
 from tui_client.screens.metrics import MetricsView
 from tui_client.screens.pending import PendingView
+from tui_client.screens.token_refused import TokenRefusedScreen
 from tui_client.screens.users import UsersView
 from tui_client.types import Account, Me
 from tui_client.widgets.connection_status import ConnectionStatus
@@ -86,6 +87,9 @@ class AdminApp(App[None]):
         self.me: Me | None = None
         self.account: Account | None = None
         self.connection = ConnectionState.CONNECTING
+        self.token_refused = False
+        self.api.on_slowdown = self._slow_down
+        self.api.on_refused = self._refused
 
     # ------------------------------------------------------------------ layout
 
@@ -150,6 +154,9 @@ class AdminApp(App[None]):
 
     def report_error(self, error: BaseException, title: str | None = None) -> None:
         """The one place failures become notifications: expected ones by message, others masked."""
+        refused = isinstance(error, ApiError) and error.code == "UNAUTHENTICATED"
+        if refused and self.token_refused and self.me is not None:
+            return  # the revoked-token screen says it all
         if isinstance(error, ApiError):
             self.notify(error.message, title=title or "Request failed", severity="error", timeout=8)
         else:
@@ -214,7 +221,16 @@ class AdminApp(App[None]):
                 detail = "stream ended"
             except ConnectionLost as exc:
                 detail = exc.message
+            except RateLimited as exc:
+                self._slow_down(exc.retry_after)
+                await asyncio.sleep(exc.retry_after)
+                self._slow_down(0)
+                continue
             except ApiError as exc:
+                if exc.code == "UNAUTHENTICATED":
+                    # Revoked or rotated: reconnecting with the same token cannot help.
+                    self._refused()
+                    return
                 # The server answered but refused the subscription (token, schema): keep working
                 # over HTTP, and keep trying in case the server is upgraded or restarted.
                 state, detail = ConnectionState.DEGRADED, exc.message
@@ -222,6 +238,21 @@ class AdminApp(App[None]):
             self.post_message(ConnectionChanged(state, f"· retry in {delay:g}s"))
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.retry_max)
+
+    def _slow_down(self, seconds: int) -> None:
+        """The header says the server asked for a pause (HTTP 429), and for how long."""
+        if self._shown:
+            self.query_one(ConnectionStatus).slowdown = seconds
+
+    def _refused(self) -> None:
+        """The server refused the token: one screen says so, and nothing is retried."""
+        if self.token_refused or not self.is_running:
+            return
+        self.token_refused = True
+        self.workers.cancel_group(self, "live")
+        self.workers.cancel_group(self, "usage")
+        self.post_message(ConnectionChanged(ConnectionState.OFFLINE, "· token refused"))
+        self.push_screen(TokenRefusedScreen(was_signed_in=self.me is not None))
 
     @property
     def _shown(self) -> bool:

@@ -4,7 +4,7 @@ only hashes are stored: :mod:`server.domain.auth`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -114,19 +114,84 @@ async def find_account_by_name(session: AsyncSession, name: str) -> Account | No
     ).scalar_one_or_none()
 
 
-async def rotate_admin_token(session: AsyncSession, account_id: int, email: str) -> Created | None:
-    """A fresh token for the admin with this email (the old one stops working)."""
-    admin = (
+async def _admin_by_email(session: AsyncSession, account_id: int, email: str) -> Admin | None:
+    return (
         await session.execute(
             sa.select(Admin).where(
-                col(Admin.account_id) == account_id, sa.func.lower(col(Admin.email)) == email.lower()
+                col(Admin.account_id) == account_id, sa.func.lower(col(Admin.email)) == email.strip().lower()
             )
         )
     ).scalar_one_or_none()
+
+
+def _no_admin(account_id: int, email: str) -> DomainError:
+    return DomainError(ErrorCode.NOT_FOUND, f"account {account_id} has no admin {email!r}", "email")
+
+
+async def list_admins(session: AsyncSession, account_id: int) -> list[Admin]:
+    """The account's admins, oldest first (tokens are never shown again: only hashes are kept)."""
+    if await session.get(Account, account_id) is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"no account with id {account_id}", "account")
+    rows = await session.execute(
+        sa.select(Admin).where(col(Admin.account_id) == account_id).order_by(col(Admin.id))
+    )
+    return list(rows.scalars())
+
+
+async def revoke_admin(session: AsyncSession, account_id: int, email: str, now: datetime) -> Admin:
+    """The admin's token stops working at once (a rotation gives them a new one).
+
+    The stored hash is replaced by the hash of a fresh secret that is never shown: no lookup
+    by the old token's hash can find the admin any more, whichever code path makes it.
+    """
+    admin = await _admin_by_email(session, account_id, email)
+    if admin is None:
+        raise _no_admin(account_id, email)
+    admin.token_hash = hash_secret(new_secret(TOKEN_PREFIX))
+    if admin.revoked_at is None:
+        admin.revoked_at = now
+    await session.flush()
+    return admin
+
+
+async def rotate_admin_token(session: AsyncSession, account_id: int, email: str) -> Created | None:
+    """A fresh token for the admin with this email (the old one stops working; a revoked
+    admin is active again)."""
+    admin = await _admin_by_email(session, account_id, email)
     if admin is None:
         return None
     token = new_secret(TOKEN_PREFIX)
     admin.token_hash = hash_secret(token)
+    admin.revoked_at = None
     await session.flush()
     assert admin.id is not None
     return Created(admin.id, token)
+
+
+MAX_GRACE_HOURS = 24 * 30
+
+
+async def rotate_ingest_key(
+    session: AsyncSession, account_id: int, grace_hours: float, now: datetime
+) -> Created:
+    """A new ingest key; the current one keeps working for ``grace_hours``, then stops.
+
+    Only one predecessor is kept: rotating again ends the grace of the key before it at once.
+    """
+    if not 0 <= grace_hours <= MAX_GRACE_HOURS:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, f"grace hours must be from 0 to {MAX_GRACE_HOURS}", "graceHours"
+        )
+    account = await session.get(Account, account_id)
+    if account is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"no account with id {account_id}", "account")
+    key = new_secret(INGEST_KEY_PREFIX)
+    if grace_hours > 0:
+        account.previous_ingest_key_hash = account.ingest_key_hash
+        account.previous_ingest_key_expires_at = now + timedelta(hours=grace_hours)
+    else:
+        account.previous_ingest_key_hash = None
+        account.previous_ingest_key_expires_at = None
+    account.ingest_key_hash = hash_secret(key)
+    await session.flush()
+    return Created(account_id, key)

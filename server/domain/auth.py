@@ -5,12 +5,18 @@ their SHA-256 is stored. A fast hash is right for high-entropy secrets (nothing 
 brute-force) and keeps the per-request lookup an indexed equality. A value that cannot be
 a credential (the wrong prefix, too long) is refused before it costs a query:
 :func:`shaped_like`, the one rule every lookup applies.
+
+A revoked token's hash is replaced (:func:`server.domain.accounts.revoke_admin`), so every
+lookup by hash, here or anywhere, stops finding it at once. An account's ingest key has
+one predecessor at most, accepted until its grace period ends (:class:`IngestKeyOwner`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,16 +62,43 @@ async def authenticate(session: AsyncSession, token: str) -> tuple[Admin, Accoun
     return None if row is None else (row[0], row[1])
 
 
-async def authenticate_ingest(session: AsyncSession, key: str) -> int | None:
-    """The id of the account whose ingest key this is, or ``None``."""
+@dataclass(frozen=True, slots=True)
+class IngestKeyOwner:
+    """The account an ingest key belongs to, and until when it is accepted (``None``: no end,
+    the current key; a time: a rotated-out key in its grace period)."""
+
+    account_id: int
+    valid_until: datetime | None
+
+    def valid_at(self, now: datetime) -> bool:
+        return self.valid_until is None or now < self.valid_until
+
+
+async def authenticate_ingest(session: AsyncSession, key: str, now: datetime) -> IngestKeyOwner | None:
+    """Whose ingest key this is (the current key, or the previous one within its grace period)."""
     if not shaped_like(key, INGEST_KEY_PREFIX):
         return None
-    found = (
+    digest = hash_secret(key)
+    row = (
         await session.execute(
-            sa.select(col(Account.id)).where(col(Account.ingest_key_hash) == hash_secret(key))
+            sa.select(
+                col(Account.id), col(Account.ingest_key_hash), col(Account.previous_ingest_key_expires_at)
+            ).where(
+                sa.or_(
+                    col(Account.ingest_key_hash) == digest,
+                    sa.and_(
+                        col(Account.previous_ingest_key_hash) == digest,
+                        col(Account.previous_ingest_key_expires_at) > now,
+                    ),
+                )
+            )
         )
-    ).scalar_one_or_none()
-    return None if found is None else int(found)
+    ).first()
+    if row is None:
+        return None
+    account_id, current, expires = row
+    assert account_id is not None
+    return IngestKeyOwner(account_id, None if current == digest else expires)
 
 
 def actor_for(admin: Admin) -> Actor:

@@ -122,6 +122,10 @@ class Account(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=256)
     ingest_key_hash: str = Field(max_length=64, unique=True)
+    # The key before the last rotation, still accepted until ``previous_ingest_key_expires_at``
+    # (``plm account rotate-ingest-key --grace-hours``), so agents can be updated meanwhile.
+    previous_ingest_key_hash: str | None = Field(default=None, max_length=64, index=True)
+    previous_ingest_key_expires_at: datetime | None = _ts(nullable=True)
     license_limit: int
     manual_review: bool = False
     retention_days: int = 30
@@ -159,6 +163,9 @@ class Admin(SQLModel, table=True):
     token_hash: str = Field(max_length=64, unique=True)
     notify_on_pending: bool = True
     created_at: datetime = _ts()
+    # Set by ``plm admin revoke``, which also replaces ``token_hash`` with the hash of a secret
+    # nobody holds, so no lookup by hash can ever find the old token; cleared by a rotation.
+    revoked_at: datetime | None = _ts(nullable=True)
 
 
 class User(SQLModel, table=True):

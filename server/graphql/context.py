@@ -102,6 +102,9 @@ class Context:
         self.live: LiveViews | None = None
         # Set only for a shared rendering of a subscription (server.graphql.live).
         self.feed: EventFeed | None = None
+        # The executed operation's type and name, once validated (operation.OperationInfo).
+        self.operation_type: str | None = None
+        self.operation_name: str | None = None
         self._session: AsyncSession | None = None
         # Whether the context opened its session (and so closes it), or was given one.
         self._owns_session = False

@@ -21,6 +21,18 @@ GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 # (HTTP 503 with Retry-After; a websocket is closed with 1013).
 SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 UNAVAILABLE_MESSAGE = "The database is unavailable right now; retry shortly."
+# Over a rate limit (HTTP 429 with Retry-After): retry the same request after that many
+# seconds, also given as ``extensions.retryAfter``. An extensions code, not an ErrorCode of
+# the schema: it never appears in a payload's ``errors``.
+RATE_LIMITED = "RATE_LIMITED"
+
+
+def rate_limited(seconds: int) -> dict[str, Any]:
+    """The GraphQL error of a refused request, as sent (HTTP body or websocket ``error``)."""
+    return {
+        "message": f"Too many requests; retry in {seconds} s.",
+        "extensions": {"code": RATE_LIMITED, "retryAfter": seconds},
+    }
 
 
 class ApiError(GraphQLError):

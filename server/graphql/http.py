@@ -16,7 +16,8 @@ Websockets speak only ``graphql-transport-ws``; the token comes in ``connection_
 (``{"Authorization": "Bearer …"}``). Each operation on a socket takes its own short read
 (:class:`~server.graphql.live.LiveTransportWSHandler`). Close codes a client sees:
 
-* 4403 — no or bad token in ``connection_init`` (or the token stopped working);
+* 4403 — no or bad token in ``connection_init`` (or the token stopped working: revoked or
+  rotated, :mod:`server.graphql.sockets`);
 * 4408 — no ``connection_init`` within 5 s;
 * 4406 — the client offered no ``graphql-transport-ws`` (e.g. only the legacy ``graphql-ws``);
 * 4410 — a live subscriber must resync by query, then subscribe again: it fell too far
@@ -24,7 +25,16 @@ Websockets speak only ``graphql-transport-ws``; the token comes in ``connection_
   says which; :mod:`server.graphql.subscriptions`);
 * 1009 — a message over :data:`MAX_FRAME_BYTES`;
 * 1013 — the database is unavailable: try again later;
-* 4400/4401/4409/4429 — protocol violations, as graphql-transport-ws defines them.
+* 4429 — the token already has ``PLM_MAX_WS_PER_TOKEN`` sockets open on this process, or
+  the client address is over its limit of failed sign-ins (and graphql-transport-ws's own
+  "too many initialisation requests");
+* 4400/4401/4409 — protocol violations, as graphql-transport-ws defines them.
+
+Rate limits (:mod:`server.infra.rate_limits`): every operation counts against its admin's
+``PLM_RATE_LIMIT_GRAPHQL``; over it, HTTP 429 with ``Retry-After`` and ``extensions.code``
+``RATE_LIMITED`` (over a websocket: an ``error`` message for that operation). A request
+that fails to authenticate counts against its client address
+(``PLM_RATE_LIMIT_UNAUTHENTICATED``): over it, 429 instead of 401.
 
 At most :data:`MAX_OPERATIONS_PER_CONNECTION` operations run at once on one connection; one
 more is answered with an ``error`` message for that operation id ("Subscription limit
@@ -36,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 from collections.abc import AsyncGenerator
 from datetime import timedelta
 from typing import Any
@@ -44,7 +53,7 @@ from typing import Any
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from sqlalchemy.engine import make_url
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
@@ -58,16 +67,21 @@ from strawberry.types.graphql import OperationType
 
 from server.domain import auth
 from server.infra.db import is_unavailable
+from server.infra.logs import RequestInfo, operation_label
+from server.infra.rate_limits import Surface
 from server.infra.sqlite_tokens import SqliteTokenLookup, TokenInfo
 from server.web.http import bearer_token, read_body
+from server.web.observe import request_info
 from server.web.runtime import Services
 
 from .cache import CacheKey, Lookup, ResponseCache
 from .context import Context, new_request_id
-from .errors import SERVICE_UNAVAILABLE, UNAUTHENTICATED, UNAVAILABLE_MESSAGE, has_code
+from .errors import SERVICE_UNAVAILABLE, UNAUTHENTICATED, UNAVAILABLE_MESSAGE, has_code, rate_limited
 from .feed import LiveViews
+from .graphiql import graphiql_page
 from .live import MAX_DOCUMENT_BYTES, LiveHub, LiveTransportWSHandler
 from .schema import schema
+from .sockets import OpenSockets, TooManySockets
 
 log = logging.getLogger("server.graphql")
 
@@ -116,6 +130,19 @@ def unavailable_response(request_id: str) -> Response:
         status_code=503,
         headers={"Retry-After": RETRY_AFTER_SECONDS, "X-Request-ID": request_id},
     )
+
+
+def rate_limited_response(request_id: str, seconds: int) -> Response:
+    """HTTP 429 in GraphQL's shape: over a rate limit; retry after ``seconds``."""
+    return JSONResponse(
+        {"data": None, "errors": [rate_limited(seconds)]},
+        status_code=429,
+        headers={"Retry-After": str(seconds), "X-Request-ID": request_id},
+    )
+
+
+def client_address(request: Request | WebSocket) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _bad_request(message: str, status: int = 400) -> Response:
@@ -186,6 +213,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.live_hub = LiveHub(self.live)
         self.cache = cache if cache is not None else ResponseCache(schema._schema)
         self._token_lookup: SqliteTokenLookup | None = None
+        self.sockets = OpenSockets(services.settings.max_ws_per_token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -197,14 +225,15 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def _http(self, scope: Scope, receive: Receive) -> Response:
         request = Request(scope, receive)
-        request_id = new_request_id()
+        info = request_info(scope) or RequestInfo(new_request_id())
+        request_id = info.request_id
         if request.method not in ("GET", "POST"):
             return PlainTextResponse("GraphQL only supports GET and POST requests.", 405)
         if self.should_render_graphql_ide(self.request_adapter_class(request)):
             return await self.render_graphql_ide(request)
         token = bearer(request.headers.get("authorization"))
         if token is None:
-            return _unauthenticated(request_id)
+            return await self._refuse(request, request_id)
         payload: Any = None
         if request.method == "POST":
             body = await _read_body(request)
@@ -222,16 +251,27 @@ class GraphQLApp(GraphQL[Context, None]):
         elif _document_too_large(request.query_params.get("query")):
             return _bad_request(f"The GraphQL document is over {MAX_DOCUMENT_BYTES} bytes.", 413)
         lookup: Lookup | None = None
+        counted: int | None = None  # the admin this request was already counted against
         if isinstance(payload, dict) and isinstance(payload.get("query"), str):
             op = payload.get("operationName")
             lookup = self.cache.lookup(
                 payload["query"], payload.get("variables"), op if isinstance(op, str) else None
             )
-            hit = self._cached(token, lookup)
-            if hit is not None:
-                return Response(hit, media_type="application/json", headers={"X-Request-ID": request_id})
+            found = self._token_info(token)
+            if found is not None:
+                wait = await self.services.limits.hit(Surface.GRAPHQL, str(found.admin_id))
+                if wait is not None:
+                    return rate_limited_response(request_id, wait)
+                counted = found.admin_id
+                hit = self._cached(found, lookup)
+                if hit is not None:
+                    # Only queries are cached.
+                    info.account_id, info.operation_type = found.account_id, "query"
+                    info.operation_name = operation_label(op if isinstance(op, str) else None)
+                    self.services.telemetry.graphql_operation("query")
+                    return Response(hit, media_type="application/json", headers={"X-Request-ID": request_id})
         try:
-            response, key = await self._execute(request, request_id, token, lookup)
+            response, key = await self._execute(request, info, token, lookup, counted)
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
@@ -244,15 +284,26 @@ class GraphQLApp(GraphQL[Context, None]):
         response.headers["X-Request-ID"] = request_id
         return response
 
+    async def _refuse(self, request: Request, request_id: str) -> Response:
+        """401, or 429 once the client's address is over its limit of failed sign-ins."""
+        wait = await self.services.limits.hit(Surface.UNAUTHENTICATED, client_address(request))
+        return _unauthenticated(request_id) if wait is None else rate_limited_response(request_id, wait)
+
     async def _execute(
-        self, request: Request, request_id: str, token: str, lookup: Lookup | None
+        self, request: Request, info: RequestInfo, token: str, lookup: Lookup | None, counted: int | None
     ) -> tuple[Response, CacheKey | None]:
         """Authenticate and execute in one read session; the response and its cache key."""
+        request_id = info.request_id
         async with self.services.db.read() as session:
             found = await auth.authenticate(session, token)
             if found is None:
-                return _unauthenticated(request_id), None
+                return await self._refuse(request, request_id), None
             admin, account = found
+            info.account_id = admin.account_id
+            if admin.id != counted:
+                wait = await self.services.limits.hit(Surface.GRAPHQL, str(admin.id))
+                if wait is not None:
+                    return rate_limited_response(request_id, wait), None
             key = None
             if lookup is not None:
                 assert account.id is not None
@@ -269,6 +320,9 @@ class GraphQLApp(GraphQL[Context, None]):
                 response = PlainTextResponse(exc.reason, status_code=exc.status_code)
             finally:
                 await ctx.close()
+                info.operation_type, info.operation_name = ctx.operation_type, ctx.operation_name
+                if ctx.operation_type is not None:
+                    self.services.telemetry.graphql_operation(ctx.operation_type)
         return response, key
 
     def _tokens(self) -> SqliteTokenLookup | None:
@@ -281,18 +335,21 @@ class GraphQLApp(GraphQL[Context, None]):
                     return None
         return self._token_lookup
 
-    def _cached(self, token: str, lookup: Lookup) -> bytes | None:
-        """A cache hit found with a synchronous token read (SQLite), or ``None``.
-
-        Only hits are answered here. A miss executes in the request's read session, whose
-        snapshot gives the version the entry is stored under.
-        """
+    def _token_info(self, token: str) -> TokenInfo | None:
+        """The token's admin and account read synchronously (SQLite), or ``None`` (not found,
+        or not on SQLite: the request's read session authenticates)."""
         tokens = self._tokens()
         if tokens is None:
             return None
         info = tokens.lookup(token)
-        if not isinstance(info, TokenInfo):
-            return None
+        return info if isinstance(info, TokenInfo) else None
+
+    def _cached(self, info: TokenInfo, lookup: Lookup) -> bytes | None:
+        """A cache hit for the token's account and role, or ``None``.
+
+        Only hits are answered here. A miss executes in the request's read session, whose
+        snapshot gives the version the entry is stored under.
+        """
         key = lookup.key(info.account_id, info.queue_version, info.role)
         return None if key is None else self.cache.get(key)
 
@@ -342,19 +399,7 @@ class GraphQLApp(GraphQL[Context, None]):
             raise json.JSONDecodeError("nested too deeply", "", 0) from None
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        """GraphiQL, which keeps no token in the browser's storage, under a strict CSP."""
-        nonce = secrets.token_urlsafe(16)
-        html = _graphiql_html(self.graphql_ide_html).replace("<script", f'<script nonce="{nonce}"')
-        return HTMLResponse(
-            html,
-            headers={
-                "Content-Security-Policy": _GRAPHIQL_CSP.format(nonce=nonce),
-                "X-Frame-Options": "DENY",
-                "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "no-referrer",
-                "Cache-Control": "no-store",
-            },
-        )
+        return graphiql_page(self.graphql_ide_html)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         # HTTP requests get their context from _http (``run(context=...)``); this is the
@@ -368,36 +413,25 @@ class GraphQLApp(GraphQL[Context, None]):
         raw = params.get("Authorization") or params.get("authorization") if isinstance(params, dict) else None
         token = bearer(raw) if isinstance(raw, str) else None
         if token is None:
-            raise ConnectionRejectionError({"message": "a valid admin API token is required"})
+            await self._refuse_socket(context)
+        assert token is not None
         # A short read: the socket keeps who it is, never a session (each operation
         # reads in its own; LiveTransportWSHandler).
         async with asyncio.timeout(self.services.settings.request_timeout_seconds):
             async with self.services.db.read() as session:
                 found = await auth.authenticate(session, token)
         if found is None:
-            raise ConnectionRejectionError({"message": "a valid admin API token is required"})
+            await self._refuse_socket(context)
+        assert found is not None
+        self.sockets.open(context, token)  # TooManySockets: closed with 4429
         context.token = token
         context.bind(*found)
+        if (info := request_info(context.request.scope)) is not None:
+            info.account_id = found[0].account_id
         return None
 
-
-# GraphiQL loads its code from unpkg (pinned, with subresource integrity); everything else
-# is refused: no framing (clickjacking), no other origin to talk to or load from.
-_GRAPHIQL_CSP = (
-    "default-src 'none'; "
-    "script-src 'nonce-{nonce}' https://unpkg.com; "
-    "style-src 'unsafe-inline' https://unpkg.com; "
-    "font-src https://unpkg.com data:; "
-    "img-src 'self' data:; "
-    "connect-src 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-)
-
-
-def _graphiql_html(template: str) -> str:
-    # Strawberry's page persists the headers editor (the Authorization token) in the
-    # browser's localStorage; an admin token there outlives the tab. Never persist it.
-    persisting = "shouldPersistHeaders: true"
-    if persisting not in template:  # pragma: no cover - a Strawberry upgrade changed the page
-        raise RuntimeError("GraphiQL's page changed: check that it does not persist headers")
-    return template.replace(persisting, "shouldPersistHeaders: false")
+    async def _refuse_socket(self, context: Context) -> None:
+        wait = await self.services.limits.hit(Surface.UNAUTHENTICATED, client_address(context.request))
+        if wait is not None:
+            raise TooManySockets("too many failed sign-ins from this address; retry later")
+        raise ConnectionRejectionError({"message": "a valid admin API token is required"})

@@ -45,11 +45,13 @@ from server.domain import auth
 from server.domain.events import QueueEvent
 from server.infra.broadcast import SubscriberOverflow
 from server.infra.db import is_unavailable
+from server.infra.rate_limits import Surface
 
 from .context import Context
-from .errors import SERVICE_UNAVAILABLE, UNAVAILABLE_MESSAGE, has_code
+from .errors import SERVICE_UNAVAILABLE, UNAVAILABLE_MESSAGE, has_code, rate_limited
 from .extensions import MAX_TOKENS, SizedCache, text_bytes
 from .feed import EventFeed, LiveViews
+from .sockets import CLOSE_TOO_MANY, TooManySockets
 from .subscriptions import close_fell_behind
 
 log = logging.getLogger(__name__)
@@ -266,6 +268,9 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
       short read serves that operation only, ended when it completes. The socket itself
       never holds a database connection or a snapshot between messages.
     * A database that cannot be reached closes the socket with :data:`CLOSE_TRY_AGAIN_LATER`.
+    * Every operation counts against its admin's rate limit; over it, that operation gets an
+      ``error`` message (``RATE_LIMITED``) and the socket stays open. Sockets are counted per
+      token (``view.sockets``: the cap, and closing those of a revoked token).
     """
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
@@ -275,6 +280,10 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         try:
             await super().handle_connection_init(message)
         except Exception as exc:
+            if isinstance(exc, TooManySockets):
+                with contextlib.suppress(Exception):
+                    await self.websocket.close(code=CLOSE_TOO_MANY, reason=str(exc))
+                return
             if not is_unavailable(exc):
                 raise
             log.warning("websocket connection refused: the database is unavailable (%s)", exc)
@@ -298,7 +307,22 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             error = GraphQLError(f"The GraphQL document is over {MAX_DOCUMENT_BYTES} bytes.")
             await self.send_message({"id": message["id"], "type": "error", "payload": [error.formatted]})
             return
+        ctx = self.context
+        if self.connection_acknowledged and ctx.bound and message["id"] not in self.operations:
+            wait = await ctx.services.limits.hit(Surface.GRAPHQL, str(ctx.admin.id))
+            if wait is not None:
+                error_payload: Any = [rate_limited(wait)]
+                await self.send_message({"id": message["id"], "type": "error", "payload": error_payload})
+                return
         await super().handle_subscribe(message)
+
+    async def shutdown(self) -> None:
+        try:
+            await super().shutdown()
+        finally:
+            sockets = getattr(self.view, "sockets", None)
+            if sockets is not None:
+                sockets.close(self.context)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         hub: LiveHub | None = getattr(self.view, "live_hub", None)
@@ -347,6 +371,8 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                             await self._close_unavailable()
                             return
                         await operation.send_next(result)
+                if ctx.operation_type is not None:
+                    ctx.services.telemetry.graphql_operation(ctx.operation_type)
         except _OperationStreamClosed:
             return
         except Exception as exc:
@@ -366,6 +392,7 @@ class LiveTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def _run_shared(self, hub: LiveHub, operation: Operation[Context, None]) -> None:
         ctx = self.context
         rendering = hub.join(self.schema, ctx, operation)
+        ctx.services.telemetry.graphql_operation("subscription")
         try:
             errors = await asyncio.shield(rendering.ready)
             if errors is not None:

@@ -11,6 +11,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 
 from .extensions import EXTENSIONS, finish_errors
 from .mutations import Mutation
+from .operation import OperationInfo
 from .queries import Query
 from .subscriptions import Subscription
 
@@ -35,7 +36,7 @@ schema = Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    extensions=EXTENSIONS,
+    extensions=[*EXTENSIONS, OperationInfo],
 )
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent.parent / "schema.graphql"

@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,9 +31,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
+from sqlalchemy.pool.base import ConnectionPoolEntry
 
-from server.domain.events import take_recorded
+from server.domain.events import QueueEvent, take_recorded
 from server.domain.models import ReadinessProbe
 from server.infra.broadcast import Broadcaster, MemoryBroadcaster
 from server.infra.settings import Settings
@@ -84,6 +87,39 @@ def is_unavailable(exc: BaseException) -> bool:
         else:
             current = current.__cause__
     return False
+
+
+@dataclass
+class PoolWaits:
+    """Checkouts of pooled connections and the time spent getting them (waiting for a free
+    one, or opening one): what ``plm_db_pool_wait_seconds`` shows."""
+
+    checkouts: int = 0
+    seconds: float = 0.0
+
+
+class _MeteredPool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's pool for asyncio drivers, timing each checkout (two clock reads)."""
+
+    waits: PoolWaits | None = None
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        waits = self.waits
+        if waits is None:
+            return super()._do_get()
+        started = time.perf_counter()
+        try:
+            return super()._do_get()
+        finally:
+            waits.checkouts += 1
+            waits.seconds += time.perf_counter() - started
+
+    def recreate(self) -> _MeteredPool:
+        # Engine.dispose() replaces the pool with a new one of the same class.
+        fresh = super().recreate()
+        assert isinstance(fresh, _MeteredPool)
+        fresh.waits = self.waits
+        return fresh
 
 
 class _RollbackOnClose(sqlite3.Connection):
@@ -165,8 +201,16 @@ class Database:
             read["isolation_level"] = "REPEATABLE READ"
         # Reads and writes have separate pools, so a request holding a read connection can
         # always get a write connection: they can never starve each other.
+        if make_url(url).database not in (None, "", ":memory:"):
+            common["poolclass"] = _MeteredPool
         self.engine = create_async_engine(url, **common, **read)
         self.write_engine = create_async_engine(url, **common, **write).execution_options(plm_write=True)
+        self.pool_waits = PoolWaits()
+        for pool in (self.engine.pool, self.write_engine.pool):
+            if isinstance(pool, _MeteredPool):
+                pool.waits = self.pool_waits
+        # Told of every committed transaction's queue events, in this process (metrics).
+        self.commit_listeners: list[Callable[[Sequence[QueueEvent]], None]] = []
         if self.is_sqlite:
             _install_sqlite_pragmas(self.engine, busy_timeout_ms)
             _install_sqlite_pragmas(self.write_engine, busy_timeout_ms)
@@ -209,6 +253,8 @@ class Database:
             if events:
                 # Still inside the SQLite write lock, so delivery follows commit order.
                 self.broadcaster.committed(events)
+                for listener in self.commit_listeners:
+                    listener(events)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -230,6 +276,14 @@ class Database:
             insert = postgresql.insert if not self.is_sqlite else sqlite.insert
             stmt = insert(ReadinessProbe).values(id=1, checked_at=now)
             await session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"checked_at": now}))
+
+    def pool_in_use(self) -> int:
+        """Connections checked out of both pools now."""
+        return sum(
+            pool.checkedout()
+            for pool in (self.engine.pool, self.write_engine.pool)
+            if isinstance(pool, AsyncAdaptedQueuePool)
+        )
 
     async def ping(self) -> bool:
         async with self.engine.connect() as conn:

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 
 from server.domain.activity import ingestion
 from server.domain.activity.batch import Batch
@@ -58,8 +59,11 @@ class IngestCommitter:
         *,
         max_queued_batches: int = MAX_QUEUED_BATCHES,
         max_queued_events: int = MAX_QUEUED_EVENTS,
+        on_group: Callable[[int], None] | None = None,
     ) -> None:
         self._db = db
+        # Told the size of every group committed (metrics).
+        self._on_group = on_group
         self._clock = clock
         self._max_batches = max_queued_batches
         self._max_events = max_queued_events
@@ -163,6 +167,8 @@ class IngestCommitter:
             if not future.done():
                 future.set_exception(exc)
             return
+        if self._on_group is not None:
+            self._on_group(len(group))
         for (_, _, future), result in zip(group, results, strict=True):
             if not future.done():
                 future.set_result(result)

@@ -162,8 +162,17 @@ async def release_lease(db: Database, name: str, holder: str, now: datetime) -> 
 class JobRunner(Generic[C]):
     """The jobs of one app instance: its scheduler and its identity as a lease holder."""
 
-    def __init__(self, context: C, jobs: Sequence[Job[C]], holder: str | None = None) -> None:
+    def __init__(
+        self,
+        context: C,
+        jobs: Sequence[Job[C]],
+        holder: str | None = None,
+        *,
+        on_result: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.context = context
+        # Told each tick's outcome: (job, "ran" | "skipped" | "failed"), for metrics.
+        self._on_result = on_result
         self.jobs = {job.name: job for job in jobs}
         self.holder = holder or f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(4)}"
         self.scheduler: AsyncIOScheduler | None = None
@@ -171,6 +180,19 @@ class JobRunner(Generic[C]):
 
     async def tick(self, name: str) -> bool:
         """Run job ``name`` once if this instance holds its lease and the job is due; True if it ran."""
+        try:
+            ran = await self._tick(name)
+        except Exception:
+            self._report(name, "failed")
+            raise
+        self._report(name, "ran" if ran else "skipped")
+        return ran
+
+    def _report(self, name: str, result: str) -> None:
+        if self._on_result is not None:
+            self._on_result(name, result)
+
+    async def _tick(self, name: str) -> bool:
         job = self.jobs[name]
         started = self.context.clock()
         held = await acquire_lease(self.context.db, name, self.holder, started, job.lease_seconds)

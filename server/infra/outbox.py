@@ -30,7 +30,7 @@ import enum
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -256,3 +256,27 @@ async def deliver(
             continue
         await sender.send(batch, Delivery(db, clock, report, sender.backoff_seconds))
     return report
+
+
+async def backlog(db: Database, now: datetime) -> dict[str, tuple[int, float]]:
+    """Undelivered messages by kind: how many, and the age in seconds of the oldest (metrics).
+
+    One indexed read (``status`` leads ``ix_outbox_status_due``); every row is mail today.
+    """
+    async with db.read() as session:
+        count, oldest = (
+            await session.execute(
+                sa.select(sa.func.count(), sa.func.min(col(OutboxMessage.created_at))).where(
+                    col(OutboxMessage.status) == OutboxStatus.PENDING
+                )
+            )
+        ).one()
+    age = 0.0 if oldest is None else max(0.0, (now - _aware(oldest)).total_seconds())
+    return {Kind.MAIL.value: (int(count), age)}
+
+
+def _aware(value: datetime) -> datetime:
+    # An aggregate skips the column's type on SQLite: naive UTC text comes back.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

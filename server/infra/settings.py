@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 from urllib.parse import urlparse
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+if TYPE_CHECKING:
+    from limits import RateLimitItem
+
 SmtpTls = Literal["auto", "none", "starttls", "tls"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+LogFormat = Literal["text", "json"]
 PREFIX = "PLM_"
 
 
@@ -35,6 +39,31 @@ def _url(*schemes: str) -> AfterValidator:
         return value
 
     return AfterValidator(check)
+
+
+def parse_limits(value: str) -> list[RateLimitItem]:
+    """``"50/second;1000/minute"`` as the ``limits`` library's items; ``ValueError`` if it is not one."""
+    # Imported here: only a server (or a non-default value) needs it, not every CLI command.
+    import limits
+
+    try:
+        items = limits.parse_many(value)
+    except ValueError:
+        items = []
+    if not items or any(item.amount < 1 for item in items):
+        raise ValueError(
+            "expected one or more rates separated by ';', each a count of at least 1 per "
+            "second, minute, hour or day, e.g. '50/second;1000/minute'"
+        )
+    return items
+
+
+def _check_limits(value: str) -> str:
+    parse_limits(value)
+    return value
+
+
+RateLimits = Annotated[str, AfterValidator(_check_limits)]
 
 
 def _seconds(default: float, hi: float) -> Any:
@@ -69,6 +98,15 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: float = _seconds(5.0, 600)
     db_pool_timeout_seconds: float = _seconds(5.0, 600)
     db_statement_timeout_seconds: float = _seconds(30.0, 86_400)
+    # Operating it (docs: README, Operations). Rate limits are per process, in memory.
+    # (Defaults are not re-validated: a CLI command need not import ``limits`` to start.)
+    rate_limit_graphql: RateLimits = Field(default="50/second;1000/minute", validate_default=False)
+    # 10,000 agents reporting every minute are ~167 batches/s; see the README for the sizing.
+    rate_limit_ingest: RateLimits = Field(default="500/second;30000/minute", validate_default=False)
+    rate_limit_unauthenticated: RateLimits = Field(default="20/second;300/minute", validate_default=False)
+    max_ws_per_token: int = Field(default=20, ge=1, le=100_000)
+    metrics_token: str | None = Field(default=None, repr=False, min_length=16)
+    log_format: LogFormat = "text"
 
     @model_validator(mode="after")
     def _broadcast_needs_postgres(self) -> Self:

@@ -18,8 +18,9 @@ from server.infra.db import Database
 from server.infra.pg_broadcast import make_broadcaster
 from server.infra.settings import Settings
 from server.infra.tasks import finish_or_cancel
-from server.web import health, ingest
+from server.web import health, ingest, prometheus
 from server.web.http import Deadline, keep_query_strings_out_of_logs, redirect_to
+from server.web.observe import Observe
 from server.web.runtime import Clock, Services
 from server.web.schedule import JobRunner
 
@@ -55,43 +56,58 @@ def create_app(
     database = db or Database.from_settings(settings, make_broadcaster(settings.broadcast_url))
     svc = Services(settings=settings, db=database) if clock is None else Services(settings, database, clock)
     # Scheduled jobs (digests, outbox, retention); a database lease runs each tick in one process.
-    runner = JobRunner(svc)
+    runner = JobRunner(svc, on_result=svc.telemetry.job_run)
+    graphql = GraphQLApp(svc)
+    telemetry = svc.telemetry
+    telemetry.sample(
+        subscribers=lambda: svc.db.broadcaster.broker.subscriber_count(), pool_in_use=svc.db.pool_in_use
+    )
+    telemetry.sample_pool_waits(lambda: svc.db.pool_waits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await svc.db.broadcaster.start()
+        svc.db.commit_listeners.append(telemetry.queue_events)
         runner.start()
         stopping = asyncio.Event()
         tasks = [asyncio.create_task(task(svc, stopping)) for task in background or []]
+        # Closes websockets whose token was revoked or rotated, wherever that happened.
+        sweeper = asyncio.create_task(graphql.sockets.watch(svc.db), name="revoked-token-sweep")
         try:
             yield
         finally:
             stopping.set()
+            sweeper.cancel()
             await finish_or_cancel(tasks, BACKGROUND_GRACE_SECONDS, "a background task")
             await runner.stop()
+            with contextlib.suppress(ValueError):
+                svc.db.commit_listeners.remove(telemetry.queue_events)
             await svc.committer.stop()
             await svc.db.broadcaster.stop()
             if db is None:
                 await svc.db.dispose()
 
-    graphql = GraphQLApp(svc)
     routes: list[BaseRoute] = [
         Route("/ingest", ingest.ingest, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/metrics", prometheus.metrics, methods=["GET"]),
         Route("/graphql", graphql),
         # Subscriptions: graphql-transport-ws on the same path.
         WebSocketRoute("/graphql", graphql),
     ]
     # A trailing slash is redirected relatively (Starlette's own redirect trusts Host).
-    routes += [
-        Route(f"{path}/", redirect_to(path)) for path in ("/graphql", "/ingest", "/healthz", "/readyz")
-    ]
+    paths = ("/graphql", "/ingest", "/healthz", "/readyz", "/metrics")
+    routes += [Route(f"{path}/", redirect_to(path)) for path in paths]
     keep_query_strings_out_of_logs()
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(Deadline, seconds=settings.request_timeout_seconds)],
+        middleware=[
+            # Outermost: the request id and the access line cover the deadline's 503 too.
+            Middleware(Observe, telemetry=telemetry, routes=frozenset(paths + tuple(f"{p}/" for p in paths))),
+            Middleware(Deadline, seconds=settings.request_timeout_seconds),
+        ],
     )
     app.router.redirect_slashes = False
     app.state.services = svc

@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.web.observe import request_info
+
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -73,7 +75,8 @@ class Deadline:
         except TimeoutError:
             if not deadline.expired() or started:
                 raise
-            request_id = uuid.uuid4().hex[:16]
+            info = request_info(scope)
+            request_id = info.request_id if info is not None else uuid.uuid4().hex[:16]
             log.warning(
                 "%s %s (request %s): no answer within %.1fs; answered 503",
                 scope["method"],

@@ -19,7 +19,7 @@ the lease.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from server.domain import retention
@@ -121,9 +121,13 @@ class JobRunner(LeasedJobRunner[Services]):
     """The jobs of one app instance (:data:`JOBS` unless told otherwise) over its Services."""
 
     def __init__(
-        self, svc: Services, jobs: Sequence[Job[Services]] = JOBS, holder: str | None = None
+        self,
+        svc: Services,
+        jobs: Sequence[Job[Services]] = JOBS,
+        holder: str | None = None,
+        on_result: Callable[[str, str], None] | None = None,
     ) -> None:
-        super().__init__(svc, jobs, holder)
+        super().__init__(svc, jobs, holder, on_result=on_result)
 
     @property
     def svc(self) -> Services:

@@ -1,9 +1,10 @@
-"""Several ``plm serve`` processes on one PostgreSQL: the license invariant and the job lease."""
+"""Several ``plm serve`` processes on one PostgreSQL: the license invariant, the job lease, revocation."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import time
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import websockets
 
 from tests import pg
 from tests.support import ServerProcess, batch_body, plm
@@ -115,3 +117,64 @@ def test_each_job_tick_runs_in_one_process_only(postgres: pg.PostgresServer) -> 
     runner = 0 if ran[0] else 1
     assert ran[1 - runner] == [] and skipped[runner] == 0, (ran, skipped)
     assert len(set(ran[runner])) == 1 and skipped[1 - runner] >= 2, (ran, skipped)
+
+
+async def test_a_revoked_token_stops_on_every_process_and_its_sockets_close_within_two_seconds(
+    two_servers: tuple[dict[str, str], list[ServerProcess]],
+) -> None:
+    """Sockets on both processes; the CLI revokes; both close theirs, both refuse the token."""
+    env, servers = two_servers
+    account = plm(env, "account", "create", "--name", "Acme", "--licenses", "2")
+    admin = plm(
+        env, "admin", "create", "--account", account["id"], "--email", "a@acme.example", "--name", "Ann"
+    )
+    auth = {"Authorization": f"Bearer {admin['token']}"}
+    sockets = [await subscribed(s.url, admin["token"]) for s in servers]
+    async with httpx.AsyncClient(timeout=10) as http:
+        assert [
+            (await http.post(f"{s.url}/graphql", json=ME, headers=auth)).status_code for s in servers
+        ] == [
+            200,
+            200,
+        ]
+        plm(env, "admin", "revoke", "--account", account["id"], "--email", "a@acme.example")
+        revoked_at = time.monotonic()
+        # At once, on both: no cache stands between a request and the token's row.
+        assert [
+            (await http.post(f"{s.url}/graphql", json=ME, headers=auth)).status_code for s in servers
+        ] == [
+            401,
+            401,
+        ]
+        codes = await asyncio.gather(*(close_code(ws) for ws in sockets))
+        assert codes == [4403, 4403] and time.monotonic() - revoked_at < 2.0
+
+        rotated = plm(env, "admin", "rotate-token", "--account", account["id"], "--email", "a@acme.example")
+        fresh = {"Authorization": f"Bearer {rotated['token']}"}
+        assert [
+            (await http.post(f"{s.url}/graphql", json=ME, headers=fresh)).status_code for s in servers
+        ] == [
+            200,
+            200,
+        ]
+
+
+ME = {"query": "{ me { id } }"}
+
+
+async def subscribed(url: str, token: str) -> websockets.ClientConnection:
+    ws = await websockets.connect(
+        url.replace("http", "ws") + "/graphql", subprotocols=[websockets.Subprotocol("graphql-transport-ws")]
+    )
+    await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+    assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+    query = "subscription { pendingQueueChanged { action } }"
+    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+    return ws
+
+
+async def close_code(ws: websockets.ClientConnection) -> int | None:
+    with contextlib.suppress(websockets.ConnectionClosed):
+        while True:
+            await asyncio.wait_for(ws.recv(), 10)
+    return ws.close_code

@@ -20,9 +20,14 @@ class ConnectionStatus(Static):
 
     state: reactive[ConnectionState] = reactive(ConnectionState.CONNECTING)
     detail: reactive[str] = reactive("")
+    # Seconds the client waits because the server answered 429 (0: not slowed down).
+    slowdown: reactive[int] = reactive(0)
 
     def render(self) -> str:
-        return f"{_LABELS[self.state]} {self.detail}".rstrip()
+        text = f"{_LABELS[self.state]} {self.detail}".rstrip()
+        if self.slowdown:
+            text += f" · slowing down, retrying in {self.slowdown} s"
+        return text
 
     def watch_state(self, old: ConnectionState, new: ConnectionState) -> None:
         self.remove_class(f"-{old}")

@@ -33,6 +33,9 @@ class IngestResult:
     status: str
     accepted: int
     duplicate: bool = False
+    # This batch admitted its agent (a key new to the account): metrics count admissions.
+    # Not part of the answer.
+    admitted: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,7 +103,9 @@ async def ingest_many(
             first = first_in_group[bkey]
             # An ignored batch is never stored, so its replay is not a duplicate either.
             results.append(
-                first if first.status == AdmissionStatus.IGNORED else replace(first, duplicate=True)
+                replace(first, admitted=False)
+                if first.status == AdmissionStatus.IGNORED
+                else replace(first, duplicate=True, admitted=False)
             )
             continue
         entered = False
@@ -108,7 +113,7 @@ async def ingest_many(
             outcome = admissions[n]
             if outcome.status == AdmissionStatus.IGNORED:
                 # Do-not-track: accepted and dropped; nothing is stored, not even the batch id.
-                ignored = IngestResult(None, None, AdmissionStatus.IGNORED, 0)
+                ignored = IngestResult(None, None, AdmissionStatus.IGNORED, 0, admitted=True)
                 first_in_group[bkey] = ignored
                 results.append(ignored)
                 continue
@@ -129,7 +134,7 @@ async def ingest_many(
             # what the queue shows: even a heartbeat changes it, and cached queue pages
             # are keyed by the account's queue version.
             pending_accounts.add(account_id)
-        result = IngestResult(agent_id, user_id, status, len(batch.events))
+        result = IngestResult(agent_id, user_id, status, len(batch.events), admitted=n in admissions)
         first_in_group[bkey] = result
         results.append(result)
         batch_rows.append(

@@ -1,7 +1,7 @@
 """automation and reclaim: auto-approval, queue target, licensed-time history
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-29 00:40:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import server.domain.models
 
 revision: str = "0010"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
