@@ -325,3 +325,23 @@ async def test_the_search_text_is_echoed_literally(live_review: LiveServer) -> N
         await wait_until(pilot, lambda: users.model.rows.keys() == {ids["eve"], ids["eve2"]}, "the search")
         assert shown(users.query_one("#users-info", Static)) == "Showing 2 of 2 users · search “[/]”"
         assert_harmless(app)
+
+
+async def test_the_detail_pane_shows_hostile_names_literally(live_review: LiveServer) -> None:
+    ids = await hostile_queue(live_review)
+    app = live_review.app()
+    async with app.run_test(size=(170, 40), notifications=True) as pilot:
+        await ready(pilot, app, 3)
+        await cursor_on(pilot, app, ids["eve2"])
+        pane = app.pending.pane
+        await wait_until(
+            pilot, lambda: pane.detail is not None and pane.detail.id == ids["eve2"], "Eve's details"
+        )
+        text = shown(pane.query_one(".detail-body"))
+        assert text.startswith(f"{NAME_SHOWN}\n")
+        assert f"{DEVICE_SHOWN}\\{LOGON_SHOWN} on {DEVICE_SHOWN}" in text
+        assert f"Assign {NAME_SHOWN}  " in text  # the first Eve, her likely match
+        assert_harmless(app)
+        await pilot.click(pane, offset=(2, 0))  # where a click action would sit
+        await pilot.pause()
+        assert_harmless(app)
