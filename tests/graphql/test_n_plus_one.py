@@ -12,6 +12,7 @@ from sqlalchemy import event
 from server.infra.db import Database
 from tests.graphql.helpers import PENDING_PAGE, Gql
 from tests.graphql.test_queries import report
+from tests.graphql.test_user_activity import report as report_events
 from tests.server.domain import arrive
 from tests.support import START, Tenant
 
@@ -49,3 +50,57 @@ async def test_statement_count_does_not_grow_with_the_page(gql: Gql, db: Databas
     assert counts[50] == counts[5], counts
     # auth, page, count, agents, agents' users, retained activity (+ BEGIN/ROLLBACK noise, if any)
     assert counts[50] <= 8, counts
+
+
+ACTIVITY_PAGE = """
+query Page($first: Int!) {
+  pendingUsers(first: $first) {
+    edges { node {
+      id lastActivityAt
+      activity(days: 30) {
+        days activeSeconds productiveSeconds unproductiveSeconds
+        topApps { app activeSeconds }
+        daily { date activeSeconds productiveSeconds unproductiveSeconds }
+      }
+      week: activity(days: 7) { activeSeconds }
+      agents { id }
+      pending { retainedActiveSeconds }
+    } }
+  }
+}
+"""
+
+
+async def test_activity_and_last_activity_cost_a_fixed_number_of_statements(
+    gql: Gql, db: Database, tenant: Tenant
+) -> None:
+    for i in range(3):
+        await arrive(db, tenant.account_id, f"LIC{i}", f"lic{i}")
+    for i in range(55):
+        await report_events(
+            db,
+            tenant,
+            f"p{i}",
+            START,
+            *[
+                (START - timedelta(days=d, minutes=i), 60 + d, f"app{d % 7}.exe", "productive")
+                for d in range(12)
+            ],
+        )
+
+    counts = {}
+    for first in (5, 50):
+        with counting(db) as statements:
+            page = (await gql(tenant.admin_token, ACTIVITY_PAGE, first=first)).ok()["pendingUsers"]
+        assert len(page["edges"]) == first
+        for edge in page["edges"]:
+            node = edge["node"]
+            assert len(node["activity"]["daily"]) == 30 and len(node["activity"]["topApps"]) == 5
+            assert node["activity"]["activeSeconds"] == node["pending"]["retainedActiveSeconds"]
+            assert node["week"]["activeSeconds"] < node["activity"]["activeSeconds"]
+            assert node["lastActivityAt"] is not None
+        counts[first] = len(statements)
+    assert counts[50] == counts[5], counts
+    # auth, page, agents, retained, last activity, and per distinct `days` (30, 7) a daily and
+    # an apps statement (+ BEGIN/ROLLBACK noise, if any)
+    assert counts[50] <= 10, counts

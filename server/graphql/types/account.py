@@ -8,11 +8,11 @@ from typing import Annotated
 import strawberry
 
 from server.domain import models
-from server.domain.activity.report import AppUsage as DomainAppUsage
 from server.domain.activity.report import UserActivity as DomainUserActivity
 from server.domain.events import AccountUsage
 from server.domain.metrics import QueueMetrics as DomainQueueMetrics
 
+from .activity import AppUsage
 from .base import QueueAction, Role, gid
 from .users import UserType
 
@@ -59,16 +59,6 @@ class AccountType:
             manual_review=usage.manual_review,
             retention_days=account.retention_days,
         )
-
-
-@strawberry.type
-class AppUsage:
-    app: str
-    active_seconds: int
-
-    @classmethod
-    def of(cls, usage: DomainAppUsage) -> AppUsage:
-        return cls(app=usage.app, active_seconds=usage.active_seconds)
 
 
 @strawberry.type

@@ -13,11 +13,13 @@ from datetime import datetime
 import strawberry
 
 from server.domain import models
-from server.domain.reads import cursors, lists, loads, rows
+from server.domain.errors import DomainError
+from server.domain.reads import activity, cursors, lists, loads, rows
 from server.domain.suggestions.store import Found
 
 from ..context import Ctx
 from ..errors import BadUserInput
+from .activity import ActivitySummaryType
 from .base import PageInfo, PendingReason, SuggestionKind, UserStatus, gid
 
 
@@ -146,6 +148,27 @@ class UserType:
         assert self.row.id is not None
         found = await info.context.loaders.suggestions.load(self.row.id)
         return [SuggestionType.of(f) for f in found[:first]]
+
+    @strawberry.field(
+        description=(
+            "The user's activity over the last `days` UTC days (1 to 90), today included: a"
+            " pending user's retained activity, or a licensed user's. The totals cover the"
+            " `days` * 24 hours up to now (the rule retention applies); the hours of that window"
+            " before the oldest day's midnight count in the oldest day's entry."
+        )
+    )  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    async def activity(self, info: Ctx, days: int = 30) -> ActivitySummaryType:
+        try:
+            activity.check_days(days)
+        except DomainError as exc:
+            raise BadUserInput(exc.message, field=exc.field) from None
+        assert self.row.id is not None
+        return ActivitySummaryType.of(await info.context.loaders.activity.load((self.row.id, days)))
+
+    @strawberry.field(description="When the user's latest stored activity ended; null when none is stored.")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    async def last_activity_at(self, info: Ctx) -> datetime | None:
+        assert self.row.id is not None
+        return await info.context.loaders.last_activity.load(self.row.id)
 
 
 @strawberry.type(name="Suggestion")
