@@ -71,8 +71,8 @@ async def approve(
         assert user.id is not None and reason is not None
         audit(session, actor, QueueAction.APPROVED, user, f"approved (was {reason.value})", now, entered)
         changes.append((QueueAction.APPROVED, user.id, actor.admin_id))
+    # Suggestions stay: a licensed user shows its likely matches too (docs/behaviour.md).
     usage, events = await finish(session, account, changes, now)
-    await suggestions.forget(session, [uid for _, uid, _ in changes])
     return ActionResult(account=account, usage=usage, events=events, users=users)
 
 

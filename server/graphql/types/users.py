@@ -1,7 +1,8 @@
-"""Users, their agents, pending info and suggestions, and their lists (connections).
+"""Users, their agents, pending info, activity and suggestions, and their lists (connections).
 
-A user's agents, its pending info and its suggestions resolve through the request's
-DataLoaders, unless the user came from a live event whose rows are already loaded.
+A user's agents and pending info resolve through the request's DataLoaders, unless the user
+came from a live event whose rows are already loaded; its activity, last activity and
+suggestions always do (a live event's rendering opens a read of its own for them).
 """
 
 from __future__ import annotations
@@ -139,12 +140,16 @@ class UserType:
         found = loads.pending_info(self.row, retained, info.context.account.retention_days)
         return None if found is None else PendingInfoType.of(found)
 
-    @strawberry.field
+    @strawberry.field(
+        description=(
+            "Likely matches among the account's other users and agents, pending or licensed, best"
+            " first (score 0 to 1, at least 0.70): where to assign or merge a pending user, or the"
+            " seat a licensed duplicate wastes. Of two duplicates, each shows the other."
+        )
+    )  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
     async def suggestions(self, info: Ctx, first: int = 3) -> list[SuggestionType]:
         if not 1 <= first <= cursors.MAX_PAGE:
             raise BadUserInput(f"first must be from 1 to {cursors.MAX_PAGE}; got {first}", field="first")
-        if self.row.status is not models.UserStatus.PENDING:
-            return []
         assert self.row.id is not None
         found = await info.context.loaders.suggestions.load(self.row.id)
         return [SuggestionType.of(f) for f in found[:first]]
