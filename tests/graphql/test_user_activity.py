@@ -219,6 +219,8 @@ async def test_last_activity_at_is_when_the_latest_event_ended(
     t = await make_tenant(db, licenses=1)
     now = clock.now
     quiet = await report(db, t, "quiet", now)
+    # Another user's later activity is no business of the busy user's.
+    await report(db, t, "later", now, (now + timedelta(hours=20), 60, "excel.exe", "neutral"))
     # The latest start is not the latest end: a long event started earlier ends later.
     long_start = now - timedelta(hours=5, microseconds=-250_000)
     busy = await report(

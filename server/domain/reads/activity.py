@@ -135,31 +135,26 @@ _TOP_APPS = (
 )
 
 # The latest end: found among the events that start at most a day (the longest event)
-# before the user's latest start, which an index seek finds.
-_X = sa.inspect(ActivityEvent).local_table.alias("latest")
+# before the user's latest start, which an index seek finds. Correlated subqueries per
+# user, so both databases run one index seek and one short range scan per user (a join on
+# the shifted start lets PostgreSQL's planner scan the whole table instead).
+_LATEST, _ENDED = (sa.inspect(ActivityEvent).local_table.alias(name) for name in ("latest", "ended"))
 _LATEST_START = (
-    sa.select(
-        USER.c.id.label("user_id"),
-        sa.select(sa.func.max(_X.c.start)).where(_X.c.user_id == USER.c.id).scalar_subquery().label("start"),
-    )
+    sa.select(sa.func.max(_LATEST.c.start))
+    .where(_LATEST.c.user_id == USER.c.id)
+    .correlate(USER)
+    .scalar_subquery()
+)
+_LAST_END = sa.select(
+    USER.c.id,
+    sa.select(sa.func.max(plus_seconds(_ENDED.c.start, _ENDED.c.duration_seconds)))
     .where(
-        USER.c.account_id == sa.bindparam("account_id"), USER.c.id.in_(sa.bindparam("ids", expanding=True))
+        _ENDED.c.user_id == USER.c.id,
+        _ENDED.c.start >= plus_seconds(_LATEST_START, sa.literal_column(str(-MAX_DURATION))),
     )
-    .subquery("last_start")
-)
-_LAST_END = (
-    sa.select(_LATEST_START.c.user_id, sa.func.max(plus_seconds(_EV.start, _EV.duration_seconds)))
-    .select_from(
-        _LATEST_START.join(
-            sa.inspect(ActivityEvent).local_table,
-            sa.and_(
-                _EV.user_id == _LATEST_START.c.user_id,
-                _EV.start >= plus_seconds(_LATEST_START.c.start, sa.literal_column(str(-MAX_DURATION))),
-            ),
-        )
-    )
-    .group_by(_LATEST_START.c.user_id)
-)
+    .correlate(USER)
+    .scalar_subquery(),
+).where(USER.c.account_id == sa.bindparam("account_id"), USER.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 # ---------------------------------------------------------------------------- reads
