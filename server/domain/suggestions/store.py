@@ -8,20 +8,20 @@ of two duplicates each suggests the other, whichever arrived first.
 **When.** Computed when a user appears (:func:`on_admitted` from admission), in bulk: one
 query for every candidate of the whole call and one insert. Never per request. Kept current
 as candidates change, in the writing transaction: a suggestion goes with its target (foreign
-keys ``ON DELETE CASCADE``: target removed, assigned or merged away) and with its user; a new
-agent (a newcomer's, a known user's second device, agents moved by an assign or a merge)
-recomputes the users filed under the same keys, and the user that gained it
-(:func:`on_admitted`, :func:`refresh_near`). A status change (approval, a lowered limit)
-changes no score, so no suggestion. A merged key becomes an alias that later reports resolve
-to directly, so it needs no filing here.
+keys ``ON DELETE CASCADE``: target removed, assigned or merged away) and with its user. A
+user with new agents (a newcomer; a known user's second device; agents moved to it by an
+assign or a merge) is computed, and then every user it likely matches is recomputed: a pair
+scores the same whichever side asks (:mod:`.score`), so those are exactly the users that
+gain it as a match or whose match with it changed (:func:`on_admitted`,
+:func:`refresh_near`). A newcomer matching nobody costs nothing more. A status change
+(approval, a lowered limit, a release) changes no score, so no suggestion. A merged key
+becomes an alias that later reports resolve to directly, so it needs no filing here.
 
 **Candidates.** Only agents of the same account, found through ``match_key`` (indexed on
 ``(account_id, key)``): every agent is stored under its normalised login forms, the forms
 of its user's display name (``p:``) and its normalised device name (``d:``), and a user's
 own forms are looked up there, so a small candidate set is scored, never the account's
-users. Generic logins (``administrator``, ``user``...) are not keys. Keys are symmetric (an
-agent looks up what it is filed under), so the users a new agent may match are exactly the
-users filed under its keys: those are the ones refreshed.
+users. Generic logins (``administrator``, ``user``...) are not keys.
 
 Nothing here imports GraphQL, Starlette or Textual. The work runs on a synchronous
 connection (:meth:`AsyncSession.run_sync`) so the migration that backfills existing data
