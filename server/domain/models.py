@@ -413,9 +413,12 @@ class MatchKey(SQLModel, table=True):
 
 
 class Suggestion(SQLModel, table=True):
-    """A likely resolution of a pending user, computed when it enters the queue.
+    """A likely match of a user (pending or licensed), kept current by
+    :mod:`server.domain.suggestions.store`.
 
-    Rows go with the pending user and with their target (foreign keys ``ON DELETE CASCADE``).
+    Rows go with their user and with their target (foreign keys ``ON DELETE CASCADE``).
+    ``pending_user_id`` is the user it is for, of either status (named when only pending
+    users had suggestions).
     """
 
     __tablename__ = "suggestion"
