@@ -41,10 +41,10 @@ from server.domain.models import (
     DoNotTrack,
     PendingReason,
     QueueAction,
-    SettingsChange,
     User,
     UserStatus,
 )
+from server.domain.settings_history import SettingsChange
 from server.domain.suggestions import store as suggestions
 
 

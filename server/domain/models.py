@@ -425,28 +425,3 @@ class Suggestion(SQLModel, table=True):
     # JSON list of strings.
     reasons: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     computed_at: datetime = _ts()
-
-
-# ---------------------------------------------------------------------------- settings history
-
-
-class SettingsChange(SQLModel, table=True):
-    """Who changed an account's settings, when, from what to what.
-
-    The audit trail of ``updateAccountSettings`` (and ``plm account set-limit``): queue
-    entries only record the users a lowered limit moved, and a toggle moves nobody.
-    """
-
-    __tablename__ = "settings_change"
-    __table_args__ = (sa.Index("ix_settings_change_account_id", "account_id", "id"), NO_ID_REUSE)
-
-    id: int | None = Field(default=None, primary_key=True)
-    account_id: int = _fk("account.id", index=False)
-    at: datetime = _ts()
-    # Null when the system acted (the CLI); an admin's deletion keeps the entry.
-    actor_id: int | None = _fk("admin.id", index=False, ondelete="SET NULL", nullable=True)
-    manual_review_before: bool
-    manual_review_after: bool
-    license_limit_before: int
-    license_limit_after: int
-    moved_to_pending: int = 0

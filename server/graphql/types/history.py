@@ -6,7 +6,7 @@ from datetime import datetime
 
 import strawberry
 
-from server.domain import models
+from server.domain import models, settings_history
 from server.domain.reads import lists
 
 from ..context import Ctx
@@ -81,7 +81,7 @@ class SettingsChangeType:
     actor_id: strawberry.Private[int | None]
 
     @classmethod
-    def of(cls, change: models.SettingsChange) -> SettingsChangeType:
+    def of(cls, change: settings_history.SettingsChange) -> SettingsChangeType:
         return cls(
             id=gid(change.id),
             at=change.at,
