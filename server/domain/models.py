@@ -90,6 +90,7 @@ class QueueAction(str, enum.Enum):
     MERGED = "MERGED"
     REMOVED = "REMOVED"
     RELEASED = "RELEASED"
+    UNDONE = "UNDONE"
 
 
 class Productivity(str, enum.Enum):
@@ -223,6 +224,8 @@ class AgentAlias(SQLModel, table=True):
     logon_name: str = Field(max_length=256)
     key: str = Field(max_length=800)
     created_at: datetime = _ts()
+    # The agent whose key this was (merged into agent_id): reports under it are marked with it.
+    origin_agent_id: int | None = None
 
 
 class ActivityEvent(SQLModel, table=True):
@@ -240,6 +243,9 @@ class ActivityEvent(SQLModel, table=True):
     title: str | None = Field(default=None, max_length=2048)
     url: str | None = Field(default=None, max_length=2048)
     productivity: str = Field(max_length=16)
+    # Reported under the key of this agent, since merged into agent_id (an alias's origin),
+    # so undoing the merge gives the event back (server.domain.undo).
+    origin_agent_id: int | None = None
 
 
 class IngestBatch(SQLModel, table=True):
@@ -273,7 +279,11 @@ class DoNotTrack(SQLModel, table=True):
 
 class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_entry"
-    __table_args__ = (sa.Index("ix_audit_account_action_at", "account_id", "action", "at"), NO_ID_REUSE)
+    __table_args__ = (
+        sa.Index("ix_audit_account_action_at", "account_id", "action", "at"),
+        sa.Index("ix_audit_user_id", "user_id", "id"),
+        NO_ID_REUSE,
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = _fk("account.id")
@@ -284,8 +294,13 @@ class AuditEntry(SQLModel, table=True):
     user_id: int
     user_display_name: str = Field(max_length=256)
     detail: str = Field(max_length=2048)
-    # For exits from the queue: when the user entered it, so queue metrics need no join.
+    # For exits from the queue: when the user entered it, so queue metrics need no join. On
+    # the UNDONE entry of an approval: the entry time the user went back to (plans.auto_approvals).
     queue_entered_at: datetime | None = _ts(nullable=True)
+    # What undoing the entry needs (server.domain.undo.records); None: not reversible.
+    undo: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON(none_as_null=True)))
+    # The UNDONE entry that reversed this one.
+    undone_by: int | None = None
 
 
 class QueueArrival(SQLModel, table=True):
