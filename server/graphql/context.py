@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import inspect as sa_inspect
@@ -27,6 +28,7 @@ from server.domain.reads import loads
 from server.domain.reads.loads import Retained
 from server.domain.reads.rows import AgentRow, UserRow
 from server.domain.suggestions.store import Found, suggestions_by_user
+from server.domain.undo import check
 from server.web.runtime import Services
 
 from .errors import Forbidden
@@ -66,11 +68,17 @@ class Loaders:
             found = await ctx.run(suggestions_by_user, account_id, user_ids)
             return [found.get(i, []) for i in user_ids]
 
+        async def undoable(entry_ids: list[int]) -> list[datetime | None]:
+            window = timedelta(hours=ctx.services.settings.undo_hours)
+            found = await ctx.run(check.undoable_until, account_id, entry_ids, ctx.services.clock(), window)
+            return [found.get(i) for i in entry_ids]
+
         self.user = DataLoader[int, UserRow | None](load_fn=users)
         self.agents = DataLoader[int, list[AgentRow]](load_fn=agents)
         self.retained = DataLoader[int, Retained](load_fn=retained)
         self.admin = DataLoader[int, Admin | None](load_fn=admins)
         self.suggestions = DataLoader[int, list[Found]](load_fn=suggested)
+        self.undoable = DataLoader[int, datetime | None](load_fn=undoable)
 
 
 class Context:
