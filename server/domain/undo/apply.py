@@ -182,9 +182,7 @@ async def _assignment(undo: _Undo, entry: AuditEntry, record: dict[str, Any]) ->
     s = undo.session
     agent_ids: list[int] = record["agent_ids"]
     pending = values_of(USER, record["user"])
-    seen = (
-        await s.execute(sa.select(sa.func.max(col(Agent.last_seen_at))).where(col(Agent.id).in_(agent_ids)))
-    ).scalar()
+    seen = await _reported(undo, await _keys(undo, agent_ids), entry.at)
     pending["last_seen_at"] = _latest(pending["last_seen_at"], seen)
     await s.execute(sa.insert(USER).values(**pending))
     await s.execute(sa.update(Agent).where(col(Agent.id).in_(agent_ids)).values(user_id=entry.user_id))
@@ -196,7 +194,7 @@ async def _assignment(undo: _Undo, entry: AuditEntry, record: dict[str, Any]) ->
     )
     target = await undo.user(record["target_user_id"])
     before = record["target"]
-    await _times(undo, target, before, pending["first_seen_at"])
+    await _times(undo, entry, target, before, pending["first_seen_at"])
     undo.near += [entry.user_id, record["target_user_id"]]
     return Outcome(
         f"back in the queue with its {len(agent_ids)} agent(s), taken back from {target.display_name}"
@@ -214,8 +212,9 @@ async def _merger(undo: _Undo, entry: AuditEntry, record: dict[str, Any]) -> Out
     for agent in folded:
         # Seen since: reports under its key (or an alias that followed it) came as the target's.
         keys = [agent["key"], *followed.get(str(agent["id"]), [])]
-        agent["last_seen_at"] = _latest(agent["last_seen_at"], await _reported(undo, keys))
-        pending["last_seen_at"] = _latest(pending["last_seen_at"], agent["last_seen_at"])
+        seen = await _reported(undo, keys, entry.at)
+        agent["last_seen_at"] = _latest(agent["last_seen_at"], seen)
+        pending["last_seen_at"] = _latest(pending["last_seen_at"], seen)
     await s.execute(sa.insert(USER).values(**pending))
     await s.execute(sa.insert(AGENT), folded)
     await s.execute(
@@ -250,15 +249,10 @@ async def _merger(undo: _Undo, entry: AuditEntry, record: dict[str, Any]) -> Out
     before = record["target"]
     if target.first_seen_at == min(parse_time(before["first_seen_at"]) or first, first):
         target.first_seen_at = parse_time(before["first_seen_at"]) or target.first_seen_at
-    aliases = (
-        await s.execute(sa.select(col(AgentAlias.key)).where(col(AgentAlias.agent_id) == target.id))
-    ).scalars()
-    target.last_seen_at = (
-        _latest(parse_time(before["last_seen_at"]), await _reported(undo, [target.key, *aliases]))
-        or target.last_seen_at
-    )
+    seen = await _reported(undo, await _keys(undo, [record["target_agent_id"]]), entry.at)
+    target.last_seen_at = _latest(parse_time(before["last_seen_at"]), seen) or target.last_seen_at
     owner = await undo.user(record["owner_user_id"])
-    await _times(undo, owner, record["owner"], None)
+    await _times(undo, entry, owner, record["owner"], None)
     undo.refiled += [a["id"] for a in folded]
     undo.near += [entry.user_id, owner.id or 0]
     return Outcome(
@@ -312,31 +306,44 @@ def _latest(*times: datetime | None) -> datetime | None:
     return max(known) if known else None
 
 
-async def _reported(undo: _Undo, keys: Sequence[str]) -> datetime | None:
-    """When a report under one of these keys last arrived (batches are kept a week)."""
+async def _keys(undo: _Undo, agent_ids: Sequence[int]) -> list[str]:
+    """The keys reports of these agents come under: theirs and their aliases'."""
+    found = await undo.session.execute(
+        sa.union_all(
+            sa.select(col(Agent.key)).where(col(Agent.id).in_(list(agent_ids))),
+            sa.select(col(AgentAlias.key)).where(col(AgentAlias.agent_id).in_(list(agent_ids))),
+        )
+    )
+    return list(found.scalars())
+
+
+async def _reported(undo: _Undo, keys: Sequence[str], since: datetime) -> datetime | None:
+    """When the latest report under one of these keys since ``since`` arrived (ingestion keeps
+    each batch's id, with its time, for a week: longer than an undo window)."""
     return (
         await undo.session.execute(
             sa.select(sa.func.max(col(IngestBatch.created_at))).where(
-                col(IngestBatch.account_id) == undo.account.id, col(IngestBatch.agent_key).in_(list(keys))
+                col(IngestBatch.account_id) == undo.account.id,
+                col(IngestBatch.agent_key).in_(list(keys)),
+                col(IngestBatch.created_at) >= since,
             )
         )
     ).scalar()
 
 
-async def _times(undo: _Undo, user: User, before: dict[str, Any], gained_first: datetime | None) -> None:
+async def _times(
+    undo: _Undo, entry: AuditEntry, user: User, before: dict[str, Any], gained_first: datetime | None
+) -> None:
     """A user that kept its own agents: its seen times as if it had not gained the others.
 
     ``first_seen_at`` goes back if it is still what the action set (``gained_first``: the
     earliest first-seen time of what it gained); ``last_seen_at`` is the later of its time
-    before and its own agents' times now.
+    before and the latest report under its own agents' keys since the action.
     """
     first = parse_time(before["first_seen_at"])
     if first is not None and gained_first is not None and user.first_seen_at == min(first, gained_first):
         user.first_seen_at = first
     await undo.session.flush()
-    own = (
-        await undo.session.execute(
-            sa.select(sa.func.max(col(Agent.last_seen_at))).where(col(Agent.user_id) == user.id)
-        )
-    ).scalar()
-    user.last_seen_at = _latest(parse_time(before["last_seen_at"]), own) or user.last_seen_at
+    own = await undo.session.execute(sa.select(col(Agent.id)).where(col(Agent.user_id) == user.id))
+    seen = await _reported(undo, await _keys(undo, [a for a in own.scalars() if a is not None]), entry.at)
+    user.last_seen_at = _latest(parse_time(before["last_seen_at"]), seen) or user.last_seen_at
