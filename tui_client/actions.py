@@ -18,6 +18,8 @@ class AdminAction(StrEnum):
     REMOVE = "remove"
     ACCEPT_MATCH = "accept_suggestion"
     TOGGLE_REVIEW = "toggle_review"
+    UNDO = "undo_last"
+    UNDO_ENTRIES = "undo_entries"
 
     @classmethod
     def named(cls, action: str) -> AdminAction | None:

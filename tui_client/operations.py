@@ -137,11 +137,25 @@ query AuditLog($first: Int!, $after: String) {
         userId
         userDisplayName
         detail
+        undoableUntil
       }
     }
   }
 }
 """
+
+UNDO_ACTIONS = (
+    """
+mutation UndoActions($auditEntryIds: [ID!]!) {
+  undoActions(input: {auditEntryIds: $auditEntryIds}) {
+    users { id displayName status }
+    account { ...AccountFields }
+    errors { code message field }
+  }
+}
+"""
+    + ACCOUNT_FIELDS
+)
 
 QUEUE_METRICS = """
 query QueueMetrics($days: Int!) {
@@ -253,4 +267,5 @@ ALL: dict[str, str] = {
     "UpdateAccountSettings": UPDATE_ACCOUNT_SETTINGS,
     "PendingQueueChanged": PENDING_QUEUE_CHANGED,
     "Suggestions": SUGGESTIONS,
+    "UndoActions": UNDO_ACTIONS,
 }

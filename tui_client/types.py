@@ -63,6 +63,7 @@ class ErrorCode(OpenEnum):
     LICENSE_LIMIT_EXCEEDED = "LICENSE_LIMIT_EXCEEDED"
     INVALID_INPUT = "INVALID_INPUT"
     CONFLICT = "CONFLICT"
+    NOT_UNDOABLE = "NOT_UNDOABLE"
 
 
 class QueueAction(OpenEnum):
@@ -73,6 +74,8 @@ class QueueAction(OpenEnum):
     ASSIGNED = "ASSIGNED"
     MERGED = "MERGED"
     REMOVED = "REMOVED"
+    RELEASED = "RELEASED"
+    UNDONE = "UNDONE"
 
 
 # ---------------------------------------------------------------------------- types
@@ -228,6 +231,8 @@ class AuditEntry:
     user_id: str
     user_display_name: str
     detail: str
+    # Until when undoActions can reverse the entry; None: it cannot.
+    undoable_until: datetime | None = None
 
     @property
     def actor_name(self) -> str | None:

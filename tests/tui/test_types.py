@@ -184,9 +184,14 @@ def test_one_label_per_reason_everywhere() -> None:
 
 def test_admin_actions_name_the_keys_a_viewer_cannot_use() -> None:
     from tui_client.app import AdminApp
+    from tui_client.screens.audit import AuditView
     from tui_client.screens.pending import PendingView
 
     for action in AdminAction:
-        owner = AdminApp if action is AdminAction.TOGGLE_REVIEW else PendingView
+        owner = {
+            AdminAction.TOGGLE_REVIEW: AdminApp,
+            AdminAction.UNDO: AdminApp,
+            AdminAction.UNDO_ENTRIES: AuditView,
+        }.get(action, PendingView)
         assert callable(getattr(owner, f"action_{action}")), action
     assert AdminAction.named("approve") is AdminAction.APPROVE and AdminAction.named("suggestions") is None

@@ -16,6 +16,7 @@ KEYS = [
         [
             ("1 2 3 4", "Pending licenses · Users · Audit log · Queue metrics"),
             ("t", "Toggle manual review (asks first)"),
+            ("u", "Undo the last action, right after it (its notification says so)"),
             ("?", "This help"),
             ("q", "Quit"),
         ],
@@ -38,6 +39,13 @@ KEYS = [
         ],
     ),
     ("Users", [("/", "Search"), ("f", "Cycle status: all · licensed · pending")]),
+    (
+        "Audit log",
+        [
+            ("space", "Select / unselect the entry"),
+            ("u", "Undo the entry or the selection (asks first; all or nothing)"),
+        ],
+    ),
     ("Queue metrics", [("d", "Cycle the period: 7 · 30 · 90 · 365 days")]),
 ]
 
