@@ -15,6 +15,8 @@ ACTIONS = {
     QueueAction.ASSIGNED: "assigned",
     QueueAction.MERGED: "merged",
     QueueAction.REMOVED: "removed",
+    QueueAction.RELEASED: "released",
+    QueueAction.UNDONE: "undone",
 }
 
 

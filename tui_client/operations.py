@@ -205,11 +205,25 @@ query AuditLog($first: Int!, $after: String) {
         userId
         userDisplayName
         detail
+        undoableUntil
       }
     }
   }
 }
 """
+
+UNDO_ACTIONS = (
+    """
+mutation UndoActions($auditEntryIds: [ID!]!) {
+  undoActions(input: {auditEntryIds: $auditEntryIds}) {
+    users { id displayName status }
+    account { ...AccountFields }
+    errors { code message field }
+  }
+}
+"""
+    + ACCOUNT_FIELDS
+)
 
 QUEUE_METRICS = """
 query QueueMetrics($days: Int!) {
@@ -326,4 +340,5 @@ ALL: dict[str, str] = {
     "UserDetail": USER_DETAIL,
     "PreviewApproval": PREVIEW_APPROVAL,
     "PreviewAccountSettings": PREVIEW_ACCOUNT_SETTINGS,
+    "UndoActions": UNDO_ACTIONS,
 }

@@ -17,6 +17,7 @@ KEYS = [
             ("1 2 3 4", "Pending licenses · Users · Audit log · Queue metrics"),
             ("t", "Toggle manual review (shows the plan first)"),
             ("l", "Change the license limit (plan first: who moves to the queue)"),
+            ("u", "Undo the last action, right after it (its notification says so)"),
             ("?", "This help"),
             ("q", "Quit"),
         ],
@@ -45,6 +46,13 @@ KEYS = [
             ("/", "Search"),
             ("f", "Cycle status: all · licensed · pending"),
             ("enter", "Open / close the detail pane"),
+        ],
+    ),
+    (
+        "Audit log",
+        [
+            ("space", "Select / unselect the entry"),
+            ("u", "Undo the entry or the selection (asks first; all or nothing)"),
         ],
     ),
     ("Queue metrics", [("d", "Cycle the period: 7 · 30 · 90 · 365 days")]),
