@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: float = _seconds(5.0, 600)
     db_pool_timeout_seconds: float = _seconds(5.0, 600)
     db_statement_timeout_seconds: float = _seconds(30.0, 86_400)
+    # Webhooks (server.domain.webhooks.urls): http:// URLs, and hosts on loopback, private or
+    # link-local addresses, are refused unless these allow them (tests, local setups).
+    webhook_allow_http: bool = False
+    webhook_allow_private: bool = False
 
     @model_validator(mode="after")
     def _broadcast_needs_postgres(self) -> Self:

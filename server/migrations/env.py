@@ -10,7 +10,9 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
-import server.domain.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+# Registers the tables on SQLModel.metadata (the webhook table lives with its domain).
+import server.domain.models
+import server.domain.webhooks.tables  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata

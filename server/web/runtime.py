@@ -1,7 +1,7 @@
 """The per-process runtime: what the edges (HTTP, GraphQL, jobs) share in one process.
 
 Settings, the database, the clock (a test's FakeClock reaches ingestion and jobs through
-it), the ingest-key cache, the group committer and the readiness check.
+it), the ingest-key cache, the group committer, the readiness check and the webhook dispatcher.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from server.infra.db import Database
 from server.infra.group_commit import IngestCommitter
 from server.infra.readiness import Readiness
 from server.infra.settings import Settings
+from server.infra.webhooks import WebhookDispatcher
 
 __all__ = ["Clock", "Services", "of"]
 
@@ -30,11 +31,15 @@ class Services:
     ingest_keys: LRUCache[str, int] = field(default_factory=lambda: LRUCache(maxsize=10_000))
     committer: IngestCommitter = field(init=False)
     readiness: Readiness = field(init=False)
+    webhooks: WebhookDispatcher = field(init=False)
 
     def __post_init__(self) -> None:
         # The clock is read through the Services so a test's FakeClock applies to ingestion.
         self.committer = IngestCommitter(self.db, lambda: self.clock())
         self.readiness = Readiness(self.db, lambda: self.clock())
+        self.webhooks = WebhookDispatcher(self.db, self.settings, lambda: self.clock())
+        # A commit that recorded queue events may have queued deliveries: send them now.
+        self.db.broadcaster.broker.listen(self.webhooks.wake)
 
 
 def of(app: Starlette) -> Services:

@@ -5,6 +5,9 @@
   (:mod:`server.infra.outbox`, mail through :mod:`server.infra.mail`).
 * ``retention`` (hourly, checked every minute, first a minute after start so short-lived
   processes still purge): :func:`server.domain.retention.purge`, also ``plm purge``.
+* ``webhooks`` (every second, in every process, no lease: deliveries are claimed row by
+  row with ``SKIP LOCKED``): :meth:`server.infra.webhooks.WebhookDispatcher.tick`, which is
+  also woken after each commit of queue events.
 
 :class:`JobRunner` runs them through the leases of :mod:`server.infra.jobs`, one process at
 a time. The jobs are safe to overlap anyway (digest cursors and outbox claims are
@@ -39,12 +42,14 @@ __all__ = [
     "RETENTION_FIRST_DELAY_SECONDS",
     "RETENTION_INTERVAL_SECONDS",
     "RETENTION_TICK_SECONDS",
+    "WEBHOOK_TICK_SECONDS",
     "DigestTick",
     "Job",
     "JobRunner",
     "deliver_outbox",
     "run_digest_tick",
     "run_retention_tick",
+    "run_webhook_tick",
     "senders",
 ]
 
@@ -54,6 +59,7 @@ NOTIFY_TICK_SECONDS = 5.0
 RETENTION_INTERVAL_SECONDS = 3600.0
 RETENTION_TICK_SECONDS = 60.0
 RETENTION_FIRST_DELAY_SECONDS = 60.0
+WEBHOOK_TICK_SECONDS = 1.0
 
 
 def senders(settings: Settings) -> Mapping[outbox.Kind, outbox.Sender]:
@@ -88,6 +94,11 @@ async def run_retention_tick(svc: Services) -> retention.PurgeReport:
     return report
 
 
+async def run_webhook_tick(svc: Services) -> int:
+    """Claim due webhook deliveries and start sending them (it does not wait for receivers)."""
+    return await svc.webhooks.tick()
+
+
 JOBS: tuple[Job[Services], ...] = (
     Job("notifications", NOTIFY_TICK_SECONDS, run_digest_tick),
     Job(
@@ -97,6 +108,7 @@ JOBS: tuple[Job[Services], ...] = (
         RETENTION_FIRST_DELAY_SECONDS,
         poll_seconds=RETENTION_TICK_SECONDS,
     ),
+    Job("webhooks", WEBHOOK_TICK_SECONDS, run_webhook_tick, leased=False),
 )
 
 
@@ -111,3 +123,8 @@ class JobRunner(LeasedJobRunner[Services]):
     @property
     def svc(self) -> Services:
         return self.context
+
+    async def stop(self) -> None:
+        """Stop the jobs, then the webhook sends they started (given a few seconds)."""
+        await super().stop()
+        await self.svc.webhooks.close()
