@@ -7,12 +7,14 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 
 from .extensions import EXTENSIONS, finish_errors
 from .mutations import Mutation
 from .queries import Query
 from .subscriptions import Subscription
+from .webhooks import WebhookMutation, WebhookQuery
 
 
 class Schema(strawberry.Schema):
@@ -31,9 +33,13 @@ class Schema(strawberry.Schema):
         return result
 
 
+# Each feature's fields live in its own module; the root types are their union.
+RootQuery = merge_types("Query", (Query, WebhookQuery))
+RootMutation = merge_types("Mutation", (Mutation, WebhookMutation))
+
 schema = Schema(
-    query=Query,
-    mutation=Mutation,
+    query=RootQuery,
+    mutation=RootMutation,
     subscription=Subscription,
     extensions=EXTENSIONS,
 )
