@@ -10,7 +10,8 @@ The same run drops housekeeping rows that serve no one past an age:
 
 * ``ingest_batch`` rows older than :data:`INGEST_BATCH_DAYS`: they exist only so a replayed
   batch answers the first call's response; an agent does not retry a batch for a week.
-* finished outbox messages (sent, failed or logged) older than :data:`OUTBOX_DAYS`.
+* finished outbox messages (sent, failed or logged) older than :data:`OUTBOX_DAYS`, and
+  webhook deliveries older than :data:`WEBHOOK_DELIVERY_DAYS` (their history's length).
 
 Deletes go in chunks of :data:`CHUNK` rows, each its own short transaction, so a large
 backlog never holds the (SQLite) write lock for long.
@@ -42,6 +43,7 @@ from server.domain.ports import Transactions
 
 INGEST_BATCH_DAYS = 7
 OUTBOX_DAYS = 30
+WEBHOOK_DELIVERY_DAYS = 7
 CHUNK = 5_000
 
 
@@ -167,8 +169,17 @@ async def purge(db: Transactions, now: datetime) -> PurgeReport:
             col(OutboxMessage.id).in_(
                 sa.select(col(OutboxMessage.id))
                 .where(
-                    col(OutboxMessage.status) != OutboxStatus.PENDING,
-                    col(OutboxMessage.created_at) < outbox_before,
+                    sa.or_(
+                        sa.and_(
+                            col(OutboxMessage.status) != OutboxStatus.PENDING,
+                            col(OutboxMessage.created_at) < outbox_before,
+                        ),
+                        # Retried for 3 days at most: a week-old delivery has finished.
+                        sa.and_(
+                            col(OutboxMessage.kind) == "webhook",
+                            col(OutboxMessage.created_at) < now - timedelta(days=WEBHOOK_DELIVERY_DAYS),
+                        ),
+                    )
                 )
                 .limit(CHUNK)
             )

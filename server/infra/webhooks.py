@@ -217,8 +217,15 @@ class WebhookDispatcher:
     # ------------------------------------------------------------------ tests, shutdown
 
     async def drain(self) -> None:
-        """Wait until no send is in flight (tests and benchmarks)."""
-        await self._idle.wait()
+        """Wait until no tick runs and no send is in flight (tests and benchmarks)."""
+        while True:
+            if self._waker is not None and not self._waker.done():
+                await asyncio.wait([self._waker])
+            async with self._tick_lock:
+                pass  # a tick between its claim and its sends' start
+            await self._idle.wait()
+            if not self._tasks and (self._waker is None or self._waker.done()):
+                return
 
     async def close(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """Stop ticking, give sends in flight ``grace`` seconds, then cancel them (a cancelled

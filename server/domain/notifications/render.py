@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.policy
 import email.utils
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from urllib.parse import urlparse
@@ -55,6 +55,8 @@ class Digest:
     license_limit: int
     pending_count: int
     link: str
+    #: Other news for admins, one line each (a webhook the server disabled).
+    notices: list[str] = field(default_factory=list)
 
     @property
     def licenses_available(self) -> int:
@@ -102,7 +104,9 @@ def render_digest(digest: Digest, settings: DigestSettings, now: datetime) -> Em
         )
     if more > 0:
         lines.append(f"  … and {more} more.")
-    lines += ["", usage, "", f"Review them: {digest.link}", "", "-- ", why]
+    lines += ["", usage, "", f"Review them: {digest.link}"]
+    lines += [line for n in digest.notices for line in ("", _one_line(n))]
+    lines += ["", "-- ", why]
     text = "\n".join(lines) + "\n"
 
     esc = html.escape
@@ -112,6 +116,7 @@ def render_digest(digest: Digest, settings: DigestSettings, now: datetime) -> Em
         for e in digest.entries
     )
     more_html = f"<p>… and {more} more.</p>" if more > 0 else ""
+    notices_html = "".join(f"<p>{esc(_one_line(n))}</p>" for n in digest.notices)
     body_html = (
         "<!doctype html><html><body>"
         f"<p>Hello {esc(_one_line(digest.admin_name))},</p>"
@@ -121,7 +126,7 @@ def render_digest(digest: Digest, settings: DigestSettings, now: datetime) -> Em
         f"<tbody>{rows}</tbody></table>{more_html}"
         f"<p>{esc(usage)}</p>"
         f'<p><a href="{esc(digest.link, quote=True)}">Review them on the Pending Licenses tab</a></p>'
-        f"<hr><p><small>{esc(why)}</small></p>"
+        f"{notices_html}<hr><p><small>{esc(why)}</small></p>"
         "</body></html>\n"
     )
 

@@ -2,8 +2,8 @@
 
 * **delivered** on any 2xx: the delivery is done and the endpoint is no longer failing.
 * **retried** otherwise, after about 1 s, 5 s, 30 s, 2 min, 10 min, then every hour, each
-  with ±20 % jitter (so a recovering receiver is not hit by every sender at once), for
-  :data:`GIVE_UP_AFTER` from the event; then the delivery fails for good.
+  with ±20 % jitter (so a recovering receiver is not hit by every sender at once), until
+  a try :data:`GIVE_UP_AFTER` after the event fails too; then the delivery fails for good.
 * **gone**: a 410 fails the delivery and disables the endpoint at once.
 * An endpoint failing for :data:`GIVE_UP_AFTER` (every attempt since its first failure
   failed) is disabled. Disabling records ``disabled_reason`` and fails whatever was still
@@ -121,7 +121,9 @@ async def failed(
             await disable(session, attempt.webhook_id, reason, now)
             return reason
     wait = retry_delay(attempt.attempts + 1) if delay is None else delay
-    if now + timedelta(seconds=wait) - attempt.created_at > GIVE_UP_AFTER or attempt.is_test:
+    # The last try is the first one 3 days after the event: by then an endpoint that failed
+    # every time since has been failing for 3 days, and was disabled just above.
+    if now - attempt.created_at >= GIVE_UP_AFTER or attempt.is_test:
         # A test is tried once: the admin is looking at its outcome now.
         final = error if attempt.is_test else f"gave up after 3 days: {error}"
         await _mark(session, attempt, status=OutboxStatus.FAILED, last_error=final, response_code=code)
