@@ -67,8 +67,9 @@ class Receiver:
             await self.hold[path].wait()
         codes = self.script.get(path, [204])
         code = codes.pop(0) if len(codes) > 1 else codes[0]
-        # A body a sender must never read, keep or show.
-        return Response(None if code in (204, 304) else f"SECRET-BODY-{code}", status_code=code)
+        # A body a sender must never read, keep or show; a redirect it must not follow.
+        headers = {"location": f"{self.base}/elsewhere"} if 300 <= code < 400 else None
+        return Response(None if code in (204, 304) else f"SECRET-BODY-{code}", code, headers)
 
     async def wait_for(self, count: int, path: str | None = None) -> list[Hit]:
         """Wait (up to 10 s) until ``count`` requests (to ``path``) have arrived."""
