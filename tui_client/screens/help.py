@@ -14,7 +14,7 @@ KEYS = [
     (
         "Everywhere",
         [
-            ("1 2 3 4", "Pending licenses · Users · Audit log · Queue metrics"),
+            ("1 2 3 4 5", "Pending licenses · Users · Audit log · Queue metrics · Webhooks"),
             ("t", "Toggle manual review (asks first)"),
             ("?", "This help"),
             ("q", "Quit"),
@@ -39,6 +39,7 @@ KEYS = [
     ),
     ("Users", [("/", "Search"), ("f", "Cycle status: all · licensed · pending")]),
     ("Queue metrics", [("d", "Cycle the period: 7 · 30 · 90 · 365 days")]),
+    ("Webhooks", [("a e x", "Add · edit · delete"), ("r s g", "Rotate the secret · send a test · reload")]),
 ]
 
 
