@@ -10,7 +10,8 @@
   address it checked, so DNS changing after the webhook was created (or between a check
   and the connection) cannot point a delivery inside the network.
 * **Bounded**: the whole exchange has :data:`TIMEOUT_SECONDS`; redirects are not
-  followed; the response body is never read, kept, logged or shown.
+  followed; the response body is never kept, logged or shown (up to :data:`DRAIN_LIMIT` of
+  it is read and dropped, so the connection can be reused).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from server.domain.webhooks import payload, urls
 from server.domain.webhooks.tables import Webhook, WebhookFormat
 
 TIMEOUT_SECONDS = 10.0
+DRAIN_LIMIT = 64 * 1024
 USER_AGENT = "PLM-Webhooks/1"
 
 
@@ -165,12 +167,18 @@ class Outcome:
 
 
 async def post(http: httpx.AsyncClient, request: Request, seconds: float = TIMEOUT_SECONDS) -> Outcome:
-    """Send ``request``; the status, or a short reason. The body is never read."""
+    """Send ``request``; the status, or a short reason. The body is never kept."""
     try:
         async with asyncio.timeout(seconds):
             async with http.stream(
                 "POST", request.url, content=request.body, headers=request.headers
             ) as answer:
+                # Read (and drop) a small body so the connection can be reused; never more.
+                seen = 0
+                async for chunk in answer.aiter_raw():
+                    seen += len(chunk)
+                    if seen > DRAIN_LIMIT:
+                        break
                 return Outcome(answer.status_code, None)
     except TimeoutError:
         return Outcome(None, f"no answer within {seconds:g} s")

@@ -6,8 +6,8 @@ that may have queued deliveries, or a send that freed a slot) claims due deliver
 the outbox and starts one task per delivery, then returns: it never waits for a receiver.
 
 * **Isolation.** At most :data:`PER_ENDPOINT` sends per endpoint are in flight in a
-  process, and a claim takes only endpoints with a free slot (``outbox.claim``'s
-  ``per_destination``), oldest first. An endpoint that hangs for its whole timeout holds
+  process, and a claim takes, oldest first, only what an endpoint's slots can start now or
+  right after (``outbox.claim``'s ``per_destination``; :data:`PREFETCH`). An endpoint that hangs for its whole timeout holds
   its own slots only: every other endpoint's deliveries are claimed and sent meanwhile.
 * **A bound.** At most :data:`MAX_IN_FLIGHT` sends per process, and the HTTP client has
   as many connections, so no request waits for a connection another one holds.
@@ -15,7 +15,8 @@ the outbox and starts one task per delivery, then returns: it never waits for a 
   ``FOR UPDATE SKIP LOCKED`` (PostgreSQL), so two never take the same delivery; a claim
   lasts :data:`CLAIM_SECONDS`, after which a delivery whose sender died is due again (with
   the same ``webhook-id``: at least once).
-* Outcomes (:mod:`server.domain.webhooks.outcomes`) are written one transaction per delivery.
+* Outcomes (:mod:`server.domain.webhooks.outcomes`) of the sends that finish together are
+  written in one transaction (a group commit), so deliveries never crowd out arrivals.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from datetime import datetime
 
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 64
 PER_ENDPOINT = 8
+# Claims held per send slot: the next send of an endpoint starts as soon as one ends.
+PREFETCH = 2
 CLAIM_SECONDS = 60.0
 STOP_GRACE_SECONDS = 5.0
 
@@ -79,9 +82,13 @@ class WebhookDispatcher:
         self.wall = wall
         self._http: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._busy: Counter[str] = Counter()
+        # Per endpoint (its id as the outbox destination): sends in flight, claims waiting.
+        self._sending: Counter[str] = Counter()
+        self._queued: dict[str, deque[tuple[Message, Webhook | None]]] = {}
         self._tick_lock = asyncio.Lock()
         self._waker: asyncio.Task[None] | None = None
+        self._outcomes: list[tuple[outcomes.Attempt, webhook_http.Outcome | None, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._wanted = False
         self._closed = False
         self._idle = asyncio.Event()
@@ -89,37 +96,51 @@ class WebhookDispatcher:
 
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        return sum(self._sending.values())
+
+    def _held(self, destination: str) -> int:
+        """Claimed by this process for ``destination``: being sent, or waiting to be."""
+        return self._sending[destination] + len(self._queued.get(destination, ()))
 
     # ------------------------------------------------------------------ ticks
 
     async def tick(self) -> int:
-        """Claim what is due and start sending it; returns how many sends started."""
+        """Claim what is due and start sending it; returns how many were claimed.
+
+        A process holds at most :data:`PREFETCH` times its send bounds in claims, so a send
+        that finishes starts the next one of its endpoint without a database round trip.
+        """
         if self._closed:
             return 0
         async with self._tick_lock:
-            free = self.max_in_flight - len(self._tasks)
-            if free <= 0:
+            held = {d: n for d in set(self._sending) | set(self._queued) if (n := self._held(d))}
+            room = PREFETCH * self.max_in_flight - sum(held.values())
+            per_destination = PREFETCH * self.per_endpoint
+            if room <= 0:
                 return 0
             now = self.clock()
-            full = [d for d, n in self._busy.items() if n >= self.per_endpoint]
+            full = [d for d, n in held.items() if n >= per_destination]
             # A read first: an idle tick (most of them) never takes the write lock.
             if not await outbox.has_due(self.db, Kind.WEBHOOK, now, full):
                 return 0
             claimed = await outbox.claim(
                 self.db,
                 now,
-                free,
+                room,
                 kind=Kind.WEBHOOK,
                 claim_seconds=CLAIM_SECONDS,
-                per_destination=self.per_endpoint,
-                busy=self._busy,
+                per_destination=per_destination,
+                busy=held,
             )
             if not claimed:
                 return 0
             hooks = await self._webhooks({int(m.destination) for m in claimed})
             for message in claimed:
-                self._start(message, hooks.get(int(message.destination)))
+                self._queued.setdefault(message.destination, deque()).append(
+                    (message, hooks.get(int(message.destination)))
+                )
+            self._idle.clear()
+            self._pump()
             return len(claimed)
 
     def wake(self) -> None:
@@ -148,30 +169,51 @@ class WebhookDispatcher:
             rows = (await session.execute(sa.select(Webhook).where(col(Webhook.id).in_(ids)))).scalars()
             return {w.id: w for w in rows if w.id is not None}
 
-    def _start(self, message: Message, webhook: Webhook | None) -> None:
-        self._busy[message.destination] += 1
-        self._idle.clear()
-        task = asyncio.create_task(self._deliver(message, webhook), name=f"webhook-{message.key}")
-        self._tasks.add(task)
-        task.add_done_callback(lambda t: self._done(t, message.destination))
+    def _pump(self) -> None:
+        """Start every queued send that has a slot: its endpoint's, and the process's."""
+        total = self.in_flight
+        for destination, queue in list(self._queued.items()):
+            while queue and self._sending[destination] < self.per_endpoint and total < self.max_in_flight:
+                message, webhook = queue.popleft()
+                self._sending[destination] += 1
+                total += 1
+                task = asyncio.create_task(self._deliver(message, webhook), name=f"webhook-{message.key}")
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+            if not queue:
+                del self._queued[destination]
 
-    def _done(self, task: asyncio.Task[None], destination: str) -> None:
+    def _sent(self, destination: str) -> None:
+        """A send's slot is free (its outcome is still being written): start the next one."""
+        self._sending[destination] -= 1
+        if self._sending[destination] <= 0:
+            del self._sending[destination]
+        self._pump()
+        self.wake()  # room to claim more
+
+    def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self._busy[destination] -= 1
-        if self._busy[destination] <= 0:
-            del self._busy[destination]
-        if not self._tasks:
+        if not self._tasks and not self._queued:
             self._idle.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook delivery failed unexpectedly", exc_info=task.exception())
-        # A slot is free: more may be waiting for this endpoint, or for the bound.
-        self.wake()
 
     # ------------------------------------------------------------------ one delivery
 
     async def _deliver(self, message: Message, webhook: Webhook | None) -> None:
+        try:
+            result = await self._send(message, webhook)
+        finally:
+            self._sent(message.destination)
+        if result is not None:
+            await self._record(*result)
+
+    async def _send(
+        self, message: Message, webhook: Webhook | None
+    ) -> tuple[outcomes.Attempt, webhook_http.Outcome | None] | None:
+        """The attempt and its outcome (``None``: skipped); ``None`` for a deleted webhook."""
         if webhook is None:
-            return  # deleted with its deliveries
+            return None  # deleted with its deliveries
         is_test = json.loads(message.payload).get("type") == TEST_TYPE
         attempt = outcomes.Attempt(
             id=message.id,
@@ -181,21 +223,50 @@ class WebhookDispatcher:
             is_test=is_test,
         )
         if not webhook.enabled and not is_test:
-            async with self.db.write() as session:
-                await outcomes.skipped(session, attempt, "not sent: the webhook is disabled")
-            return
-        outcome = await self._attempt(message, webhook)
-        now = self.clock()
-        async with self.db.write() as session:
-            if outcome.delivered:
-                assert outcome.code is not None
-                await outcomes.delivered(session, attempt, outcome.code, now)
-                return
-            disabled = await outcomes.failed(
-                session, attempt, now, outcome.describe(), outcome.code, gone=outcome.gone
-            )
-        if disabled:
-            log.warning("webhook %s disabled: %s", webhook.id, disabled)
+            return attempt, None
+        return attempt, await self._attempt(message, webhook)
+
+    async def _record(self, attempt: outcomes.Attempt, outcome: webhook_http.Outcome | None) -> None:
+        """Write an outcome (``None``: skipped, the webhook is disabled) with the others that
+        finished meanwhile, in one transaction: a commit per delivery would hold the (SQLite)
+        write lock so often that arrivals wait behind the deliveries they cause."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outcomes.append((attempt, outcome, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="webhook-outcomes")
+        await done
+
+    async def _flush(self) -> None:
+        while self._outcomes:
+            await asyncio.sleep(0)  # one turn of the loop: sends finishing together join in
+            batch, self._outcomes = self._outcomes, []
+            disabled: list[str] = []
+            try:
+                async with self.db.write() as session:
+                    now = self.clock()
+                    accepted = [(a, o.code) for a, o, _ in batch if o is not None and o.code and o.delivered]
+                    if accepted:
+                        await outcomes.delivered(session, accepted, now)
+                    for attempt, outcome, _ in batch:
+                        if outcome is None:
+                            await outcomes.skipped(session, attempt, "not sent: the webhook is disabled")
+                        elif outcome.delivered:
+                            continue
+                        elif reason := await outcomes.failed(
+                            session, attempt, now, outcome.describe(), outcome.code, gone=outcome.gone
+                        ):
+                            disabled.append(f"webhook {attempt.webhook_id} disabled: {reason}")
+            except Exception as exc:
+                # Left claimed: due again once the claim lapses (the same webhook-id, at least once).
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for line in disabled:
+                log.warning("%s", line)
+            for _, _, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
     async def _attempt(self, message: Message, webhook: Webhook) -> webhook_http.Outcome:
         try:
@@ -224,7 +295,7 @@ class WebhookDispatcher:
             async with self._tick_lock:
                 pass  # a tick between its claim and its sends' start
             await self._idle.wait()
-            if not self._tasks and (self._waker is None or self._waker.done()):
+            if not self._tasks and not self._queued and (self._waker is None or self._waker.done()):
                 return
 
     async def close(self, grace: float = STOP_GRACE_SECONDS) -> None:
@@ -234,6 +305,8 @@ class WebhookDispatcher:
         if self._waker is not None:
             self._waker.cancel()
             await asyncio.gather(self._waker, return_exceptions=True)
+        # Claims not started stay claimed: due again once the claim lapses.
+        self._queued.clear()
         await finish_or_cancel(set(self._tasks), grace, "a webhook delivery")
         if self._http is not None:
             await self._http.aclose()

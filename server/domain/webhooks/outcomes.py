@@ -16,7 +16,7 @@ got there first (a deletion, a disable) wins.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -66,11 +66,29 @@ async def _mark(session: AsyncSession, attempt: Attempt, **values: object) -> bo
     return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
-async def delivered(session: AsyncSession, attempt: Attempt, code: int, now: datetime) -> None:
-    await _mark(session, attempt, status=OutboxStatus.SENT, sent_at=now, response_code=code, last_error=None)
+async def delivered(session: AsyncSession, attempts: Sequence[tuple[Attempt, int]], now: datetime) -> None:
+    """Deliveries the receivers accepted (with their status codes): a few statements for many."""
+    by_code: dict[int, list[int]] = {}
+    for attempt, code in attempts:
+        by_code.setdefault(code, []).append(attempt.id)
+    for code, ids in by_code.items():
+        await session.execute(
+            sa.update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.status) == OutboxStatus.PENDING)
+            .values(
+                attempts=col(OutboxMessage.attempts) + 1,
+                status=OutboxStatus.SENT,
+                sent_at=now,
+                response_code=code,
+                last_error=None,
+            )
+        )
     await session.execute(
         sa.update(Webhook)
-        .where(col(Webhook.id) == attempt.webhook_id, col(Webhook.failing_since).is_not(None))
+        .where(
+            col(Webhook.id).in_({a.webhook_id for a, _ in attempts}),
+            col(Webhook.failing_since).is_not(None),
+        )
         .values(failing_since=None)
     )
 
