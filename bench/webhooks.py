@@ -127,6 +127,22 @@ def receiver_app(receipts: Receipts, slow_path: str, slow_seconds: float):  # ty
     return Starlette(routes=[Route("/{path:path}", hook, methods=["POST"])])
 
 
+def start_server(url: str, port: int, stamps: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--serve", url, str(port), stamps],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def read_commits(stamps: str) -> dict[str, float]:
+    """userId -> when the transaction that recorded its event committed."""
+    commits: dict[str, float] = {}
+    for line in Path(stamps).read_text().splitlines():
+        user_id, at = line.split()
+        commits.setdefault(user_id, float(at))
+    return commits
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -157,16 +173,15 @@ async def main(args: argparse.Namespace) -> None:
 
     receiver_port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(receiver_app(receipts, slow, args.slow_seconds), port=receiver_port, log_level="warning")
+        uvicorn.Config(
+            receiver_app(receipts, slow, args.slow_seconds), port=receiver_port, log_level="warning"
+        )
     )
     receiving = asyncio.create_task(server.serve())
     ingest_key = await provision(url, [f"http://127.0.0.1:{receiver_port}/{p}" for p in paths])
 
     port = free_port()
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--serve", url, str(port), stamps],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    child = start_server(url, port, stamps)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
             for _ in range(300):
@@ -207,16 +222,13 @@ async def main(args: argparse.Namespace) -> None:
         server.should_exit = True
         await receiving
 
-    commits = {}
-    for line in Path(stamps).read_text().splitlines():
-        user_id, at = line.split()
-        commits.setdefault(user_id, float(at))
+    commits = read_commits(stamps)
     latency: dict[str, list[float]] = {p: [] for p in paths}
     last_fast = 0.0
     for path, user_id, _msg, at in receipts.hits:
         latency[path].append(at - commits[user_id])
         if path != slow:
-            last_fast = max(last_fast, at)
+            last_fast = max(last_fast, float(at))
     repeats = sum(n - 1 for n in Counter((p, m) for p, _u, m, _t in receipts.hits).values())
     missing = args.events * args.endpoints - len({(p, u) for p, u, _m, _t in receipts.hits})
 
@@ -225,7 +237,9 @@ async def main(args: argparse.Namespace) -> None:
     print(f"fast endpoints ({len(fast):,} deliveries)  commit->receipt {percentiles(fast)}")
     print(f"slow endpoint  ({len(latency[slow]):,} deliveries)  commit->receipt {percentiles(latency[slow])}")
     fast_span = last_fast - started
-    print(f"fast endpoints' throughput: {len(fast) / fast_span:,.0f} deliveries/s (first report to last receipt)")
+    print(
+        f"fast endpoints' throughput: {len(fast) / fast_span:,.0f} deliveries/s (first report to last receipt)"
+    )
     print(f"slow endpoint's throughput: {len(latency[slow]) / (finished - started):,.1f} deliveries/s")
     print(f"repeated deliveries: {repeats}; missing: {missing}; wall time {finished - started:.1f} s")
 
