@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -242,6 +243,12 @@ async def main(args: argparse.Namespace) -> None:
     )
     print(f"slow endpoint's throughput: {len(latency[slow]) / (finished - started):,.1f} deliveries/s")
     print(f"repeated deliveries: {repeats}; missing: {missing}; wall time {finished - started:.1f} s")
+    server_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own_cpu = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        f"CPU: server {server_cpu.ru_utime + server_cpu.ru_stime:.1f} s, this process (agents and "
+        f"receivers) {own_cpu.ru_utime + own_cpu.ru_stime:.1f} s; load average {os.getloadavg()[0]:.1f}"
+    )
 
 
 def cli() -> None:

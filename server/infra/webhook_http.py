@@ -91,11 +91,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 def client(policy: urls.UrlPolicy, max_connections: int) -> httpx.AsyncClient:
-    """The process's client: no redirects, no proxies from the environment, guarded connections.
-
-    ``max_connections`` is at least the number of sends in flight, so a request never waits
-    for a connection another endpoint's slow request holds.
-    """
+    """A client for one endpoint: no redirects, no proxies from the environment, guarded
+    connections, at most ``max_connections`` of them (the endpoint's send slots)."""
     transport = httpx.AsyncHTTPTransport(trust_env=False)
     # httpx offers no network backend of its own; its pool is httpcore's, which does.
     transport._pool = httpcore.AsyncConnectionPool(

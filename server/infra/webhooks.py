@@ -9,8 +9,9 @@ the outbox and starts one task per delivery, then returns: it never waits for a 
   process, and a claim takes, oldest first, only what an endpoint's slots can start now or
   right after (``outbox.claim``'s ``per_destination``; :data:`PREFETCH`). An endpoint that hangs for its whole timeout holds
   its own slots only: every other endpoint's deliveries are claimed and sent meanwhile.
-* **A bound.** At most :data:`MAX_IN_FLIGHT` sends per process, and the HTTP client has
-  as many connections, so no request waits for a connection another one holds.
+* **A bound.** At most :data:`MAX_IN_FLIGHT` sends per process. Each endpoint has its own
+  HTTP client with as many connections as it has send slots, so no request waits for (or
+  is scanned past) a connection of another endpoint.
 * **Several processes.** The job is not leased: each process claims with
   ``FOR UPDATE SKIP LOCKED`` (PostgreSQL), so two never take the same delivery; a claim
   lasts :data:`CLAIM_SECONDS`, after which a delivery whose sender died is due again (with
@@ -24,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from datetime import datetime
 
@@ -50,6 +51,8 @@ MAX_IN_FLIGHT = 64
 PER_ENDPOINT = 8
 # Claims held per send slot: the next send of an endpoint starts as soon as one ends.
 PREFETCH = 2
+# HTTP clients kept (one per endpoint recently sent to); idle ones beyond are closed.
+MAX_CLIENTS = 256
 CLAIM_SECONDS = 60.0
 STOP_GRACE_SECONDS = 5.0
 
@@ -80,13 +83,15 @@ class WebhookDispatcher:
         self.max_in_flight = max_in_flight
         self.per_endpoint = per_endpoint
         self.wall = wall
-        self._http: httpx.AsyncClient | None = None
+        # One HTTP client (and connection pool) per endpoint, least recently used last.
+        self._clients: OrderedDict[str, httpx.AsyncClient] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         # Per endpoint (its id as the outbox destination): sends in flight, claims waiting.
         self._sending: Counter[str] = Counter()
         self._queued: dict[str, deque[tuple[Message, Webhook | None]]] = {}
         self._tick_lock = asyncio.Lock()
         self._waker: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self._outcomes: list[tuple[outcomes.Attempt, webhook_http.Outcome | None, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._wanted = False
@@ -281,9 +286,23 @@ class WebhookDispatcher:
             wall=self.wall(),
             link=pending_tab_url(self.settings),
         )
-        if self._http is None:
-            self._http = webhook_http.client(self.policy, self.max_in_flight)
-        return await webhook_http.post(self._http, request, self.timeout)
+        return await webhook_http.post(self._client(message.destination), request, self.timeout)
+
+    def _client(self, destination: str) -> httpx.AsyncClient:
+        """The endpoint's own client: its pool holds only its connections (at most its send
+        slots), so no endpoint ever waits for, or scans, another's."""
+        client = self._clients.get(destination)
+        if client is None:
+            client = self._clients[destination] = webhook_http.client(self.policy, self.per_endpoint)
+            while len(self._clients) > MAX_CLIENTS:
+                idle = next((d for d in self._clients if d not in self._sending), None)
+                if idle is None:
+                    break
+                old = self._clients.pop(idle)
+                self._closing.add(asyncio.create_task(old.aclose()))
+                self._closing = {t for t in self._closing if not t.done()}
+        self._clients.move_to_end(destination)
+        return client
 
     # ------------------------------------------------------------------ tests, shutdown
 
@@ -308,6 +327,5 @@ class WebhookDispatcher:
         # Claims not started stay claimed: due again once the claim lapses.
         self._queued.clear()
         await finish_or_cancel(set(self._tasks), grace, "a webhook delivery")
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        clients, self._clients = list(self._clients.values()), OrderedDict()
+        await asyncio.gather(*(c.aclose() for c in clients), *self._closing, return_exceptions=True)
