@@ -51,6 +51,8 @@ MAX_IN_FLIGHT = 64
 PER_ENDPOINT = 8
 # Claims held per send slot: the next send of an endpoint starts as soon as one ends.
 PREFETCH = 2
+# How long an outcome waits for others to share its transaction (its send is already done).
+FLUSH_WINDOW_SECONDS = 0.02
 # HTTP clients kept (one per endpoint recently sent to); idle ones beyond are closed.
 MAX_CLIENTS = 256
 CLAIM_SECONDS = 60.0
@@ -194,7 +196,8 @@ class WebhookDispatcher:
         if self._sending[destination] <= 0:
             del self._sending[destination]
         self._pump()
-        self.wake()  # room to claim more
+        if len(self._queued.get(destination, ())) <= self.per_endpoint // 2:
+            self.wake()  # claim more for it, a few at a time rather than one per send
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -243,7 +246,7 @@ class WebhookDispatcher:
 
     async def _flush(self) -> None:
         while self._outcomes:
-            await asyncio.sleep(0)  # one turn of the loop: sends finishing together join in
+            await asyncio.sleep(FLUSH_WINDOW_SECONDS)  # sends finishing meanwhile join in
             batch, self._outcomes = self._outcomes, []
             disabled: list[str] = []
             try:
