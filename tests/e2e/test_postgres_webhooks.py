@@ -78,7 +78,8 @@ async def test_two_processes_deliver_each_event_exactly_once_per_endpoint(
                 )
             )
         assert {a.json()["status"] for a in answers} == {"PENDING"}
-        await receiver.wait_for(EVENTS * ENDPOINTS)
+        # Generous: two servers, this test and its receiver share the machine's cores.
+        await receiver.wait_for(EVENTS * ENDPOINTS, within=90)
         for s in servers:
             s.stop()  # SIGTERM: sends in flight finish and record their outcome first
         per_endpoint = Counter(h.path for h in receiver.hits)

@@ -71,13 +71,13 @@ class Receiver:
         headers = {"location": f"{self.base}/elsewhere"} if 300 <= code < 400 else None
         return Response(None if code in (204, 304) else f"SECRET-BODY-{code}", code, headers)
 
-    async def wait_for(self, count: int, path: str | None = None) -> list[Hit]:
-        """Wait (up to 10 s) until ``count`` requests (to ``path``) have arrived."""
+    async def wait_for(self, count: int, path: str | None = None, within: float = 10) -> list[Hit]:
+        """Wait (up to ``within`` seconds) until ``count`` requests (to ``path``) have arrived."""
 
         def mine() -> list[Hit]:
             return self.hits if path is None else self.to(path)
 
-        async with asyncio.timeout(10), self.arrived:
+        async with asyncio.timeout(within), self.arrived:
             await self.arrived.wait_for(lambda: len(mine()) >= count)
         return mine()
 
