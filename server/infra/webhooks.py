@@ -7,8 +7,9 @@ the outbox and starts one task per delivery, then returns: it never waits for a 
 
 * **Isolation.** At most :data:`PER_ENDPOINT` sends per endpoint are in flight in a
   process, and a claim takes, oldest first, only what an endpoint's slots can start now or
-  right after (``outbox.claim``'s ``per_destination``; :data:`PREFETCH`). An endpoint that hangs for its whole timeout holds
-  its own slots only: every other endpoint's deliveries are claimed and sent meanwhile.
+  right after (``outbox.claim``'s ``per_destination``; :data:`PREFETCH`). An endpoint that
+  hangs for its whole timeout holds its own slots only: every other endpoint's deliveries
+  are claimed and sent meanwhile.
 * **A bound.** At most :data:`MAX_IN_FLIGHT` sends per process. Each endpoint has its own
   HTTP client with as many connections as it has send slots, so no request waits for (or
   is scanned past) a connection of another endpoint.
