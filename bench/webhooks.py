@@ -1,13 +1,15 @@
 """Webhook delivery: 1,000 queue events to 5 endpoints, one of them slow.
 
-    .venv/bin/python bench/webhooks.py [--events 1000] [--endpoints 5] [--slow-seconds 1.0] [--concurrency 20]
+    .venv/bin/python bench/webhooks.py [--events 1000] [--endpoints 5] [--slow-seconds 1.0]
+                                       [--concurrency 20] [--rate 0]
 
 Starts the real app (``create_app`` + uvicorn, as ``plm serve`` runs it, webhook job
 included) on a fresh SQLite database in a child process, with ``PLM_WEBHOOK_ALLOW_HTTP`` and
 ``PLM_WEBHOOK_ALLOW_PRIVATE`` on so it may call this process's receivers: one uvicorn app
 on a free port serving ``--endpoints`` STANDARD webhooks, the last of which answers only
 after ``--slow-seconds``. Then ``--events`` new agents report over ``POST /ingest``
-(``--concurrency`` at a time) on an account with no license free, so each one is an
+(``--concurrency`` at a time, as fast as they can or ``--rate`` a second) on an account
+with no license free, so each one is an
 ENTERED queue event delivered to every endpoint.
 
 Commit-to-receipt: the child wraps its broadcaster's ``committed()`` (called right after the
@@ -200,6 +202,8 @@ async def main(args: argparse.Namespace) -> None:
             async def reporter() -> None:
                 while not queue.empty():
                     n = queue.get_nowait()
+                    if args.rate:  # paced: event n is reported at n / rate seconds
+                        await asyncio.sleep(max(0.0, started + n / args.rate - time.time()))
                     body = {
                         "batchId": f"b-{n}",
                         "agent": {"deviceName": f"PC-{n}", "domain": "ACME", "logonName": f"user{n}"},
@@ -261,6 +265,7 @@ def cli() -> None:
     parser.add_argument("--slow-seconds", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--rate", type=float, default=0, help="events per second (0: as fast as possible)")
     asyncio.run(main(parser.parse_args()))
 
 
