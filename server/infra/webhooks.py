@@ -99,6 +99,7 @@ class WebhookDispatcher:
         self._flusher: asyncio.Task[None] | None = None
         self._wanted = False
         self._closed = False
+        self._started = False
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -151,9 +152,17 @@ class WebhookDispatcher:
             self._pump()
             return len(claimed)
 
+    def start(self) -> None:
+        """Send on wake-ups from now on: after each commit of queue events in this process
+        (in every process, with a PostgreSQL broadcaster), and as sends free their slots."""
+        if not self._started:
+            self._started = True
+            self.db.broadcaster.broker.listen(self.wake)
+
     def wake(self) -> None:
-        """Tick soon, in this process (coalesced: one pending tick at most)."""
-        if self._closed:
+        """Tick soon, in this process (coalesced: one pending tick at most); nothing before
+        :meth:`start` (a process that runs no jobs, a test driving ticks itself)."""
+        if self._closed or not self._started:
             return
         self._wanted = True
         if self._waker is not None and not self._waker.done():

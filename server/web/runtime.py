@@ -37,9 +37,8 @@ class Services:
         # The clock is read through the Services so a test's FakeClock applies to ingestion.
         self.committer = IngestCommitter(self.db, lambda: self.clock())
         self.readiness = Readiness(self.db, lambda: self.clock())
+        # Started with the scheduled jobs (server.web.schedule.JobRunner).
         self.webhooks = WebhookDispatcher(self.db, self.settings, lambda: self.clock())
-        # A commit that recorded queue events may have queued deliveries: send them now.
-        self.db.broadcaster.broker.listen(self.webhooks.wake)
 
 
 def of(app: Starlette) -> Services:

@@ -124,6 +124,11 @@ class JobRunner(LeasedJobRunner[Services]):
     def svc(self) -> Services:
         return self.context
 
+    def start(self) -> None:
+        """Start the jobs, and the webhook sends woken by commits between their ticks."""
+        super().start()
+        self.svc.webhooks.start()
+
     async def stop(self) -> None:
         """Stop the jobs, then the webhook sends they started (given a few seconds)."""
         await super().stop()

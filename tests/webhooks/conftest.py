@@ -96,6 +96,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 @pytest.fixture
 async def svc(db: Database, db_url: str, clock: FakeClock) -> AsyncIterator[Services]:
     services = Services(Settings(database_url=db_url, **LOCAL), db, clock)
+    services.webhooks.start()  # woken by commits and freed slots, as in a running server
     yield services
     await services.webhooks.close(grace=0)
 

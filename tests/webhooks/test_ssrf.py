@@ -88,6 +88,7 @@ def test_a_viewer_sees_no_credentials_query_or_slack_path() -> None:
 async def strict_svc(db: Database, db_url: str, clock: FakeClock) -> AsyncIterator[Services]:
     """A process that allows http (the receiver's) but not private addresses."""
     services = Services(Settings(database_url=db_url, webhook_allow_http=True), db, clock)
+    services.webhooks.start()
     yield services
     await services.webhooks.close(grace=0)
 
