@@ -12,6 +12,7 @@ from graphql import build_schema, parse, validate
 from standardwebhooks import Webhook as Verifier
 from textual.widgets import DataTable, Input
 
+from server.domain.models import QueueAction
 from server.infra.db import Database
 from server.infra.settings import Settings
 from server.web.app import create_app
@@ -77,7 +78,7 @@ async def test_an_admin_adds_tests_rotates_edits_and_deletes_a_webhook(
         assert app.clipboard == secret
         await pilot.press("escape")
         (hook,) = await hooks(live)
-        assert hook["url"] == receiver.url("tui") and len(hook["actions"]) == 5
+        assert hook["url"] == receiver.url("tui") and len(hook["actions"]) == len(QueueAction)
         table = view.query_one("#webhooks-table", DataTable)
         await wait_until(pilot, lambda: table.row_count == 1, "the new row")
 

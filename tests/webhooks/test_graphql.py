@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from standardwebhooks import Webhook as Verifier
 
 from server.domain import retention
+from server.domain.models import QueueAction
 from server.domain.webhooks.tables import Webhook
 from server.web.app import create_app
 from server.web.runtime import Services
@@ -35,7 +36,8 @@ HOOKS = """query($first: Int! = 20, $after: String) { webhooks { id url format a
   deliveries(first: $first, after: $after) { totalCount pageInfo { hasNextPage endCursor }
     edges { node { id action userId status attempts lastResponseCode lastError deliveredAt nextAttemptAt } } } } }"""
 
-ALL_ACTIONS = ["ENTERED", "APPROVED", "ASSIGNED", "MERGED", "REMOVED"]
+# Every action, those added later included (a hook created with none gets them all).
+ALL_ACTIONS = [a.value for a in QueueAction]
 
 
 @pytest.fixture
