@@ -14,7 +14,7 @@ KEYS = [
     (
         "Everywhere",
         [
-            ("1 2 3 4", "Pending licenses · Users · Audit log · Queue metrics"),
+            ("1 2 3 4 5", "Pending licenses · Users · Audit log · Queue metrics · Webhooks"),
             ("t", "Toggle manual review (shows the plan first)"),
             ("l", "Change the license limit (plan first: who moves to the queue)"),
             ("u", "Undo the last action, right after it (its notification says so)"),
@@ -56,6 +56,7 @@ KEYS = [
         ],
     ),
     ("Queue metrics", [("d", "Cycle the period: 7 · 30 · 90 · 365 days")]),
+    ("Webhooks", [("a e x", "Add · edit · delete"), ("r s g", "Rotate the secret · send a test · reload")]),
 ]
 
 
