@@ -1,5 +1,5 @@
-"""The removal dialog, with its do-not-track choice (approvals and settings show a plan:
-:mod:`tui_client.screens.plan`)."""
+"""Confirmation dialogs: a yes/no question, and removal with its do-not-track choice
+(approvals and settings show a plan instead: :mod:`tui_client.screens.plan`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,38 @@ from tui_client import format as fmt
 from tui_client import safe
 
 SHOWN_NAMES = 8
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Dismisses with True (yes) or False (no, esc)."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+
+    def __init__(self, title: str, body: str, yes: str = "Yes") -> None:
+        super().__init__()
+        self.heading, self.body, self.yes = title, body, yes
+
+    def compose(self) -> ComposeResult:
+        # Plain text: a question may name anything.
+        with Vertical(classes="dialog"):
+            yield Label(safe.plain(self.heading), classes="title")
+            yield Static(Content(safe.clean(self.body, multiline=True)), classes="body")
+            with Horizontal(classes="buttons"):
+                yield Button(self.yes, variant="primary", id="yes")
+                yield Button("Cancel", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#yes", Button).focus()
+
+    def action_answer(self, value: bool) -> None:
+        self.dismiss(value)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
 
 
 class ConfirmRemove(ModalScreen[bool | None]):
