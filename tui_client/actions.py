@@ -18,6 +18,7 @@ class AdminAction(StrEnum):
     REMOVE = "remove"
     ACCEPT_MATCH = "accept_suggestion"
     TOGGLE_REVIEW = "toggle_review"
+    SET_LIMIT = "set_limit"
     UNDO = "undo_last"
     UNDO_ENTRIES = "undo_entries"
 

@@ -29,6 +29,7 @@ from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
 
 from tui_client import operations as ops
+from tui_client.parsing import parse, parse_page
 from tui_client.types import (
     Account,
     Agent,
@@ -39,11 +40,11 @@ from tui_client.types import (
     PendingPage,
     QueueEvent,
     QueueMetrics,
+    SeatPlan,
     Suggestion,
     User,
+    UserDetail,
     UserError,
-    parse,
-    parse_page,
 )
 from tui_client.undo import Restored
 
@@ -246,6 +247,7 @@ class PlmApi:
             total_count=page.total_count,
             has_next_page=page.has_next_page,
             end_cursor=page.end_cursor,
+            cursors=page.cursors,
         )
 
     async def users(
@@ -269,14 +271,37 @@ class PlmApi:
         user = (await self._execute(ops.SUGGESTIONS, id=user_id))["user"]
         return None if user is None else [parse(Suggestion, s) for s in user["suggestions"]]
 
+    async def user_detail(self, user_id: str, days: int) -> UserDetail | None:
+        """One user as the detail pane shows it, activity over ``days``; None if the user is gone."""
+        user = (await self._execute(ops.USER_DETAIL, id=user_id, days=days))["user"]
+        return None if user is None else parse(UserDetail, user)
+
+    async def preview_approval(self, user_ids: Sequence[str]) -> SeatPlan:
+        """What approving these users would do now; nothing changes."""
+        data = await self._execute(ops.PREVIEW_APPROVAL, userIds=list(user_ids))
+        return parse(SeatPlan, data["previewApproval"])
+
+    async def preview_settings(
+        self, *, manual_review: bool | None = None, license_limit: int | None = None
+    ) -> SeatPlan:
+        """What a settings change would do now; nothing changes."""
+        data = await self._execute(
+            ops.PREVIEW_ACCOUNT_SETTINGS, manualReview=manual_review, licenseLimit=license_limit
+        )
+        return parse(SeatPlan, data["previewAccountSettings"])
+
     async def queue_metrics(self, days: int = 30) -> QueueMetrics:
         metrics = (await self._execute(ops.QUEUE_METRICS, days=days))["queueMetrics"]
         return parse(QueueMetrics, {**metrics, "days": days})
 
     # -- mutations
 
-    async def approve(self, user_ids: Sequence[str]) -> ActionResult:
-        data = await self._execute(ops.APPROVE_PENDING_USERS, userIds=list(user_ids))
+    async def approve(self, user_ids: Sequence[str], expected_version: str | None = None) -> ActionResult:
+        """Approve, all or nothing; with ``expected_version`` (a plan's) only if the queue has not
+        changed since that plan (else :class:`ApiError` with code ``PLAN_CHANGED``)."""
+        data = await self._execute(
+            ops.APPROVE_PENDING_USERS, userIds=list(user_ids), expectedQueueVersion=expected_version
+        )
         p = self._payload(data, "approvePendingUsers")
         return ActionResult(parse(Account, p["account"]), [u["id"] for u in p["approved"]])
 
@@ -309,10 +334,19 @@ class PlmApi:
         return parse(Account, p["account"]), [parse(Restored, u) for u in p["users"]]
 
     async def update_settings(
-        self, *, manual_review: bool | None = None, license_limit: int | None = None
+        self,
+        *,
+        manual_review: bool | None = None,
+        license_limit: int | None = None,
+        expected_version: str | None = None,
     ) -> Account:
+        """Change settings; with ``expected_version`` only if the queue has not changed since
+        that plan (else :class:`ApiError` with code ``PLAN_CHANGED``)."""
         data = await self._execute(
-            ops.UPDATE_ACCOUNT_SETTINGS, manualReview=manual_review, licenseLimit=license_limit
+            ops.UPDATE_ACCOUNT_SETTINGS,
+            manualReview=manual_review,
+            licenseLimit=license_limit,
+            expectedQueueVersion=expected_version,
         )
         return parse(Account, self._payload(data, "updateAccountSettings")["account"])
 

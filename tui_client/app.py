@@ -29,9 +29,9 @@ from tui_client.messages import (
     ConnectionState,
     QueueEventReceived,
 )
+from tui_client.screens import settings
 from tui_client.screens.audit import AuditView
 from tui_client.screens.base import ApiView
-from tui_client.screens.confirm import ConfirmScreen
 from tui_client.screens.help import HelpScreen
 from tui_client.screens.metrics import MetricsView
 from tui_client.screens.pending import PendingView
@@ -65,6 +65,7 @@ class AdminApp(App[None]):
         Binding("4", "show_tab('metrics')", "Metrics", show=False),
         Binding("5", "show_tab('webhooks')", "Webhooks", show=False),
         Binding("t", AdminAction.TOGGLE_REVIEW, "Manual review"),
+        Binding("l", AdminAction.SET_LIMIT, "Limit", show=False),
         Binding("u", AdminAction.UNDO, "Undo", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
@@ -289,10 +290,13 @@ class AdminApp(App[None]):
         self._active_view().shown()
 
     def on_account_changed(self, message: AccountChanged) -> None:
-        self.account = message.account
+        before, self.account = self.account, message.account
         if not self._shown:
             return
         self.query_one(UsageHeader).show(message.account)
+        if before is not None and before.licenses_used != message.account.licenses_used:
+            # A newcomer took a free license (no queue event): it may be a queued user's match.
+            self.pending.reread_in_sight()
 
     def on_queue_event_received(self, message: QueueEventReceived) -> None:
         if not self._shown:
@@ -368,40 +372,10 @@ class AdminApp(App[None]):
         return True
 
     def action_toggle_review(self) -> None:
-        account = self.account
-        if account is None:
-            self.notify("Still loading the account.", severity="warning")
-            return
-        turn_on = not account.manual_review
-        body = (
-            "Every new user will wait in the queue for an admin, even while licenses are free."
-            if turn_on
-            else "New users will take a free license automatically again. Nobody already waiting "
-            "is approved by this: the queue stays as it is."
-        )
+        settings.toggle_review(self)
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._set_manual_review(turn_on)
-
-        self.push_screen(
-            ConfirmScreen(
-                f"Turn manual review {'on' if turn_on else 'off'}?",
-                body,
-                "Turn on" if turn_on else "Turn off",
-            ),
-            answered,
-        )
-
-    @work(group="settings", exit_on_error=False)
-    async def _set_manual_review(self, on: bool) -> None:
-        try:
-            account = await self.api.update_settings(manual_review=on)
-        except ApiError as exc:
-            self.report_error(exc, title="Manual review unchanged")
-            return
-        self.post_message(AccountChanged(account))
-        self.notify(f"Manual review is {'on' if on else 'off'}.", title="Settings saved")
+    def action_set_limit(self) -> None:
+        settings.change_limit(self)
 
 
 def log_to_textual() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 
-from tui_client.types import PendingReason, QueueAction, UserStatus
+from tui_client.types import PendingReason, QueueAction, Suggestion, UserStatus
 
 # The one table of each kind of label: every place that shows a reason, an action or a
 # status reads it here. A value the client does not know shows as the server sent it.
@@ -33,6 +33,11 @@ def action(value: QueueAction) -> str:
 def status(value: UserStatus) -> str:
     """A user's status in a list: "licensed", else "pending"."""
     return "licensed" if value is UserStatus.LICENSED else "pending"
+
+
+def match(s: Suggestion | None) -> str:
+    """A likely match in a list: "Assign Ada Lovelace 98%", or '—' when there is none."""
+    return "—" if s is None else f"{s.kind.title()} {s.target_name} {s.score:.0%}"
 
 
 def when(dt: datetime | None, tz: tzinfo | None) -> str:

@@ -57,6 +57,74 @@ query Suggestions($id: ID!) {
 }
 """
 
+SEAT_PLAN_FIELDS = """
+fragment SeatPlanFields on SeatPlan {
+  approve { id displayName }
+  moveToPending { id displayName }
+  licenseLimit
+  licensesUsedBefore
+  licensesUsedAfter
+  queueVersion
+  errors { code message field }
+}
+"""
+
+# The detail pane's read: one user, never a list (the pane follows the cursor).
+USER_DETAIL = """
+query UserDetail($id: ID!, $days: Int!) {
+  user(id: $id) {
+    id
+    displayName
+    status
+    firstSeenAt
+    licensedAt
+    lastActivityAt
+    agents { id deviceName domain logonName lastSeenAt }
+    pending {
+      reason
+      enteredAt
+      retainedEventCount
+      retainedActiveSeconds
+      oldestRetainedAt
+      dataExpiresAt
+    }
+    suggestions(first: 5) {
+      kind score reasons
+      user { id displayName status agents { id deviceName domain logonName } }
+      agent { id deviceName domain logonName user { id displayName } }
+    }
+    activity(days: $days) {
+      days
+      activeSeconds
+      productiveSeconds
+      unproductiveSeconds
+      topApps { app activeSeconds }
+      daily { date activeSeconds productiveSeconds unproductiveSeconds }
+    }
+  }
+}
+"""
+
+PREVIEW_APPROVAL = (
+    """
+query PreviewApproval($userIds: [ID!]!) {
+  previewApproval(userIds: $userIds) { ...SeatPlanFields }
+}
+"""
+    + SEAT_PLAN_FIELDS
+)
+
+PREVIEW_ACCOUNT_SETTINGS = (
+    """
+query PreviewAccountSettings($manualReview: Boolean, $licenseLimit: Int) {
+  previewAccountSettings(input: {manualReview: $manualReview, licenseLimit: $licenseLimit}) {
+    ...SeatPlanFields
+  }
+}
+"""
+    + SEAT_PLAN_FIELDS
+)
+
 BOOTSTRAP = (
     """
 query Bootstrap {
@@ -83,7 +151,7 @@ query PendingUsers($first: Int!, $after: String, $search: String, $reason: Pendi
   pendingUsers(first: $first, after: $after, search: $search, reason: $reason, orderBy: ENTERED_ASC) {
     totalCount
     pageInfo { hasNextPage endCursor }
-    edges { node { ...UserFields } }
+    edges { cursor node { ...UserFields } }
   }
 }
 """
@@ -172,8 +240,8 @@ query QueueMetrics($days: Int!) {
 
 APPROVE_PENDING_USERS = (
     """
-mutation ApprovePendingUsers($userIds: [ID!]!) {
-  approvePendingUsers(input: {userIds: $userIds}) {
+mutation ApprovePendingUsers($userIds: [ID!]!, $expectedQueueVersion: String) {
+  approvePendingUsers(input: {userIds: $userIds, expectedQueueVersion: $expectedQueueVersion}) {
     approved { id displayName }
     account { ...AccountFields }
     errors { code message field }
@@ -224,8 +292,10 @@ mutation RemoveUsers($userIds: [ID!]!, $doNotTrack: Boolean!) {
 
 UPDATE_ACCOUNT_SETTINGS = (
     """
-mutation UpdateAccountSettings($manualReview: Boolean, $licenseLimit: Int) {
-  updateAccountSettings(input: {manualReview: $manualReview, licenseLimit: $licenseLimit}) {
+mutation UpdateAccountSettings($manualReview: Boolean, $licenseLimit: Int, $expectedQueueVersion: String) {
+  updateAccountSettings(
+    input: {manualReview: $manualReview, licenseLimit: $licenseLimit, expectedQueueVersion: $expectedQueueVersion}
+  ) {
     account { ...AccountFields }
     errors { code message field }
   }
@@ -267,5 +337,8 @@ ALL: dict[str, str] = {
     "UpdateAccountSettings": UPDATE_ACCOUNT_SETTINGS,
     "PendingQueueChanged": PENDING_QUEUE_CHANGED,
     "Suggestions": SUGGESTIONS,
+    "UserDetail": USER_DETAIL,
+    "PreviewApproval": PREVIEW_APPROVAL,
+    "PreviewAccountSettings": PREVIEW_ACCOUNT_SETTINGS,
     "UndoActions": UNDO_ACTIONS,
 }

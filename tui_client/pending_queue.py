@@ -6,6 +6,13 @@ holds and redraws what each change returns.
 The rows are the queue's users in its order (oldest first), as far as they are paged in.
 Live events add, change and remove rows in place; events that arrive while a re-query is
 in flight are kept and replayed over its answer, which may predate them.
+
+An event carries only the users it is about, yet it can change other rows: a newcomer that
+duplicates a queued user, an approval or a removal that takes a likely match away, an
+assign that gives one. So after events the view re-reads the rows in sight
+(:meth:`PendingQueue.window`, :meth:`PendingQueue.refreshed`), each row's keyset cursor
+telling where to start; a row an event touched while that read was in flight keeps the
+event's version, which is newer.
 """
 
 from __future__ import annotations
@@ -60,6 +67,10 @@ class PendingQueue(PagedList[User]):
         self.reason: PendingReason | None = None
         # Events that arrive while a re-query is in flight, replayed over its answer.
         self._replay: list[QueueEvent] | None = None
+        #: Each row's cursor in the list (rows that arrived live have none).
+        self.cursors: dict[str, str] = {}
+        # Rows events touched while a re-read of rows in sight is in flight.
+        self._touched: set[str] | None = None
         #: How many events the last answer to a re-query had replayed over it.
         self.replayed = 0
 
@@ -82,6 +93,9 @@ class PendingQueue(PagedList[User]):
         added = super().accept(generation, page, replace=replace)
         if added is None:
             return None
+        if replace:
+            self.cursors.clear()
+        self.cursors.update(zip((u.id for u in page.items), page.cursors, strict=False))
         self.selected &= self.rows.keys()
         if replace:
             replay, self._replay = self._replay or [], None
@@ -104,6 +118,10 @@ class PendingQueue(PagedList[User]):
         """A live change: the user's row is added, updated or removed, and so is the target's."""
         if self._replay is not None:
             self._replay.append(event)
+        if self._touched is not None:
+            self._touched.add(event.user_id)
+            if event.target is not None:
+                self._touched.add(event.target.id)
         change = Change()
         user = event.user
         if user is not None and self.wanted(user):
@@ -153,11 +171,53 @@ class PendingQueue(PagedList[User]):
         self.rows = ordered
         return True
 
+    # ------------------------------------------------------------------ re-reading rows in sight
+
+    def window(self, top: int, bottom: int) -> tuple[str | None, int]:
+        """How to re-read rows ``top`` to ``bottom`` (positions, inclusive): after the cursor
+        of the nearest row above that has one (None: from the start), and how many rows."""
+        ids = list(self.rows)
+        bottom = min(bottom, len(ids) - 1)
+        anchor, after = -1, None
+        for i in range(min(top, len(ids)) - 1, -1, -1):
+            cursor = self.cursors.get(ids[i])
+            if cursor is not None:
+                anchor, after = i, cursor
+                break
+        return after, min(max(1, bottom - anchor), MAX_IDS)
+
+    def reread(self) -> int:
+        """A re-read of rows in sight begins: the generation its answer must belong to."""
+        self._touched = set()
+        return self.generation
+
+    def reread_failed(self) -> None:
+        self._touched = None
+
+    def refreshed(self, generation: int, page: Page[User]) -> Change:
+        """The rows a re-read found changed, updated in place. Rows it does not show are left
+        to the events; rows an event touched meanwhile keep the event's version."""
+        touched, self._touched = self._touched or set(), None
+        change = Change()
+        if generation != self.generation:
+            return change  # a re-query from the top superseded it
+        self.cursors.update(
+            (u.id, c) for u, c in zip(page.items, page.cursors, strict=False) if u.id in self.rows
+        )
+        for user in page.items:
+            old = self.rows.get(user.id)
+            if old is None or old == user or user.id in touched or user.status is not UserStatus.PENDING:
+                continue
+            change.reordered = self._update(user) or change.reordered
+            change.updated.append(user)
+        return change
+
     def drop(self, user_ids: list[str]) -> list[str]:
         """Users who left the queue (an action of ours): the rows removed."""
         removed = [uid for uid in user_ids if uid in self.rows]
         for uid in removed:
             del self.rows[uid]
+            self.cursors.pop(uid, None)
             self.selected.discard(uid)
             self.total = max(0, self.total - 1)
         return removed

@@ -63,10 +63,11 @@ def styled(*parts: str | tuple[str, str]) -> Content:
 
 
 def cell(value: object) -> object:
-    """A table cell: a string becomes plain ``Text`` (a ``DataTable`` parses a ``str`` as markup),
-    ``Text`` is cleaned, anything else (numbers, ``None``) is left to the table."""
+    """A table cell: a string becomes plain ``Text`` (a ``DataTable`` parses a ``str`` as markup)
+    that ends in "…" when its column is narrower, ``Text`` is cleaned, anything else (numbers,
+    ``None``) is left to the table."""
     if isinstance(value, str):
-        return Text(clean(value), no_wrap=True, end="")
+        return Text(clean(value), no_wrap=True, overflow="ellipsis", end="")
     if isinstance(value, Text):
         cleaned = clean(value.plain)
         if cleaned != value.plain:

@@ -1,20 +1,18 @@
-"""What the server answers, as typed and frozen dataclasses, and the one function that parses them.
+"""What the server answers, as typed and frozen dataclasses.
 
 Each class mirrors the fields the documents in :mod:`tui_client.operations` select, under
-Python names (``displayName`` is ``display_name``); :func:`parse` builds one from GraphQL's
-JSON by its type annotations. Enums are open: the API adds values freely and clients ignore
+Python names (``displayName`` is ``display_name``); :func:`tui_client.parsing.parse` builds
+one from GraphQL's JSON by its type annotations. Enums are open: the API adds values freely and clients ignore
 what they do not know (docs/api.md, Stability), so a value the client has not seen parses as
 a member of its own and shows as it is.
 """
 
 from __future__ import annotations
 
-import types
-from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, fields, is_dataclass
-from datetime import datetime
-from enum import Enum, StrEnum
-from typing import Any, Generic, TypeVar, Union, get_args, get_origin, get_type_hints
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -63,6 +61,8 @@ class ErrorCode(OpenEnum):
     LICENSE_LIMIT_EXCEEDED = "LICENSE_LIMIT_EXCEEDED"
     INVALID_INPUT = "INVALID_INPUT"
     CONFLICT = "CONFLICT"
+    #: The queue changed since the plan that was applied: nothing changed.
+    PLAN_CHANGED = "PLAN_CHANGED"
     NOT_UNDOABLE = "NOT_UNDOABLE"
 
 
@@ -163,6 +163,21 @@ class PendingInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MatchedUser(UserRef):
+    """An ASSIGN's user; the detail pane also reads its status and devices (three users of one
+    name tell apart by them)."""
+
+    status: UserStatus | None = None
+    agents: tuple[AgentRef, ...] = ()
+
+    @property
+    def where(self) -> str:
+        """ "licensed · LAPTOP-5800, LAPTOP-5800B", as far as it was read."""
+        devices = ", ".join(sorted({a.device_name for a in self.agents}))
+        return " · ".join(part for part in (self.status and self.status.lower(), devices) if part)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Suggestion:
     """The server's guess at who a pending user is: ASSIGN to a user, or MERGE into an agent.
 
@@ -172,7 +187,7 @@ class Suggestion:
     kind: SuggestionKind
     score: float
     reasons: tuple[str, ...]
-    user: UserRef | None = None
+    user: MatchedUser | None = None
     agent: OwnedAgent | None = None
 
     @property
@@ -190,7 +205,7 @@ class Suggestion:
         return self.agent.user.display_name if self.agent is not None else self._user.display_name
 
     @property
-    def _user(self) -> UserRef:
+    def _user(self) -> MatchedUser:
         assert self.user is not None, "a suggestion with neither a user nor an agent"
         return self.user
 
@@ -207,6 +222,77 @@ class User:
     pending: PendingInfo | None = None
     # The best suggestion only (the queue's column); all of them: PlmApi.suggestions.
     suggestions: tuple[Suggestion, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppUsage:
+    app: str
+    active_seconds: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DailyActivity:
+    date: date
+    active_seconds: int
+    productive_seconds: int
+    unproductive_seconds: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActivitySummary:
+    """A user's activity over the last ``days`` whole days: a pending user's retained activity."""
+
+    days: int
+    active_seconds: int
+    productive_seconds: int
+    unproductive_seconds: int
+    top_apps: tuple[AppUsage, ...]
+    #: One entry per day, oldest first, days without activity included.
+    daily: tuple[DailyActivity, ...]
+
+    @property
+    def neutral_seconds(self) -> int:
+        return max(0, self.active_seconds - self.productive_seconds - self.unproductive_seconds)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeenAgent(AgentRef):
+    """An agent in the detail pane: when it last reported."""
+
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserDetail:
+    """What the detail pane shows of the row under the cursor, read for that row alone."""
+
+    id: str
+    display_name: str
+    status: UserStatus
+    first_seen_at: datetime
+    licensed_at: datetime | None = None
+    last_activity_at: datetime | None = None
+    agents: tuple[SeenAgent, ...]
+    pending: PendingInfo | None = None
+    suggestions: tuple[Suggestion, ...] = ()
+    activity: ActivitySummary
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeatPlan:
+    """What an approval or a settings change would do now; nothing changed yet."""
+
+    #: Who would become licensed, in the order they would take the licenses.
+    approve: tuple[UserRef, ...]
+    #: Licensed users a lowered limit would move to the queue, most recently licensed first.
+    move_to_pending: tuple[UserRef, ...]
+    license_limit: int
+    licenses_used_before: int
+    licenses_used_after: int
+    #: Passed back as ``expectedQueueVersion``: the change applies only to this very plan.
+    queue_version: str
+    #: What applying now would answer (nothing would change then).
+    errors: tuple[UserError, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -267,6 +353,8 @@ class Page(Generic[T]):
     total_count: int
     has_next_page: bool
     end_cursor: str | None
+    #: Each item's own cursor, when the document asked for them (a list re-read from any row).
+    cursors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -291,86 +379,3 @@ class QueueEvent:
     @property
     def actor_name(self) -> str | None:
         return None if self.actor is None else self.actor.name
-
-
-# ---------------------------------------------------------------------------- parsing
-
-
-def parse(cls: type[T], data: Mapping[str, Any]) -> T:
-    """``cls`` from an answer's JSON object, by its fields' annotations: nested types, tuples,
-    ``X | None``, enums and ISO datetimes. A field with a default may be absent or null."""
-    parsed: T = _parser(cls)(data)
-    return parsed
-
-
-def parse_page(conn: Mapping[str, Any], cls: type[T]) -> Page[T]:
-    info = conn["pageInfo"]
-    return Page(
-        items=[parse(cls, edge["node"]) for edge in conn["edges"]],
-        total_count=conn["totalCount"],
-        has_next_page=info["hasNextPage"],
-        end_cursor=info["endCursor"],
-    )
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(word.title() for word in rest)
-
-
-def _as_is(value: Any) -> Any:
-    return value
-
-
-# A function from JSON to each type, built the first time the type is parsed.
-_PARSERS: dict[object, Callable[[Any], Any]] = {}
-
-
-def _parser(tp: object) -> Callable[[Any], Any]:
-    parser = _PARSERS.get(tp)
-    if parser is None:
-        parser = _PARSERS[tp] = _build_parser(tp)
-    return parser
-
-
-def _build_parser(tp: object) -> Callable[[Any], Any]:
-    origin, args = get_origin(tp), get_args(tp)
-    if origin in (Union, types.UnionType):
-        (inner,) = [a for a in args if a is not type(None)]
-        optional = _parser(inner)
-        return lambda value: None if value is None else optional(value)
-    if origin is tuple:
-        item = _parser(args[0])
-        return lambda value: tuple(map(item, value))
-    if tp is datetime:
-        return datetime.fromisoformat
-    if isinstance(tp, type) and issubclass(tp, Enum):
-        return tp
-    if isinstance(tp, type) and is_dataclass(tp):
-        return _object_parser(tp)
-    return _as_is
-
-
-def _object_parser(cls: type[Any]) -> Callable[[Mapping[str, Any]], Any]:
-    hints = get_type_hints(cls)
-    # (python name, JSON key, converter or None when the JSON value is the value)
-    required: list[tuple[str, str, Callable[[Any], Any] | None]] = []
-    optional: list[tuple[str, str, Callable[[Any], Any] | None]] = []
-    for f in fields(cls):
-        convert = _parser(hints[f.name])
-        spec = (f.name, _camel(f.name), None if convert is _as_is else convert)
-        has_default = f.default is not MISSING or f.default_factory is not MISSING
-        (optional if has_default else required).append(spec)
-
-    def parse_object(data: Mapping[str, Any]) -> Any:
-        values = {}
-        for name, key, convert in required:
-            value = data[key]
-            values[name] = value if convert is None else convert(value)
-        for name, key, convert in optional:
-            value = data.get(key)
-            if value is not None:
-                values[name] = value if convert is None else convert(value)
-        return cls(**values)
-
-    return parse_object

@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from tui_client.api import PlmApi
-from tui_client.types import OpenEnum, Page, QueueAction, parse, parse_page
+from tui_client.parsing import parse, parse_page
+from tui_client.types import OpenEnum, Page, QueueAction
 
 
 class WebhookFormat(OpenEnum):

@@ -98,33 +98,17 @@ async def test_approve_licenses_the_row_under_the_cursor(live_review: LiveServer
         await wait_until(pilot, lambda: "1/3" in header(app), "the header to follow")
 
 
-async def test_bulk_approve_approves_every_selected_row(live_review: LiveServer) -> None:
-    ids = await arrive(live_review, "Ada", "Alan", "Grace")
-    app = live_review.app()
-    async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, app, 3)
-        await pilot.press("space", "down", "space")  # Ada, then Grace (space moves down)
-        assert app.pending.queue.selected == {ids["Ada"], ids["Grace"]}
-        await pilot.press("a")
-        await wait_until(pilot, lambda: rows(app) == ["Alan"], "the approved rows to leave")
-        assert [await status_of(live_review, ids[n]) for n in ("Ada", "Alan", "Grace")] == [
-            "LICENSED",
-            "PENDING",
-            "LICENSED",
-        ]
-        assert told(app, "Approved 2 users")
-
-
 async def test_a_refused_approval_shows_its_error_and_changes_nothing(live: LiveServer) -> None:
+    """The row under the cursor is approved at once (a selection shows its plan first:
+    tests/tui/test_plans.py), so the server's refusal is what the admin is told."""
     ids = await arrive(live, "Ada", "Alan", "Grace", "Linus", "Margaret")
     app = live.app()
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app, 2)
-        await pilot.press("space", "space", "a")
+        await pilot.press("a")
         await wait_until(pilot, lambda: told(app, "Not enough licenses"), "the refusal")
         assert told(app, "Nothing was approved")
         assert rows(app) == ["Linus", "Margaret"]
-        assert app.pending.queue.selected == {ids["Linus"], ids["Margaret"]}  # kept, to retry
         assert await status_of(live, ids["Linus"]) == "PENDING"
         assert await status_of(live, ids["Margaret"]) == "PENDING"
 
@@ -217,7 +201,7 @@ async def test_toggle_manual_review_asks_then_changes_the_setting(live: LiveServ
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.account is not None, "the account")
         await pilot.press("t")
-        await wait_until(pilot, lambda: app.screen.query("#yes"), "the confirmation")
+        await wait_until(pilot, lambda: app.screen.query("#apply"), "the plan")
         await pilot.press("y")
 
         async def on() -> bool:
@@ -225,8 +209,10 @@ async def test_toggle_manual_review_asks_then_changes_the_setting(live: LiveServ
 
         await eventually(pilot, on, "manual review to be on")
         await wait_until(pilot, lambda: "manual review on" in header(app), "the header to follow")
-        await pilot.press("t", "n")  # asked again, declined
-        await pilot.pause()
+        await pilot.press("t")  # asked again, declined
+        await wait_until(pilot, lambda: app.screen.query("#apply"), "the plan")
+        await pilot.press("n")
+        await wait_until(pilot, lambda: len(app.screen_stack) == 1, "the plan to close")
         assert await on()
 
 

@@ -10,7 +10,7 @@ from tests.tui.fake_queue import OVER, REVIEW, FakeQueue, account, loaded, names
 from tui_client.api import MAX_IDS
 from tui_client.paged_list import PagedList
 from tui_client.pending_queue import REASON_FILTERS, PendingQueue
-from tui_client.types import AgentRef, Page, QueueAction, QueueEvent
+from tui_client.types import AgentRef, Page, QueueAction, QueueEvent, User
 
 
 def test_a_page_is_shown_in_queue_order_and_the_next_one_appended() -> None:
@@ -221,3 +221,48 @@ def test_a_plain_paged_list_pages_any_item_with_an_id() -> None:
     assert items.next_page() == (1, "c1")
     items.failed(1)
     assert items.next_page() == (1, "c1")  # a failed page may be asked for again
+
+
+def _with_cursors(page: Page[User]) -> Page[User]:
+    return replace(page, cursors=tuple(f"c{u.id}" for u in page.items))
+
+
+def test_rows_in_sight_are_re_read_from_the_nearest_row_above_with_a_cursor() -> None:
+    users = [person(i, f"U{i}", i) for i in range(1, 7)]
+    queue = PendingQueue()
+    queue.accept(queue.reload(), _with_cursors(page_of(users)), replace=True)
+    assert queue.window(0, 3) == (None, 4)  # from the start
+    assert queue.window(3, 5) == ("c3", 3)  # after the row above the first in sight
+    for uid in (9, 10):  # live arrivals: no cursor of their own
+        arrival = person(uid, f"U{uid}", uid)
+        queue.apply(
+            QueueEvent(action=QueueAction.ENTERED, user_id=str(uid), user=arrival, account=account(7))
+        )
+    assert queue.window(7, 7) == ("c6", 2)  # U9 above has none: from U6's
+    queue.drop(["3"])
+    assert queue.window(2, 3) == ("c2", 2)  # U3 left: U4 is now in its place
+    assert queue.window(1, 400) == ("c1", 6)  # never past the last row
+
+
+def test_a_re_read_updates_changed_rows_but_never_over_a_newer_event() -> None:
+    ada, alan, grace = person(1, "Ada", 1), person(2, "Alan", 2), person(3, "Grace", 3)
+    queue = loaded(ada, alan, grace)
+    generation = queue.reread()
+    # Meanwhile an event about Grace: her row is the event's, newer than the re-read's answer.
+    grace_now = replace(grace, display_name="Grace H.")
+    queue.apply(QueueEvent(action=QueueAction.ENTERED, user_id="3", user=grace_now, account=account(3)))
+    ada_matched = replace(ada, display_name="Ada (matched)")
+    stale_grace = replace(grace, display_name="Grace (stale)")
+    gone = person(7, "Gone", 7)
+    change = queue.refreshed(generation, page_of([ada_matched, alan, stale_grace, gone]))
+    assert change.updated == [ada_matched] and not change.reordered
+    assert names(queue) == ["Ada (matched)", "Alan", "Grace H."]  # no row added by a re-read
+
+
+def test_a_re_read_superseded_by_a_re_query_changes_nothing() -> None:
+    ada = person(1, "Ada", 1)
+    queue = loaded(ada)
+    generation = queue.reread()
+    queue.reload()
+    change = queue.refreshed(generation, page_of([replace(ada, display_name="Ada (old)")]))
+    assert change.updated == [] and names(queue) == ["Ada"]

@@ -10,12 +10,13 @@ from collections.abc import Callable
 from typing import Any
 
 from textual.pilot import Pilot
-from textual.widgets import OptionList, Static
+from textual.widgets import Input, OptionList, Static
 
 from tests.tui.conftest import ThreadedServer, wait_until
 from tui_client.app import AdminApp
 from tui_client.screens.audit import AuditView
 from tui_client.screens.metrics import MetricsView
+from tui_client.screens.plan import PlanScreen
 from tui_client.screens.users import UsersView
 
 SIZE = (120, 36)
@@ -58,6 +59,7 @@ def test_assign_picker(snap_compare: Compare, seeded: ThreadedServer) -> None:
         await pilot.press("s")
         await wait_until(pilot, lambda: bool(app.screen.query("#picker-options")), "the picker")
         options = app.screen.query_one("#picker-options", OptionList)
+        app.screen.query_one("#picker-search", Input).cursor_blink = False  # a blink is a race
         unfiltered = options.option_count
         await pilot.press(*"ma")
         await wait_until(pilot, lambda: 0 < options.option_count < unfiltered, "the narrowed list")
@@ -69,7 +71,7 @@ def test_users_tab(snap_compare: Compare, seeded: ThreadedServer) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         app = await _live(pilot)
         await pilot.press("2")
-        await wait_until(pilot, lambda: len(app.query_one(UsersView).model.rows) == 13, "the users")
+        await wait_until(pilot, lambda: len(app.query_one(UsersView).model.rows) == 14, "the users")
 
     assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
 
@@ -98,3 +100,45 @@ def test_help(snap_compare: Compare, seeded: ThreadedServer) -> None:
         await _live(pilot)
 
     assert snap_compare(seeded.app(), press=["question_mark"], terminal_size=SIZE, run_before=run_before)
+
+
+def test_plan_of_an_approval_beyond_the_free_licenses(snap_compare: Compare, seeded: ThreadedServer) -> None:
+    """Two rows selected, then ``a``: the plan says what the server would refuse, and why."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = await _live(pilot)
+        await pilot.press("space", "space", "a")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), "the plan")
+
+    assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_plan_of_a_lower_limit(snap_compare: Compare, seeded: ThreadedServer) -> None:
+    """``l``, 6: the plan lists who would move to the queue, most recently licensed first."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = await _live(pilot)
+        await pilot.press("l")
+        await wait_until(pilot, lambda: bool(app.screen.query("#limit-input")), "the limit prompt")
+        app.screen.query_one("#limit-input", Input).value = "6"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), "the plan")
+
+    assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_detail_pane(snap_compare: Compare, seeded: ThreadedServer) -> None:
+    """A wide terminal: the pane beside the queue shows the row under the cursor, its agents,
+    likely matches, retained activity by day, productivity and top apps."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = await _live(pilot)
+        await pilot.press("down")
+        pane = app.pending.pane
+        await wait_until(
+            pilot,
+            lambda: pane.detail is not None and pane.detail.display_name == "Tim Berners-Lee",
+            "the pane",
+        )
+
+    assert snap_compare(seeded.app(), terminal_size=(170, 40), run_before=run_before)

@@ -104,3 +104,90 @@ async def test_a_viewer_sees_matches_but_cannot_accept(live: LiveServer) -> None
         await pilot.press("y")
         await pilot.pause(0.2)
         assert rows(app) == ["Ada L.", "Alan Turing", "Linus Torvalds"]
+
+
+# ---------------------------------------------------------------------------- rows an event is not about
+
+
+async def test_a_removal_that_takes_a_match_away_clears_the_other_row(live: LiveServer) -> None:
+    """Ada (licensed) is removed by another admin: "Ada L." no longer has her as a likely match,
+    though the event is about Ada, who was never in the queue."""
+    ids = await licensed_and_duplicates(live)
+    app = live.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 3)
+        assert cell(app, "Ada L.") == "Assign Ada Lovelace 98%"
+        await live.gql(
+            "mutation($ids: [ID!]!) { removeUsers(input: {userIds: $ids}) { errors { code } } }",
+            ids=[ids["ada"]],
+        )
+        await wait_until(pilot, lambda: cell(app, "Ada L.") == "—", "Ada L.'s match to go with Ada")
+        assert cell(app, "Alan Turing").startswith("Merge Alan Turing ")
+
+
+async def test_an_assign_that_gives_a_match_shows_on_the_other_row(live_review: LiveServer) -> None:
+    """Grace waits on her laptop's local account; later her domain login on the same laptop
+    arrives and another admin assigns it to a licensed "Grace B. Hopper". Grace's row now has
+    a likely match, though the event is about the other two."""
+    grace = await live_review.ingest("LAPTOP-3", "ghopper", "Grace Hopper", domain="LAPTOP-3")
+    later = await live_review.ingest("LAPTOP-3", "ghopper", "Grace Hopper", domain="ACME")
+    licensed = await live_review.ingest("DESKTOP-77", "gbh", "Grace B. Hopper", domain="ACME")
+    await live_review.gql(
+        "mutation($ids: [ID!]!) { approvePendingUsers(input: {userIds: $ids}) { errors { code } } }",
+        ids=[licensed["userId"]],
+    )
+    app = live_review.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 2)
+        before = str(app.pending.table.get_cell(grace["userId"], "suggestion"))
+        await live_review.gql(
+            "mutation($p: ID!, $t: ID!) { assignPendingUser(input: {pendingUserId: $p, targetUserId: $t}) "
+            "{ errors { code } } }",
+            p=later["userId"],
+            t=licensed["userId"],
+        )
+
+        def matched() -> bool:
+            return "Grace B. Hopper" in str(app.pending.table.get_cell(grace["userId"], "suggestion"))
+
+        await wait_until(pilot, matched, "Grace's row to show her likely match")
+        assert "Grace B. Hopper" not in before
+        assert rows(app) == ["Grace Hopper"]
+
+
+async def test_rows_out_of_sight_are_left_to_paging(live_review: LiveServer) -> None:
+    """The re-read covers the rows in sight, from the nearest row above with a cursor: a long
+    queue is not read again in full after every event."""
+    await live_review.seed([f"User {i:03}" for i in range(120)])
+    app = live_review.app(page_size=50)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: len(rows(app)) >= 50 and not app.pending.queue.loading, "a page")
+        after, first = app.pending.queue.window(*app.pending._in_sight())
+        assert after is None and first <= SIZE[1]
+        await pilot.press("pagedown", "pagedown")
+        await pilot.pause()
+        top, bottom = app.pending._in_sight()
+        after, first = app.pending.queue.window(top, bottom)
+        assert after is not None and first <= bottom - top + 1
+
+
+async def test_a_later_duplicate_gives_the_earlier_row_its_match(live_review: LiveServer) -> None:
+    """The demo's defect: three re-images of one laptop waited, each but the last showing "—".
+    Matches hold both ways, and the earlier row is re-read when the later one arrives."""
+    first = await live_review.ingest("LAPTOP-9980", "sstroustrup", "Shafi Stroustrup", domain="LAPTOP-9980")
+    app = live_review.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 1)
+
+        def match(user_id: str) -> str:
+            return str(app.pending.table.get_cell(user_id, "suggestion"))
+
+        assert match(first["userId"]) == "—"
+        later = await live_review.ingest(
+            "LAPTOP-9980B", "sstroustrup", "Shafi Stroustrup", domain="LAPTOP-9980B"
+        )
+        await wait_until(pilot, lambda: len(rows(app)) == 2, "the later duplicate, live")
+        assert "Shafi Stroustrup" in match(later["userId"])
+        await wait_until(
+            pilot, lambda: "Shafi Stroustrup" in match(first["userId"]), "the earlier row's match"
+        )

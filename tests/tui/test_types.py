@@ -9,6 +9,7 @@ import pytest
 
 from tui_client import format as fmt
 from tui_client.actions import AdminAction
+from tui_client.parsing import parse, parse_page
 from tui_client.screens.help import KEYS
 from tui_client.types import (
     Account,
@@ -23,8 +24,6 @@ from tui_client.types import (
     User,
     UserError,
     UserStatus,
-    parse,
-    parse_page,
 )
 
 ACCOUNT = {
@@ -190,6 +189,7 @@ def test_admin_actions_name_the_keys_a_viewer_cannot_use() -> None:
     for action in AdminAction:
         owner = {
             AdminAction.TOGGLE_REVIEW: AdminApp,
+            AdminAction.SET_LIMIT: AdminApp,
             AdminAction.UNDO: AdminApp,
             AdminAction.UNDO_ENTRIES: AuditView,
         }.get(action, PendingView)

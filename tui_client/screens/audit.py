@@ -18,6 +18,7 @@ from textual.widgets import Static
 from tui_client import format as fmt
 from tui_client.actions import AdminAction
 from tui_client.api import MAX_IDS, ApiError
+from tui_client.columns import Col
 from tui_client.messages import AccountChanged
 from tui_client.screens.paged import PagedListView
 from tui_client.screens.undo import ConfirmUndo
@@ -29,13 +30,13 @@ MARK = "●"
 
 class AuditView(PagedListView[AuditEntry]):
     COLUMNS = [
-        ("at", "When", 16),
-        ("actor", "By", 14),
-        ("action", "Action", 8),
-        ("user", "User", 20),
+        Col("at", "When", None, keep=90),
+        Col("actor", "By", 10, keep=60),
+        Col("action", "Action", None, keep=80),
+        Col("user", "User", 12, keep=70),
         # Until when the server can undo the entry (MM-DD HH:MM); a selected one is marked.
-        ("undo", "Undo until", 13),
-        ("detail", "Detail", 37),
+        Col("undo", "Undo until", None, keep=75),
+        Col("detail", "Detail", 20, keep=50),
     ]
     FAILURE = "Could not load the audit log"
     BINDINGS = [
@@ -95,13 +96,13 @@ class AuditView(PagedListView[AuditEntry]):
             self.notify("This entry cannot be undone.", severity="warning")
             return
         self.selected.symmetric_difference_update({key})
-        self.table.update_cell(key, "undo", self._until(entry, self.admin_app.tz))
+        self.update_item(entry)
         self.show_status()
 
     def action_clear(self) -> None:
         picked, self.selected = self.selected, set()
         for key in picked:
-            self.table.update_cell(key, "undo", self._until(self.model.rows[key], self.admin_app.tz))
+            self.update_item(self.model.rows[key])
         self.show_status()
 
     # ------------------------------------------------------------------ undo

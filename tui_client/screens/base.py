@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.worker import Worker, WorkerState
 
 from tui_client.api import ApiError, PlmApi
-from tui_client.types import QueueAction
+from tui_client.types import Account, QueueAction
 
 
 class ClientApp(Protocol):
@@ -19,6 +19,8 @@ class ClientApp(Protocol):
 
     api: PlmApi
     tz: tzinfo | None
+    #: The account as last read (usage, settings); None until signed in.
+    account: Account | None
 
     @property
     def can_act(self) -> bool: ...

@@ -1,4 +1,5 @@
-"""Confirmation dialogs: a yes/no question, and removal with its do-not-track choice."""
+"""Confirmation dialogs: a yes/no question, and removal with its do-not-track choice
+(approvals and settings show a plan instead: :mod:`tui_client.screens.plan`)."""
 
 from __future__ import annotations
 

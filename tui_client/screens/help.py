@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
@@ -15,7 +15,8 @@ KEYS = [
         "Everywhere",
         [
             ("1 2 3 4 5", "Pending licenses · Users · Audit log · Queue metrics · Webhooks"),
-            ("t", "Toggle manual review (asks first)"),
+            ("t", "Toggle manual review (shows the plan first)"),
+            ("l", "Change the license limit (plan first: who moves to the queue)"),
             ("u", "Undo the last action, right after it (its notification says so)"),
             ("?", "This help"),
             ("q", "Quit"),
@@ -25,9 +26,10 @@ KEYS = [
         "Pending licenses",
         [
             ("↑ ↓ PgUp PgDn", "Move; more rows load as you near the end"),
+            ("enter", "Open / close the detail pane (open from 160 columns on)"),
             ("space", "Select / unselect the row (multi-select)"),
             ("ctrl+a", "Select all loaded rows (up to 500) / unselect them"),
-            ("a", "Approve the row, or every selected row (all or nothing)"),
+            ("a", "Approve the row; a selection after its plan (order, usage)"),
             ("s", "Assign the user's devices to an existing user (searchable picker)"),
             ("m", "Merge the user into an existing agent (searchable picker)"),
             ("x / delete", "Remove the row or the selection (asks; do-not-track checked)"),
@@ -38,7 +40,14 @@ KEYS = [
             ("esc", "Clear the selection or the filter"),
         ],
     ),
-    ("Users", [("/", "Search"), ("f", "Cycle status: all · licensed · pending")]),
+    (
+        "Users",
+        [
+            ("/", "Search"),
+            ("f", "Cycle status: all · licensed · pending"),
+            ("enter", "Open / close the detail pane"),
+        ],
+    ),
     (
         "Audit log",
         [
@@ -57,10 +66,11 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog help"):
             yield Label("Keys", classes="title")
-            for section, keys in KEYS:
-                yield Label(section, classes="section")
-                yield Static("\n".join(f"  [b]{k:<16}[/] {what}" for k, what in keys))
-            yield Static("esc closes", classes="hint")
+            with VerticalScroll(id="help-keys"):
+                for section, keys in KEYS:
+                    yield Label(section, classes="section")
+                    yield Static("\n".join(f"  [b]{k:<16}[/] {what}" for k, what in keys))
+            yield Static("esc closes · ↑ ↓ scroll", classes="hint")
 
     def action_close(self) -> None:
         self.dismiss(None)

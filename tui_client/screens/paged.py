@@ -3,7 +3,10 @@
 Subclasses say how a page is fetched (:meth:`PagedListView.fetch`), how an item becomes a
 row (:meth:`PagedListView.row`) and what the status line reads; where the paging stands
 (opaque cursors, one load at a time, stale answers dropped) is a plain
-:class:`~tui_client.paged_list.PagedList`, and drawing it lives here once.
+:class:`~tui_client.paged_list.PagedList`, and drawing it lives here once. So does sizing
+the columns: each is as wide as its widest cell while the row fits the table, and the least
+useful give way first when it does not (:func:`tui_client.columns.fit`), again whenever the
+table's width or the widest cell changes.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from textual.widgets import Static
 
 from tui_client import safe
 from tui_client.api import ApiError
+from tui_client.columns import Col, ContentWidths, fit
 from tui_client.paged_list import HasId, PagedList
 from tui_client.screens.base import ApiView
 from tui_client.types import Page
@@ -29,8 +33,8 @@ T = TypeVar("T", bound=HasId)
 
 
 class PagedListView(ApiView, Generic[T]):
-    #: (key, label, width) of each column.
-    COLUMNS: ClassVar[Sequence[tuple[str, str, int]]] = ()
+    #: The columns, in order; :meth:`row` gives a value for each.
+    COLUMNS: ClassVar[Sequence[Col]] = ()
     #: The notification title when the first page, or a later one, cannot be loaded.
     FAILURE: ClassVar[str] = "Could not load the list"
     FAILURE_MORE: ClassVar[str | None] = None
@@ -62,6 +66,9 @@ class PagedListView(ApiView, Generic[T]):
         self.page_size = page_size
         self.model: PagedList[T] = PagedList() if model is None else model
         self.stale = True
+        self._content = ContentWidths()
+        #: The columns in the table now, and their widths (the others are cut).
+        self.fitted: dict[str, int] = {}
 
     # What a subclass provides.
 
@@ -82,8 +89,55 @@ class PagedListView(ApiView, Generic[T]):
         return self.query_one(PagedTable)
 
     def on_mount(self) -> None:
-        for key, label, width in self.COLUMNS:
-            self.table.add_column(label, key=key, width=width)
+        self._set_columns(self._fit())
+
+    # The columns.
+
+    def _fit(self) -> dict[str, int]:
+        table = self.table
+        # A table not laid out yet (a tab not shown so far) will most likely span the screen.
+        room = table.room if table.size.width else self.app.size.width - table.styles.scrollbar_size_vertical
+        return fit(self.COLUMNS, self._content.widths, room)
+
+    def _set_columns(self, widths: dict[str, int]) -> None:
+        """Put exactly these columns in the table (its rows go: the caller adds them again)."""
+        table = self.table
+        table.clear(columns=True)
+        for col in self.COLUMNS:
+            if col.key in widths:
+                table.add_column(col.label, key=col.key, width=widths[col.key])
+        self.fitted = widths
+
+    def fit_columns(self) -> None:
+        """Size the columns to the content and the table's width: in place, or drawn again
+        when a column is cut or comes back."""
+        widths = self._fit()
+        if list(widths) != list(self.fitted):
+            self.redraw()
+        elif widths != self.fitted:
+            self.fitted = widths
+            self.table.set_widths(widths)
+
+    def on_paged_table_resized(self, event: PagedTable.Resized) -> None:
+        self.fit_columns()
+
+    def cells(self, item: T) -> dict[str, object]:
+        """Each column's value for ``item``, by key."""
+        tz = self.admin_app.tz
+        return {c.key: value for c, value in zip(self.COLUMNS, self.row(item, tz), strict=True)}
+
+    def add_item(self, item: T) -> None:
+        """A row at the end of the table (call :meth:`fit_columns` after a batch)."""
+        cells = self.cells(item)
+        self._content.add(cells.items())
+        self.table.add_row(*(cells[key] for key in self.fitted), key=item.id)
+
+    def update_item(self, item: T) -> None:
+        """Draw a row again, in place (call :meth:`fit_columns` after a batch)."""
+        cells = self.cells(item)
+        self._content.add(cells.items())
+        for key in self.fitted:
+            self.table.update_cell(item.id, key, cells[key])
 
     def refresh_data(self) -> None:
         self.reload()
@@ -121,20 +175,31 @@ class PagedListView(ApiView, Generic[T]):
         if replace:
             self.redraw()
         else:
-            tz = self.admin_app.tz
             for item in added:
-                table.add_row(*self.row(item, tz), key=item.id)
+                self.add_item(item)
+            self.fit_columns()
         self.show_status()
         # The cursor may still be near the end (a small page, a jump to the end): keep going.
         table.call_after_refresh(table.check_near_end)
         return True
 
     def redraw(self) -> None:
-        """Draw every row again: after a re-query, or when rows changed places."""
-        table, tz = self.table, self.admin_app.tz
-        table.clear()
-        for item in self.model.rows.values():
-            table.add_row(*self.row(item, tz), key=item.id)
+        """Draw every row again: after a re-query, when rows changed places, or when a column is
+        cut or comes back."""
+        rows = [(item.id, self.cells(item)) for item in self.model.rows.values()]
+        self._content.clear()
+        for _, cells in rows:
+            self._content.add(cells.items())
+        widths = self._fit()
+        if list(widths) != list(self.fitted):
+            self._set_columns(widths)
+        else:
+            self.table.clear()
+            if widths != self.fitted:
+                self.fitted = widths
+                self.table.set_widths(widths)
+        for key, cells in rows:
+            self.table.add_row(*(cells[k] for k in self.fitted), key=key)
 
     def show_status(self, text: str | None = None) -> None:
         """Show ``text`` (plain: it may carry names or the search), or the list's state."""

@@ -19,6 +19,7 @@ from tui_client.api import MAX_IDS, ActionResult, ApiError
 from tui_client.messages import AccountChanged
 from tui_client.screens.confirm import ConfirmRemove
 from tui_client.screens.pickers import AgentPicker, UserPicker
+from tui_client.screens.plan import preview_then_apply
 from tui_client.screens.queue_view import QueueView
 from tui_client.screens.suggestions import SuggestionsScreen
 from tui_client.types import ErrorCode, QueueAction, Suggestion, User
@@ -78,13 +79,31 @@ class PendingView(QueueView):
         return ids
 
     def action_approve(self) -> None:
+        """The cursor's row at once; a selection after its plan (who, in which order, usage)."""
         ids = self._bulk("Approve")
         if ids:
-            self._approve(ids, self._names(ids))
+            self._approve(ids, self._names(ids), planned=bool(self.queue.selected))
 
     @work(group="pending-action", exit_on_error=False)
-    async def _approve(self, ids: list[str], names: str) -> None:
-        result = await self._mutation(f"Approving {names}…", "Approve failed", self.api.approve(ids), ids)
+    async def _approve(self, ids: list[str], names: str, *, planned: bool) -> None:
+        def apply(version: str | None) -> Awaitable[ActionResult | None]:
+            busy = f"Approving {names}…"
+            return self._mutation(busy, "Approve failed", self.api.approve(ids, version), ids)
+
+        if planned:
+            try:
+                result = await preview_then_apply(
+                    self.app,
+                    f"Approve {names}?",
+                    lambda: self.api.preview_approval(ids),
+                    apply,
+                    confirm="Approve",
+                )
+            except ApiError as exc:
+                self.fail("Could not show the plan", exc)
+                return
+        else:
+            result = await apply(None)
         if result is None:
             return
         a = result.account
@@ -128,6 +147,8 @@ class PendingView(QueueView):
         try:
             result = await call
         except ApiError as exc:
+            if exc.code == ErrorCode.PLAN_CHANGED:
+                raise  # nothing changed: the plan is shown again (preview_then_apply)
             if exc.code == ErrorCode.LICENSE_LIMIT_EXCEEDED:
                 # All or nothing, and nothing changed: the selection stays, to retry.
                 self.notify(

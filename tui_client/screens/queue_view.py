@@ -4,6 +4,8 @@ The queue itself (rows, selection, filter, live events) is a plain
 :class:`~tui_client.pending_queue.PendingQueue`. This view pages it in as the cursor nears
 the end (:class:`~tui_client.screens.paged.PagedListView`) and redraws what each change
 touched; a re-query (on reconnect or after a refused action) keeps the cursor on its user.
+After live events it re-reads the rows in sight (debounced): an event can change rows it is
+not about, a likely match above all.
 The keys and the admin's actions are :class:`~tui_client.screens.pending.PendingView`'s.
 """
 
@@ -21,28 +23,37 @@ from textual.widgets import Input, LoadingIndicator, Static
 
 from tui_client import format as fmt
 from tui_client import safe
+from tui_client.api import ApiError
+from tui_client.columns import Col
 from tui_client.messages import AccountChanged
 from tui_client.pending_queue import Change, PendingQueue
-from tui_client.screens.paged import PagedListView
+from tui_client.screens.user_list import UserListView
 from tui_client.types import Page, PendingPage, QueueEvent, User
+from tui_client.widgets.detail_pane import DetailPane
 from tui_client.widgets.paged_table import PagedTable
 
-# Sized so the whole row fits a 120-column terminal, scrollbar included.
+# Each as wide as its content while the row fits; when it does not, the lowest ``keep``
+# gives way first: the expiry date and the device (the detail pane shows both), then the
+# retained data and the entry time; the name and the likely match stay longest. A ``None``
+# minimum is shown whole or not at all: a name, a reason, a time.
 COLUMNS = [
-    ("sel", " ", 1),
-    ("name", "Name", 15),
-    ("logon", "Logon", 14),
-    ("device", "Device", 12),
-    ("suggestion", "Likely match", 16),
-    ("reason", "Reason", 10),
-    ("entered", "Entered", 12),
-    ("retained", "Retained", 12),
-    ("expires", "Expires", 7),
+    Col("sel", " ", None, keep=100),
+    Col("name", "Name", None, keep=90, max=40),
+    Col("logon", "Logon", 12, keep=60),
+    Col("device", "Device", 10, keep=30),
+    Col("suggestion", "Likely match", 14, keep=80),
+    Col("reason", "Reason", None, keep=50),
+    Col("entered", "Entered", None, keep=45),
+    Col("retained", "Retained", 9, keep=40),
+    Col("expires", "Expires", None, keep=20),
 ]
 
 
-class QueueView(PagedListView[User]):
+class QueueView(UserListView):
     COLUMNS = COLUMNS
+    #: Seconds between a live event and the re-read of the rows in sight: events come in
+    #: bursts (a bulk action, a fleet's arrivals) and one re-read covers a burst.
+    REREAD_DELAY = 0.5
     FAILURE = "Could not load the queue"
     FAILURE_MORE = "Could not load more of the queue"
     STATUS = "#pending-info"
@@ -61,6 +72,8 @@ class QueueView(PagedListView[User]):
         self.queue = queue
         self.stale = False  # the app loads the queue at start and on every reconnect
         self._busy = 0
+        self._reread_due = False
+        self._rereading = False
 
     # ------------------------------------------------------------------ layout
 
@@ -70,7 +83,9 @@ class QueueView(PagedListView[User]):
         )
         search.display = False
         yield search
-        yield PagedTable(id="pending-table", cursor_type="row", zebra_stripes=True)
+        with Horizontal(classes="list-and-detail"):
+            yield PagedTable(id="pending-table", cursor_type="row", zebra_stripes=True)
+            yield DetailPane(id="pending-detail")
         with Horizontal(id="pending-status", classes="status-line"):
             yield Static("Loading the queue…", id="pending-info")
             busy = LoadingIndicator(id="pending-busy")
@@ -100,6 +115,39 @@ class QueueView(PagedListView[User]):
         self.show_status()
         if self.queue.loaded and self.queue.has_next:
             self.table.check_near_end()  # rows left: page in more before the table runs dry
+        self.reread_in_sight()
+
+    def reread_in_sight(self) -> None:
+        """Re-read the rows in sight soon: one read for a burst of events, never two at once."""
+        self._reread_due = True
+        if not self._rereading:
+            self._rereading = True
+            self._reread()
+
+    def _in_sight(self) -> tuple[int, int]:
+        table = self.table
+        top = int(table.scroll_y)
+        return top, top + table.scrollable_content_region.height
+
+    @work(group="pending-reread", exit_on_error=False)
+    async def _reread(self) -> None:
+        try:
+            while self._reread_due:
+                self._reread_due = False
+                await asyncio.sleep(self.REREAD_DELAY)
+                if not self.queue.loaded or not self.queue.rows:
+                    continue
+                after, first = self.queue.window(*self._in_sight())
+                generation = self.queue.reread()
+                try:
+                    page = await self.api.pending_users(first, after, self.queue.search, self.queue.reason)
+                except ApiError:
+                    # The live loop reports a lost server and re-queries when it is back.
+                    self.queue.reread_failed()
+                    continue
+                self._redraw(self.queue.refreshed(generation, page))
+        finally:
+            self._rereading = False
 
     # ------------------------------------------------------------------ rows
 
@@ -110,13 +158,12 @@ class QueueView(PagedListView[User]):
         retained = "—"
         if p is not None and p.retained_event_count:
             retained = f"{fmt.duration(p.retained_active_seconds)}, {p.retained_event_count:,} ev"
-        top = item.suggestions[0] if item.suggestions else None
         return [
             self._mark(item.id),
             item.display_name,
             (first.logon + more) if first else "—",
             first.device_name if first else "—",
-            f"{top.kind.title()} {top.target_name} {top.score:.0%}" if top else "—",
+            fmt.match(item.suggestions[0] if item.suggestions else None),
             fmt.reason(p.reason) if p else "—",
             fmt.short(p.entered_at if p else None, tz),
             retained,
@@ -137,14 +184,15 @@ class QueueView(PagedListView[User]):
         if change.reordered:
             self.redraw()
             return
-        table, tz = self.table, self.admin_app.tz
         for user_id in change.removed:
-            table.remove_row(user_id)
+            self.table.remove_row(user_id)
         for user in change.updated:
-            for (key, _, _), value in zip(COLUMNS, self.row(user, tz), strict=True):
-                table.update_cell(user.id, key, value)
+            self.update_item(user)
         for user in change.added:
-            table.add_row(*self.row(user, tz), key=user.id)
+            self.add_item(user)
+        if change.updated or change.added:
+            self.fit_columns()
+        self.changed(u.id for u in change.updated)
 
     def _drop(self, user_ids: list[str]) -> None:
         self._redraw(Change(removed=self.queue.drop(user_ids)))

@@ -9,11 +9,14 @@ from datetime import tzinfo
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.widgets import Input, Static
 
 from tui_client import format as fmt
-from tui_client.screens.paged import PagedListView
+from tui_client.columns import Col
+from tui_client.screens.user_list import UserListView
 from tui_client.types import Page, User, UserStatus
+from tui_client.widgets.detail_pane import DetailPane
 from tui_client.widgets.paged_table import PagedTable
 
 #: What ``f`` cycles through, and what the status line calls each.
@@ -24,18 +27,19 @@ STATUSES: dict[UserStatus | None, str] = {
 }
 
 
-class UsersView(PagedListView[User]):
+class UsersView(UserListView):
     BINDINGS = [
         Binding("slash", "search", "Search"),
         Binding("f", "cycle_status", "Status"),
     ]
     COLUMNS = [
-        ("name", "Name", 22),
-        ("status", "Status", 9),
-        ("logon", "Logon", 22),
-        ("devices", "Devices", 20),
-        ("first", "First seen", 16),
-        ("last", "Last seen", 16),
+        Col("name", "Name", None, keep=90, max=40),
+        Col("status", "Status", None, keep=85),
+        Col("logon", "Logon", 12, keep=60),
+        Col("devices", "Devices", 10, keep=50, max=40),
+        Col("suggestion", "Likely match", 14, keep=80),
+        Col("first", "First seen", None, keep=30),
+        Col("last", "Last seen", None, keep=40),
     ]
     FAILURE = "Could not load users"
 
@@ -53,7 +57,9 @@ class UsersView(PagedListView[User]):
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="Search users by name, logon or device", id="users-search")
-        yield PagedTable(id="users-table", cursor_type="row", zebra_stripes=True)
+        with Horizontal(classes="list-and-detail"):
+            yield PagedTable(id="users-table", cursor_type="row", zebra_stripes=True)
+            yield DetailPane(id="users-detail")
         yield Static("", id="users-info", classes="status-line")
 
     async def fetch(self, first: int, after: str | None) -> Page[User]:
@@ -67,6 +73,7 @@ class UsersView(PagedListView[User]):
             fmt.status(item.status),
             first.logon if first else "—",
             devices or "—",
+            fmt.match(item.suggestions[0] if item.suggestions else None),
             fmt.when(item.first_seen_at, tz),
             fmt.when(item.last_seen_at, tz),
         )

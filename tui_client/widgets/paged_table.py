@@ -9,10 +9,12 @@ goes through :func:`tui_client.safe.cell` on its way in (plain ``Text``, no cont
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
 
 from rich.text import Text, TextType
+from textual import events
 from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
@@ -23,9 +25,47 @@ LOOKAHEAD = 25  # rows left below the cursor (or the viewport) when the next pag
 
 
 class PagedTable(DataTable[object]):
+    _fitted_to = -1  # the width the last Resized was posted for
+
     @dataclass
     class NearEnd(Message):
         table: PagedTable
+
+    @dataclass
+    class Resized(Message):
+        """The table's width changed: its columns are to be fitted again."""
+
+        table: PagedTable
+
+    @property
+    def room(self) -> int:
+        """The cells a row may take: the table's width less a vertical scrollbar's, shown or not
+        (so a growing list never makes the columns jump)."""
+        return max(0, self.size.width - self.styles.scrollbar_size_vertical)
+
+    def set_widths(self, widths: Mapping[str, int]) -> None:
+        """Resize columns in place (the set of columns stays as it is).
+
+        ``DataTable`` has no public way to resize a fixed-width column: its render caches are
+        keyed by ``_update_count`` and its virtual size is recomputed on idle when
+        ``_require_update_dimensions`` is set, as its own ``update_cell`` does.
+        """
+        changed = False
+        for key, width in widths.items():
+            column = self.columns.get(ColumnKey(key))
+            if column is not None and column.width != width:
+                column.width = width
+                changed = True
+        if changed:
+            self._update_count += 1
+            self._require_update_dimensions = True
+            self.check_idle()
+            self.refresh(layout=True)
+
+    def on_resize(self, event: events.Resize) -> None:
+        if event.size.width != self._fitted_to:
+            self._fitted_to = event.size.width
+            self.post_message(self.Resized(self))
 
     def add_row(
         self,
