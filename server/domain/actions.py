@@ -365,7 +365,8 @@ async def update_settings(
                 moved_to_pending=moved,
             )
         )
-    usage, events = await finish(session, account, changes, now, plan_changed=changed)
+    # A no-op write changes no plan, unless the rule licensed someone into free licenses.
+    usage, events = await finish(session, account, changes, now, plan_changed=changed or bool(changes))
     await suggestions.compute(
         session, actor.account_id, [uid for a, uid, _ in changes if a is QueueAction.ENTERED], now
     )

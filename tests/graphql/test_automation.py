@@ -298,3 +298,18 @@ async def test_the_queue_target_marks_overdue_users_and_measures_resolutions(
         "overdueCount": 1,  # P2; P3 entered a minute later
         "withinTargetRatio": 0.5,  # 3600 s within the 2 h target, 7260 s not
     }
+
+
+async def test_a_settings_write_that_lets_the_rule_license_someone_moves_the_queue_version(
+    gql: Gql, db: Database, tenant: Tenant
+) -> None:
+    licensed = await queue_of(db, tenant, ("L1", "ACME"), ("L2", "ACME"))
+    await settings(gql, tenant, a="OLDEST_FIRST")
+    (await gql(tenant.admin_token, RELEASE, ids=[str(licensed[0])])).ok()
+    # The released user waits (the release excluded it); a free license stays free.
+    version = (await gql(tenant.admin_token, "{ account { queueVersion } }")).ok()["account"]["queueVersion"]
+    # Settings unchanged (still 3), but the write lets the rule fill the free license: who is
+    # licensed changed, so a plan made before must not apply.
+    after = (await settings(gql, tenant, l=3))["account"]
+    assert (await status(gql, tenant, licensed[0]))["status"] == "LICENSED"
+    assert after["licensesUsed"] == 2 and after["queueVersion"] != version
