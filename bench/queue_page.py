@@ -16,7 +16,12 @@ keep-alive connections:
             GraphQL page (token, page of 50, total, agents, pending info), no cache;
 3. graphql: ``POST /graphql`` ``pendingUsers(first: 50)`` with agents and pending info;
 4. graphql (executed): the same page plus ``me { id }``, a document the response cache
-            never serves, so every request runs the resolvers (for information).
+            never serves, so every request runs the resolvers (for information);
+5. graphql + activity: the same page asking each row's ``activity(days: 30)`` (totals,
+            ``daily`` and ``topApps``) and ``lastActivityAt`` as well, what a client's
+            detail pane reads (never cached: it depends on the clock);
+6. graphql + sparkline: the same page asking only ``activity(days: 30) { daily {
+            activeSeconds } }`` of each row, what a sparkline column needs (for information).
 
 Prints req/s, p50, p99 and the server's CPU time per request (steadier than req/s on a
 shared machine) per target, then both databases side by side and the ratios; asserts
@@ -57,6 +62,21 @@ PAGE_FIELDS = """
 """
 GRAPHQL_PAGE = "query Queue { pendingUsers(first: 50) {" + PAGE_FIELDS + "} }"
 GRAPHQL_EXECUTED = "query QueueAndMe { me { id } pendingUsers(first: 50) {" + PAGE_FIELDS + "} }"
+ACTIVITY_FIELDS = PAGE_FIELDS.replace(
+    "dataExpiresAt }",
+    """dataExpiresAt }
+      lastActivityAt
+      activity(days: 30) {
+        days activeSeconds productiveSeconds unproductiveSeconds
+        topApps { app activeSeconds }
+        daily { date activeSeconds productiveSeconds unproductiveSeconds }
+      }""",
+)
+GRAPHQL_ACTIVITY = "query QueueActivity { pendingUsers(first: 50) {" + ACTIVITY_FIELDS + "} }"
+SPARKLINE_FIELDS = PAGE_FIELDS.replace(
+    "dataExpiresAt }", "dataExpiresAt }\n      activity(days: 30) { daily { activeSeconds } }"
+)
+GRAPHQL_SPARKLINE = "query QueueSparkline { pendingUsers(first: 50) {" + SPARKLINE_FIELDS + "} }"
 
 
 # ---------------------------------------------------------------------------- fixture data
@@ -456,6 +476,8 @@ TARGETS = (
     "plain JSON route",
     "GraphQL pendingUsers(first: 50)",
     "GraphQL, executed every time",
+    "GraphQL + activity(days: 30), last",
+    "GraphQL + daily activeSeconds only",
 )
 
 
@@ -476,6 +498,8 @@ def run_targets(database_url: str, token: str, clients: int, seconds: float) -> 
                 get("/bench/plain", token),
                 post("/graphql", {"query": GRAPHQL_PAGE}, token),
                 post("/graphql", {"query": GRAPHQL_EXECUTED}, token),
+                post("/graphql", {"query": GRAPHQL_ACTIVITY}, token),
+                post("/graphql", {"query": GRAPHQL_SPARKLINE}, token),
             ),
             strict=True,
         )
@@ -572,10 +596,11 @@ def main() -> None:
             )
         )
     for name, r in results.items():
-        hello, plain, gql, executed = (r[t] for t in TARGETS)
+        hello, plain, gql, executed, activity, _sparkline = (r[t] for t in TARGETS)
         print(
             f"{name}: GraphQL/plain {gql['rps'] / plain['rps']:.2f}x, GraphQL/hello {gql['rps'] / hello['rps']:.2f}x,"
-            f" executed GraphQL/plain {executed['rps'] / plain['rps']:.2f}x"
+            f" executed GraphQL/plain {executed['rps'] / plain['rps']:.2f}x,"
+            f" with activity/executed {activity['rps'] / executed['rps']:.2f}x"
         )
     print("targets (2 cores): GraphQL pendingUsers >= 1,000 req/s, p99 <= 100 ms, >= 0.8x plain")
 

@@ -71,8 +71,8 @@ async def approve(
         assert user.id is not None and reason is not None
         audit(session, actor, QueueAction.APPROVED, user, f"approved (was {reason.value})", now, entered)
         changes.append((QueueAction.APPROVED, user.id, actor.admin_id))
+    # Suggestions stay: a licensed user shows its likely matches too (docs/behaviour.md).
     usage, events = await finish(session, account, changes, now)
-    await suggestions.forget(session, [uid for _, uid, _ in changes])
     return ActionResult(account=account, usage=usage, events=events, users=plan.approve)
 
 
@@ -329,7 +329,6 @@ async def update_settings(
     await suggestions.compute(
         session, actor.account_id, [uid for a, uid, _ in changes if a is QueueAction.ENTERED], now
     )
-    await suggestions.forget(session, [u.id for u in plan.approve if u.id is not None])
     return ActionResult(account=account, usage=usage, events=events, users=plan.approve)
 
 
@@ -383,9 +382,7 @@ async def auto_approve(
         account.license_limit - used,
         exclude,
     )
-    changes = license_by_rule(session, users, now)
-    await suggestions.forget(session, [uid for _, uid, _ in changes])
-    return users, changes
+    return users, license_by_rule(session, users, now)
 
 
 async def first_agent(session: AsyncSession, user_id: int) -> Agent | None:

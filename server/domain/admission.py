@@ -388,7 +388,7 @@ async def apply(session: AsyncSession, account: Account, plan: Plan, now: dateti
         session,
         account_id,
         [(a.id or 0, _owner_id(a.owner), a.report) for a in plan.new_agents],
-        [_owner_id(u) for u in entered],
+        [_owner_id(u) for u in plan.new_users],
         now,
     )
     return [o if isinstance(o, Admission) else _admission(o) for o in plan.outcomes]

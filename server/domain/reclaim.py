@@ -34,7 +34,6 @@ from server.domain.errors import DomainError, ErrorCode
 from server.domain.models import ActivityEvent, PendingReason, QueueAction, User, UserStatus
 from server.domain.reads.cursors import Keyset, Page, keyset_page
 from server.domain.reads.rows import USER, USER_COLUMNS, UserRow, user_row
-from server.domain.suggestions import store as suggestions
 
 MAX_INACTIVE_DAYS = 365
 # The sort key of a user with no activity at all: before any event, so they come first.
@@ -137,7 +136,6 @@ async def release(
     # The released wait for an admin: the rule fills their licenses with others only.
     approved, by_rule = await auto_approve(session, account, now, exclude=ids)
     usage, events = await finish(session, account, changes + by_rule, now)
-    await suggestions.compute(session, actor.account_id, ids, now)
     return ActionResult(account=account, usage=usage, events=events, users=[*users, *approved])
 
 
@@ -176,6 +174,4 @@ async def swap(
     ]
     _, by_rule = await auto_approve(session, account, now, exclude=[released.id])
     usage, events = await finish(session, account, changes + by_rule, now)
-    await suggestions.forget(session, [approved.id])
-    await suggestions.compute(session, actor.account_id, [released.id], now)
     return ActionResult(account=account, usage=usage, events=events, users=[released, approved])

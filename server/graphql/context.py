@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import inspect as sa_inspect
@@ -23,7 +25,8 @@ from server.domain.auth import actor_for
 from server.domain.changes import Actor
 from server.domain.errors import PermissionDenied
 from server.domain.models import Account, Admin
-from server.domain.reads import loads
+from server.domain.reads import activity, loads
+from server.domain.reads.activity import ActivitySummary
 from server.domain.reads.loads import Retained
 from server.domain.reads.rows import AgentRow, UserRow
 from server.domain.suggestions.store import Found, suggestions_by_user
@@ -66,11 +69,30 @@ class Loaders:
             found = await ctx.run(suggestions_by_user, account_id, user_ids)
             return [found.get(i, []) for i in user_ids]
 
+        async def activities(keys: list[tuple[int, int]]) -> list[ActivitySummary]:
+            # One clock reading for the batch; one pair of statements per distinct ``days``.
+            now = ctx.services.clock()
+            by_days: dict[int, list[int]] = defaultdict(list)
+            for user_id, days in keys:
+                by_days[days].append(user_id)
+            found: dict[tuple[int, int], ActivitySummary] = {}
+            for days, user_ids in by_days.items():
+                summaries = await ctx.run(activity.activity_by_user, user_ids, days, now)
+                found.update({(uid, days): summary for uid, summary in summaries.items()})
+            return [found[k] for k in keys]
+
+        async def last_activity(user_ids: list[int]) -> list[datetime | None]:
+            found = await ctx.run(activity.last_activity_by_user, account_id, user_ids)
+            return [found.get(i) for i in user_ids]
+
         self.user = DataLoader[int, UserRow | None](load_fn=users)
         self.agents = DataLoader[int, list[AgentRow]](load_fn=agents)
         self.retained = DataLoader[int, Retained](load_fn=retained)
         self.admin = DataLoader[int, Admin | None](load_fn=admins)
         self.suggestions = DataLoader[int, list[Found]](load_fn=suggested)
+        # Keyed by (user id, days).
+        self.activity = DataLoader[tuple[int, int], ActivitySummary](load_fn=activities)
+        self.last_activity = DataLoader[int, datetime | None](load_fn=last_activity)
 
 
 class Context:

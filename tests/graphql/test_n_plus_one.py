@@ -12,8 +12,9 @@ from sqlalchemy import event
 from server.infra.db import Database
 from tests.graphql.helpers import PENDING_PAGE, Gql
 from tests.graphql.test_queries import report
+from tests.graphql.test_user_activity import report as report_events
 from tests.server.domain import arrive
-from tests.support import START, Tenant
+from tests.support import START, Tenant, make_tenant
 
 
 @contextmanager
@@ -49,3 +50,96 @@ async def test_statement_count_does_not_grow_with_the_page(gql: Gql, db: Databas
     assert counts[50] == counts[5], counts
     # auth, page, count, agents, agents' users, retained activity (+ BEGIN/ROLLBACK noise, if any)
     assert counts[50] <= 8, counts
+
+
+ACTIVITY_PAGE = """
+query Page($first: Int!) {
+  pendingUsers(first: $first) {
+    edges { node {
+      id lastActivityAt
+      activity(days: 30) {
+        days activeSeconds productiveSeconds unproductiveSeconds
+        topApps { app activeSeconds }
+        daily { date activeSeconds productiveSeconds unproductiveSeconds }
+      }
+      week: activity(days: 7) { activeSeconds }
+      agents { id }
+      pending { retainedActiveSeconds }
+    } }
+  }
+}
+"""
+
+
+async def test_activity_and_last_activity_cost_a_fixed_number_of_statements(
+    gql: Gql, db: Database, tenant: Tenant
+) -> None:
+    for i in range(3):
+        await arrive(db, tenant.account_id, f"LIC{i}", f"lic{i}")
+    for i in range(55):
+        await report_events(
+            db,
+            tenant,
+            f"p{i}",
+            START,
+            *[
+                (START - timedelta(days=d, minutes=i), 60 + d, f"app{d % 7}.exe", "productive")
+                for d in range(12)
+            ],
+        )
+
+    counts = {}
+    for first in (5, 50):
+        with counting(db) as statements:
+            page = (await gql(tenant.admin_token, ACTIVITY_PAGE, first=first)).ok()["pendingUsers"]
+        assert len(page["edges"]) == first
+        for edge in page["edges"]:
+            node = edge["node"]
+            assert len(node["activity"]["daily"]) == 30 and len(node["activity"]["topApps"]) == 5
+            assert node["activity"]["activeSeconds"] == node["pending"]["retainedActiveSeconds"]
+            assert node["week"]["activeSeconds"] < node["activity"]["activeSeconds"]
+            assert node["lastActivityAt"] is not None
+        counts[first] = len(statements)
+    assert counts[50] == counts[5], counts
+    # auth, page, agents, retained, last activity, and per distinct `days` (30, 7) a daily and
+    # an apps statement (+ BEGIN/ROLLBACK noise, if any)
+    assert counts[50] <= 10, counts
+
+
+LICENSED_PAGE = """
+query Page($first: Int!) {
+  users(first: $first, status: LICENSED) {
+    edges { node {
+      id lastActivityAt
+      suggestions(first: 1) {
+        kind score reasons
+        user { id displayName status }
+        agent { id deviceName user { id displayName } }
+      }
+      activity(days: 30) { activeSeconds daily { date activeSeconds } topApps { app } }
+    } }
+  }
+}
+"""
+
+
+async def test_licensed_users_likely_matches_cost_a_fixed_number_of_statements(
+    gql: Gql, db: Database
+) -> None:
+    t = await make_tenant(db, licenses=200)
+    # Each person licensed twice: a re-imaged laptop (a local account) that took a second seat.
+    for i in range(30):
+        last = f"Lee{chr(97 + i % 26)}{chr(97 + i // 26)}"
+        for device in (f"LAPTOP-{i}", f"DESKTOP-{i}X"):
+            await arrive(db, t.account_id, device, f"a{last}".lower(), domain=device, name=f"Ann {last}")
+
+    counts = {}
+    for first in (5, 50):
+        with counting(db) as statements:
+            edges = (await gql(t.admin_token, LICENSED_PAGE, first=first)).ok()["users"]["edges"]
+        assert len(edges) == first
+        assert all(e["node"]["suggestions"][0]["user"]["status"] == "LICENSED" for e in edges)
+        counts[first] = len(statements)
+    assert counts[50] == counts[5], counts
+    # auth, page, suggestions (3), last activity, activity (2) (+ BEGIN/ROLLBACK noise)
+    assert counts[50] <= 9, counts

@@ -121,3 +121,22 @@ async def test_reads_are_scoped_to_the_callers_account(
         "auditLog": {"totalCount": 0},
         "account": {"id": str(other.account_id), "pendingCount": 0},
     }
+
+
+async def test_viewers_read_a_users_activity_and_other_accounts_see_nothing(
+    http: httpx.AsyncClient, db: Database, tenant: Tenant
+) -> None:
+    queued = await queue(db, tenant, pending=1)
+    other = await make_tenant(db, name="Other")
+    query = """query($id: ID!) { user(id: $id) { id lastActivityAt
+               activity(days: 7) { activeSeconds daily { date } topApps { app } } } }"""
+    variables = {"id": str(queued[0])}
+
+    assert (await post(http, None, query, variables)).status_code == 401
+    for token in (tenant.viewer_token, tenant.admin_token):
+        body = (await post(http, token, query, variables)).json()
+        assert "errors" not in body, body
+        user = body["data"]["user"]
+        assert user["id"] == str(queued[0]) and user["lastActivityAt"] is None
+        assert user["activity"]["activeSeconds"] == 0 and len(user["activity"]["daily"]) == 7
+    assert (await post(http, other.viewer_token, query, variables)).json()["data"] == {"user": None}

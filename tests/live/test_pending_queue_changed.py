@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -331,3 +331,66 @@ async def test_a_stuck_subscriber_neither_delays_a_fast_one_nor_the_writer_and_i
         async with db.write() as s:
             await actions.update_settings(s, actor, clock(), license_limit=0)
         assert (await fast.next())["action"] == "ENTERED"
+
+
+async def test_a_live_events_user_resolves_its_activity_and_last_activity(
+    server: LiveServer, db: Database, clock: FakeClock
+) -> None:
+    tenant = await make_tenant(db, licenses=0)
+    query = """subscription { pendingQueueChanged { action
+      user { id lastActivityAt activity(days: 7) { activeSeconds daily { date activeSeconds } } } } }"""
+    async with Subscriber(server, tenant.admin_token, tenant.account_id, query) as sub:
+        start = clock.now - timedelta(minutes=5)
+        first = await server.ingest(tenant.ingest_key, "PC-ANN", "ann", start=start, duration=90, events=2)
+        entered = await sub.next()
+        assert entered["user"]["id"] == str(first["userId"])
+        assert entered["user"]["activity"]["activeSeconds"] == 180
+        assert entered["user"]["activity"]["daily"][-1] == {
+            "date": start.date().isoformat(),
+            "activeSeconds": 180,
+        }
+        assert datetime.fromisoformat(entered["user"]["lastActivityAt"]) == start + timedelta(seconds=91)
+
+        # The next event is rendered at its own "now": a day later, today is the next row.
+        clock.advance(days=1)
+        await server.ingest(
+            tenant.ingest_key, "PC-BOB", "bob", start=clock.now - timedelta(hours=1), duration=10
+        )
+        bob = await sub.next()
+        assert bob["user"]["activity"]["activeSeconds"] == 10
+        assert [d["activeSeconds"] for d in bob["user"]["activity"]["daily"][-2:]] == [0, 10]
+        assert datetime.fromisoformat(bob["user"]["lastActivityAt"]) == clock.now - timedelta(seconds=3590)
+
+
+async def test_an_arrivals_event_names_the_earlier_duplicates_whose_match_it_became(
+    server: LiveServer, db: Database, clock: FakeClock
+) -> None:
+    tenant = await make_tenant(db, licenses=0)
+    query = """subscription { pendingQueueChanged { action userId
+      user { id suggestions(first: 5) { score user { id } agent { user { id } } } } } }"""
+    read = "query($id: ID!) { user(id: $id) { suggestions(first: 1) { agent { user { id } } } } }"
+    async with Subscriber(server, tenant.admin_token, tenant.account_id, query) as sub:
+        first = await server.ingest(
+            tenant.ingest_key, "LAPTOP-9980", "ss", domain="LAPTOP-9980", display="Shafi S"
+        )
+        assert (await sub.next())["user"]["suggestions"] == []
+        clock.advance(days=1)
+        second = await server.ingest(
+            tenant.ingest_key, "LAPTOP-9980B", "ss", domain="LAPTOP-9980B", display="Shafi S"
+        )
+
+        entered = await sub.next()
+
+        # The arrival's own matches name the earlier row whose match it became ...
+        assert entered["action"] == "ENTERED" and entered["userId"] == str(second["userId"])
+        (match,) = entered["user"]["suggestions"]
+        assert match["agent"]["user"]["id"] == str(first["userId"])
+        # ... and that row, re-read once the event is in, shows it (committed together).
+        again = await server.gql(tenant.viewer_token, read, id=str(first["userId"]))
+        assert again["user"]["suggestions"] == [{"agent": {"user": {"id": str(second["userId"])}}}]
+
+        await server.gql(tenant.admin_token, REMOVE, ids=[str(second["userId"])])
+        assert (await sub.next())["action"] == "REMOVED"
+        assert (await server.gql(tenant.viewer_token, read, id=str(first["userId"])))["user"][
+            "suggestions"
+        ] == []

@@ -61,6 +61,7 @@ async def test_the_demo_fleets_duplicates_get_the_right_top_match(tmp_path: Path
             users = {u.id: u for u in (await s.execute(sa.select(User))).scalars()}
             pending = [uid for uid, u in users.items() if uid is not None and u.status == UserStatus.PENDING]
             found = await store.suggestions_by_user(s, account_id, pending)
+            everyone = await store.suggestions_by_user(s, account_id, [u for u in users if u is not None])
         owner = {(a.device_name, a.domain, a.logon_name): a.user_id for a in agents}
 
         outcome: Counter[str] = Counter()
@@ -76,6 +77,21 @@ async def test_the_demo_fleets_duplicates_get_the_right_top_match(tmp_path: Path
             outcome[top.kind.value] += 1
         # The fleet produced plenty of both kinds, so the demo shows the feature.
         assert outcome["MERGE"] >= 5 and outcome["ASSIGN"] >= 5, outcome
+
+        # Both ways, whatever the status: every user of a person the fleet reported as
+        # several users (earlier pending entries, licensed re-images) shows one of the others.
+        shown: Counter[str] = Counter()
+        for person, logins in fleet.reported.items():
+            theirs = {owner[k] for k in logins if k in owner}
+            if len(theirs) < 2:
+                continue
+            for uid in theirs:
+                top = everyone.get(uid, [None])[0]
+                assert top is not None, f"no match for {person}'s user {uid} ({users[uid].status})"
+                target = top.user.id if top.user is not None else top.agent.user_id  # type: ignore[union-attr]
+                assert target in theirs - {uid}, f"{person}'s user {uid} matched user {target}: {top.reasons}"
+                shown[users[uid].status.value] += 1
+        assert shown["LICENSED"] >= 5 and shown["PENDING"] >= 5, shown
     finally:
         await svc.committer.stop()
         await db.dispose()

@@ -79,18 +79,21 @@ async def test_first_limits_the_list_and_is_range_checked(gql: Gql, db: Database
         assert result.codes == ["BAD_USER_INPUT"]
 
 
-async def test_a_licensed_user_has_no_suggestions(gql: Gql, db: Database) -> None:
+async def test_a_licensed_user_shows_its_likely_match(gql: Gql, db: Database) -> None:
     t = await make_tenant(db, licenses=2)
-    await local(db, t.account_id, "LAPTOP-7", "jdoe", "John Doe")
+    first = await local(db, t.account_id, "LAPTOP-7", "jdoe", "John Doe")
     twin = await local(db, t.account_id, "LAPTOP-7B", "jdoe", "John Doe", now=LATER)
-    assert twin.status == "LICENSED"
+    assert twin.status == first.status == "LICENSED"
 
     data = (
         await gql(
-            t.admin_token, "query($id: ID!) { user(id: $id) { suggestions { kind } } }", id=str(twin.user_id)
+            t.admin_token,
+            "query($id: ID!) { user(id: $id) { suggestions { kind agent { id } } } }",
+            id=str(twin.user_id),
         )
     ).ok()
-    assert data["user"]["suggestions"] == []
+    # A re-imaged laptop that took a second license: the wasted seat shows.
+    assert data["user"]["suggestions"] == [{"kind": "MERGE", "agent": {"id": str(first.agent_id)}}]
 
 
 async def test_suggestions_cost_a_fixed_number_of_statements(gql: Gql, db: Database) -> None:

@@ -12,9 +12,9 @@ from tests.suggestions.helpers import LATER, local, person, suggested, target
 from tests.support import START, make_tenant
 
 
-async def test_approving_drops_the_users_suggestions(db: Database) -> None:
+async def test_approving_keeps_the_users_suggestions(db: Database) -> None:
     t = await make_tenant(db, licenses=1)
-    await person(db, t.account_id, "LAPTOP-7", "jdoe", "John Doe")
+    owner = await person(db, t.account_id, "LAPTOP-7", "jdoe", "John Doe")
     new = await local(db, t.account_id, "LAPTOP-7", "jdoe", "John Doe")
     assert new.user_id is not None
     async with db.write() as s:
@@ -22,7 +22,9 @@ async def test_approving_drops_the_users_suggestions(db: Database) -> None:
     async with db.write() as s:
         await actions.approve(s, admin(t.account_id, t.admin_id), [new.user_id], LATER)
 
-    assert await count(db, Suggestion, Suggestion.pending_user_id == new.user_id) == 0
+    # Licensed twice now: each shows the other, so the wasted seat can be seen.
+    assert [target(f) for f in await suggested(db, t.account_id, new.user_id)] == [("ASSIGN", owner.user_id)]
+    assert [target(f) for f in await suggested(db, t.account_id, owner.user_id)] == [("ASSIGN", new.user_id)]
 
 
 async def test_accepting_a_suggestion_drops_the_suggestions_of_and_to_the_pending_user(db: Database) -> None:
@@ -100,14 +102,16 @@ async def test_users_queued_by_a_lowered_limit_get_suggestions(db: Database) -> 
     assert target(top) == ("ASSIGN", owner.user_id)
 
 
-async def test_a_later_duplicate_in_the_queue_points_at_the_earlier_one_only(db: Database) -> None:
+async def test_two_duplicates_in_the_queue_point_at_each_other(db: Database) -> None:
     t = await make_tenant(db, licenses=0)
     first = await local(db, t.account_id, "LAPTOP-7", "jdoe", "John Doe")
     second = await person(db, t.account_id, "LAPTOP-7", "jdoe", "John Doe")
 
-    assert await suggested(db, t.account_id, first.user_id) == []
     (top,) = await suggested(db, t.account_id, second.user_id)
     assert target(top) == ("ASSIGN", first.user_id)
+    (back,) = await suggested(db, t.account_id, first.user_id)
+    assert target(back) == ("ASSIGN", second.user_id)
+    assert back.score == top.score
 
 
 async def test_one_admission_batch_suggests_in_bulk(db: Database) -> None:

@@ -9,7 +9,8 @@ through per-request DataLoaders and list resolvers. Every query is scoped to one
   how a list sorts and pages (:class:`.cursors.Keyset`);
 - :mod:`.lists`: the account's lists, their filters and counts: the pending queue, users,
   agents, the audit trail and the settings history;
-- :mod:`.loads`: the batch loads by id behind the DataLoaders, and a pending user's info.
+- :mod:`.loads`: the batch loads by id behind the DataLoaders, and a pending user's info;
+- :mod:`.activity`: a user's activity over its last days and when its latest ended, in batches.
 
 Callers import the submodule they need; nothing is re-exported here.
 """

@@ -1,13 +1,19 @@
-"""Scoring a pending user against candidate agents: the rules, the weights and the threshold.
+"""Scoring a user against candidate agents: the rules, the weights and the threshold.
 
-**Scoring** (log-odds, summed per pair of pending agent and candidate agent; the score is
+A user is scored against the other users' agents whatever either status (a pending user
+against a licensed or another pending one, a licensed user against its licensed re-image),
+and a pair scores the same whichever side asks and whichever arrived first: every rule
+below is symmetric (of a renamed device, the old one is the agent filed first), which the
+store relies on to refresh, when a user changes, exactly the users it matches.
+
+**Scoring** (log-odds, summed per pair of the user's agent and a candidate agent; the score is
 ``1 / (1 + e^-x)``; a candidate user's score is its best pair):
 
 =====================================================  ======
 base                                                    -4.0
 login: same normalised login (not generic)              +4.5
   ... across a local/domain boundary                    +4.0
-  ... and it is a form of the candidate's name          +0.5
+  ... and it is a form of either one's name             +0.5
 login: another form of it (``jdoe`` ~ ``john.doe``)     +2.5
 login: fits the other's name (``jdoe`` ~ John Doe)      +2.0
 login: numbered variant (``jsmith`` vs ``jsmith2``)     -3.0
@@ -19,7 +25,7 @@ device: same device                                     +2.5
 device: renamed (``LAPTOP-7`` -> ``LAPTOP-7B``)         +1.5
 MERGE on a renamed device, old one silent >= 1 day      +0.5
 MERGE on a renamed device, old one reported < 1 h ago   -1.5
-ASSIGN to a user silent for >= 30 days                  -0.5
+ASSIGN, either user silent for >= 30 days               -0.5
 =====================================================  ======
 
 A name alone never passes (two people called John Smith exist), nor does a shared device
@@ -47,7 +53,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from server.domain.models import SuggestionKind, UserStatus
+from server.domain.models import SuggestionKind
 from server.domain.suggestions.normalise import (
     Name,
     device_canon,
@@ -154,7 +160,6 @@ class Side:
 
     agent_id: int
     user_id: int
-    user_status: UserStatus
     display_name: str
     device_name: str
     domain: str
@@ -189,7 +194,8 @@ def _ago(delta: timedelta) -> str:
 
 
 def score_pair(p: Side, c: Side, now: datetime) -> Scored:
-    """How likely the pending agent ``p`` is the candidate agent ``c`` or its user."""
+    """How likely the agent ``p`` (of the user suggestions are for) is the candidate agent
+    ``c`` or its user."""
     x = BASE
     reasons: list[str] = []
     p_local, c_local = is_local(p.device_name, p.domain), is_local(c.device_name, c.domain)
@@ -224,11 +230,12 @@ def score_pair(p: Side, c: Side, now: datetime) -> Scored:
                 reasons.append(f"same login {c.logon_name} on {c.domain}")
             else:
                 reasons.append(f"same login {c_canon} on {c.domain} ({p.logon_name} / {c.logon_name})")
-        # A personal login (a form of the candidate's name) shared by two agents is rarely
+        # A personal login (a form of either one's name) shared by two agents is rarely
         # a coincidence, unlike ``john`` or ``scanner``.
-        if c_name is not None and c_canon in c_name.forms:
+        named = next((s for s, n in ((c, c_name), (p, p_name)) if n is not None and c_canon in n.forms), None)
+        if named is not None:
             x += W_LOGIN_PERSONAL
-            reasons.append(f"login {c.logon_name} fits the name {c.display_name}")
+            reasons.append(f"login {named.logon_name} fits the name {named.display_name}")
     elif login is LoginMatch.FORM:
         x += W_LOGIN_FORM
         reasons.append(f"login {p.logon_name} is another form of {c.logon_name}")
@@ -254,41 +261,54 @@ def score_pair(p: Side, c: Side, now: datetime) -> Scored:
         x += W_NAME_DIFFERENT
 
     device = device_match(p.device_name, c.device_name)
+    # Of a renamed device, the old name is the agent filed first, whichever side asks: a
+    # pending user is scored against later arrivals too, so both sides score alike.
+    old, new = (c, p) if c.agent_id < p.agent_id else (p, c)
     if device is DeviceMatch.SAME:
         x += W_DEVICE_SAME
         reasons.append(f"same device {c.device_name}")
     elif device is DeviceMatch.RENAMED:
         x += W_DEVICE_RENAMED
-        reasons.append(f"device {p.device_name} looks like {c.device_name} renamed")
+        reasons.append(f"device {new.device_name} looks like {old.device_name} renamed")
 
     merge = login is LoginMatch.SAME and device is not DeviceMatch.OTHER and p_local == c_local
     if merge and device is DeviceMatch.RENAMED:
-        silent = now - c.agent_last_seen
+        silent = now - old.agent_last_seen
         if silent >= SILENT_DEVICE:
             x += W_OLD_DEVICE_SILENT
-            reasons.append(f"{c.device_name} has not reported for {_ago(silent)}")
+            reasons.append(f"{old.device_name} has not reported for {_ago(silent)}")
         elif silent < ACTIVE_DEVICE:
             x += W_OLD_DEVICE_ACTIVE
-    if not merge and now - c.user_last_seen >= SILENT_USER:
+    if not merge and now - min(p.user_last_seen, c.user_last_seen) >= SILENT_USER:
         x += W_USER_SILENT
     kind = SuggestionKind.MERGE if merge else SuggestionKind.ASSIGN
     return Scored(kind, c.user_id, c.agent_id, x, reasons)
 
 
-def rank(pending: Sequence[Side], candidates: Iterable[Side], now: datetime) -> list[Scored]:
-    """The suggestions for one pending user: best per candidate user, above the threshold, best first."""
-    if not pending:
+def matches(mine: Sequence[Side], candidates: Iterable[Side], now: datetime) -> list[Scored]:
+    """Every likely match of one user (its agents given), whatever its status and theirs:
+    best per candidate user, above the threshold, best first.
+
+    A pair scores the same whichever side asks (see the module docstring), so the users
+    found here are exactly those for which this user is a likely match in return: the store
+    refreshes them when this user's agents change.
+    """
+    if not mine:
         return []
-    me = pending[0].user_id
+    me = mine[0].user_id
     best: dict[int, Scored] = {}
     for c in candidates:
-        if c.user_id == me or (c.user_status is UserStatus.PENDING and c.user_id > me):
+        if c.user_id == me:
             continue
-        for p in pending:
+        for p in mine:
             s = score_pair(p, c, now)
             old = best.get(c.user_id)
             if old is None or s.x > old.x:
                 best[c.user_id] = s
     x_min = math.log(THRESHOLD / (1 - THRESHOLD))
-    kept = sorted((s for s in best.values() if s.x >= x_min), key=lambda s: (-s.x, s.user_id))
-    return kept[:MAX_STORED]
+    return sorted((s for s in best.values() if s.x >= x_min), key=lambda s: (-s.x, s.user_id))
+
+
+def rank(mine: Sequence[Side], candidates: Iterable[Side], now: datetime) -> list[Scored]:
+    """The suggestions kept for one user: its :data:`MAX_STORED` best :func:`matches`."""
+    return matches(mine, candidates, now)[:MAX_STORED]

@@ -1,22 +1,27 @@
 """Suggestions in the database: match keys filed, suggestions computed, refreshed and read.
 
-**When.** Computed when a user enters the queue (:func:`on_admitted` from admission,
-:func:`compute` from a lowered limit), in bulk: one query for the pending users' agents,
-one for every candidate of the whole call, one delete and one insert. Never per request.
-Refreshed when candidates change: a suggestion goes with its target (foreign keys
-``ON DELETE CASCADE``: target removed, assigned or merged away) and with its pending user
-(assigned, merged, removed); an approved user's are deleted (:func:`forget`). A new
-candidate (a new agent of a licensed or existing user; agents moved by an assign or a merge)
-recomputes the pending users whose keys it shares (:func:`refresh_near`). A merged key
+**Whose.** Every user's, pending or licensed, against every other user, pending or licensed
+(docs/behaviour.md, Likely matches): a pending user's show where to assign or merge it, a
+licensed user's show a seat its re-image or second login wastes. A match holds both ways:
+of two duplicates each suggests the other, whichever arrived first.
+
+**When.** Computed when a user appears (:func:`on_admitted` from admission), in bulk: one
+query for every candidate of the whole call and one insert. Never per request. Kept current
+as candidates change, in the writing transaction: a suggestion goes with its target (foreign
+keys ``ON DELETE CASCADE``: target removed, assigned or merged away) and with its user. A
+user with new agents (a newcomer; a known user's second device; agents moved to it by an
+assign or a merge) is computed, and then every user it likely matches is recomputed: a pair
+scores the same whichever side asks (:mod:`.score`), so those are exactly the users that
+gain it as a match or whose match with it changed (:func:`on_admitted`,
+:func:`refresh_near`). A newcomer matching nobody costs nothing more. A status change
+(approval, a lowered limit, a release) changes no score, so no suggestion. A merged key
 becomes an alias that later reports resolve to directly, so it needs no filing here.
 
 **Candidates.** Only agents of the same account, found through ``match_key`` (indexed on
 ``(account_id, key)``): every agent is stored under its normalised login forms, the forms
-of its user's display name (``p:``) and its normalised device name (``d:``), and a pending
-user's own forms are looked up there, so a small candidate set is scored, never the
-account's users. Generic logins (``administrator``, ``user``...) are not keys. A pending
-candidate counts only if it entered the queue earlier (lower id): the later duplicate folds
-into the earlier one, never both ways.
+of its user's display name (``p:``) and its normalised device name (``d:``), and a user's
+own forms are looked up there, so a small candidate set is scored, never the account's
+users. Generic logins (``administrator``, ``user``...) are not keys.
 
 Nothing here imports GraphQL, Starlette or Textual. The work runs on a synchronous
 connection (:meth:`AsyncSession.run_sync`) so the migration that backfills existing data
@@ -38,9 +43,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from server.domain.models import Agent, MatchKey, Suggestion, SuggestionKind, User, UserStatus
+from server.domain.models import Agent, MatchKey, Suggestion, SuggestionKind, User
 from server.domain.suggestions.normalise import match_keys
-from server.domain.suggestions.score import Side, rank
+from server.domain.suggestions.score import MAX_STORED, Side, matches
 
 # Guards a bulk call against a pathological key (thousands of agents on one device name).
 MAX_CANDIDATES_PER_USER = 50
@@ -70,7 +75,6 @@ class NamedAgent(Protocol):
 _SIDE_COLUMNS = (
     col(Agent.id),
     col(Agent.user_id),
-    col(User.status),
     col(User.display_name),
     col(Agent.device_name),
     col(Agent.domain),
@@ -81,7 +85,7 @@ _SIDE_COLUMNS = (
 
 
 def _side(row: Any) -> Side:
-    return Side(row[0], row[1], UserStatus(row[2]), *row[3:])
+    return Side(*row)
 
 
 def _key_rows(account_id: int, agents: Iterable[tuple[int, str, str, str]]) -> list[dict[str, Any]]:
@@ -92,57 +96,61 @@ def _key_rows(account_id: int, agents: Iterable[tuple[int, str, str, str]]) -> l
     ]
 
 
-def _compute(db: Db, account_id: int, user_ids: Sequence[int], now: datetime) -> None:
+def _compute(db: Db, account_id: int, user_ids: Sequence[int], now: datetime) -> set[int]:
+    """Replace these users' suggestions; the users they match (see :func:`_suggest`)."""
     ids = sorted(set(user_ids))
     if not ids:
-        return
+        return set()
     db.execute(sa.delete(Suggestion).where(col(Suggestion.pending_user_id).in_(ids)))
     rows = db.execute(
         sa.select(*_SIDE_COLUMNS)
         .join(User, col(User.id) == col(Agent.user_id))
-        .where(
-            col(Agent.account_id) == account_id,
-            col(User.id).in_(ids),
-            col(User.status) == UserStatus.PENDING,
-        )
+        .where(col(Agent.account_id) == account_id, col(User.id).in_(ids))
         .order_by(col(Agent.id))
     )
-    pending: dict[int, list[Side]] = defaultdict(list)
+    users: dict[int, list[Side]] = defaultdict(list)
     for row in rows:
         side = _side(row)
-        pending[side.user_id].append(side)
-    _suggest(db, account_id, pending, now)
+        users[side.user_id].append(side)
+    return _suggest(db, account_id, users, now)
 
 
-def _suggest(db: Db, account_id: int, pending: dict[int, list[Side]], now: datetime) -> None:
-    """Score and store suggestions for pending users (their agents given) that have none."""
-    if not pending:
-        return
+def _suggest(db: Db, account_id: int, users: dict[int, list[Side]], now: datetime) -> set[int]:
+    """Score and store suggestions for users (their agents given) that have none.
+
+    Returns every user any of them likely matches (beyond the five stored): by symmetry,
+    the users that have one of them as a likely match in return.
+    """
+    if not users:
+        return set()
     keys = {
         k
-        for sides in pending.values()
+        for sides in users.values()
         for s in sides
         for k in match_keys(s.device_name, s.logon_name, s.display_name)
     }
     by_key: dict[str, list[Side]] = defaultdict(list)
     if keys:
         # One query for the whole call; the (account_id, key) index keeps it to a handful
-        # of rows per pending user.
+        # of rows per user.
         found = db.execute(
             sa.select(col(MatchKey.key), *_SIDE_COLUMNS)
             .select_from(MatchKey)
             .join(Agent, col(Agent.id) == col(MatchKey.agent_id))
             .join(User, col(User.id) == col(Agent.user_id))
             .where(col(MatchKey.account_id) == account_id, col(MatchKey.key).in_(sorted(keys)))
-            .limit(MAX_CANDIDATES_PER_USER * len(pending))
+            .limit(MAX_CANDIDATES_PER_USER * len(users))
         )
         for hit in found:
             by_key[hit[0]].append(_side(hit[1:]))
     inserts: list[dict[str, Any]] = []
-    for user_id, sides in pending.items():
+    matched: set[int] = set()
+    for user_id, sides in users.items():
         mine = {k for s in sides for k in match_keys(s.device_name, s.logon_name, s.display_name)}
         near = {c.agent_id: c for k in mine for c in by_key.get(k, ())}
-        for s in rank(sides, near.values(), now):
+        likely = matches(sides, near.values(), now)
+        matched.update(s.user_id for s in likely)
+        for s in likely[:MAX_STORED]:
             inserts.append(
                 {
                     "account_id": account_id,
@@ -157,50 +165,15 @@ def _suggest(db: Db, account_id: int, pending: dict[int, list[Side]], now: datet
             )
     if inserts:
         db.execute(sa.insert(Suggestion.__table__), inserts)  # type: ignore[attr-defined]
+    return matched
 
 
-def _pending_near(db: Db, account_id: int, keys: set[str], exclude_agents: Sequence[int]) -> list[int]:
-    """Pending users filed under any of ``keys`` (through agents other than ``exclude_agents``)."""
-    if not keys:
-        return []
-    return list(
-        uid
-        for uid in db.execute(
-            sa.select(col(User.id))
-            .distinct()
-            .select_from(MatchKey)
-            .join(Agent, col(Agent.id) == col(MatchKey.agent_id))
-            .join(User, col(User.id) == col(Agent.user_id))
-            .where(
-                col(MatchKey.account_id) == account_id,
-                col(MatchKey.key).in_(sorted(keys)),
-                col(User.status) == UserStatus.PENDING,
-                col(Agent.id).not_in(list(exclude_agents)),
-            )
-            .limit(500)
-        ).scalars()
-        if uid is not None
-    )
-
-
-def _agent_keys(db: Db, user_ids: Sequence[int]) -> tuple[set[str], list[int]]:
-    rows = db.execute(
-        sa.select(col(MatchKey.key), col(MatchKey.agent_id))
-        .join(Agent, col(Agent.id) == col(MatchKey.agent_id))
-        .where(col(Agent.user_id).in_(list(user_ids)))
-    ).all()
-    return {k for k, _ in rows}, sorted({a for _, a in rows})
-
-
-def _refresh_near(db: Db, account_id: int, user_ids: Sequence[int], now: datetime) -> None:
-    keys, agent_ids = _agent_keys(db, user_ids)
-    near = set(_pending_near(db, account_id, keys, agent_ids))
-    pending_targets = db.execute(
-        sa.select(col(User.id)).where(
-            col(User.id).in_(list(user_ids)), col(User.status) == UserStatus.PENDING
-        )
-    ).scalars()
-    _compute(db, account_id, sorted(near | {u for u in pending_targets if u is not None}), now)
+def _refresh(db: Db, account_id: int, user_ids: Sequence[int], exclude: set[int], now: datetime) -> None:
+    """These users' agents changed: recompute them, then the users they match (whose best
+    pair may involve the changed agents), but none of ``exclude`` (computed already)."""
+    changed = set(user_ids) - exclude
+    matched = _compute(db, account_id, sorted(changed), now)
+    _compute(db, account_id, sorted(matched - changed - exclude), now)
 
 
 # ---------------------------------------------------------------------------- the domain's calls
@@ -210,14 +183,14 @@ async def on_admitted(
     session: AsyncSession,
     account_id: int,
     new_agents: Sequence[tuple[int, int, NamedAgent]],
-    entered_user_ids: Sequence[int],
+    new_user_ids: Sequence[int],
     now: datetime,
 ) -> None:
-    """After admission: file the new agents, suggest for the users who entered the queue,
-    and refresh pending users a new agent of an existing or licensed user may be."""
+    """After admission: file the new agents, suggest for the new users (pending or licensed),
+    and refresh the users a new agent may be, and the known users that gained one."""
     if not new_agents:
         return
-    entered = set(entered_user_ids)
+    new_users = set(new_user_ids)
 
     def work(s: Session) -> None:
         db = s.connection()
@@ -226,61 +199,41 @@ async def on_admitted(
         )
         if rows:
             db.execute(sa.insert(MatchKey.__table__), rows)  # type: ignore[attr-defined]
-        # Users who just entered have no suggestions and their agents are the reports: no
-        # delete, no look-up, on the ingest path.
+        # New users have no suggestions and their agents are the reports: no delete, no
+        # look-up of their agents, on the ingest path.
         arrived: dict[int, list[Side]] = defaultdict(list)
         for agent_id, owner, r in new_agents:
-            if owner in entered:
+            if owner in new_users:
                 arrived[owner].append(
-                    Side(
-                        agent_id,
-                        owner,
-                        UserStatus.PENDING,
-                        r.display_name,
-                        r.device_name,
-                        r.domain,
-                        r.logon_name,
-                        now,
-                        now,
-                    )
+                    Side(agent_id, owner, r.display_name, r.device_name, r.domain, r.logon_name, now, now)
                 )
-        _suggest(db, account_id, arrived, now)
-        # A new pending user is never a candidate for the pending users before it, so only
-        # agents of other users (new licensed users, new devices of known users) refresh.
-        fresh = [(a, r) for a, owner, r in new_agents if owner not in entered]
-        if fresh:
-            keys = {k for _, r in fresh for k in match_keys(r.device_name, r.logon_name, r.display_name)}
-            near = set(_pending_near(db, account_id, keys, [a for a, _, _ in new_agents])) - entered
-            _compute(db, account_id, sorted(near), now)
+        matched = _suggest(db, account_id, arrived, now)
+        # Matches hold both ways: the users a newcomer matches gain it as a match, and a
+        # known user with a new agent (a second device) may match more, and more match it.
+        gained = {owner for _, owner, _ in new_agents} - new_users
+        _compute(db, account_id, sorted(matched - new_users - gained), now)
+        _refresh(db, account_id, sorted(gained), new_users | (matched - gained), now)
 
     await session.run_sync(work)
 
 
 async def compute(session: AsyncSession, account_id: int, user_ids: Sequence[int], now: datetime) -> None:
-    """(Re)compute the stored suggestions of these users (those not pending get none)."""
+    """(Re)compute the stored suggestions of these users."""
     if user_ids:
         await session.run_sync(lambda s: _compute(s.connection(), account_id, user_ids, now))
-
-
-async def forget(session: AsyncSession, user_ids: Sequence[int]) -> None:
-    """Users left the queue without leaving the account (approved): drop their suggestions."""
-    if user_ids:
-        await session.execute(
-            sa.delete(Suggestion).where(col(Suggestion.pending_user_id).in_(list(user_ids)))
-        )
 
 
 async def refresh_near(
     session: AsyncSession, account_id: int, user_ids: Sequence[int], now: datetime
 ) -> None:
-    """These users' agents changed (an assign or a merge gave them more): recompute the
-    pending users filed under the same keys, and these users themselves if pending."""
+    """These users' agents changed (an assign or a merge gave them more): recompute them,
+    and the users they likely match."""
     if user_ids:
-        await session.run_sync(lambda s: _refresh_near(s.connection(), account_id, user_ids, now))
+        await session.run_sync(lambda s: _refresh(s.connection(), account_id, user_ids, set(), now))
 
 
 def backfill(db: Connection, now: datetime) -> None:
-    """File every existing agent and suggest for every pending user (migration 0003)."""
+    """File every existing agent and suggest for every user (migration 0003)."""
     rows = db.execute(
         sa.select(
             col(Agent.account_id),
@@ -301,13 +254,14 @@ def backfill(db: Connection, now: datetime) -> None:
             keys = _key_rows(account_id, agents[start : start + 1000])
             if keys:
                 db.execute(sa.insert(MatchKey.__table__), keys)  # type: ignore[attr-defined]
-    pending = db.execute(
-        sa.select(col(User.account_id), col(User.id))
-        .where(col(User.status) == UserStatus.PENDING)
-        .order_by(col(User.id))
-    ).all()
+    recompute_all(db, now)
+
+
+def recompute_all(db: Connection, now: datetime) -> None:
+    """Compute every user's suggestions afresh, account by account, 500 users a time."""
+    found = db.execute(sa.select(col(User.account_id), col(User.id)).order_by(col(User.id))).all()
     users: dict[int, list[int]] = defaultdict(list)
-    for account_id, user_id in pending:
+    for account_id, user_id in found:
         assert user_id is not None
         users[account_id].append(user_id)
     for account_id, ids in users.items():
@@ -333,7 +287,7 @@ class Found:
 async def suggestions_by_user(
     session: AsyncSession, account_id: int, user_ids: Sequence[int]
 ) -> dict[int, list[Found]]:
-    """Each pending user's stored suggestions, best first, in three queries whatever the count."""
+    """Each user's stored suggestions, best first, in three queries whatever the count."""
     if not user_ids:
         return {}
     rows = list(

@@ -6,6 +6,7 @@ entry's actor) resolve through the request's DataLoaders.
 
 - :mod:`.base`: the contract's enums, ids and ``PageInfo``;
 - :mod:`.users`: users, agents, pending info, suggestions, and their connections;
+- :mod:`.activity`: app usage, a user's activity summary and its days;
 - :mod:`.account`: the admin, the account, the activity report and queue metrics;
 - :mod:`.history`: the audit trail and the settings history, with who acted;
 - :mod:`.payloads`: mutations' inputs and payloads, ``UserError`` and the live queue event.

@@ -8,11 +8,11 @@ from typing import Annotated
 import strawberry
 
 from server.domain import models
-from server.domain.activity.report import AppUsage as DomainAppUsage
 from server.domain.activity.report import UserActivity as DomainUserActivity
 from server.domain.events import AccountUsage
 from server.domain.metrics import QueueMetrics as DomainQueueMetrics
 
+from .activity import AppUsage
 from .base import AutoApproveMode, QueueAction, Role, gid
 from .users import UserType
 
@@ -73,16 +73,6 @@ class AccountType:
             auto_approve_domains=list(account.auto_approve_domains),
             queue_target_hours=account.queue_target_hours,
         )
-
-
-@strawberry.type
-class AppUsage:
-    app: str
-    active_seconds: int
-
-    @classmethod
-    def of(cls, usage: DomainAppUsage) -> AppUsage:
-        return cls(app=usage.app, active_seconds=usage.active_seconds)
 
 
 @strawberry.type

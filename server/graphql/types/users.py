@@ -1,7 +1,8 @@
-"""Users, their agents, pending info and suggestions, and their lists (connections).
+"""Users, their agents, pending info, activity and suggestions, and their lists (connections).
 
-A user's agents, its pending info and its suggestions resolve through the request's
-DataLoaders, unless the user came from a live event whose rows are already loaded.
+A user's agents and pending info resolve through the request's DataLoaders, unless the user
+came from a live event whose rows are already loaded; its activity, last activity and
+suggestions always do (a live event's rendering opens a read of its own for them).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from datetime import datetime
 import strawberry
 
 from server.domain import models, reclaim
-from server.domain.reads import cursors, lists, loads, rows
+from server.domain.errors import DomainError
+from server.domain.reads import activity, cursors, lists, loads, rows
 from server.domain.suggestions.store import Found
 
 from ..context import Ctx
 from ..errors import BadUserInput
+from .activity import ActivitySummaryType
 from .base import PageInfo, PendingReason, SuggestionKind, UserStatus, gid
 
 
@@ -146,15 +149,40 @@ class UserType:
         found = loads.pending_info(self.row, retained, account.retention_days, account.queue_target_hours)
         return None if found is None else PendingInfoType.of(found)
 
-    @strawberry.field
+    @strawberry.field(
+        description=(
+            "Likely matches among the account's other users and agents, pending or licensed, best"
+            " first (score 0 to 1, at least 0.70): where to assign or merge a pending user, or the"
+            " seat a licensed duplicate wastes. Of two duplicates, each shows the other."
+        )
+    )  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
     async def suggestions(self, info: Ctx, first: int = 3) -> list[SuggestionType]:
         if not 1 <= first <= cursors.MAX_PAGE:
             raise BadUserInput(f"first must be from 1 to {cursors.MAX_PAGE}; got {first}", field="first")
-        if self.row.status is not models.UserStatus.PENDING:
-            return []
         assert self.row.id is not None
         found = await info.context.loaders.suggestions.load(self.row.id)
         return [SuggestionType.of(f) for f in found[:first]]
+
+    @strawberry.field(
+        description=(
+            "The user's activity over the last `days` UTC days (1 to 90), today included: a"
+            " pending user's retained activity, or a licensed user's. The totals cover the"
+            " `days` * 24 hours up to now (the rule retention applies); the hours of that window"
+            " before the oldest day's midnight count in the oldest day's entry."
+        )
+    )  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    async def activity(self, info: Ctx, days: int = 30) -> ActivitySummaryType:
+        try:
+            activity.check_days(days)
+        except DomainError as exc:
+            raise BadUserInput(exc.message, field=exc.field) from None
+        assert self.row.id is not None
+        return ActivitySummaryType.of(await info.context.loaders.activity.load((self.row.id, days)))
+
+    @strawberry.field(description="When the user's latest stored activity ended; null when none is stored.")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    async def last_activity_at(self, info: Ctx) -> datetime | None:
+        assert self.row.id is not None
+        return await info.context.loaders.last_activity.load(self.row.id)
 
 
 @strawberry.type(name="Suggestion")
