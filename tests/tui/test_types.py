@@ -175,10 +175,11 @@ def test_one_label_per_reason_everywhere() -> None:
     assert fmt.REASONS == {
         PendingReason.OVER_LIMIT: "over limit",
         PendingReason.MANUAL_REVIEW: "manual review",
+        PendingReason.RELEASED: "released",
     }
     assert set(fmt.REASONS) == set(PendingReason) and set(fmt.ACTIONS) == set(QueueAction)
     pending_keys = dict(next(lines for section, lines in KEYS if section == "Pending licenses"))
-    assert pending_keys["f"] == "Cycle the reason filter: all · over limit · manual review"
+    assert pending_keys["f"] == "Cycle the reason filter: all · over limit · manual review · released"
 
 
 def test_admin_actions_name_the_keys_a_viewer_cannot_use() -> None:
