@@ -12,7 +12,7 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +221,16 @@ PEOPLE = [
     ("LAPTOP-0113", "edijkstra", "Edsger Dijkstra"),
     ("DESKTOP-0114", "hlamarr", "Hedy Lamarr"),
 ]
+# (days ago, minutes, app, productivity): Tim's history, for the detail pane's chart.
+HISTORY = [
+    (1, 95, "chrome.exe", "productive"),
+    (2, 40, "slack.exe", "neutral"),
+    (3, 120, "code.exe", "productive"),
+    (5, 15, "youtube.com", "unproductive"),
+    (8, 60, "excel.exe", "productive"),
+    (9, 75, "chrome.exe", "neutral"),
+    (12, 30, "code.exe", "productive"),
+]
 REMOVED = "Hedy Lamarr"  # removed by the admin while seeding, so the audit log and metrics have a resolution
 
 
@@ -299,11 +309,41 @@ class ThreadedServer:
                             headers={"Authorization": f"Bearer {self.tenant.admin_token}"},
                         )
                         assert removal.json()["data"]["removeUsers"]["errors"] == [], removal.text
+                await self._history_and_duplicate(http, headers)
                 self.base_url = base
                 self._ready.set()
                 await self._stop.wait()
         finally:
             await db.dispose()
+
+    async def _history_and_duplicate(self, http: httpx.AsyncClient, headers: dict[str, str]) -> None:
+        """For the detail pane: Tim's activity over the last two weeks, and Tim again in a local
+        account on his desktop (a likely match, both ways)."""
+        self.clock.advance(minutes=5)
+        history = batch_body(
+            "DESKTOP-0110", "tbernerslee", display="Tim Berners-Lee", batch_id="seed-history"
+        )
+        history["events"] = [
+            {
+                "start": (self.clock.now - timedelta(days=days, hours=2)).isoformat(),
+                "durationSeconds": minutes * 60,
+                "app": app,
+                "title": None,
+                "url": None,
+                "productivity": productivity,
+            }
+            for days, minutes, app, productivity in HISTORY
+        ]
+        duplicate = batch_body(
+            "DESKTOP-0110",
+            "tbernerslee",
+            domain="DESKTOP-0110",
+            display="Tim Berners-Lee",
+            batch_id="seed-dup",
+        )
+        for body in (history, duplicate):
+            response = await http.post("/ingest", json=body, headers=headers)
+            assert response.status_code == 202, response.text
 
 
 @pytest.fixture(scope="module")

@@ -71,7 +71,7 @@ def test_users_tab(snap_compare: Compare, seeded: ThreadedServer) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         app = await _live(pilot)
         await pilot.press("2")
-        await wait_until(pilot, lambda: len(app.query_one(UsersView).model.rows) == 13, "the users")
+        await wait_until(pilot, lambda: len(app.query_one(UsersView).model.rows) == 14, "the users")
 
     assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
 
