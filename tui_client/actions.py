@@ -19,6 +19,8 @@ class AdminAction(StrEnum):
     ACCEPT_MATCH = "accept_suggestion"
     TOGGLE_REVIEW = "toggle_review"
     SET_LIMIT = "set_limit"
+    RELEASE = "release"
+    SWAP = "swap"
 
     @classmethod
     def named(cls, action: str) -> AdminAction | None:

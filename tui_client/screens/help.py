@@ -9,12 +9,13 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from tui_client import format as fmt
+from tui_client.reclaim_list import DAYS
 
 KEYS = [
     (
         "Everywhere",
         [
-            ("1 2 3 4", "Pending licenses · Users · Audit log · Queue metrics"),
+            ("1 2 3 4 5 6", "Tabs: Pending · Users · Audit log · Metrics · Reclaim · Settings"),
             ("t", "Toggle manual review (shows the plan first)"),
             ("l", "Change the license limit (plan first: who moves to the queue)"),
             ("?", "This help"),
@@ -37,6 +38,7 @@ KEYS = [
             ("/", "Filter by name, logon or device (esc clears)"),
             ("f", f"Cycle the reason filter: all · {' · '.join(fmt.REASONS.values())}"),
             ("esc", "Clear the selection or the filter"),
+            ("red, !", "Waited past the queue target (6 Settings); the detail pane says when it was due"),
         ],
     ),
     (
@@ -48,6 +50,27 @@ KEYS = [
         ],
     ),
     ("Queue metrics", [("d", "Cycle the period: 7 · 30 · 90 · 365 days")]),
+    (
+        "Reclaim: licensed users idle longest first",
+        [
+            ("d", f"Cycle the idle days: {' · '.join(map(str, DAYS))}"),
+            ("space / ctrl+a", "Select the row / select all loaded rows"),
+            ("r", "Release the row or the selection to the queue (asks; shows the usage after)"),
+            ("s", "Swap: give the row's license to a pending user (picker, then the plan)"),
+            ("enter", "Open / close the detail pane"),
+        ],
+    ),
+    (
+        "Settings",
+        [
+            ("tab / shift+tab", "Move between fields; ← → choose"),
+            (
+                "enter / ctrl+s",
+                "Show the plan of the change (who the rule approves, who moves); y applies it",
+            ),
+            ("esc", "Put the form back as the settings are"),
+        ],
+    ),
 ]
 
 
