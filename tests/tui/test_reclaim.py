@@ -15,6 +15,18 @@ from textual.pilot import Pilot
 from textual.widgets import OptionList, Static
 
 from tests.tui.conftest import LiveServer, RecordingApp, eventually, wait_until
+from tests.tui.test_hostile_text import (
+    DEVICE,
+    DOMAIN,
+    LOGON,
+    NAME,
+    NAME_SHOWN,
+    admit,
+    assert_harmless,
+    shown,
+    toasts,
+    value,
+)
 from tests.tui.test_pending import SIZE, arrive, ready, rows, status_of, told
 from tui_client.app import AdminApp
 from tui_client.screens.pickers import PendingPicker
@@ -105,6 +117,7 @@ async def test_release_asks_with_the_usage_after_then_moves_the_users_to_the_que
         await on_reclaim(pilot, app, 3)
         await pilot.press("space", "space", "r")  # Alan and Ada
         await question(pilot, app)
+        assert str(app.screen.query_one(".title", Static).render()) == "Release the licenses of 2 users?"
         text = question_text(app)
         assert "Licenses used: 3 → 1 of 3" in text
         assert "Released to the queue (2):\n   1. Alan\n   2. Ada" in text
@@ -236,3 +249,69 @@ async def test_a_viewer_sees_idle_users_but_cannot_release_or_swap(live: LiveSer
         await pilot.pause()
         assert len(app.screen_stack) == 1  # no question, no picker
         assert await status_of(live, ids["Alan"]) == "LICENSED"
+
+
+async def test_hostile_names_show_literally_when_reclaiming_and_when_overdue(live: LiveServer) -> None:
+    """Eve (named in markup and escapes) and Ada hold the two licenses, never active; a second
+    Eve waits past the queue target. Every step of a swap, and her overdue row, show the names
+    as typed."""
+    await live.gql(
+        "mutation { updateAccountSettings(input: {licenseLimit: 2, queueTargetHours: 1}) { errors { code } } }"
+    )
+    ids = {
+        "eve": await admit(live, DEVICE, DOMAIN, LOGON, NAME),
+        "ada": await admit(live, "PC-A", "ACME", "ada", "Ada"),
+    }
+    live.clock.advance(days=20)
+    ids["eve2"] = await admit(live, "PC-E", "ACME", "eve", NAME)
+    live.clock.advance(hours=2)
+    app = live.app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await ready(pilot, app, 1)
+        assert value(app.pending, ids["eve2"], "name") == NAME_SHOWN
+        assert "red" in str(getattr(app.pending.table.get_cell(ids["eve2"], "name"), "style", ""))  # overdue
+        assert_harmless(app)
+
+        await on_reclaim(pilot, app, 2)
+        assert value(reclaim(app), ids["eve"], "name") == NAME_SHOWN
+        assert_harmless(app)
+        await pilot.press("s")  # Eve, the first of the two never active
+        await wait_until(pilot, lambda: isinstance(app.screen, PendingPicker), "the picker")
+        options = app.screen.query_one("#picker-options", OptionList)
+        await wait_until(pilot, lambda: options.option_count == 1, "the queue in the picker")
+        assert str(options.get_option_at_index(0).prompt).startswith(NAME_SHOWN)
+        assert_harmless(app)
+        await pilot.press("enter")
+        await question(pilot, app)
+        assert shown(app.screen.query_one(".title")) == f"Give {NAME_SHOWN}'s license to {NAME_SHOWN}?"
+        assert f"To the queue (released): {NAME_SHOWN}\n" in question_text(app)
+        assert_harmless(app)
+        await pilot.press("y")
+        done = f"Done\n{NAME_SHOWN} has {NAME_SHOWN}'s license; {NAME_SHOWN} waits in the queue."
+        await wait_until(pilot, lambda: any(t.startswith(done) for t in toasts(app)), "the notification")
+        assert await status_of(live, ids["eve2"]) == "LICENSED"
+        assert_harmless(app)
+
+
+async def test_with_the_rule_on_a_release_says_who_fills_the_seat_and_the_usage_follows(
+    live: LiveServer,
+) -> None:
+    ids = await idle_and_waiting(live)
+    await live.gql(
+        "mutation { updateAccountSettings(input: {autoApprove: OLDEST_FIRST}) { errors { code } } }"
+    )
+    app = live.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 2)
+        await on_reclaim(pilot, app, 3)
+        await pilot.press("r")  # Alan
+        await question(pilot, app)
+        assert "The auto-approval rule is on: it gives the freed licenses to the oldest" in question_text(app)
+        live.clock.advance(hours=1)
+        await pilot.press("y")
+        await wait_until(pilot, lambda: told(app, "Released Alan."), "the notice")
+        assert told(app, "Licenses: 3/3 used, 0 available.")  # Linus took the seat
+        assert await status_of(live, ids["Linus"]) == "LICENSED"
+        assert await reason_of(live, ids["Alan"]) == "RELEASED"
+        await pilot.press("1")
+        await wait_until(pilot, lambda: rows(app) == ["Margaret", "Alan"], "the queue, live")

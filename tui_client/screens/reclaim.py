@@ -236,14 +236,16 @@ class ReclaimView(UserListView):
         if len(users) > MAX_IDS:
             self.notify(f"Release at most {MAX_IDS} users at once.", severity="warning")
             return
-        names = users[0].display_name if len(users) == 1 else fmt.plural(len(users), "user")
+        one = len(users) == 1
+        names = users[0].display_name if one else fmt.plural(len(users), "user")
+        title = f"Release {names}'s license?" if one else f"Release the licenses of {names}?"
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self._act(f"Released {names}.", "Release refused", self.api.release([u.id for u in users]))
 
         body = release_plan(users, self.admin_app.account)
-        self.app.push_screen(Question(f"Release {names}'s license?", body, confirm="Release"), answered)
+        self.app.push_screen(Question(title, body, confirm="Release"), answered)
 
     # ------------------------------------------------------------------ swap
 
