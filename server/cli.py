@@ -259,10 +259,12 @@ def cmd_account_rotate_ingest_key(settings: Settings, args: argparse.Namespace) 
 
 
 def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
     from server.domain import retention
 
     async def run(db: Database) -> retention.PurgeReport:
-        return await retention.purge(db, utcnow())
+        return await retention.purge(db, utcnow(), timedelta(hours=settings.undo_hours))
 
     report = asyncio.run(_with_db(settings, run))
     _print(report.to_json())

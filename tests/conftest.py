@@ -63,5 +63,10 @@ async def tenant(db: Database) -> Tenant:
 collect_ignore = (
     []
     if HAVE_POSTGRES
-    else ["e2e/test_postgres_processes.py", "e2e/test_postgres_broadcast.py", "e2e/test_postgres_plans.py"]
+    else [
+        "e2e/test_postgres_processes.py",
+        "e2e/test_postgres_broadcast.py",
+        "e2e/test_postgres_plans.py",
+        "e2e/test_postgres_undo.py",
+    ]
 )

@@ -21,6 +21,8 @@ class AdminAction(StrEnum):
     SET_LIMIT = "set_limit"
     RELEASE = "release"
     SWAP = "swap"
+    UNDO = "undo_last"
+    UNDO_ENTRIES = "undo_entries"
 
     @classmethod
     def named(cls, action: str) -> AdminAction | None:

@@ -47,6 +47,7 @@ from tui_client.types import (
     UserDetail,
     UserError,
 )
+from tui_client.undo import Restored
 
 MAX_IDS = 500  # the server refuses bulk inputs over this (docs/api.md)
 
@@ -328,6 +329,12 @@ class PlmApi:
         data = await self._execute(ops.REMOVE_USERS, userIds=list(user_ids), doNotTrack=do_not_track)
         p = self._payload(data, "removeUsers")
         return ActionResult(parse(Account, p["account"]), list(p["removedUserIds"]))
+
+    async def undo(self, entry_ids: Sequence[str]) -> tuple[Account, list[Restored]]:
+        """Undo audit entries, all or nothing: the account after, and the users as they are now."""
+        data = await self._execute(ops.UNDO_ACTIONS, auditEntryIds=list(entry_ids))
+        p = self._payload(data, "undoActions")
+        return parse(Account, p["account"]), [parse(Restored, u) for u in p["users"]]
 
     async def update_settings(self, change: SettingsChange, expected_version: str | None = None) -> Account:
         """Change settings; with ``expected_version`` only if the queue has not changed since

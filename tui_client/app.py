@@ -39,7 +39,8 @@ from tui_client.screens.reclaim import ReclaimView
 from tui_client.screens.settings_form import SettingsView
 from tui_client.screens.token_refused import TokenRefusedScreen
 from tui_client.screens.users import UsersView
-from tui_client.types import Account, Me
+from tui_client.types import Account, Me, QueueAction, UserStatus
+from tui_client.undo import Offers, UndoOffer, entries_of
 from tui_client.widgets.connection_status import ConnectionStatus
 from tui_client.widgets.detail_pane import DetailPane
 from tui_client.widgets.usage_header import UsageHeader
@@ -68,6 +69,7 @@ class AdminApp(App[None]):
         Binding("6", "show_tab('settings')", "Settings", show=False),
         Binding("t", AdminAction.TOGGLE_REVIEW, "Manual review"),
         Binding("l", AdminAction.SET_LIMIT, "Limit", show=False),
+        Binding("u", AdminAction.UNDO, "Undo", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
@@ -95,6 +97,7 @@ class AdminApp(App[None]):
         self.token_refused = False
         self.api.on_slowdown = self._slow_down
         self.api.on_refused = self._refused
+        self.undo_offers = Offers()
 
     # ------------------------------------------------------------------ layout
 
@@ -342,6 +345,39 @@ class AdminApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    # ------------------------------------------------------------------ undo
+
+    def offer_undo(self, action: QueueAction, user_ids: Sequence[str], what: str) -> str:
+        return self.undo_offers.make(action, user_ids, what)
+
+    def action_undo_last(self) -> None:
+        offer = self.undo_offers.take()
+        if offer is None:
+            self.notify("Nothing to undo right now: the Audit log (3) lists what still can be.", timeout=4)
+            return
+        self._undo_last(offer)
+
+    @work(group="undo", exit_on_error=False)
+    async def _undo_last(self, offer: UndoOffer) -> None:
+        try:
+            log = await self.api.audit_log(max(50, 2 * len(offer.user_ids)))
+            ids = entries_of(offer, log.items, self.me.id if self.me else None)
+            if not ids:
+                self.notify(f"{offer.what} can no longer be undone.", severity="warning")
+                return
+            account, users = await self.api.undo(ids)
+        except ApiError as exc:
+            self.report_error(exc, title="Nothing was undone")
+            return
+        self.post_message(AccountChanged(account))
+        waiting = [u.display_name for u in users if u.status is UserStatus.PENDING]
+        back = f" In the queue: {', '.join(waiting[:5])}." if waiting else ""
+        self.notify(f"Undid: {offer.what}.{back}", title="Undone")
+        self.pending.refresh_data()
+        for view in self.query(ApiView):
+            if view is not self.pending:
+                view.stale = True
 
     # ------------------------------------------------------------------ settings
 

@@ -20,6 +20,7 @@ ACTIONS = {
     QueueAction.MERGED: "merged",
     QueueAction.REMOVED: "removed",
     QueueAction.RELEASED: "released",
+    QueueAction.UNDONE: "undone",
 }
 AUTO_APPROVE = {AutoApproveMode.OFF: "off", AutoApproveMode.OLDEST_FIRST: "oldest first"}
 

@@ -210,11 +210,25 @@ query AuditLog($first: Int!, $after: String) {
         userId
         userDisplayName
         detail
+        undoableUntil
       }
     }
   }
 }
 """
+
+UNDO_ACTIONS = (
+    """
+mutation UndoActions($auditEntryIds: [ID!]!) {
+  undoActions(input: {auditEntryIds: $auditEntryIds}) {
+    users { id displayName status }
+    account { ...AccountFields }
+    errors { code message field }
+  }
+}
+"""
+    + ACCOUNT_FIELDS
+)
 
 QUEUE_METRICS = """
 query QueueMetrics($days: Int!) {
@@ -376,4 +390,5 @@ ALL: dict[str, str] = {
     "InactiveUsers": INACTIVE_USERS,
     "ReleaseLicenses": RELEASE_LICENSES,
     "SwapLicense": SWAP_LICENSE,
+    "UndoActions": UNDO_ACTIONS,
 }

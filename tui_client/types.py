@@ -72,6 +72,7 @@ class ErrorCode(OpenEnum):
     CONFLICT = "CONFLICT"
     #: The queue changed since the plan that was applied: nothing changed.
     PLAN_CHANGED = "PLAN_CHANGED"
+    NOT_UNDOABLE = "NOT_UNDOABLE"
 
 
 class QueueAction(OpenEnum):
@@ -83,6 +84,7 @@ class QueueAction(OpenEnum):
     MERGED = "MERGED"
     REMOVED = "REMOVED"
     RELEASED = "RELEASED"
+    UNDONE = "UNDONE"
 
 
 # ---------------------------------------------------------------------------- types
@@ -335,6 +337,8 @@ class AuditEntry:
     user_id: str
     user_display_name: str
     detail: str
+    # Until when undoActions can reverse the entry; None: it cannot.
+    undoable_until: datetime | None = None
 
     @property
     def actor_name(self) -> str | None:

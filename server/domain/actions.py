@@ -41,11 +41,12 @@ from server.domain.models import (
     DoNotTrack,
     PendingReason,
     QueueAction,
-    SettingsChange,
     User,
     UserStatus,
 )
+from server.domain.settings_history import SettingsChange
 from server.domain.suggestions import store as suggestions
+from server.domain.undo import records, removed
 
 
 async def approve(
@@ -66,10 +67,13 @@ async def approve(
     plan = await plans.plan_approval(session, account, user_ids)
     changes: list[tuple[QueueAction, int, int | None]] = []
     for user in plan.approve:
-        entered, reason = user.pending_since, user.pending_reason
+        entered, reason, until = user.pending_since, user.pending_reason, user.licensed_until
         make_licensed(user, now)
         assert user.id is not None and reason is not None
-        audit(session, actor, QueueAction.APPROVED, user, f"approved (was {reason.value})", now, entered)
+        detail = f"approved (was {reason.value})"
+        audit(
+            session, actor, QueueAction.APPROVED, user, detail, now, entered, records.approval(reason, until)
+        )
         changes.append((QueueAction.APPROVED, user.id, actor.admin_id))
     # Suggestions stay: a licensed user shows its likely matches too (docs/behaviour.md).
     usage, events = await finish(session, account, changes, now)
@@ -88,6 +92,10 @@ async def assign(
     if target.id == pending.id:
         raise DomainError(ErrorCode.CONFLICT, "a user cannot be assigned to itself", "targetUserId")
     assert pending.id is not None and target.id is not None
+    moved = list(
+        (await session.execute(sa.select(col(Agent.id)).where(col(Agent.user_id) == pending.id))).scalars()
+    )
+    undo = records.assignment(pending, [a for a in moved if a is not None], target)
     await session.execute(
         sa.update(Agent).where(Agent.user_id == pending.id).values(user_id=target.id)  # type: ignore[arg-type]
     )
@@ -104,6 +112,7 @@ async def assign(
         f"assigned to {target.display_name} ({target.id}, {target.status.value})",
         now,
         pending.pending_since,
+        undo,
     )
     await session.delete(pending)
     usage, events = await finish(
@@ -137,10 +146,26 @@ async def merge(
         (await session.execute(sa.select(Agent).where(Agent.user_id == pending.id))).scalars()  # type: ignore[arg-type]
     )
     folded_ids = [a.id for a in folded]
+    owner = await session.get(User, target.user_id)
+    assert owner is not None
+    followed: dict[int, list[str]] = {a.id: [] for a in folded if a.id is not None}
+    for agent_id, key in await session.execute(
+        sa.select(col(AgentAlias.agent_id), col(AgentAlias.key)).where(
+            col(AgentAlias.agent_id).in_(folded_ids)
+        )
+    ):
+        followed[agent_id].append(key)
+    undo = records.merger(pending, folded, target, owner, followed)
+    # Each event remembers the key it was reported under (an alias's origin), so an undo
+    # gives it back to its agent, and so do reports under the folded keys from now on.
     await session.execute(
         sa.update(ActivityEvent)
-        .where(ActivityEvent.agent_id.in_(folded_ids))  # type: ignore[attr-defined]
-        .values(agent_id=target.id, user_id=target.user_id)
+        .where(col(ActivityEvent.agent_id).in_(folded_ids))
+        .values(
+            agent_id=target.id,
+            user_id=target.user_id,
+            origin_agent_id=sa.func.coalesce(col(ActivityEvent.origin_agent_id), col(ActivityEvent.agent_id)),
+        )
     )
     # Aliases the folded agents already had now lead to the target too.
     await session.execute(
@@ -156,13 +181,12 @@ async def merge(
                 logon_name=agent.logon_name,
                 key=agent.key,
                 created_at=now,
+                origin_agent_id=agent.id,
             )
         )
         target.first_seen_at = min(target.first_seen_at, agent.first_seen_at)
         target.last_seen_at = max(target.last_seen_at, agent.last_seen_at)
         await session.delete(agent)
-    owner = await session.get(User, target.user_id)
-    assert owner is not None
     owner.last_seen_at = max(owner.last_seen_at, pending.last_seen_at)
     names = ", ".join(f"{a.domain}\\{a.logon_name} on {a.device_name}" for a in folded)
     audit(
@@ -174,6 +198,7 @@ async def merge(
         f"{target.device_name}) of {owner.display_name}",
         now,
         pending.pending_since,
+        undo,
     )
     # The agents' rows must go before the user's (foreign key) and after the aliases exist.
     await session.flush()
@@ -192,7 +217,10 @@ async def remove(
     do_not_track: bool,
     now: datetime,
 ) -> ActionResult:
-    """Delete users of any status with their agents and activity, all or nothing."""
+    """Delete users of any status with their agents and activity, all or nothing.
+
+    The rows are kept, hidden, in :mod:`server.domain.undo.removed` until the undo window ends.
+    """
     actor.require_admin()
     ids = check_ids(user_ids, "userIds")
     account = await lock_account(session, actor.account_id)
@@ -204,8 +232,17 @@ async def remove(
     aliases = list(
         (await session.execute(sa.select(AgentAlias).where(AgentAlias.agent_id.in_(agent_ids)))).scalars()  # type: ignore[attr-defined]
     )
-    if do_not_track:
+    added = (
         await _add_do_not_track(session, actor.account_id, [*agents, *aliases], now)
+        if do_not_track
+        else set()
+    )
+    owner_of = {a.id: a.user_id for a in agents}
+    keys_of: dict[int, list[str]] = {i: [] for i in ids}
+    for agent_id, key in [*((a.id, a.key) for a in agents), *((a.agent_id, a.key) for a in aliases)]:
+        if key in added:
+            keys_of[owner_of[agent_id]].append(key)
+    await removed.keep(session, ids, now)
     await session.execute(sa.delete(ActivityEvent).where(ActivityEvent.user_id.in_(ids)))  # type: ignore[attr-defined]
     await session.execute(sa.delete(AgentAlias).where(AgentAlias.agent_id.in_(agent_ids)))  # type: ignore[attr-defined]
     await session.execute(sa.delete(Agent).where(Agent.user_id.in_(ids)))  # type: ignore[attr-defined]
@@ -215,7 +252,8 @@ async def remove(
         detail = f"removed ({user.status.value})" + (
             "; agent keys on the do-not-track list" if do_not_track else ""
         )
-        audit(session, actor, QueueAction.REMOVED, user, detail, now, user.pending_since)
+        undo = records.removal(keys_of[user.id])
+        audit(session, actor, QueueAction.REMOVED, user, detail, now, user.pending_since, undo)
         changes.append((QueueAction.REMOVED, user.id, actor.admin_id))
     await session.execute(sa.delete(User).where(User.id.in_(ids)))  # type: ignore[union-attr]
     for user in users:
@@ -227,10 +265,11 @@ async def remove(
 
 async def _add_do_not_track(
     session: AsyncSession, account_id: int, keyed: Sequence[Agent | AgentAlias], now: datetime
-) -> None:
+) -> set[str]:
+    """Put these keys on the do-not-track list; returns those that were not on it yet."""
     keys = {k.key: k for k in keyed}
     if not keys:
-        return
+        return set()
     existing = set(
         (
             await session.execute(
@@ -252,6 +291,7 @@ async def _add_do_not_track(
                     created_at=now,
                 )
             )
+    return set(keys) - existing
 
 
 async def update_settings(
@@ -358,11 +398,13 @@ def license_by_rule(
     published like an admin's approval, with no actor and the rule named."""
     changes: list[tuple[QueueAction, int, int | None]] = []
     for user in users:
-        entered, reason = user.pending_since, user.pending_reason
+        entered, reason, until = user.pending_since, user.pending_reason, user.licensed_until
         assert user.id is not None and reason is not None
         make_licensed(user, now)
         detail = f"approved by the auto-approval rule (was {reason.value})"
-        audit(session, None, QueueAction.APPROVED, user, detail, now, entered)
+        audit(
+            session, None, QueueAction.APPROVED, user, detail, now, entered, records.approval(reason, until)
+        )
         changes.append((QueueAction.APPROVED, user.id, None))
     return changes
 

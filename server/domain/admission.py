@@ -85,9 +85,15 @@ KnownAgent = tuple[int, int, str]  # (agent_id, user_id, user status)
 
 
 async def resolve_keys(
-    session: AsyncSession, keys: set[tuple[int, str]]
+    session: AsyncSession,
+    keys: set[tuple[int, str]],
+    origins: dict[tuple[int, str], int] | None = None,
 ) -> dict[tuple[int, str], KnownAgent]:
-    """``(account_id, key) -> (agent_id, user_id, status)`` for keys known directly or as aliases."""
+    """``(account_id, key) -> (agent_id, user_id, status)`` for keys known directly or as aliases.
+
+    ``origins``, when given, gets for each key known as an alias the agent it was the key of
+    before a merge: ingestion marks the events reported under it (server.domain.undo).
+    """
     if not keys:
         return {}
     found: dict[tuple[int, str], KnownAgent] = {}
@@ -108,14 +114,17 @@ async def resolve_keys(
                 col(Agent.id),
                 col(Agent.user_id),
                 col(User.status),
+                col(AgentAlias.origin_agent_id),
             )
             .join(Agent, col(Agent.id) == col(AgentAlias.agent_id))
             .join(User, col(User.id) == col(Agent.user_id))
             .where(sa.tuple_(col(AgentAlias.account_id), col(AgentAlias.key)).in_(rest))
         )
-        for account_id, key, agent_id, user_id, status in aliased:
+        for account_id, key, agent_id, user_id, status, origin in aliased:
             assert agent_id is not None
             found[(account_id, key)] = (agent_id, user_id, UserStatus(status).value)
+            if origins is not None and origin is not None:
+                origins[(account_id, key)] = origin
     return found
 
 

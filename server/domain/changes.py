@@ -161,8 +161,12 @@ def audit_row(
     detail: str,
     now: datetime,
     queue_entered_at: datetime | None = None,
+    undo: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One audit entry's columns: every action and every admission builds them here."""
+    """One audit entry's columns: every action and every admission builds them here.
+
+    ``undo``: what undoing the entry needs (server.domain.undo.records); None: not reversible.
+    """
     return {
         "account_id": account_id,
         "at": now,
@@ -172,6 +176,7 @@ def audit_row(
         "user_display_name": display_name,
         "detail": detail,
         "queue_entered_at": queue_entered_at,
+        "undo": undo,
     }
 
 
@@ -204,11 +209,16 @@ def audit(
     detail: str,
     now: datetime,
     queue_entered_at: datetime | None = None,
-) -> None:
+    undo: dict[str, Any] | None = None,
+) -> AuditEntry:
     """Write the audit entry of one action on ``user``."""
     assert user.id is not None
-    row = audit_row(user.account_id, actor, action, user.id, user.display_name, detail, now, queue_entered_at)
-    session.add(AuditEntry(**row))
+    row = audit_row(
+        user.account_id, actor, action, user.id, user.display_name, detail, now, queue_entered_at, undo
+    )
+    entry = AuditEntry(**row)
+    session.add(entry)
+    return entry
 
 
 def queue_arrival(session: AsyncSession, user: User, agent: Agent | None, now: datetime) -> None:

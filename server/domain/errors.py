@@ -13,6 +13,7 @@ class ErrorCode(str, enum.Enum):
     INVALID_INPUT = "INVALID_INPUT"
     CONFLICT = "CONFLICT"
     PLAN_CHANGED = "PLAN_CHANGED"
+    NOT_UNDOABLE = "NOT_UNDOABLE"
 
 
 class DomainError(Exception):

@@ -2,7 +2,8 @@
 
 Every exit from the queue (approved, assigned, merged, removed while pending) writes an
 audit entry carrying ``queue_entered_at``, so a resolution time is ``at - queue_entered_at``
-of one row: no join, and the figures survive the deletion of the users they describe.
+of one row: no join, and the figures survive the deletion of the users they describe. An
+exit that was undone (``undone_by``) is no resolution: the user went back to the queue.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ async def queue_metrics(session: AsyncSession, account_id: int, days: int, now: 
                 AuditEntry.at >= now - timedelta(days=days),  # type: ignore[arg-type]
                 # A licensed user's removal is no exit from the queue: it has no entry time.
                 AuditEntry.queue_entered_at.is_not(None),  # type: ignore[union-attr]
+                # An exit that was undone is not a resolution: the user is back in the queue.
+                col(AuditEntry.undone_by).is_(None),
             )
         )
     ).all()

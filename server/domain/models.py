@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -52,6 +53,7 @@ class QueueAction(str, enum.Enum):
     MERGED = "MERGED"
     REMOVED = "REMOVED"
     RELEASED = "RELEASED"
+    UNDONE = "UNDONE"
 
 
 class Productivity(str, enum.Enum):
@@ -175,6 +177,8 @@ class AgentAlias(SQLModel, table=True):
     logon_name: str = Field(max_length=256)
     key: str = Field(max_length=800)
     created_at: datetime = _ts()
+    # The agent whose key this was (merged into agent_id): reports under it are marked with it.
+    origin_agent_id: int | None = None
 
 
 class ActivityEvent(SQLModel, table=True):
@@ -192,6 +196,9 @@ class ActivityEvent(SQLModel, table=True):
     title: str | None = Field(default=None, max_length=2048)
     url: str | None = Field(default=None, max_length=2048)
     productivity: str = Field(max_length=16)
+    # Reported under the key of this agent, since merged into agent_id (an alias's origin),
+    # so undoing the merge gives the event back (server.domain.undo).
+    origin_agent_id: int | None = None
 
 
 class IngestBatch(SQLModel, table=True):
@@ -225,7 +232,11 @@ class DoNotTrack(SQLModel, table=True):
 
 class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_entry"
-    __table_args__ = (sa.Index("ix_audit_account_action_at", "account_id", "action", "at"), NO_ID_REUSE)
+    __table_args__ = (
+        sa.Index("ix_audit_account_action_at", "account_id", "action", "at"),
+        sa.Index("ix_audit_user_id", "user_id", "id"),
+        NO_ID_REUSE,
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = _fk("account.id")
@@ -236,8 +247,13 @@ class AuditEntry(SQLModel, table=True):
     user_id: int
     user_display_name: str = Field(max_length=256)
     detail: str = Field(max_length=2048)
-    # For exits from the queue: when the user entered it, so queue metrics need no join.
+    # For exits from the queue: when the user entered it, so queue metrics need no join. On
+    # the UNDONE entry of an approval: the entry time the user went back to (plans.auto_approvals).
     queue_entered_at: datetime | None = _ts(nullable=True)
+    # What undoing the entry needs (server.domain.undo.records); None: not reversible.
+    undo: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON(none_as_null=True)))
+    # The UNDONE entry that reversed this one.
+    undone_by: int | None = None
 
 
 class QueueArrival(SQLModel, table=True):
@@ -380,28 +396,3 @@ class Suggestion(SQLModel, table=True):
     # JSON list of strings.
     reasons: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     computed_at: datetime = _ts()
-
-
-# ---------------------------------------------------------------------------- settings history
-
-
-class SettingsChange(SQLModel, table=True):
-    """Who changed an account's settings, when, from what to what.
-
-    The audit trail of ``updateAccountSettings`` (and ``plm account set-limit``): queue
-    entries only record the users a lowered limit moved, and a toggle moves nobody.
-    """
-
-    __tablename__ = "settings_change"
-    __table_args__ = (sa.Index("ix_settings_change_account_id", "account_id", "id"), NO_ID_REUSE)
-
-    id: int | None = Field(default=None, primary_key=True)
-    account_id: int = _fk("account.id", index=False)
-    at: datetime = _ts()
-    # Null when the system acted (the CLI); an admin's deletion keeps the entry.
-    actor_id: int | None = _fk("admin.id", index=False, ondelete="SET NULL", nullable=True)
-    manual_review_before: bool
-    manual_review_after: bool
-    license_limit_before: int
-    license_limit_after: int
-    moved_to_pending: int = 0

@@ -24,10 +24,20 @@ from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.domain.changes import MAX_LICENSE_LIMIT, check_ids, count_users, load_users, require_pending
 from server.domain.errors import DomainError, ErrorCode
-from server.domain.models import Account, Agent, AutoApproveMode, PendingReason, User, UserStatus
+from server.domain.models import (
+    Account,
+    Agent,
+    AuditEntry,
+    AutoApproveMode,
+    PendingReason,
+    QueueAction,
+    User,
+    UserStatus,
+)
 
 MAX_AUTO_APPROVE_DOMAINS = 100
 MAX_QUEUE_TARGET_HOURS = 8760
@@ -164,7 +174,9 @@ async def auto_approvals(
 
     OVER_LIMIT and RELEASED users with an agent whose domain is in ``domains`` (any domain
     when empty), oldest entry first, then by id. ``exclude``: users this very write put in
-    the queue (a release, an undone approval), who wait for an admin.
+    the queue (a release), who wait for an admin. So does a user whose approval was undone,
+    for as long as it waits with the entry time the undo gave back: the UNDONE entry of an
+    approval carries that time (server.domain.undo.apply).
     """
     if mode is AutoApproveMode.OFF or free <= 0:
         return []
@@ -172,6 +184,11 @@ async def auto_approvals(
         User.account_id == account_id,  # type: ignore[arg-type]
         User.status == UserStatus.PENDING,  # type: ignore[arg-type]
         User.pending_reason.in_(AUTO_APPROVED_REASONS),  # type: ignore[union-attr]
+        ~sa.exists().where(
+            col(AuditEntry.user_id) == User.id,
+            col(AuditEntry.action) == QueueAction.UNDONE,
+            col(AuditEntry.queue_entered_at) == User.pending_since,
+        ),
     )
     if exclude:
         query = query.where(User.id.not_in(list(exclude)))  # type: ignore[union-attr]

@@ -34,6 +34,7 @@ from server.domain.errors import DomainError, ErrorCode
 from server.domain.models import ActivityEvent, PendingReason, QueueAction, User, UserStatus
 from server.domain.reads.cursors import Keyset, Page, keyset_page
 from server.domain.reads.rows import USER, USER_COLUMNS, UserRow, user_row
+from server.domain.undo import records
 
 MAX_INACTIVE_DAYS = 365
 # The sort key of a user with no activity at all: before any event, so they come first.
@@ -112,10 +113,11 @@ def _require_licensed(users: Sequence[User], field_name: str) -> None:
 
 async def _release_one(session: AsyncSession, actor: Actor, user: User, detail: str, now: datetime) -> None:
     assert user.id is not None
+    undo = records.release(user.licensed_at, user.licensed_until)
     make_pending(user, PendingReason.RELEASED, now)
     # What they recorded while licensed stays theirs: retention keeps it (docs/behaviour.md, Retention).
     user.licensed_until = now
-    audit(session, actor, QueueAction.RELEASED, user, detail, now)
+    audit(session, actor, QueueAction.RELEASED, user, detail, now, undo=undo)
     queue_arrival(session, user, await first_agent(session, user.id), now)
 
 
@@ -156,7 +158,7 @@ async def swap(
     await _release_one(
         session, actor, released, f"released the license for {approved.display_name} ({approved.id})", now
     )
-    entered, reason = approved.pending_since, approved.pending_reason
+    entered, reason, until = approved.pending_since, approved.pending_reason, approved.licensed_until
     assert reason is not None
     make_licensed(approved, now)
     audit(
@@ -167,6 +169,7 @@ async def swap(
         f"approved (was {reason.value}) in a swap for {released.display_name} ({released.id})",
         now,
         entered,
+        records.approval(reason, until),
     )
     changes: list[tuple[QueueAction, int, int | None]] = [
         (QueueAction.RELEASED, released.id, actor.admin_id),

@@ -12,7 +12,9 @@ The same run drops housekeeping rows that serve no one past an age:
 
 * ``ingest_batch`` rows older than :data:`INGEST_BATCH_DAYS`: they exist only so a replayed
   batch answers the first call's response; an agent does not retry a batch for a week.
-* finished outbox messages (sent, failed or logged) older than :data:`OUTBOX_DAYS`.
+* finished outbox messages (sent, failed or logged) older than :data:`OUTBOX_DAYS`;
+* removed users' rows, kept hidden while their removal could be undone, once the undo
+  window (``PLM_UNDO_HOURS``) ends: deleted for good (:mod:`server.domain.undo.removed`).
 
 Deletes go in chunks of :data:`CHUNK` rows, each its own short transaction, so a large
 backlog never holds the (SQLite) write lock for long.
@@ -41,6 +43,7 @@ from server.domain.models import (
     UserStatus,
 )
 from server.domain.ports import Transactions
+from server.domain.undo import removed
 
 INGEST_BATCH_DAYS = 7
 OUTBOX_DAYS = 30
@@ -55,6 +58,8 @@ class PurgeReport:
     events_by_account: dict[int, int] = field(default_factory=dict)
     ingest_batches: int = 0
     outbox_messages: int = 0
+    # Removed users whose rows were deleted for good (their undo window ended).
+    removed_users: int = 0
 
     @property
     def events(self) -> int:
@@ -69,6 +74,7 @@ class PurgeReport:
             ],
             "ingestBatchesDeleted": self.ingest_batches,
             "outboxMessagesDeleted": self.outbox_messages,
+            "removedUsersDeleted": self.removed_users,
         }
 
 
@@ -136,8 +142,9 @@ async def _purge_chunks(db: Transactions, build: Callable[[], sa.Delete]) -> int
             return total
 
 
-async def purge(db: Transactions, now: datetime) -> PurgeReport:
-    """One retention run over every account; see the module docstring."""
+async def purge(db: Transactions, now: datetime, undo_window: timedelta = timedelta(hours=24)) -> PurgeReport:
+    """One retention run over every account; see the module docstring. ``undo_window``:
+    ``PLM_UNDO_HOURS``, how long removed users' rows are kept."""
     report = PurgeReport()
     async with db.read() as session:
         accounts = (await session.execute(sa.select(col(Account.id), col(Account.retention_days)))).all()
@@ -180,4 +187,5 @@ async def purge(db: Transactions, now: datetime) -> PurgeReport:
             )
         ),
     )
+    report.removed_users = await removed.purge(db, now - undo_window)
     return report

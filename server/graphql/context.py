@@ -13,7 +13,7 @@ import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import inspect as sa_inspect
@@ -30,6 +30,7 @@ from server.domain.reads.activity import ActivitySummary
 from server.domain.reads.loads import Retained
 from server.domain.reads.rows import AgentRow, UserRow
 from server.domain.suggestions.store import Found, suggestions_by_user
+from server.domain.undo import check
 from server.web.runtime import Services
 
 from .errors import Forbidden
@@ -85,6 +86,11 @@ class Loaders:
             found = await ctx.run(activity.last_activity_by_user, account_id, user_ids)
             return [found.get(i) for i in user_ids]
 
+        async def undoable(entry_ids: list[int]) -> list[datetime | None]:
+            window = timedelta(hours=ctx.services.settings.undo_hours)
+            found = await ctx.run(check.undoable_until, account_id, entry_ids, ctx.services.clock(), window)
+            return [found.get(i) for i in entry_ids]
+
         self.user = DataLoader[int, UserRow | None](load_fn=users)
         self.agents = DataLoader[int, list[AgentRow]](load_fn=agents)
         self.retained = DataLoader[int, Retained](load_fn=retained)
@@ -93,6 +99,7 @@ class Loaders:
         # Keyed by (user id, days).
         self.activity = DataLoader[tuple[int, int], ActivitySummary](load_fn=activities)
         self.last_activity = DataLoader[int, datetime | None](load_fn=last_activity)
+        self.undoable = DataLoader[int, datetime | None](load_fn=undoable)
 
 
 class Context:

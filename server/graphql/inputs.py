@@ -19,10 +19,10 @@ def parse_id(raw: str, field: str, what: str = "user") -> int:
     return found
 
 
-def bulk_ids(raw: Sequence[str], field: str) -> list[int]:
+def bulk_ids(raw: Sequence[str], field: str, what: str = "user") -> list[int]:
     """Many ids; more than a bulk input takes is a top-level BAD_USER_INPUT error."""
     if len(raw) > changes.MAX_BULK_IDS:
         raise BadUserInput(
             f"'{field}' takes at most {changes.MAX_BULK_IDS} ids; {len(raw)} were given", field=field
         )
-    return [parse_id(r, field) for r in raw]
+    return [parse_id(r, field, what) for r in raw]

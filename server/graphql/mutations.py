@@ -11,7 +11,7 @@ allows, is a top-level error instead: no data choice would make it succeed.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 import strawberry
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.domain import accounts, actions, changes, reclaim
 from server.domain.errors import DomainError, PermissionDenied
 from server.domain.reads import loads
+from server.domain.undo import apply as undo
 
 from .context import Context, Ctx
 from .errors import Forbidden
@@ -40,6 +41,8 @@ from .types.payloads import (
     RemoveUsersPayload,
     SwapLicenseInput,
     SwapLicensePayload,
+    UndoActionsInput,
+    UndoActionsPayload,
     UpdateAccountSettingsInput,
     UpdateAccountSettingsPayload,
     UpdateNotificationSettingsInput,
@@ -168,6 +171,15 @@ async def _swap(ctx: Context, input: SwapLicenseInput) -> SwapLicensePayload:
     return SwapLicensePayload(released=released, approved=approved, account=_account(result), errors=[])
 
 
+async def _undo(ctx: Context, input: UndoActionsInput) -> UndoActionsPayload:
+    ids = _bulk_ids(input.audit_entry_ids, "auditEntryIds", "audit entry")
+    window = timedelta(hours=ctx.services.settings.undo_hours)
+    result = await _write(ctx, lambda s, now: undo.undo_actions(s, ctx.actor, ids, now, window))
+    return UndoActionsPayload(
+        users=[UserType.of(u) for u in result.users], account=_account(result), errors=[]
+    )
+
+
 async def _update_notifications(
     ctx: Context, input: UpdateNotificationSettingsInput
 ) -> UpdateNotificationSettingsPayload:
@@ -227,6 +239,12 @@ class Mutation:
         ctx = info.context
         ctx.require_admin()
         return await _payload(_swap(ctx, input), _unchanged(ctx, SwapLicensePayload))
+
+    @strawberry.mutation
+    async def undo_actions(self, info: Ctx, input: UndoActionsInput) -> UndoActionsPayload:
+        ctx = info.context
+        ctx.require_admin()
+        return await _payload(_undo(ctx, input), _unchanged(ctx, UndoActionsPayload))
 
     @strawberry.mutation(
         description="The caller's own preferences; a VIEWER may set them (nothing of the account changes)."

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     smtp_tls: SmtpTls = "auto"
     notify_digest_seconds: int = Field(default=60, ge=1, le=86_400)
     retention_days: int = Field(default=30, ge=1, le=3650)
+    # How long an action can be undone (docs/behaviour.md, Undo); 0 turns undo off. At most a
+    # week: removed users' data is kept that long, and so are the batch ids undo reads.
+    undo_hours: int = Field(default=24, ge=0, le=168)
     public_url: Annotated[str, _url("http", "https"), AfterValidator(lambda u: u.rstrip("/"))] = (
         "http://127.0.0.1:8000"
     )

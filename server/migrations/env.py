@@ -10,7 +10,10 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
-import server.domain.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+# Each registers its tables on SQLModel.metadata.
+import server.domain.models
+import server.domain.settings_history
+import server.domain.undo.removed  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from server.domain import retention
 from server.domain.notifications import digests, reminders
@@ -91,8 +92,8 @@ async def run_reminder_tick(svc: Services) -> int:
 
 
 async def run_retention_tick(svc: Services) -> retention.PurgeReport:
-    report = await retention.purge(svc.db, svc.clock())
-    if report.events or report.ingest_batches or report.outbox_messages:
+    report = await retention.purge(svc.db, svc.clock(), timedelta(hours=svc.settings.undo_hours))
+    if report.events or report.ingest_batches or report.outbox_messages or report.removed_users:
         log.info("retention: %s", report.to_json())
     return report
 

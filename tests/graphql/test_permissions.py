@@ -9,12 +9,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from server.domain import actions
 from server.domain.models import Account, Admin
 from server.infra.db import Database
 from tests.graphql.test_mutations import APPROVE, ASSIGN, MERGE, NOTIFY, REMOVE, SETTINGS
 from tests.graphql.test_queries import queue
-from tests.server.domain import agents_of, snapshot
-from tests.support import Tenant, make_tenant
+from tests.graphql.test_undo import UNDO
+from tests.server.domain import admin, agents_of, audit, snapshot
+from tests.support import START, Tenant, make_tenant
 
 
 async def state(db: Database, tenant: Tenant) -> dict[str, Any]:
@@ -40,11 +42,18 @@ MUTATIONS = [
     "mergePendingUser",
     "removeUsers",
     "updateAccountSettings",
+    "undoActions",
 ]
 
 
 async def variables_for(db: Database, name: str, queued: list[int]) -> tuple[str, dict[str, Any]]:
     agent = (await agents_of(db, 1))[0]
+    if name == "undoActions":
+        # Something to undo: the admin removed the first queued user.
+        async with db.write() as s:
+            await actions.remove(s, admin(1), [queued[1]], False, START)
+        removal = (await audit(db, 1))[-1]
+        return UNDO, {"ids": [str(removal.id)]}
     return {
         "approvePendingUsers": (APPROVE, {"ids": [str(queued[0])]}),
         "assignPendingUser": (ASSIGN, {"p": str(queued[0]), "t": "1"}),

@@ -205,4 +205,5 @@ def test_plm_purge_runs_the_job_once_and_prints_what_it_deleted(
         "accounts": [{"id": str(account_id), "eventsDeleted": 1}],
         "ingestBatchesDeleted": 0,
         "outboxMessagesDeleted": 0,
+        "removedUsersDeleted": 0,
     }

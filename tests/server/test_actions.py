@@ -357,7 +357,7 @@ async def test_events_are_published_after_commit_and_never_for_a_refusal(db: Dat
 async def test_settings_changes_are_recorded_with_who_and_what(db: Database) -> None:
     import sqlalchemy as sa
 
-    from server.domain.models import SettingsChange
+    from server.domain.settings_history import SettingsChange
 
     tenant, _ = await queue_of(db, 0, licenses=3)
     async with db.write() as s:

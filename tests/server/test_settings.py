@@ -70,3 +70,12 @@ def test_unknown_variables_are_reported_not_fatal() -> None:
     env = {"PLM_RETENTON_DAYS": "30", "PLM_URL": "http://x/graphql", "HOME": "/root"}
     assert load_settings(env).retention_days == 30  # the typo is not applied...
     assert unknown_settings(env) == ["PLM_RETENTON_DAYS"]  # ...and is named at start-up
+
+
+def test_undo_hours_default_to_a_day_and_stay_within_a_week() -> None:
+    assert load_settings({}).undo_hours == 24
+    assert load_settings({"PLM_UNDO_HOURS": "0"}).undo_hours == 0  # undo off
+    for bad in ("-1", "169", "a day"):
+        with pytest.raises(SettingsError) as info:
+            load_settings({"PLM_UNDO_HOURS": bad})
+        assert "PLM_UNDO_HOURS" in str(info.value)

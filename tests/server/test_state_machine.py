@@ -1,24 +1,37 @@
-"""A hypothesis state machine over the domain: random admissions and admin actions, with the
-invariants of docs/behaviour.md, Admission and Admin actions checked after every step."""
+"""A hypothesis state machine over the domain: random admissions, admin actions and undos, with
+the invariants of docs/behaviour.md, Admission, Admin actions and Undo checked after every step."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from server.domain import actions, admission, plans, reclaim
 from server.domain.admission import AgentReport
 from server.domain.changes import Actor
 from server.domain.errors import DomainError, ErrorCode
-from server.domain.models import Account, Agent, AuditEntry, AutoApproveMode, Role, User, UserStatus
+from server.domain.models import (
+    Account,
+    Agent,
+    AgentAlias,
+    AuditEntry,
+    AutoApproveMode,
+    DoNotTrack,
+    QueueAction,
+    Role,
+    User,
+    UserStatus,
+)
+from server.domain.undo import apply
 from server.infra.db import Database
 from tests.support import START, make_tenant, sqlite_url
 
@@ -59,6 +72,8 @@ class LicenseMachine(RuleBasedStateMachine):
         self.now = START
         self.seen_plan_facts: dict[int, Any] = {}
         self._state_cache: dict[str, Any] | None = None
+        # The last undoable action: the newest audit id before it, and the account before it.
+        self.last: tuple[int, Any] | None = None
 
     def teardown(self) -> None:
         self.runner.run(self.db.dispose())
@@ -107,9 +122,13 @@ class LicenseMachine(RuleBasedStateMachine):
     def pending(self) -> list[int]:
         return [u.id for u in self.state()["users"] if u.status is UserStatus.PENDING]
 
-    def act(self, fn: Any, expected_audits: int) -> DomainError | None:
-        """Run an action; on success expect ``expected_audits`` new entries, on refusal no change."""
+    def act(self, fn: Any, expected_audits: int, undoable: bool = False) -> DomainError | None:
+        """Run an action; on success expect ``expected_audits`` new entries, on refusal no change.
+
+        ``undoable``: an action undo can reverse; ``undo_last`` may then undo it.
+        """
         before = self.state()
+        dumped, newest = self.dump(), self.newest_entry()
         self.now = self.now.replace(second=(self.now.second + 1) % 60)
 
         async def go() -> None:
@@ -121,9 +140,51 @@ class LicenseMachine(RuleBasedStateMachine):
         except DomainError as err:
             after = self.state()
             assert after["rows"] == before["rows"] and after["audits"] == before["audits"], err
+            assert self.dump() == dumped, err
             return err
         self.expected_audit += expected_audits
+        self.last = (newest, dumped) if undoable else None
         return None
+
+    def dump(self) -> Any:
+        """Everything an action and its undo touch (the audit apart)."""
+
+        async def go() -> Any:
+            async with self.db.read() as s:
+                return [
+                    sorted(map(tuple, (await s.execute(sa.select(*cols))).all()), key=repr)
+                    for cols in (
+                        [c for c in User.__table__.c if c.name != "_sentinel"],  # type: ignore[attr-defined]
+                        [c for c in Agent.__table__.c if c.name != "_sentinel"],  # type: ignore[attr-defined]
+                        [AgentAlias.key, AgentAlias.agent_id, AgentAlias.origin_agent_id],
+                        [DoNotTrack.key],
+                    )
+                ]
+
+        return self.run(go())
+
+    def newest_entry(self) -> int:
+        async def go() -> int:
+            async with self.db.read() as s:
+                return int(
+                    (await s.execute(sa.select(sa.func.coalesce(sa.func.max(AuditEntry.id), 0)))).scalar_one()
+                )
+
+        return self.run(go())
+
+    def undo(self, entry_ids: list[int]) -> tuple[DomainError | None, list[Any]]:
+        """Undo these entries (a window no example outlives); the error, or the events published."""
+        published: list[Any] = []
+
+        async def fn(s: Any) -> None:
+            result = await apply.undo_actions(s, self.actor, entry_ids, self.now, timedelta(days=3650))
+            published.extend(result.events)
+
+        err = self.act(fn, 0)
+        if err is None:
+            # One UNDONE per entry, one APPROVED per user the rule licensed after it.
+            self.expected_audit += len(published)
+        return err, published
 
     # ------------------------------------------------------------------ rules
 
@@ -137,6 +198,7 @@ class LicenseMachine(RuleBasedStateMachine):
                 return await admission.admit(s, self.account_id, report, self.now)
 
         result = self.write(go())
+        self.last = None
         if result.entered_queue:
             self.expected_audit += 1
         if result.status == "LICENSED" and len(self.state()["users"]) > len(before["users"]):
@@ -175,7 +237,7 @@ class LicenseMachine(RuleBasedStateMachine):
         preview = self.preview(lambda s: plans.preview_approval(s, self.account_id, chosen))
         # A stale version (what a concurrent change leaves) refuses and changes nothing.
         version = str(int(preview.queue_version) - 1) if stale else preview.queue_version
-        err = self.act(lambda s: actions.approve(s, self.actor, chosen, self.now, version), len(chosen))
+        err = self.act(lambda s: actions.approve(s, self.actor, chosen, self.now, version), len(chosen), True)
         if stale:
             assert err is not None and err.code is ErrorCode.PLAN_CHANGED
             return
@@ -192,7 +254,7 @@ class LicenseMachine(RuleBasedStateMachine):
             return
         source = data.draw(st.sampled_from(pending))
         target = data.draw(st.sampled_from(users))
-        err = self.act(lambda s: actions.assign(s, self.actor, source, target, self.now), 1)
+        err = self.act(lambda s: actions.assign(s, self.actor, source, target, self.now), 1, True)
         assert (err is not None and err.code is ErrorCode.CONFLICT) == (source == target)
 
     @rule(data=st.data())
@@ -202,7 +264,7 @@ class LicenseMachine(RuleBasedStateMachine):
             return
         source = data.draw(st.sampled_from(pending))
         target = data.draw(st.sampled_from(agents))
-        err = self.act(lambda s: actions.merge(s, self.actor, source, target.id, self.now), 1)
+        err = self.act(lambda s: actions.merge(s, self.actor, source, target.id, self.now), 1, True)
         assert (err is not None and err.code is ErrorCode.CONFLICT) == (target.user_id == source)
 
     @rule(data=st.data(), dnt=st.booleans())
@@ -212,7 +274,10 @@ class LicenseMachine(RuleBasedStateMachine):
             return
         chosen = data.draw(st.lists(st.sampled_from(users), min_size=1, max_size=3, unique=True))
         before = self.state()
-        assert self.act(lambda s: actions.remove(s, self.actor, chosen, dnt, self.now), len(chosen)) is None
+        assert (
+            self.act(lambda s: actions.remove(s, self.actor, chosen, dnt, self.now), len(chosen), True)
+            is None
+        )
         self.expected_audit += self.newly_licensed(before)  # the auto-approval rule's
 
     def licensed(self) -> list[int]:
@@ -256,7 +321,7 @@ class LicenseMachine(RuleBasedStateMachine):
         chosen = data.draw(st.lists(st.sampled_from(users), min_size=1, max_size=2, unique=True))
         licensed = set(self.licensed())
         before = self.state()
-        err = self.act(lambda s: reclaim.release(s, self.actor, chosen, self.now), 0)
+        err = self.act(lambda s: reclaim.release(s, self.actor, chosen, self.now), 0, True)
         if not set(chosen) <= licensed:
             assert err is not None and err.code is ErrorCode.CONFLICT
             return
@@ -272,7 +337,7 @@ class LicenseMachine(RuleBasedStateMachine):
             return
         out, into = data.draw(st.sampled_from(licensed)), data.draw(st.sampled_from(pending))
         before = self.state()
-        assert self.act(lambda s: reclaim.swap(s, self.actor, out, into, self.now), 0) is None
+        assert self.act(lambda s: reclaim.swap(s, self.actor, out, into, self.now), 0, True) is None
         # The release, the swap's approval (a newly licensed user) and any the rule made.
         self.expected_audit += 1 + self.newly_licensed(before)
         assert into in self.licensed() and out not in self.licensed()
@@ -290,6 +355,37 @@ class LicenseMachine(RuleBasedStateMachine):
         # Any settings write lets the auto-approval rule fill free licenses (a released
         # user waits for the next one): change_settings counts what its preview showed.
         self.change_settings(plans.SettingsInput(manual_review=not self.state()["manual"]))
+
+    @precondition(lambda self: self.last is not None)
+    @rule()
+    def undo_last(self) -> None:
+        """Undoing every entry of the last action, right after it, puts the account back as it
+        was, unless the auto-approval rule then licensed someone (as after any write)."""
+        if self.last is None:
+            return
+        newest, before = self.last
+        entries = [e.id for e in self.entries() if e.id > newest and e.undo is not None]
+        err, published = self.undo(entries)
+        assert err is None, err
+        if not any(e.action is QueueAction.APPROVED for e in published):
+            assert self.dump() == before, "the action and its undo changed the account"
+
+    @rule(data=st.data())
+    def undo_some(self, data: st.DataObject) -> None:
+        """Any entries: undone all together, or refused with nothing changed."""
+        recent = [e.id for e in self.entries()][-8:]
+        if not recent:
+            return
+        chosen = data.draw(st.lists(st.sampled_from(recent), min_size=1, max_size=3, unique=True))
+        err, _ = self.undo(chosen)
+        assert err is None or err.code is ErrorCode.NOT_UNDOABLE, err
+
+    def entries(self) -> list[AuditEntry]:
+        async def go() -> list[AuditEntry]:
+            async with self.db.read() as s:
+                return list((await s.execute(sa.select(AuditEntry).order_by(AuditEntry.id))).scalars())
+
+        return self.run(go())
 
     # ------------------------------------------------------------------ invariants
 

@@ -267,7 +267,7 @@ async def test_acting_on_a_hostile_name_tells_it_literally(live_review: LiveServ
 
         await cursor_on(pilot, app, ids["eve"])
         await pilot.press("a")
-        approved = f"Approved\nApproved {NAME_SHOWN}. Licenses: 1/3 used, 2 available."
+        approved = f"Approved\nApproved {NAME_SHOWN}. Licenses: 1/3 used, 2 available. Press u to undo."
         await wait_until(pilot, lambda: approved in toasts(app), "the approval's notification")
         assert await status_of(live_review, ids["eve"]) == "LICENSED"
         assert_harmless(app)
@@ -279,7 +279,9 @@ async def test_acting_on_a_hostile_name_tells_it_literally(live_review: LiveServ
         assert body.startswith(f"{NAME_SHOWN}\n\nTheir devices")
         assert_harmless(app)
         await pilot.press("enter")
-        removed = f"Removed\nRemoved {NAME_SHOWN}. Their devices will be ignored from now on."
+        removed = (
+            f"Removed\nRemoved {NAME_SHOWN}. Their devices will be ignored from now on. Press u to undo."
+        )
         await wait_until(pilot, lambda: removed in toasts(app), "the removal's notification")
         assert await live_review.user(ids["eve2"]) is None
         assert_harmless(app)

@@ -184,12 +184,18 @@ def test_one_label_per_reason_everywhere() -> None:
 
 def test_admin_actions_name_the_keys_a_viewer_cannot_use() -> None:
     from tui_client.app import AdminApp
+    from tui_client.screens.audit import AuditView
     from tui_client.screens.pending import PendingView
     from tui_client.screens.reclaim import ReclaimView
 
     for action in AdminAction:
-        settings = (AdminAction.TOGGLE_REVIEW, AdminAction.SET_LIMIT)
-        reclaim = (AdminAction.RELEASE, AdminAction.SWAP)
-        owner = AdminApp if action in settings else ReclaimView if action in reclaim else PendingView
+        owner = {
+            AdminAction.TOGGLE_REVIEW: AdminApp,
+            AdminAction.SET_LIMIT: AdminApp,
+            AdminAction.UNDO: AdminApp,
+            AdminAction.UNDO_ENTRIES: AuditView,
+            AdminAction.RELEASE: ReclaimView,
+            AdminAction.SWAP: ReclaimView,
+        }.get(action, PendingView)
         assert callable(getattr(owner, f"action_{action}")), action
     assert AdminAction.named("approve") is AdminAction.APPROVE and AdminAction.named("suggestions") is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import tzinfo
 from typing import Protocol, cast
 
@@ -9,7 +10,7 @@ from textual.containers import Vertical
 from textual.worker import Worker, WorkerState
 
 from tui_client.api import ApiError, PlmApi
-from tui_client.types import Account
+from tui_client.types import Account, QueueAction
 
 
 class ClientApp(Protocol):
@@ -25,6 +26,10 @@ class ClientApp(Protocol):
     def can_act(self) -> bool: ...
 
     def report_error(self, error: BaseException, title: str | None = None) -> None: ...
+
+    def offer_undo(self, action: QueueAction, user_ids: Sequence[str], what: str) -> str:
+        """Offer ``u`` to undo an action for a few seconds; the hint to end its notification with."""
+        ...
 
 
 class ApiView(Vertical):

@@ -38,8 +38,8 @@ class ConfirmRemove(ModalScreen[bool | None]):
             yield Static(
                 Content.assemble(
                     safe.plain(shown),
-                    "\n\nTheir devices and all their activity are deleted; a licensed user's "
-                    "license is freed. This cannot be undone.",
+                    "\n\nTheir devices and all their activity go; a licensed user's license is "
+                    "freed. Until the server's undo window ends, u (right after) or the Audit log undoes it.",
                 ),
                 classes="body",
             )

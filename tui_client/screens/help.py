@@ -18,6 +18,7 @@ KEYS = [
             ("1 2 3 4 5 6", "Tabs: Pending · Users · Audit log · Metrics · Reclaim · Settings"),
             ("t", "Toggle manual review (shows the plan first)"),
             ("l", "Change the license limit (plan first: who moves to the queue)"),
+            ("u", "Undo the last action, right after it (its notification says so)"),
             ("?", "This help"),
             ("q", "Quit"),
         ],
@@ -47,6 +48,13 @@ KEYS = [
             ("/", "Search"),
             ("f", "Cycle status: all · licensed · pending"),
             ("enter", "Open / close the detail pane"),
+        ],
+    ),
+    (
+        "Audit log",
+        [
+            ("space", "Select / unselect the entry"),
+            ("u", "Undo the entry or the selection (asks first; all or nothing)"),
         ],
     ),
     ("Queue metrics", [("d", "Cycle the period: 7 · 30 · 90 · 365 days")]),

@@ -22,7 +22,8 @@ from tui_client.screens.pickers import AgentPicker, UserPicker
 from tui_client.screens.plan import preview_then_apply
 from tui_client.screens.queue_view import QueueView
 from tui_client.screens.suggestions import SuggestionsScreen
-from tui_client.types import ErrorCode, Suggestion, User
+from tui_client.types import ErrorCode, QueueAction, Suggestion, User
+from tui_client.undo import OFFER_SECONDS
 
 
 class PendingView(QueueView):
@@ -106,10 +107,14 @@ class PendingView(QueueView):
         if result is None:
             return
         a = result.account
+        undo = self.admin_app.offer_undo(
+            QueueAction.APPROVED, result.user_ids or ids, f"the approval of {names}"
+        )
         self.notify(
             f"Approved {names}. Licenses: {a.licenses_used}/{a.license_limit} used, "
-            f"{a.licenses_available} available.",
+            f"{a.licenses_available} available. {undo}",
             title="Approved",
+            timeout=OFFER_SECONDS,
         )
 
     def action_assign(self) -> None:
@@ -177,10 +182,20 @@ class PendingView(QueueView):
         result = await self._mutation(busy, failure, self._mutate(action, user.id, target_id), [user.id])
         if result is None:
             return
+        kind, noun = (QueueAction.MERGED, "merge") if merge else (QueueAction.ASSIGNED, "assignment")
+        undo = self.admin_app.offer_undo(kind, [user.id], f"the {noun} of {user.display_name}")
         if merge:
-            self.notify(f"{user.display_name} merged into {result.target}.", title="Merged")
+            self.notify(
+                f"{user.display_name} merged into {result.target}. {undo}",
+                title="Merged",
+                timeout=OFFER_SECONDS,
+            )
         else:
-            self.notify(f"{user.display_name}'s devices now belong to {result.target}.", title="Assigned")
+            self.notify(
+                f"{user.display_name}'s devices now belong to {result.target}. {undo}",
+                title="Assigned",
+                timeout=OFFER_SECONDS,
+            )
 
     def action_remove(self) -> None:
         ids = self._bulk("Remove")
@@ -202,7 +217,8 @@ class PendingView(QueueView):
         if result is None:
             return
         tail = " Their devices will be ignored from now on." if do_not_track else ""
-        self.notify(f"Removed {names}.{tail}", title="Removed")
+        undo = self.admin_app.offer_undo(QueueAction.REMOVED, ids, f"the removal of {names}")
+        self.notify(f"Removed {names}.{tail} {undo}", title="Removed", timeout=OFFER_SECONDS)
 
     # ------------------------------------------------------------------ likely matches
 
@@ -256,8 +272,15 @@ class PendingView(QueueView):
             self.post_message(AccountChanged(account))
         if len(todo) == 1 and done:
             user, s = todo[0]
-            verb = "merged into" if AdminAction.resolving(s.kind) is AdminAction.MERGE else "assigned to"
-            self.notify(f"{user.display_name} {verb} {s.target}.", title="Likely match accepted")
+            merged = AdminAction.resolving(s.kind) is AdminAction.MERGE
+            verb = "merged into" if merged else "assigned to"
+            kind, noun = (QueueAction.MERGED, "merge") if merged else (QueueAction.ASSIGNED, "assignment")
+            undo = self.admin_app.offer_undo(kind, [user.id], f"the {noun} of {user.display_name}")
+            self.notify(
+                f"{user.display_name} {verb} {s.target}. {undo}",
+                title="Likely match accepted",
+                timeout=OFFER_SECONDS,
+            )
         elif done:
             tail = f"; {fmt.plural(skipped, 'user')} without a likely match left alone" if skipped else ""
             self.notify(

@@ -70,7 +70,11 @@ async def ingest_many(
     await changes.lock_accounts(session, (account_id for account_id, _ in items))
     batch_keys = [(account_id, b.agent.key, b.batch_id) for account_id, b in items]
     stored = await _stored_responses(session, batch_keys)
-    known = await admission.resolve_keys(session, {(account_id, b.agent.key) for account_id, b in items})
+    # Keys known as an alias: their events are marked with the agent the key was (a merge's undo).
+    origins: dict[tuple[int, str], int] = {}
+    known = await admission.resolve_keys(
+        session, {(account_id, b.agent.key) for account_id, b in items}, origins
+    )
 
     # Admit the new keys first, per account and in arrival order, in bulk.
     fresh: dict[int, list[int]] = defaultdict(list)
@@ -123,8 +127,9 @@ async def ingest_many(
         else:
             agent = known[(account_id, batch.agent.key)]
         agent_id, user_id, status = agent
+        origin = origins.get((account_id, batch.agent.key))
         rows.extend(
-            (user_id, agent_id, e.start, e.duration_seconds, e.app, e.title, e.url, e.productivity)
+            (user_id, agent_id, e.start, e.duration_seconds, e.app, e.title, e.url, e.productivity, origin)
             for e in batch.events
         )
         agents_seen.add(agent_id)
@@ -163,7 +168,17 @@ async def ingest_many(
     return results
 
 
-_EVENT_COLUMNS = ("user_id", "agent_id", "start", "duration_seconds", "app", "title", "url", "productivity")
+_EVENT_COLUMNS = (
+    "user_id",
+    "agent_id",
+    "start",
+    "duration_seconds",
+    "app",
+    "title",
+    "url",
+    "productivity",
+    "origin_agent_id",
+)
 _PLACEHOLDERS: dict[str, Callable[[int], str]] = {
     "qmark": lambda n: "?",
     "numeric_dollar": lambda n: f"${n}",

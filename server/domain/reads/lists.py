@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.domain.errors import DomainError, ErrorCode
-from server.domain.models import AuditEntry, PendingReason, SettingsChange, UserStatus
+from server.domain.models import AuditEntry, PendingReason, UserStatus
 from server.domain.reads.cursors import Keyset, Page, keyset_page
 from server.domain.reads.rows import (
     AGENT,
@@ -29,6 +29,7 @@ from server.domain.reads.rows import (
     agent_row,
     user_row,
 )
+from server.domain.settings_history import SettingsChange
 from server.domain.text import unstorable
 
 MAX_SEARCH = 256

@@ -232,6 +232,31 @@ async def refresh_near(
         await session.run_sync(lambda s: _refresh(s.connection(), account_id, user_ids, set(), now))
 
 
+async def restored(
+    session: AsyncSession, account_id: int, agent_ids: Sequence[int], user_ids: Sequence[int], now: datetime
+) -> None:
+    """An undo brought agents back (server.domain.undo): file them again, then recompute the
+    pending users filed under the same keys, and these users themselves if pending."""
+
+    def work(s: Session) -> None:
+        db = s.connection()
+        if agent_ids:
+            rows = db.execute(
+                sa.select(
+                    col(Agent.id), col(Agent.device_name), col(Agent.logon_name), col(User.display_name)
+                )
+                .join(User, col(User.id) == col(Agent.user_id))
+                .where(col(Agent.id).in_(list(agent_ids)))
+            ).all()
+            keys = _key_rows(account_id, ((a, d, lg, n) for a, d, lg, n in rows if a is not None))
+            if keys:
+                db.execute(sa.insert(MatchKey.__table__), keys)  # type: ignore[attr-defined]
+        _refresh(db, account_id, user_ids, set(), now)
+
+    if agent_ids or user_ids:
+        await session.run_sync(work)
+
+
 def backfill(db: Connection, now: datetime) -> None:
     """File every existing agent and suggest for every user (migration 0003)."""
     rows = db.execute(

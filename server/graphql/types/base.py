@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import strawberry
@@ -17,6 +18,26 @@ PendingOrder = strawberry.enum(lists.PendingOrder, name="PendingOrder")
 QueueAction = strawberry.enum(models.QueueAction, name="QueueAction")
 ErrorCode = strawberry.enum(DomainErrorCode, name="ErrorCode")
 SuggestionKind = strawberry.enum(models.SuggestionKind, name="SuggestionKind")
+
+
+def _describe(enum_type: Any, **descriptions: str) -> None:
+    """Give enum values the contract's descriptions (the domain's enums carry none)."""
+    definition = enum_type.__strawberry_definition__
+    definition.values = [
+        replace(v, description=descriptions.get(v.name, v.description)) for v in definition.values
+    ]
+
+
+_describe(
+    QueueAction,
+    RELEASED="A licensed user moved to the queue by an admin, freeing its license.",
+    UNDONE="An earlier action was reversed by undoAction.",
+)
+_describe(
+    ErrorCode,
+    PLAN_CHANGED="The queue changed since the preview whose queueVersion was passed as expectedQueueVersion.",
+    NOT_UNDOABLE="The action can no longer be undone (too old, already undone, or the state moved on).",
+)
 AutoApproveMode = strawberry.enum(models.AutoApproveMode, name="AutoApproveMode")
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import strawberry
 
-from server.domain import models
+from server.domain import models, settings_history
 from server.domain.reads import lists
 
 from ..context import Ctx
@@ -23,6 +23,7 @@ class AuditEntryType:
     user_display_name: str
     detail: str
     actor_id: strawberry.Private[int | None]
+    entry_id: strawberry.Private[int]
 
     @classmethod
     def of(cls, entry: models.AuditEntry) -> AuditEntryType:
@@ -34,11 +35,19 @@ class AuditEntryType:
             user_display_name=entry.user_display_name,
             detail=entry.detail,
             actor_id=entry.actor_id,
+            entry_id=entry.id or 0,
         )
 
     @strawberry.field(description="Null when the system acted (ingestion, a lowered limit).")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
     async def actor(self, info: Ctx) -> AdminType | None:
         return await actor_of(info, self.actor_id)
+
+    @strawberry.field(
+        description="Until when undoAction can reverse this entry; null when it cannot (not reversible, "
+        "undone, superseded, or too old)."
+    )  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    async def undoable_until(self, info: Ctx) -> datetime | None:
+        return await info.context.loaders.undoable.load(self.entry_id)
 
 
 async def actor_of(info: Ctx, actor_id: int | None) -> AdminType | None:
@@ -81,7 +90,7 @@ class SettingsChangeType:
     actor_id: strawberry.Private[int | None]
 
     @classmethod
-    def of(cls, change: models.SettingsChange) -> SettingsChangeType:
+    def of(cls, change: settings_history.SettingsChange) -> SettingsChangeType:
         return cls(
             id=gid(change.id),
             at=change.at,

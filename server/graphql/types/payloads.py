@@ -152,6 +152,22 @@ class SwapLicensePayload:
     errors: list[UserError]
 
 
+@strawberry.input(
+    description="All or nothing; entries of one bulk action are undone together by passing all their ids."
+)
+class UndoActionsInput:
+    audit_entry_ids: list[strawberry.ID]
+
+
+@strawberry.type
+class UndoActionsPayload:
+    users: list[UserType] = strawberry.field(
+        default_factory=list, description="The users the undo restored or changed, as they are now."
+    )
+    account: AccountType
+    errors: list[UserError]
+
+
 @strawberry.type
 class PendingQueueEvent:
     action: QueueAction  # type: ignore[valid-type]
