@@ -287,7 +287,7 @@ async def test_hostile_names_show_literally_when_reclaiming_and_when_overdue(liv
         assert f"To the queue (released): {NAME_SHOWN}\n" in question_text(app)
         assert_harmless(app)
         await pilot.press("y")
-        done = f"Done\n{NAME_SHOWN} has {NAME_SHOWN}'s license; {NAME_SHOWN} waits in the queue."
+        done = f"Done\n{NAME_SHOWN} has {NAME_SHOWN}'s license; {NAME_SHOWN} waits in the queue. The Audit"
         await wait_until(pilot, lambda: any(t.startswith(done) for t in toasts(app)), "the notification")
         assert await status_of(live, ids["eve2"]) == "LICENSED"
         assert_harmless(app)
@@ -315,3 +315,20 @@ async def test_with_the_rule_on_a_release_says_who_fills_the_seat_and_the_usage_
         assert await reason_of(live, ids["Alan"]) == "RELEASED"
         await pilot.press("1")
         await wait_until(pilot, lambda: rows(app) == ["Margaret", "Alan"], "the queue, live")
+
+
+async def test_u_undoes_a_release_right_after_it(live: LiveServer) -> None:
+    ids = await idle_and_waiting(live)
+    app = live.app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app, 2)
+        await on_reclaim(pilot, app, 3)
+        await pilot.press("r")  # Alan
+        await question(pilot, app)
+        await pilot.press("y")
+        await wait_until(pilot, lambda: told(app, "Press u to undo"), "the release's notification")
+        assert await reason_of(live, ids["Alan"]) == "RELEASED"
+        await pilot.press("u")
+        await wait_until(pilot, lambda: told(app, "Undid: the release of Alan"), "the undo")
+        assert await status_of(live, ids["Alan"]) == "LICENSED"
+        await wait_until(pilot, lambda: idle_rows(app) == ["Alan", "Ada", "Grace"], "Alan idle again")

@@ -63,7 +63,7 @@ KEYS = [
         [
             ("d", f"Cycle the idle days: {' · '.join(map(str, DAYS))}"),
             ("space / ctrl+a", "Select the row / select all loaded rows"),
-            ("r", "Release the row or the selection to the queue (asks; shows the usage after)"),
+            ("r", "Release the row or the selection to the queue (asks, with the usage after; u undoes)"),
             ("s", "Swap: give the row's license to a pending user (picker, then the plan)"),
             ("enter", "Open / close the detail pane"),
         ],

@@ -33,7 +33,8 @@ from tui_client.screens.pickers import PendingPicker
 from tui_client.screens.plan import listed
 from tui_client.screens.question import Question
 from tui_client.screens.user_list import UserListView
-from tui_client.types import Account, AutoApproveMode, Page, User, UserRef
+from tui_client.types import Account, AutoApproveMode, Page, QueueAction, User, UserRef
+from tui_client.undo import OFFER_SECONDS
 from tui_client.widgets.detail_pane import DetailPane
 from tui_client.widgets.paged_table import PagedTable
 
@@ -242,7 +243,8 @@ class ReclaimView(UserListView):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._act(f"Released {names}.", "Release refused", self.api.release([u.id for u in users]))
+                call = self.api.release([u.id for u in users])
+                self._act(f"Released {names}.", "Release refused", call, undo=f"the release of {names}")
 
         body = release_plan(users, self.admin_app.account)
         self.app.push_screen(Question(title, body, confirm="Release"), answered)
@@ -270,7 +272,8 @@ class ReclaimView(UserListView):
 
     def _confirm_swap(self, release: User, approve: User) -> None:
         given, taken = approve.display_name, release.display_name
-        done = f"{given} has {taken}'s license; {taken} waits in the queue."
+        # Undone from the Audit log: a swap is two entries (released, approved), u offers one.
+        done = f"{given} has {taken}'s license; {taken} waits in the queue. The Audit log (3) can undo it."
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -283,9 +286,9 @@ class ReclaimView(UserListView):
     # ------------------------------------------------------------------ the round trip
 
     @work(group="reclaim-action", exit_on_error=False)
-    async def _act(self, done: str, refused: str, call: Awaitable[ActionResult]) -> None:
-        """One mutation: done, the admin is told with the usage after; refused, why (nothing
-        changed). Either way the list is read again."""
+    async def _act(self, done: str, refused: str, call: Awaitable[ActionResult], *, undo: str = "") -> None:
+        """One mutation: done, the admin is told with the usage after (and, for a release, that
+        ``u`` undoes it); refused, why (nothing changed). Either way the list is read again."""
         self.show_status("Working…")
         try:
             result = await call
@@ -297,7 +300,12 @@ class ReclaimView(UserListView):
         self.post_message(AccountChanged(a))
         self.idle.selected.clear()
         self.refresh_data()
+        offer = ""
+        if undo:
+            offer = " " + self.admin_app.offer_undo(QueueAction.RELEASED, result.user_ids, undo)
+        usage = f"Licenses: {a.licenses_used:,}/{a.license_limit:,} used, {a.licenses_available:,} available."
         self.notify(
-            f"{done} Licenses: {a.licenses_used:,}/{a.license_limit:,} used, {a.licenses_available:,} available.",
+            f"{done} {usage}{offer}",
             title="Done",
+            timeout=OFFER_SECONDS if undo else None,
         )
