@@ -198,7 +198,8 @@ async def test_a_queue_changed_under_a_settings_plan_shows_the_fresh_plan(live: 
         await ready(pilot, app, 1)
         await on_settings(pilot, app)
         type_in(app, "#set-limit", "4")
-        await pilot.click("#auto-1")
+        await pilot.press("tab", "right", "space")  # from manual review to the rule, by keys
+        assert view(app).values().auto_approve is AutoApproveMode.OLDEST_FIRST
         await pilot.press("ctrl+s")
         first = await plan_shown(pilot, app)
         assert "Approved, in this order (1):\n   1. Linus" in plan_text(app)

@@ -71,7 +71,7 @@ KEYS = [
     (
         "Settings",
         [
-            ("tab / shift+tab", "Move between fields; ← → choose"),
+            ("tab / shift+tab", "Move between fields; ← → then space picks an option"),
             (
                 "enter / ctrl+s",
                 "Show the plan of the change (who the rule approves, who moves); y applies it",
