@@ -39,6 +39,7 @@ from tui_client.screens.reclaim import ReclaimView
 from tui_client.screens.settings_form import SettingsView
 from tui_client.screens.token_refused import TokenRefusedScreen
 from tui_client.screens.users import UsersView
+from tui_client.screens.webhooks import WebhooksView
 from tui_client.types import Account, Me, QueueAction, UserStatus
 from tui_client.undo import Offers, UndoOffer, entries_of
 from tui_client.widgets.connection_status import ConnectionStatus
@@ -65,8 +66,9 @@ class AdminApp(App[None]):
         Binding("2", "show_tab('users')", "Users", show=False),
         Binding("3", "show_tab('audit')", "Audit", show=False),
         Binding("4", "show_tab('metrics')", "Metrics", show=False),
-        Binding("5", "show_tab('reclaim')", "Reclaim", show=False),
-        Binding("6", "show_tab('settings')", "Settings", show=False),
+        Binding("5", "show_tab('webhooks')", "Webhooks", show=False),
+        Binding("6", "show_tab('reclaim')", "Reclaim", show=False),
+        Binding("7", "show_tab('settings')", "Settings", show=False),
         Binding("t", AdminAction.TOGGLE_REVIEW, "Manual review"),
         Binding("l", AdminAction.SET_LIMIT, "Limit", show=False),
         Binding("u", AdminAction.UNDO, "Undo", show=False),
@@ -112,9 +114,11 @@ class AdminApp(App[None]):
                 yield AuditView(page_size=self.page_size, id="audit-view")
             with TabPane("4 Queue metrics", id="metrics"):
                 yield MetricsView(id="metrics-view")
-            with TabPane("5 Reclaim", id="reclaim"):
+            with TabPane("5 Webhooks", id="webhooks"):
+                yield WebhooksView(id="webhooks-view")
+            with TabPane("6 Reclaim", id="reclaim"):
                 yield ReclaimView(page_size=self.page_size, id="reclaim-view")
-            with TabPane("6 Settings", id="settings"):
+            with TabPane("7 Settings", id="settings"):
                 yield SettingsView(id="settings-view")
         # Compact, without the palette entry, so every action's key fits in 120 columns.
         yield Footer(compact=True, show_command_palette=False)

@@ -36,6 +36,7 @@ from server.domain.models import (
     User,
     UserStatus,
 )
+from server.domain.webhooks import enqueue as webhooks
 
 MAX_BULK_IDS = 500
 MAX_LICENSE_LIMIT = 10_000_000
@@ -264,6 +265,7 @@ async def finish(
         for action, user_id, actor_id in changes
     ]
     record(session, events)
+    await webhooks.enqueue(session, events)  # their deliveries, in this transaction
     return usage, events
 
 

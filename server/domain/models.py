@@ -285,19 +285,32 @@ class OutboxStatus(str, enum.Enum):
 
 
 class OutboxMessage(SQLModel, table=True):
-    """One email, written in the transaction that decided to send it and sent later.
+    """One message (an email, a webhook delivery), written in the transaction that decided
+    to send it and sent later (server.infra.outbox).
 
     ``next_attempt_at`` doubles as the claim: a sender pushes it forward before talking
-    to the SMTP server, so a sender that dies mid-delivery leaves the row due again later.
+    to the receiver, so a sender that dies mid-delivery leaves the row due again later.
     """
 
     __tablename__ = "outbox_message"
-    __table_args__ = (sa.Index("ix_outbox_status_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_outbox_status_due", "status", "next_attempt_at"),
+        sa.Index("ix_outbox_kind_status_due", "kind", "status", "next_attempt_at"),
+        sa.Index("ix_outbox_webhook_id", "webhook_id", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
+    # server.infra.outbox.Kind: "mail" or "webhook".
+    kind: str = Field(default="mail", max_length=16, sa_column_kwargs={"server_default": "mail"})
     account_id: int = _fk("account.id")
     admin_id: int | None = _fk("admin.id", ondelete="SET NULL", nullable=True)
-    # Stable per (account, admin, window): a repeated delivery is recognisable.
+    # A webhook delivery's endpoint (server.domain.webhooks), its event (null for a test)
+    # and the receiver's last HTTP status. No foreign key: deleting a webhook deletes its rows.
+    webhook_id: int | None = None
+    event_action: QueueAction | None = Field(default=None, sa_column=sa.Column(_enum(QueueAction)))
+    event_user_id: int | None = None
+    response_code: int | None = None
+    # Stable across attempts (a mail's Message-ID, a webhook-id): a repeat is recognisable.
     message_id: str = Field(max_length=255, unique=True)
     sender: str = Field(max_length=320)
     recipient: str = Field(max_length=320)

@@ -12,7 +12,8 @@ The same run drops housekeeping rows that serve no one past an age:
 
 * ``ingest_batch`` rows older than :data:`INGEST_BATCH_DAYS`: they exist only so a replayed
   batch answers the first call's response; an agent does not retry a batch for a week.
-* finished outbox messages (sent, failed or logged) older than :data:`OUTBOX_DAYS`;
+* finished outbox messages (sent, failed or logged) older than :data:`OUTBOX_DAYS`, and
+  webhook deliveries older than :data:`WEBHOOK_DELIVERY_DAYS` (their history's length);
 * removed users' rows, kept hidden while their removal could be undone, once the undo
   window (``PLM_UNDO_HOURS``) ends: deleted for good (:mod:`server.domain.undo.removed`).
 
@@ -47,6 +48,7 @@ from server.domain.undo import removed
 
 INGEST_BATCH_DAYS = 7
 OUTBOX_DAYS = 30
+WEBHOOK_DELIVERY_DAYS = 7
 CHUNK = 5_000
 
 
@@ -180,8 +182,17 @@ async def purge(db: Transactions, now: datetime, undo_window: timedelta = timede
             col(OutboxMessage.id).in_(
                 sa.select(col(OutboxMessage.id))
                 .where(
-                    col(OutboxMessage.status) != OutboxStatus.PENDING,
-                    col(OutboxMessage.created_at) < outbox_before,
+                    sa.or_(
+                        sa.and_(
+                            col(OutboxMessage.status) != OutboxStatus.PENDING,
+                            col(OutboxMessage.created_at) < outbox_before,
+                        ),
+                        # Retried for 3 days at most: a week-old delivery has finished.
+                        sa.and_(
+                            col(OutboxMessage.kind) == "webhook",
+                            col(OutboxMessage.created_at) < now - timedelta(days=WEBHOOK_DELIVERY_DAYS),
+                        ),
+                    )
                 )
                 .limit(CHUNK)
             )

@@ -7,6 +7,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 
 from .extensions import EXTENSIONS, finish_errors
@@ -14,6 +15,7 @@ from .mutations import Mutation
 from .operation import OperationInfo
 from .queries import Query
 from .subscriptions import Subscription
+from .webhooks import WebhookMutation, WebhookQuery
 
 
 class Schema(strawberry.Schema):
@@ -32,9 +34,13 @@ class Schema(strawberry.Schema):
         return result
 
 
+# Each feature's fields live in its own module; the root types are their union.
+RootQuery = merge_types("Query", (Query, WebhookQuery))
+RootMutation = merge_types("Mutation", (Mutation, WebhookMutation))
+
 schema = Schema(
-    query=Query,
-    mutation=Mutation,
+    query=RootQuery,
+    mutation=RootMutation,
     subscription=Subscription,
     extensions=[*EXTENSIONS, OperationInfo],
 )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -145,6 +145,11 @@ class MemoryBroker:
         self._subscribers: dict[int, set[Subscription]] = defaultdict(set)
         self._changed = asyncio.Condition()
         self._notifiers: set[asyncio.Task[None]] = set()
+        self._listeners: list[Callable[[], None]] = []
+
+    def listen(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (quick, never raising) after every delivery of committed events."""
+        self._listeners.append(callback)
 
     def subscribe(self, account_id: int, maxsize: int = DEFAULT_SUBSCRIBER_QUEUE) -> Subscription:
         sub = Subscription(self, account_id, maxsize)
@@ -217,6 +222,8 @@ class MemoryBroker:
                         sub.maxsize,
                     )
                     self.unsubscribe(sub)
+        for callback in self._listeners:
+            callback()
 
 
 class Broadcaster(Protocol):

@@ -77,6 +77,9 @@ class Job(Generic[C]):
     first_delay_seconds: float | None = None
     #: How often each process checks whether it should run it (default: every interval).
     poll_seconds: float | None = None
+    #: False: every process runs each tick, without a lease (work it claims row by row,
+    #: such as webhook deliveries taken with ``FOR UPDATE SKIP LOCKED``).
+    leased: bool = True
 
     @property
     def tick_seconds(self) -> float:
@@ -194,6 +197,9 @@ class JobRunner(Generic[C]):
 
     async def _tick(self, name: str) -> bool:
         job = self.jobs[name]
+        if not job.leased:
+            await job.run(self.context)
+            return True
         started = self.context.clock()
         held = await acquire_lease(self.context.db, name, self.holder, started, job.lease_seconds)
         if held is None:
@@ -286,7 +292,7 @@ class JobRunner(Generic[C]):
         self.scheduler.shutdown(wait=False)
         self.scheduler = None
         now = self.context.clock()
-        for name in self.jobs:
+        for name in (n for n, job in self.jobs.items() if job.leased):
             try:
                 await release_lease(self.context.db, name, self.holder, now)
             except Exception:

@@ -1,7 +1,7 @@
 """The transactional outbox: messages written in the transaction that decided to send them,
 delivered later by a scheduled job, at least once.
 
-A message has a :class:`Kind` (today only mail), a stable key, a destination, a payload
+A message has a :class:`Kind` (mail, webhook), a stable key, a destination, a payload
 built once so every attempt sends the same bytes, a status, its attempts and the time of
 its next attempt. :func:`deliver` claims the due messages and hands each kind's batch to
 the :class:`Sender` registered for that kind, which reports every message's outcome
@@ -20,15 +20,18 @@ through a :class:`Delivery`:
 Delivery is at least once: a crash between the receiver's acceptance and our commit sends
 the message again, with the same key, so the repeat is recognisable.
 
-The ``outbox_message`` table has no kind column yet: every row is mail (:data:`Kind.MAIL`),
-its ``message_id`` the key, ``sender``/``recipient`` the envelope and ``content`` the payload.
+In the ``outbox_message`` table, ``kind`` is the :class:`Kind`, ``message_id`` the key,
+``sender``/``recipient`` the origin and destination (a mail's envelope; a webhook delivery's
+endpoint id) and ``content`` the payload. Mail goes out through :func:`deliver` (the
+``notifications`` job); webhook deliveries are claimed per endpoint by their own job
+(:mod:`server.infra.webhooks`), with :func:`claim`'s ``per_destination`` bound.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -52,6 +55,7 @@ _ERROR_LIMIT = 2048
 
 class Kind(str, enum.Enum):
     MAIL = "mail"
+    WEBHOOK = "webhook"
 
 
 def backoff_seconds(attempts: int) -> int:
@@ -86,6 +90,8 @@ class Message:
     attempts: int
     #: The claim's deadline, as written: the token that says the row is still ours.
     claimed_until: datetime
+    #: When the message was written (a webhook delivery gives up 3 days after).
+    created_at: datetime | None = None
 
 
 class Sender(Protocol):
@@ -101,41 +107,98 @@ class Sender(Protocol):
         ...
 
 
-async def claim(db: Database, now: datetime, limit: int) -> list[Message]:
-    """Take up to ``limit`` due messages for this sender by pushing their next attempt ahead.
+def _due(kind: Kind, now: datetime) -> list[Any]:
+    return [
+        col(OutboxMessage.kind) == kind.value,
+        col(OutboxMessage.status) == OutboxStatus.PENDING,
+        col(OutboxMessage.next_attempt_at) <= now,
+    ]
+
+
+async def has_due(db: Database, kind: Kind, now: datetime, skip: Collection[str] = ()) -> bool:
+    """Whether a message of ``kind`` (to a destination not in ``skip``) is due: a read, so
+    an idle poll never takes the write lock."""
+    where = _due(kind, now)
+    if skip:
+        where.append(col(OutboxMessage.recipient).not_in(list(skip)))
+    async with db.read() as session:
+        return (
+            await session.execute(sa.select(col(OutboxMessage.id)).where(*where).limit(1))
+        ).first() is not None
+
+
+async def claim(
+    db: Database,
+    now: datetime,
+    limit: int,
+    *,
+    kind: Kind = Kind.MAIL,
+    claim_seconds: float = CLAIM_SECONDS,
+    per_destination: int | None = None,
+    busy: Mapping[str, int] | None = None,
+) -> list[Message]:
+    """Take up to ``limit`` due messages of ``kind`` by pushing their next attempt ahead.
 
     ``FOR UPDATE SKIP LOCKED`` lets several senders on PostgreSQL take disjoint rows; on
     SQLite it renders nothing and the write transaction (BEGIN IMMEDIATE) serialises them.
+
+    ``per_destination``: at most that many per destination, less what this sender already
+    has in flight there (``busy``), oldest first. So a destination with a long backlog (a
+    slow webhook endpoint) never fills a claim that others are waiting behind.
     """
+    busy = busy or {}
+    where = _due(kind, now)
+    select = sa.select(OutboxMessage)
+    if per_destination is not None:
+        full = [d for d, n in busy.items() if n >= per_destination]
+        if full:
+            where.append(col(OutboxMessage.recipient).not_in(full))
+        rank = (
+            sa.func.row_number()
+            .over(
+                partition_by=col(OutboxMessage.recipient),
+                order_by=(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id)),
+            )
+            .label("rank")
+        )
+        ranked = sa.select(col(OutboxMessage.id), rank).where(*where).subquery()
+        # FOR UPDATE may not lock a window query's rows; the outer query locks by id.
+        select = select.where(
+            col(OutboxMessage.id).in_(sa.select(ranked.c.id).where(ranked.c.rank <= per_destination))
+        )
+    else:
+        select = select.where(*where)
     async with db.write() as session:
         rows = list(
             (
                 await session.execute(
-                    sa.select(OutboxMessage)
-                    .where(
-                        col(OutboxMessage.status) == OutboxStatus.PENDING,
-                        col(OutboxMessage.next_attempt_at) <= now,
-                    )
-                    .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
+                    select.order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
                     .limit(limit)
                     .with_for_update(skip_locked=True)
                 )
             ).scalars()
         )
         claimed = []
+        taken: dict[str, int] = {}
         for row in rows:
             assert row.id is not None
-            row.next_attempt_at = now + timedelta(seconds=CLAIM_SECONDS)
+            if per_destination is not None:
+                n = taken.get(row.recipient, busy.get(row.recipient, 0))
+                if n >= per_destination:
+                    continue  # left as it is: due for the next claim
+                taken[row.recipient] = n + 1
+            row.next_attempt_at = now + timedelta(seconds=claim_seconds)
             claimed.append(
                 Message(
                     id=row.id,
-                    kind=Kind.MAIL,
+                    kind=Kind(row.kind),
                     key=row.message_id,
                     origin=row.sender,
                     destination=row.recipient,
                     payload=row.content,
                     attempts=row.attempts,
                     claimed_until=row.next_attempt_at,
+                    created_at=row.created_at,
                 )
             )
     return claimed
@@ -241,20 +304,14 @@ async def deliver(
     """Claim up to ``limit`` due messages and hand each kind's batch to its sender.
 
     Kinds are sent one after another, each batch by its own sender, which decides its
-    concurrency (mail: one SMTP connection, message after message).
+    concurrency (mail: one SMTP connection, message after message). Only the kinds in
+    ``senders`` are claimed: webhook deliveries have a job of their own.
     """
     report = DeliveryReport()
-    batches: dict[Kind, list[Message]] = {}
-    for message in await claim(db, clock(), limit):
-        batches.setdefault(message.kind, []).append(message)
-    for kind, batch in batches.items():
-        sender = senders.get(kind)
-        if sender is None:
-            unsent = Delivery(db, clock, report)
-            for message in batch:
-                await unsent.retry(message, f"no sender for {kind.value} in this process")
-            continue
-        await sender.send(batch, Delivery(db, clock, report, sender.backoff_seconds))
+    for kind, sender in senders.items():
+        batch = await claim(db, clock(), limit, kind=kind)
+        if batch:
+            await sender.send(batch, Delivery(db, clock, report, sender.backoff_seconds))
     return report
 
 

@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     max_ws_per_token: int = Field(default=20, ge=1, le=100_000)
     metrics_token: str | None = Field(default=None, repr=False, min_length=16)
     log_format: LogFormat = "text"
+    # Webhooks (server.domain.webhooks.urls): http:// URLs, and hosts on loopback, private or
+    # link-local addresses, are refused unless these allow them (tests, local setups).
+    webhook_allow_http: bool = False
+    webhook_allow_private: bool = False
 
     @model_validator(mode="after")
     def _broadcast_needs_postgres(self) -> Self:

@@ -13,7 +13,8 @@ from sqlmodel import SQLModel
 # Each registers its tables on SQLModel.metadata.
 import server.domain.models
 import server.domain.settings_history
-import server.domain.undo.removed  # noqa: F401
+import server.domain.undo.removed
+import server.domain.webhooks.tables  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata

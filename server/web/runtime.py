@@ -1,8 +1,8 @@
 """The per-process runtime: what the edges (HTTP, GraphQL, jobs) share in one process.
 
 Settings, the database, the clock (a test's FakeClock reaches ingestion and jobs through
-it), the ingest-key cache, the group committer, the readiness check, the rate limits and
-the metrics.
+it), the ingest-key cache, the group committer, the readiness check, the rate limits,
+the metrics and the webhook dispatcher.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from server.infra.rate_limits import RateLimits
 from server.infra.readiness import Readiness
 from server.infra.settings import Settings
 from server.infra.telemetry import Telemetry
+from server.infra.webhooks import WebhookDispatcher
 
 __all__ = ["Clock", "Services", "of"]
 
@@ -41,6 +42,7 @@ class Services:
     committer: IngestCommitter = field(init=False)
     readiness: Readiness = field(init=False)
     limits: RateLimits = field(init=False)
+    webhooks: WebhookDispatcher = field(init=False)
 
     def __post_init__(self) -> None:
         # The clock is read through the Services so a test's FakeClock applies to ingestion.
@@ -53,6 +55,8 @@ class Services:
             maxsize=10_000, ttl=INGEST_KEY_RECHECK_SECONDS, timer=lambda: self.clock().timestamp()
         )
         self.limits = RateLimits(self.settings)
+        # Started with the scheduled jobs (server.web.schedule.JobRunner).
+        self.webhooks = WebhookDispatcher(self.db, self.settings, lambda: self.clock())
 
 
 def of(app: Starlette) -> Services:

@@ -7,6 +7,9 @@
   (:mod:`server.domain.notifications.reminders`), sent by the next ``notifications`` tick.
 * ``retention`` (hourly, checked every minute, first a minute after start so short-lived
   processes still purge): :func:`server.domain.retention.purge`, also ``plm purge``.
+* ``webhooks`` (every second, in every process, no lease: deliveries are claimed row by
+  row with ``SKIP LOCKED``): :meth:`server.infra.webhooks.WebhookDispatcher.tick`, which is
+  also woken after each commit of queue events.
 
 :class:`JobRunner` runs them through the leases of :mod:`server.infra.jobs`, one process at
 a time. The jobs are safe to overlap anyway (digest cursors and outbox claims are
@@ -42,6 +45,7 @@ __all__ = [
     "RETENTION_FIRST_DELAY_SECONDS",
     "RETENTION_INTERVAL_SECONDS",
     "RETENTION_TICK_SECONDS",
+    "WEBHOOK_TICK_SECONDS",
     "DigestTick",
     "Job",
     "JobRunner",
@@ -49,6 +53,7 @@ __all__ = [
     "run_digest_tick",
     "run_reminder_tick",
     "run_retention_tick",
+    "run_webhook_tick",
     "senders",
 ]
 
@@ -59,6 +64,7 @@ RETENTION_INTERVAL_SECONDS = 3600.0
 RETENTION_TICK_SECONDS = 60.0
 RETENTION_FIRST_DELAY_SECONDS = 60.0
 REMINDER_INTERVAL_SECONDS = 900.0
+WEBHOOK_TICK_SECONDS = 1.0
 
 
 def senders(settings: Settings) -> Mapping[outbox.Kind, outbox.Sender]:
@@ -98,6 +104,11 @@ async def run_retention_tick(svc: Services) -> retention.PurgeReport:
     return report
 
 
+async def run_webhook_tick(svc: Services) -> int:
+    """Claim due webhook deliveries and start sending them (it does not wait for receivers)."""
+    return await svc.webhooks.tick()
+
+
 JOBS: tuple[Job[Services], ...] = (
     Job("notifications", NOTIFY_TICK_SECONDS, run_digest_tick),
     # Written here, sent by the notifications job's delivery; at most one a day per admin.
@@ -115,6 +126,7 @@ JOBS: tuple[Job[Services], ...] = (
         RETENTION_FIRST_DELAY_SECONDS,
         poll_seconds=RETENTION_TICK_SECONDS,
     ),
+    Job("webhooks", WEBHOOK_TICK_SECONDS, run_webhook_tick, leased=False),
 )
 
 
@@ -133,3 +145,13 @@ class JobRunner(LeasedJobRunner[Services]):
     @property
     def svc(self) -> Services:
         return self.context
+
+    def start(self) -> None:
+        """Start the jobs, and the webhook sends woken by commits between their ticks."""
+        super().start()
+        self.svc.webhooks.start()
+
+    async def stop(self) -> None:
+        """Stop the jobs, then the webhook sends they started (given a few seconds)."""
+        await super().stop()
+        await self.svc.webhooks.close()

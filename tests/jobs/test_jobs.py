@@ -45,7 +45,10 @@ async def test_the_lifespan_starts_and_stops_the_scheduler(
         assert runner.running
         assert runner.scheduler is not None
         scheduled = {job.id: job for job in runner.scheduler.get_jobs()}
-        assert set(scheduled) == {"notifications", "reminders", "retention"}
+        assert set(scheduled) == {"notifications", "reminders", "retention", "webhooks"}
+        # Webhook deliveries: every second, in every process (claimed row by row, no lease).
+        assert scheduled["webhooks"].trigger.interval.total_seconds() == jobs.WEBHOOK_TICK_SECONDS == 1
+        assert not runner.jobs["webhooks"].leased
         # Retention runs hourly across processes; each checks every minute whether it is due.
         assert scheduled["retention"].trigger.interval.total_seconds() == jobs.RETENTION_TICK_SECONDS
         assert runner.jobs["retention"].interval_seconds == 3600

@@ -29,8 +29,8 @@ from tests.tui.test_hostile_text import (
 )
 from tests.tui.test_pending import SIZE, arrive, ready, rows, status_of, told
 from tui_client.app import AdminApp
+from tui_client.screens.confirm import ConfirmScreen
 from tui_client.screens.pickers import PendingPicker
-from tui_client.screens.question import Question
 from tui_client.screens.reclaim import ReclaimView
 
 
@@ -61,11 +61,11 @@ def cell(app: AdminApp, name: str, column: str) -> str:
 
 
 def question_text(app: AdminApp) -> str:
-    return str(app.screen.query_one("#question-body", Static).render())
+    return str(app.screen.query_one(".body", Static).render())
 
 
 async def on_reclaim(pilot: Pilot[Any], app: AdminApp, count: int) -> None:
-    await pilot.press("5")
+    await pilot.press("6")
     await wait_until(
         pilot, lambda: reclaim(app).idle.loaded and len(idle_rows(app)) == count, f"{count} idle"
     )
@@ -79,7 +79,7 @@ async def reason_of(live: LiveServer, user_id: str) -> str | None:
 
 
 async def question(pilot: Pilot[Any], app: AdminApp) -> None:
-    await wait_until(pilot, lambda: isinstance(app.screen, Question), "the question")
+    await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
 
 
 async def test_idle_licensed_users_are_listed_longest_idle_first(live: LiveServer) -> None:

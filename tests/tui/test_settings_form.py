@@ -113,7 +113,7 @@ def message(app: AdminApp) -> str:
 
 async def on_settings(pilot: Pilot[Any], app: AdminApp) -> SettingsView:
     await wait_until(pilot, lambda: app.account is not None and app.me is not None, "sign-in")
-    await pilot.press("6")
+    await pilot.press("7")
     await wait_until(pilot, lambda: view(app).base is not None, "the form")
     return view(app)
 

@@ -154,7 +154,7 @@ def test_reclaim_tab(snap_compare: Compare, seeded: ThreadedServer) -> None:
 
     async def run_before(pilot: Pilot[Any]) -> None:
         app = await _live(pilot)
-        await pilot.press("5")
+        await pilot.press("6")
         view = app.query_one(ReclaimView)
         await wait_until(pilot, lambda: len(view.model.rows) == 8, "the idle users")
         await pilot.press("space")
@@ -168,7 +168,7 @@ def test_reclaim_tab(snap_compare: Compare, seeded: ThreadedServer) -> None:
 def test_settings_tab(snap_compare: Compare, seeded: ThreadedServer) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         app = await _live(pilot)
-        await pilot.press("6")
+        await pilot.press("7")
         await wait_until(pilot, lambda: app.query_one(SettingsView).base is not None, "the form")
 
     assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
@@ -179,7 +179,7 @@ def test_plan_of_the_rule_switched_on(snap_compare: Compare, seeded: ThreadedSer
 
     async def run_before(pilot: Pilot[Any]) -> None:
         app = await _live(pilot)
-        await pilot.press("6")
+        await pilot.press("7")
         view = app.query_one(SettingsView)
         await wait_until(pilot, lambda: view.base is not None, "the form")
         await pilot.click("#auto-1")

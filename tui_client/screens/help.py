@@ -15,7 +15,7 @@ KEYS = [
     (
         "Everywhere",
         [
-            ("1 2 3 4 5 6", "Tabs: Pending · Users · Audit log · Metrics · Reclaim · Settings"),
+            ("1 … 7", "Tabs: Pending · Users · Audit · Metrics · Webhooks · Reclaim · Settings"),
             ("t", "Toggle manual review (shows the plan first)"),
             ("l", "Change the license limit (plan first: who moves to the queue)"),
             ("u", "Undo the last action, right after it (its notification says so)"),
@@ -39,7 +39,7 @@ KEYS = [
             ("/", "Filter by name, logon or device (esc clears)"),
             ("f", f"Cycle the reason filter: all · {' · '.join(fmt.REASONS.values())}"),
             ("esc", "Clear the selection or the filter"),
-            ("red, !", "Waited past the queue target (6 Settings); the detail pane says when it was due"),
+            ("red, !", "Waited past the queue target (7 Settings); the detail pane says when it was due"),
         ],
     ),
     (
@@ -58,6 +58,7 @@ KEYS = [
         ],
     ),
     ("Queue metrics", [("d", "Cycle the period: 7 · 30 · 90 · 365 days")]),
+    ("Webhooks", [("a e x", "Add · edit · delete"), ("r s g", "Rotate the secret · send a test · reload")]),
     (
         "Reclaim: licensed users idle longest first",
         [

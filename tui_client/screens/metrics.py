@@ -76,7 +76,7 @@ class MetricsView(ApiView):
         account = self.admin_app.account
         hours = account.queue_target_hours if account is not None else None
         if hours is None:
-            return "no target (set one in 6 Settings)"
+            return "no target (set one in 7 Settings)"
         share = "—" if m.within_target_ratio is None else f"{m.within_target_ratio:.0%}"
         return f"{share} (target {fmt.target(hours)})"
 

@@ -29,9 +29,9 @@ from tui_client.api import MAX_IDS, ActionResult, ApiError
 from tui_client.columns import Col
 from tui_client.messages import AccountChanged
 from tui_client.reclaim_list import ReclaimList
+from tui_client.screens.confirm import ConfirmScreen
 from tui_client.screens.pickers import PendingPicker
 from tui_client.screens.plan import listed
-from tui_client.screens.question import Question
 from tui_client.screens.user_list import UserListView
 from tui_client.types import Account, AutoApproveMode, Page, QueueAction, User, UserRef
 from tui_client.undo import OFFER_SECONDS
@@ -247,7 +247,7 @@ class ReclaimView(UserListView):
                 self._act(f"Released {names}.", "Release refused", call, undo=f"the release of {names}")
 
         body = release_plan(users, self.admin_app.account)
-        self.app.push_screen(Question(title, body, confirm="Release"), answered)
+        self.app.push_screen(ConfirmScreen(title, body, "Release"), answered)
 
     # ------------------------------------------------------------------ swap
 
@@ -281,7 +281,7 @@ class ReclaimView(UserListView):
 
         body = swap_plan(release, approve, self.admin_app.account, self.admin_app.tz)
         title = f"Give {release.display_name}'s license to {approve.display_name}?"
-        self.app.push_screen(Question(title, body, confirm="Swap"), answered)
+        self.app.push_screen(ConfirmScreen(title, body, "Swap"), answered)
 
     # ------------------------------------------------------------------ the round trip
 

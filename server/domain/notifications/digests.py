@@ -34,6 +34,7 @@ from server.domain.models import (
 )
 from server.domain.notifications.render import INACTIVE_DAYS, Digest, DigestEntry, render_digest
 from server.domain.ports import DigestSettings, Transactions
+from server.domain.webhooks import outcomes as webhook_outcomes
 
 DIGEST_LIST_LIMIT = 20
 # Bounds the work of one tick for an admin whose cursor lags far behind (a long outage of
@@ -190,6 +191,19 @@ async def _start_cursor(session: AsyncSession, admin_id: int, now: datetime) -> 
     )
 
 
+async def _last_digest_at(session: AsyncSession, admin: Admin) -> datetime:
+    """When the admin's previous digest was written, or else when the admin was created."""
+    last = (
+        await session.execute(
+            sa.select(sa.func.max(OutboxMessage.created_at)).where(
+                col(OutboxMessage.admin_id) == admin.id, col(OutboxMessage.kind) == "mail"
+            )
+        )
+    ).scalar_one_or_none()
+    found: datetime = last or admin.created_at
+    return found
+
+
 async def _write_next_digest(
     session: AsyncSession, settings: DigestSettings, admin_id: int, now: datetime
 ) -> bool:
@@ -265,6 +279,8 @@ async def _write_next_digest(
         pending_count=usage.pending_count,
         link=pending_tab_url(settings),
         inactive_licensed=idle,
+        # Webhooks the server disabled since this admin's last digest (docs/behaviour.md, Webhooks).
+        notices=await webhook_outcomes.notices(session, account_id, await _last_digest_at(session, admin)),
     )
     msg = render_digest(digest, settings, now)
     session.add(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.policy
 import email.utils
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from urllib.parse import urlparse
@@ -61,6 +61,8 @@ class Digest:
     link: str
     # Licensed users with no activity for INACTIVE_DAYS or more (reclaim candidates).
     inactive_licensed: int = 0
+    #: Other news for admins, one line each (a webhook the server disabled).
+    notices: list[str] = field(default_factory=list)
 
     @property
     def licenses_available(self) -> int:
@@ -114,7 +116,9 @@ def render_digest(digest: Digest, settings: DigestSettings, now: datetime) -> Em
         )
     if more > 0:
         lines.append(f"  … and {more} more.")
-    lines += ["", usage, *(["", idle] if idle else []), "", f"Review them: {digest.link}", "", "-- ", why]
+    lines += ["", usage, *(["", idle] if idle else []), "", f"Review them: {digest.link}"]
+    lines += [line for n in digest.notices for line in ("", _one_line(n))]
+    lines += ["", "-- ", why]
     text = "\n".join(lines) + "\n"
 
     esc = html.escape
@@ -124,6 +128,7 @@ def render_digest(digest: Digest, settings: DigestSettings, now: datetime) -> Em
         for e in digest.entries
     )
     more_html = f"<p>… and {more} more.</p>" if more > 0 else ""
+    notices_html = "".join(f"<p>{esc(_one_line(n))}</p>" for n in digest.notices)
     body_html = (
         "<!doctype html><html><body>"
         f"<p>Hello {esc(_one_line(digest.admin_name))},</p>"
@@ -134,7 +139,7 @@ def render_digest(digest: Digest, settings: DigestSettings, now: datetime) -> Em
         f"<p>{esc(usage)}</p>"
         + (f"<p>{esc(idle)}</p>" if idle else "")
         + f'<p><a href="{esc(digest.link, quote=True)}">Review them on the Pending Licenses tab</a></p>'
-        f"<hr><p><small>{esc(why)}</small></p>"
+        f"{notices_html}<hr><p><small>{esc(why)}</small></p>"
         "</body></html>\n"
     )
 
