@@ -157,6 +157,19 @@ async def test_a_pending_users_activity_over_its_retention_is_what_pending_info_
     assert {a["app"] for a in user["activity"]["topApps"]} == {"teams.exe", "games.exe", "excel.exe"}
 
 
+async def test_an_event_dated_ahead_of_the_servers_clock_counts_today_as_pending_info_counts_it(
+    gql: Gql, db: Database, clock: FakeClock
+) -> None:
+    t = await make_tenant(db, licenses=0)
+    now = clock.now.replace(hour=23, minute=0)
+    # An agent whose clock runs two hours fast: the event starts "tomorrow", UTC.
+    uid = await report(db, t, "fast", now, (now + timedelta(hours=2), 120, "excel.exe", "productive"))
+    clock.now = now
+    user = await read(gql, t, uid, days=7)
+    assert user["activity"]["activeSeconds"] == user["pending"]["retainedActiveSeconds"] == 120
+    assert day(user, now.date())["activeSeconds"] == 120
+
+
 async def test_top_five_apps_most_active_first_ties_by_name(gql: Gql, db: Database, clock: FakeClock) -> None:
     t = await make_tenant(db, licenses=0)
     now = clock.now

@@ -7,7 +7,8 @@ rule retention applies (:func:`server.domain.retention.cutoff`), so for a user p
 it first appeared, ``days = retentionDays`` counts exactly what retention keeps, which is
 what ``PendingInfo`` counts. The window's first hours, before the oldest row's midnight, are
 counted in the oldest row, so the rows always add up to the totals. An event counts where it
-starts. Productive and unproductive seconds come from each event's productivity; the top
+starts; one an agent dated ahead of the server's clock (ingestion accepts up to a day) counts
+in today's row, as PendingInfo counts it. Productive and unproductive seconds come from each event's productivity; the top
 apps are the :data:`~server.domain.activity.report.TOP_APPS` most active, ties by name.
 
 **Cost.** Aggregated in SQL, never by loading events: for any number of users, one
@@ -34,7 +35,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from server.domain.activity.batch import MAX_DURATION
+from server.domain.activity.batch import MAX_CLOCK_SKEW, MAX_DURATION
 from server.domain.activity.report import TOP_APPS, AppUsage
 from server.domain.errors import DomainError, ErrorCode
 from server.domain.models import ActivityEvent, UTCDateTime
@@ -212,11 +213,14 @@ async def activity_by_user(
     ids = sorted(set(user_ids))
     if not ids:
         return {}
-    params = {"ids": ids, "lo": window.start, "hi": window.end}
+    # Events an agent dated ahead of the server's clock (ingestion accepts MAX_CLOCK_SKEW)
+    # are stored, so PendingInfo counts them: they count here too, in today's row.
+    params = {"ids": ids, "lo": window.start, "hi": window.end + MAX_CLOCK_SKEW}
+    today = window.end.astimezone(UTC).date()
     per_day: dict[int, dict[date, tuple[int, int, int]]] = defaultdict(dict)
     for user_id, day, active, productive, unproductive in await session.execute(_BY_DAY, params):
         # The window's hours before the first row's midnight count in the first row.
-        row = max(day, window.first_day)
+        row = min(max(day, window.first_day), today)
         a, p, u = per_day[user_id].get(row, (0, 0, 0))
         per_day[user_id][row] = (a + int(active), p + int(productive), u + int(unproductive))
     apps: dict[int, list[AppUsage]] = defaultdict(list)
