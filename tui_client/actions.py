@@ -19,6 +19,8 @@ class AdminAction(StrEnum):
     ACCEPT_MATCH = "accept_suggestion"
     TOGGLE_REVIEW = "toggle_review"
     SET_LIMIT = "set_limit"
+    RELEASE = "release"
+    SWAP = "swap"
     UNDO = "undo_last"
     UNDO_ENTRIES = "undo_entries"
 

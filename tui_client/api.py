@@ -30,6 +30,7 @@ from gql.transport.websockets import WebsocketsTransport
 
 from tui_client import operations as ops
 from tui_client.parsing import parse, parse_page
+from tui_client.settings_change import SettingsChange
 from tui_client.types import (
     Account,
     Agent,
@@ -281,14 +282,16 @@ class PlmApi:
         data = await self._execute(ops.PREVIEW_APPROVAL, userIds=list(user_ids))
         return parse(SeatPlan, data["previewApproval"])
 
-    async def preview_settings(
-        self, *, manual_review: bool | None = None, license_limit: int | None = None
-    ) -> SeatPlan:
-        """What a settings change would do now; nothing changes."""
-        data = await self._execute(
-            ops.PREVIEW_ACCOUNT_SETTINGS, manualReview=manual_review, licenseLimit=license_limit
-        )
+    async def preview_settings(self, change: SettingsChange) -> SeatPlan:
+        """What a settings change would do now (who the rule would approve, who a lower limit
+        would move); nothing changes. A domain the server refuses is in the plan's ``errors``."""
+        data = await self._execute(ops.PREVIEW_ACCOUNT_SETTINGS, input=change.as_input())
         return parse(SeatPlan, data["previewAccountSettings"])
+
+    async def inactive_users(self, days: int, first: int = 100, after: str | None = None) -> Page[User]:
+        """Licensed users with no activity in the last ``days`` days, idle longest first."""
+        data = await self._execute(ops.INACTIVE_USERS, days=days, first=first, after=after)
+        return parse_page(data["inactiveUsers"], User)
 
     async def queue_metrics(self, days: int = 30) -> QueueMetrics:
         metrics = (await self._execute(ops.QUEUE_METRICS, days=days))["queueMetrics"]
@@ -333,22 +336,25 @@ class PlmApi:
         p = self._payload(data, "undoActions")
         return parse(Account, p["account"]), [parse(Restored, u) for u in p["users"]]
 
-    async def update_settings(
-        self,
-        *,
-        manual_review: bool | None = None,
-        license_limit: int | None = None,
-        expected_version: str | None = None,
-    ) -> Account:
+    async def update_settings(self, change: SettingsChange, expected_version: str | None = None) -> Account:
         """Change settings; with ``expected_version`` only if the queue has not changed since
         that plan (else :class:`ApiError` with code ``PLAN_CHANGED``)."""
-        data = await self._execute(
-            ops.UPDATE_ACCOUNT_SETTINGS,
-            manualReview=manual_review,
-            licenseLimit=license_limit,
-            expectedQueueVersion=expected_version,
-        )
+        data = await self._execute(ops.UPDATE_ACCOUNT_SETTINGS, input=change.as_input(expected_version))
         return parse(Account, self._payload(data, "updateAccountSettings")["account"])
+
+    async def release(self, user_ids: Sequence[str]) -> ActionResult:
+        """Move licensed users to the queue (reason RELEASED), all or nothing."""
+        data = await self._execute(ops.RELEASE_LICENSES, userIds=list(user_ids))
+        p = self._payload(data, "releaseLicenses")
+        return ActionResult(parse(Account, p["account"]), [u["id"] for u in p["released"]])
+
+    async def swap(self, release_user_id: str, approve_user_id: str) -> ActionResult:
+        """Release one licensed user and license one pending user, in one transaction."""
+        data = await self._execute(
+            ops.SWAP_LICENSE, releaseUserId=release_user_id, approveUserId=approve_user_id
+        )
+        p = self._payload(data, "swapLicense")
+        return ActionResult(parse(Account, p["account"]), [release_user_id, approve_user_id])
 
     # -- the live queue
 

@@ -35,12 +35,15 @@ from tui_client.screens.base import ApiView
 from tui_client.screens.help import HelpScreen
 from tui_client.screens.metrics import MetricsView
 from tui_client.screens.pending import PendingView
+from tui_client.screens.reclaim import ReclaimView
+from tui_client.screens.settings_form import SettingsView
 from tui_client.screens.token_refused import TokenRefusedScreen
 from tui_client.screens.users import UsersView
 from tui_client.screens.webhooks import WebhooksView
 from tui_client.types import Account, Me, QueueAction, UserStatus
 from tui_client.undo import Offers, UndoOffer, entries_of
 from tui_client.widgets.connection_status import ConnectionStatus
+from tui_client.widgets.detail_pane import DetailPane
 from tui_client.widgets.usage_header import UsageHeader
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,8 @@ class AdminApp(App[None]):
         Binding("3", "show_tab('audit')", "Audit", show=False),
         Binding("4", "show_tab('metrics')", "Metrics", show=False),
         Binding("5", "show_tab('webhooks')", "Webhooks", show=False),
+        Binding("6", "show_tab('reclaim')", "Reclaim", show=False),
+        Binding("7", "show_tab('settings')", "Settings", show=False),
         Binding("t", AdminAction.TOGGLE_REVIEW, "Manual review"),
         Binding("l", AdminAction.SET_LIMIT, "Limit", show=False),
         Binding("u", AdminAction.UNDO, "Undo", show=False),
@@ -111,6 +116,10 @@ class AdminApp(App[None]):
                 yield MetricsView(id="metrics-view")
             with TabPane("5 Webhooks", id="webhooks"):
                 yield WebhooksView(id="webhooks-view")
+            with TabPane("6 Reclaim", id="reclaim"):
+                yield ReclaimView(page_size=self.page_size, id="reclaim-view")
+            with TabPane("7 Settings", id="settings"):
+                yield SettingsView(id="settings-view")
         # Compact, without the palette entry, so every action's key fits in 120 columns.
         yield Footer(compact=True, show_command_palette=False)
 
@@ -293,17 +302,27 @@ class AdminApp(App[None]):
         before, self.account = self.account, message.account
         if not self._shown:
             return
-        self.query_one(UsageHeader).show(message.account)
+        self._account_read(message.account)
         if before is not None and before.licenses_used != message.account.licenses_used:
             # A newcomer took a free license (no queue event): it may be a queued user's match.
             self.pending.reread_in_sight()
+        if before is not None and before.queue_target_hours != message.account.queue_target_hours:
+            # Every pending user's due time moved, and no queue event says so.
+            self.pending.refresh_data()
+            for pane in self.query(DetailPane):
+                pane.load()
+
+    def _account_read(self, account: Account) -> None:
+        """The header and the Settings tab show the account as last read."""
+        self.query_one(UsageHeader).show(account)
+        self.query_one(SettingsView).show_account(account)
 
     def on_queue_event_received(self, message: QueueEventReceived) -> None:
         if not self._shown:
             return
         event = message.event
         self.account = event.account
-        self.query_one(UsageHeader).show(event.account)
+        self._account_read(event.account)
         self.pending.apply_event(event)
         active = self._active_view()
         for view in self.query(ApiView):

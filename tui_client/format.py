@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 
-from tui_client.types import PendingReason, QueueAction, Suggestion, UserStatus
+from tui_client.types import AutoApproveMode, PendingReason, QueueAction, Suggestion, UserStatus
 
 # The one table of each kind of label: every place that shows a reason, an action or a
 # status reads it here. A value the client does not know shows as the server sent it.
-REASONS = {PendingReason.OVER_LIMIT: "over limit", PendingReason.MANUAL_REVIEW: "manual review"}
+REASONS = {
+    PendingReason.OVER_LIMIT: "over limit",
+    PendingReason.MANUAL_REVIEW: "manual review",
+    PendingReason.RELEASED: "released",
+}
 ACTIONS = {
     QueueAction.ENTERED: "entered",
     QueueAction.APPROVED: "approved",
@@ -18,6 +22,7 @@ ACTIONS = {
     QueueAction.RELEASED: "released",
     QueueAction.UNDONE: "undone",
 }
+AUTO_APPROVE = {AutoApproveMode.OFF: "off", AutoApproveMode.OLDEST_FIRST: "oldest first"}
 
 
 def reason(value: PendingReason) -> str:
@@ -28,6 +33,25 @@ def reason(value: PendingReason) -> str:
 def action(value: QueueAction) -> str:
     """How a user entered or left the queue: "entered", "approved", ..."""
     return ACTIONS.get(value, value)
+
+
+def auto_approve(mode: AutoApproveMode) -> str:
+    """The auto-approval rule: "off", "oldest first"."""
+    return AUTO_APPROVE.get(mode, mode)
+
+
+def on_off(value: bool) -> str:
+    return "on" if value else "off"
+
+
+def domains(values: tuple[str, ...]) -> str:
+    """The rule's domains: "acme, corp.example", or "any" when the list is empty."""
+    return ", ".join(values) if values else "any"
+
+
+def target(hours: int | None) -> str:
+    """The queue target: "24 hours", or "none"."""
+    return "none" if not hours else plural(hours, "hour")
 
 
 def status(value: UserStatus) -> str:

@@ -16,6 +16,9 @@ fragment AccountFields on Account {
   pendingCount
   manualReview
   retentionDays
+  autoApprove
+  autoApproveDomains
+  queueTargetHours
 }
 """
 
@@ -35,6 +38,8 @@ fragment UserFields on User {
     retainedActiveSeconds
     oldestRetainedAt
     dataExpiresAt
+    dueAt
+    overdue
   }
   suggestions(first: 1) {
     kind score reasons
@@ -87,6 +92,8 @@ query UserDetail($id: ID!, $days: Int!) {
       retainedActiveSeconds
       oldestRetainedAt
       dataExpiresAt
+      dueAt
+      overdue
     }
     suggestions(first: 5) {
       kind score reasons
@@ -116,10 +123,8 @@ query PreviewApproval($userIds: [ID!]!) {
 
 PREVIEW_ACCOUNT_SETTINGS = (
     """
-query PreviewAccountSettings($manualReview: Boolean, $licenseLimit: Int) {
-  previewAccountSettings(input: {manualReview: $manualReview, licenseLimit: $licenseLimit}) {
-    ...SeatPlanFields
-  }
+query PreviewAccountSettings($input: UpdateAccountSettingsInput!) {
+  previewAccountSettings(input: $input) { ...SeatPlanFields }
 }
 """
     + SEAT_PLAN_FIELDS
@@ -233,10 +238,27 @@ query QueueMetrics($days: Int!) {
     resolvedCount
     averageResolutionSeconds
     medianResolutionSeconds
+    p90ResolutionSeconds
     resolvedByAction { action count }
+    overdueCount
+    withinTargetRatio
   }
 }
 """
+
+# The Reclaim tab: licensed users idle longest first, with when each was last active.
+INACTIVE_USERS = (
+    """
+query InactiveUsers($days: Int!, $first: Int!, $after: String) {
+  inactiveUsers(days: $days, first: $first, after: $after) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { node { ...UserFields lastActivityAt } }
+  }
+}
+"""
+    + USER_FIELDS
+)
 
 APPROVE_PENDING_USERS = (
     """
@@ -292,10 +314,35 @@ mutation RemoveUsers($userIds: [ID!]!, $doNotTrack: Boolean!) {
 
 UPDATE_ACCOUNT_SETTINGS = (
     """
-mutation UpdateAccountSettings($manualReview: Boolean, $licenseLimit: Int, $expectedQueueVersion: String) {
-  updateAccountSettings(
-    input: {manualReview: $manualReview, licenseLimit: $licenseLimit, expectedQueueVersion: $expectedQueueVersion}
-  ) {
+mutation UpdateAccountSettings($input: UpdateAccountSettingsInput!) {
+  updateAccountSettings(input: $input) {
+    account { ...AccountFields }
+    errors { code message field }
+  }
+}
+"""
+    + ACCOUNT_FIELDS
+)
+
+RELEASE_LICENSES = (
+    """
+mutation ReleaseLicenses($userIds: [ID!]!) {
+  releaseLicenses(input: {userIds: $userIds}) {
+    released { id displayName }
+    account { ...AccountFields }
+    errors { code message field }
+  }
+}
+"""
+    + ACCOUNT_FIELDS
+)
+
+SWAP_LICENSE = (
+    """
+mutation SwapLicense($releaseUserId: ID!, $approveUserId: ID!) {
+  swapLicense(input: {releaseUserId: $releaseUserId, approveUserId: $approveUserId}) {
+    released { id displayName }
+    approved { id displayName }
     account { ...AccountFields }
     errors { code message field }
   }
@@ -340,5 +387,8 @@ ALL: dict[str, str] = {
     "UserDetail": USER_DETAIL,
     "PreviewApproval": PREVIEW_APPROVAL,
     "PreviewAccountSettings": PREVIEW_ACCOUNT_SETTINGS,
+    "InactiveUsers": INACTIVE_USERS,
+    "ReleaseLicenses": RELEASE_LICENSES,
+    "SwapLicense": SWAP_LICENSE,
     "UndoActions": UNDO_ACTIONS,
 }

@@ -29,6 +29,7 @@ REASON_FILTERS: tuple[PendingReason | None, ...] = (
     None,
     PendingReason.OVER_LIMIT,
     PendingReason.MANUAL_REVIEW,
+    PendingReason.RELEASED,
 )
 
 

@@ -77,6 +77,11 @@ def cell(value: object) -> object:
     return value
 
 
+def text(value: str, style: str) -> Text:
+    """A styled table cell (an overdue row's name): plain ``Text``, cut with "…" like any cell."""
+    return Text(clean(value), style=style, no_wrap=True, overflow="ellipsis", end="")
+
+
 def _cleaned(parts: Iterable[str | tuple[str, str]]) -> Iterable[str | tuple[str, str]]:
     for part in parts:
         yield clean(part) if isinstance(part, str) else (clean(part[0]), part[1])

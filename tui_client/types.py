@@ -46,6 +46,15 @@ class UserStatus(OpenEnum):
 class PendingReason(OpenEnum):
     OVER_LIMIT = "OVER_LIMIT"
     MANUAL_REVIEW = "MANUAL_REVIEW"
+    #: An admin released the user's license (reclaim): it waits like any pending user.
+    RELEASED = "RELEASED"
+
+
+class AutoApproveMode(OpenEnum):
+    """The auto-approval rule: off, or the oldest waiting first whenever licenses are free."""
+
+    OFF = "OFF"
+    OLDEST_FIRST = "OLDEST_FIRST"
 
 
 class SuggestionKind(OpenEnum):
@@ -100,6 +109,11 @@ class Account:
     pending_count: int
     manual_review: bool
     retention_days: int
+    auto_approve: AutoApproveMode = AutoApproveMode.OFF
+    #: Lower-case domains the rule approves from; empty: every domain.
+    auto_approve_domains: tuple[str, ...] = ()
+    #: How long a pending user may wait before it is overdue; None: no target.
+    queue_target_hours: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,6 +174,10 @@ class PendingInfo:
     retained_active_seconds: int
     oldest_retained_at: datetime | None = None
     data_expires_at: datetime | None = None
+    #: When the wait reaches the account's queue target; None without a target.
+    due_at: datetime | None = None
+    #: ``due_at`` had passed when the server answered (its clock, not the client's).
+    overdue: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,6 +240,8 @@ class User:
     pending: PendingInfo | None = None
     # The best suggestion only (the queue's column); all of them: PlmApi.suggestions.
     suggestions: tuple[Suggestion, ...] = ()
+    #: When its latest activity ended; read by the Reclaim list only (None there: never active).
+    last_activity_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -339,7 +359,12 @@ class QueueMetrics:
     resolved_count: int
     average_resolution_seconds: float | None = None
     median_resolution_seconds: float | None = None
+    p90_resolution_seconds: float | None = None
     resolved_by_action: tuple[ActionCount, ...]
+    #: Pending users past the queue target now.
+    overdue_count: int = 0
+    #: The share of the period's resolutions within the target; None without a target or any.
+    within_target_ratio: float | None = None
 
     def resolved(self, action: QueueAction) -> int:
         return sum(r.count for r in self.resolved_by_action if r.action == action)

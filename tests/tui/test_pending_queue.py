@@ -10,7 +10,7 @@ from tests.tui.fake_queue import OVER, REVIEW, FakeQueue, account, loaded, names
 from tui_client.api import MAX_IDS
 from tui_client.paged_list import PagedList
 from tui_client.pending_queue import REASON_FILTERS, PendingQueue
-from tui_client.types import AgentRef, Page, QueueAction, QueueEvent, User
+from tui_client.types import AgentRef, Page, PendingReason, QueueAction, QueueEvent, User
 
 
 def test_a_page_is_shown_in_queue_order_and_the_next_one_appended() -> None:
@@ -210,7 +210,7 @@ def test_a_requery_keeps_as_many_rows_as_are_shown() -> None:
 def test_the_reason_filter_cycles() -> None:
     queue = PendingQueue()
     seen = [queue.cycle_reason() for _ in REASON_FILTERS]
-    assert seen == [OVER, REVIEW, None]
+    assert seen == [OVER, REVIEW, PendingReason.RELEASED, None]
 
 
 def test_a_plain_paged_list_pages_any_item_with_an_id() -> None:

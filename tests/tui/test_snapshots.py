@@ -17,6 +17,8 @@ from tui_client.app import AdminApp
 from tui_client.screens.audit import AuditView
 from tui_client.screens.metrics import MetricsView
 from tui_client.screens.plan import PlanScreen
+from tui_client.screens.reclaim import ReclaimView
+from tui_client.screens.settings_form import SettingsView
 from tui_client.screens.users import UsersView
 
 SIZE = (120, 36)
@@ -142,3 +144,47 @@ def test_detail_pane(snap_compare: Compare, seeded: ThreadedServer) -> None:
         )
 
     assert snap_compare(seeded.app(), terminal_size=(170, 40), run_before=run_before)
+
+
+def test_reclaim_tab(snap_compare: Compare, seeded: ThreadedServer) -> None:
+    """Twenty days on, every licensed user is idle: the Reclaim tab lists them, idle longest
+    first, with when each was last active."""
+    before = seeded.clock.now
+    seeded.clock.advance(days=20)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = await _live(pilot)
+        await pilot.press("6")
+        view = app.query_one(ReclaimView)
+        await wait_until(pilot, lambda: len(view.model.rows) == 8, "the idle users")
+        await pilot.press("space")
+
+    try:
+        assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
+    finally:
+        seeded.clock.now = before
+
+
+def test_settings_tab(snap_compare: Compare, seeded: ThreadedServer) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = await _live(pilot)
+        await pilot.press("7")
+        await wait_until(pilot, lambda: app.query_one(SettingsView).base is not None, "the form")
+
+    assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_plan_of_the_rule_switched_on(snap_compare: Compare, seeded: ThreadedServer) -> None:
+    """Settings: the rule on and two more licenses; the plan names whom the rule approves, in order."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = await _live(pilot)
+        await pilot.press("7")
+        view = app.query_one(SettingsView)
+        await wait_until(pilot, lambda: view.base is not None, "the form")
+        await pilot.click("#auto-1")
+        view.query_one("#set-limit", Input).value = "10"
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen), "the plan")
+
+    assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)

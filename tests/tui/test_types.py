@@ -175,16 +175,18 @@ def test_one_label_per_reason_everywhere() -> None:
     assert fmt.REASONS == {
         PendingReason.OVER_LIMIT: "over limit",
         PendingReason.MANUAL_REVIEW: "manual review",
+        PendingReason.RELEASED: "released",
     }
     assert set(fmt.REASONS) == set(PendingReason) and set(fmt.ACTIONS) == set(QueueAction)
     pending_keys = dict(next(lines for section, lines in KEYS if section == "Pending licenses"))
-    assert pending_keys["f"] == "Cycle the reason filter: all · over limit · manual review"
+    assert pending_keys["f"] == "Cycle the reason filter: all · over limit · manual review · released"
 
 
 def test_admin_actions_name_the_keys_a_viewer_cannot_use() -> None:
     from tui_client.app import AdminApp
     from tui_client.screens.audit import AuditView
     from tui_client.screens.pending import PendingView
+    from tui_client.screens.reclaim import ReclaimView
 
     for action in AdminAction:
         owner = {
@@ -192,6 +194,8 @@ def test_admin_actions_name_the_keys_a_viewer_cannot_use() -> None:
             AdminAction.SET_LIMIT: AdminApp,
             AdminAction.UNDO: AdminApp,
             AdminAction.UNDO_ENTRIES: AuditView,
+            AdminAction.RELEASE: ReclaimView,
+            AdminAction.SWAP: ReclaimView,
         }.get(action, PendingView)
         assert callable(getattr(owner, f"action_{action}")), action
     assert AdminAction.named("approve") is AdminAction.APPROVE and AdminAction.named("suggestions") is None

@@ -1,12 +1,13 @@
-"""Confirmation dialogs: a yes/no question, and removal with its do-not-track choice
-(approvals and settings show a plan instead: :mod:`tui_client.screens.plan`)."""
+"""Confirmation dialogs: a yes/no question with what the answer does (a release, a swap, a
+webhook's deletion), and removal with its do-not-track choice (approvals and settings show a
+plan: :mod:`tui_client.screens.plan`)."""
 
 from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Label, Static
@@ -18,22 +19,27 @@ SHOWN_NAMES = 8
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Dismisses with True (yes) or False (no, esc)."""
+    """Dismisses with True (``y`` or the yes button) or False (``n``, escape, cancel).
+
+    ``body`` is plain text (a question may name anything), or a content object its caller
+    built from plain parts (:mod:`tui_client.safe`), never markup.
+    """
 
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
     ]
 
-    def __init__(self, title: str, body: str, yes: str = "Yes") -> None:
+    def __init__(self, title: str, body: str | Content, yes: str = "Yes") -> None:
         super().__init__()
-        self.heading, self.body, self.yes = title, body, yes
+        self.heading, self.yes = title, yes
+        self.body = body if isinstance(body, Content) else Content(safe.clean(body, multiline=True))
 
     def compose(self) -> ComposeResult:
-        # Plain text: a question may name anything.
         with Vertical(classes="dialog"):
             yield Label(safe.plain(self.heading), classes="title")
-            yield Static(Content(safe.clean(self.body, multiline=True)), classes="body")
+            with VerticalScroll(id="confirm-scroll"):
+                yield Static(self.body, classes="body")
             with Horizontal(classes="buttons"):
                 yield Button(self.yes, variant="primary", id="yes")
                 yield Button("Cancel", id="no")
@@ -44,7 +50,7 @@ class ConfirmScreen(ModalScreen[bool]):
     def action_answer(self, value: bool) -> None:
         self.dismiss(value)
 
-    @on(Button.Pressed)
+    @on(Button.Pressed, "#yes, #no")
     def _pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
 

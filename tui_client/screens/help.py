@@ -9,12 +9,13 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from tui_client import format as fmt
+from tui_client.reclaim_list import DAYS
 
 KEYS = [
     (
         "Everywhere",
         [
-            ("1 2 3 4 5", "Pending licenses · Users · Audit log · Queue metrics · Webhooks"),
+            ("1 … 7", "Tabs: Pending · Users · Audit · Metrics · Webhooks · Reclaim · Settings"),
             ("t", "Toggle manual review (shows the plan first)"),
             ("l", "Change the license limit (plan first: who moves to the queue)"),
             ("u", "Undo the last action, right after it (its notification says so)"),
@@ -38,6 +39,7 @@ KEYS = [
             ("/", "Filter by name, logon or device (esc clears)"),
             ("f", f"Cycle the reason filter: all · {' · '.join(fmt.REASONS.values())}"),
             ("esc", "Clear the selection or the filter"),
+            ("red, !", "Waited past the queue target (7 Settings); the detail pane says when it was due"),
         ],
     ),
     (
@@ -57,6 +59,27 @@ KEYS = [
     ),
     ("Queue metrics", [("d", "Cycle the period: 7 · 30 · 90 · 365 days")]),
     ("Webhooks", [("a e x", "Add · edit · delete"), ("r s g", "Rotate the secret · send a test · reload")]),
+    (
+        "Reclaim: licensed users idle longest first",
+        [
+            ("d", f"Cycle the idle days: {' · '.join(map(str, DAYS))}"),
+            ("space / ctrl+a", "Select the row / select all loaded rows"),
+            ("r", "Release the row or the selection to the queue (asks, with the usage after; u undoes)"),
+            ("s", "Swap: give the row's license to a pending user (picker, then the plan)"),
+            ("enter", "Open / close the detail pane"),
+        ],
+    ),
+    (
+        "Settings",
+        [
+            ("tab / shift+tab", "Move between fields; ← → then space picks an option"),
+            (
+                "enter / ctrl+s",
+                "Show the plan of the change (who the rule approves, who moves); y applies it",
+            ),
+            ("esc", "Put the form back as the settings are"),
+        ],
+    ),
 ]
 
 

@@ -58,6 +58,9 @@ class MetricsView(ApiView):
             f"  Resolved in the period   [b]{m.resolved_count:,}[/]",
             f"  Average time to resolve  {fmt.duration(m.average_resolution_seconds)}",
             f"  Median time to resolve   {fmt.duration(m.median_resolution_seconds)}",
+            f"  90th percentile          {fmt.duration(m.p90_resolution_seconds)}",
+            f"  Within the queue target  {self._within(m)}",
+            f"  Overdue now              [b]{m.overdue_count:,}[/]",
             "",
             "  [b]How users left the queue[/]",
         ]
@@ -67,6 +70,15 @@ class MetricsView(ApiView):
             bar = "█" * (round(BAR * n / top) if top else 0)
             lines.append(f"  {fmt.action(action):<10} {n:>6,}  [$accent]{bar}[/]")
         self.query_one("#metrics-body", Static).update("\n".join(lines))
+
+    def _within(self, m: QueueMetrics) -> str:
+        """The share resolved within the target, and the target ("no target" without one)."""
+        account = self.admin_app.account
+        hours = account.queue_target_hours if account is not None else None
+        if hours is None:
+            return "no target (set one in 7 Settings)"
+        share = "—" if m.within_target_ratio is None else f"{m.within_target_ratio:.0%}"
+        return f"{share} (target {fmt.target(hours)})"
 
     def action_cycle_days(self) -> None:
         self.days = PERIODS[(PERIODS.index(self.days) + 1) % len(PERIODS)]

@@ -137,3 +137,27 @@ class AgentPicker(SearchPicker):
             label = f"{a.logon} on {a.device_name}  ·  {a.user.display_name} ({fmt.status(a.user.status)})"
             options.append(Option(safe.plain(label), id=a.id))
         return options, page.total_count - (len(page.items) - len(options))
+
+
+class PendingPicker(SearchPicker):
+    """A pending user, oldest first: who gets the license a swap frees (the Reclaim tab).
+
+    ``users`` keeps what the last search found, so the caller knows whom it picked.
+    """
+
+    placeholder = "Search the queue by name, logon or device"
+
+    def __init__(self, api: PlmApi, licensed: User) -> None:
+        super().__init__(api, licensed, f"Give {licensed.display_name}'s license to…")
+        self.users: dict[str, User] = {}
+
+    async def fetch(self, text: str) -> tuple[list[Option], int]:
+        page = await self.api.pending_users(first=PICKER_SIZE, search=text)
+        self.users = {u.id: u for u in page.items}
+        options = []
+        for u in page.items:
+            logon = u.agents[0].logon if u.agents else ""
+            why = fmt.reason(u.pending.reason) if u.pending else ""
+            label = f"{u.display_name}  ·  {logon}  ·  {why}"
+            options.append(Option(safe.plain(label), id=u.id))
+        return options, page.total_count

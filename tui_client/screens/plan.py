@@ -52,14 +52,15 @@ def describe(plan: SeatPlan) -> Content:
             if error.code in ADVICE:
                 lines.append(Content(ADVICE[error.code]))
         return Content("\n").join(lines)
-    lines += _listed("Approved, in this order", plan.approve)
-    lines += _listed("Moved to the queue, most recently licensed first", plan.move_to_pending)
+    lines += listed("Approved, in this order", plan.approve)
+    lines += listed("Moved to the queue, most recently licensed first", plan.move_to_pending)
     if not plan.approve and not plan.move_to_pending:
         lines += [Content(""), Content("Nobody's license changes.")]
     return Content("\n").join(lines)
 
 
-def _listed(heading: str, users: tuple[UserRef, ...]) -> list[Content]:
+def listed(heading: str, users: tuple[UserRef, ...]) -> list[Content]:
+    """A heading with the count, then the first names, numbered (none: nothing)."""
     if not users:
         return []
     lines = [Content(""), safe.styled((f"{heading} ({len(users):,}):", "b"))]

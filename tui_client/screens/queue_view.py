@@ -12,7 +12,8 @@ The keys and the admin's actions are :class:`~tui_client.screens.pending.Pending
 from __future__ import annotations
 
 import asyncio
-from datetime import tzinfo
+from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
 
 from rich.text import Text
 from textual import on, work
@@ -49,8 +50,19 @@ COLUMNS = [
 ]
 
 
+#: How an overdue row's name and entry time are drawn (a "!" follows the time, for those who
+#: cannot tell the colour).
+OVERDUE = "bold red"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 class QueueView(UserListView):
     COLUMNS = COLUMNS
+    #: Seconds between looks for rows in sight whose due time passed since they were read.
+    DUE_CHECK_SECONDS = 60.0
     #: Seconds between a live event and the re-read of the rows in sight: events come in
     #: bursts (a bulk action, a fleet's arrivals) and one re-read covers a burst.
     REREAD_DELAY = 0.5
@@ -74,6 +86,12 @@ class QueueView(UserListView):
         self._busy = 0
         self._reread_due = False
         self._rereading = False
+        #: The client's clock, for when to ask the server whether rows became overdue.
+        self.clock: Callable[[], datetime] = _now
+        self._due_checked = datetime.min.replace(tzinfo=UTC)
+
+    def on_mount(self) -> None:
+        self.set_interval(self.DUE_CHECK_SECONDS, self.check_due)
 
     # ------------------------------------------------------------------ layout
 
@@ -124,6 +142,17 @@ class QueueView(UserListView):
             self._rereading = True
             self._reread()
 
+    def check_due(self) -> None:
+        """Rows in sight whose due time passed since they were read: read them again, so they
+        show overdue. The server's answer decides (its clock), the client's clock only says when
+        to ask, once per due time."""
+        now = self.clock()
+        top, bottom = self._in_sight()
+        shown = [u.pending for u in list(self.queue.rows.values())[top : bottom + 1]]
+        if any(p and p.due_at and not p.overdue and self._due_checked < p.due_at <= now for p in shown):
+            self._due_checked = now
+            self.reread_in_sight()
+
     def _in_sight(self) -> tuple[int, int]:
         table = self.table
         top = int(table.scroll_y)
@@ -158,14 +187,18 @@ class QueueView(UserListView):
         retained = "—"
         if p is not None and p.retained_event_count:
             retained = f"{fmt.duration(p.retained_active_seconds)}, {p.retained_event_count:,} ev"
+        name: object = item.display_name
+        entered: object = fmt.short(p.entered_at if p else None, tz)
+        if p is not None and p.overdue:
+            name, entered = safe.text(item.display_name, OVERDUE), safe.text(f"{entered} !", OVERDUE)
         return [
             self._mark(item.id),
-            item.display_name,
+            name,
             (first.logon + more) if first else "—",
             first.device_name if first else "—",
             fmt.match(item.suggestions[0] if item.suggestions else None),
             fmt.reason(p.reason) if p else "—",
-            fmt.short(p.entered_at if p else None, tz),
+            entered,
             retained,
             fmt.day(p.data_expires_at if p else None, tz),
         ]

@@ -20,8 +20,7 @@ from tui_client.api import ApiError
 from tui_client.messages import AccountChanged
 from tui_client.screens.base import ClientApp
 from tui_client.screens.plan import preview_then_apply
-
-MAX_LIMIT = 10_000_000  # the server refuses more (docs/api.md)
+from tui_client.settings_change import MAX_LIMIT, SettingsChange
 
 REVIEW_ON = "Every new user will wait in the queue for an admin, even while licenses are free."
 REVIEW_OFF = (
@@ -77,10 +76,10 @@ def toggle_review(app: App[Any]) -> None:
     change = _change(
         app,
         f"Turn manual review {state}?",
+        SettingsChange(manual_review=on),
         confirm=f"Turn {state}",
         body=REVIEW_ON if on else REVIEW_OFF,
         done=f"Manual review is {state}.",
-        manual_review=on,
     )
     app.run_worker(change, group="settings", exit_on_error=False)
 
@@ -98,9 +97,9 @@ def change_limit(app: App[Any]) -> None:
         change = _change(
             app,
             f"Change the license limit from {account.license_limit:,} to {limit:,}?",
+            SettingsChange(license_limit=limit),
             confirm="Change the limit",
             done=f"The license limit is {limit:,}.",
-            license_limit=limit,
         )
         app.run_worker(change, group="settings", exit_on_error=False)
 
@@ -110,12 +109,11 @@ def change_limit(app: App[Any]) -> None:
 async def _change(
     app: App[Any],
     title: str,
+    change: SettingsChange,
     *,
     confirm: str,
     done: str,
     body: str = "",
-    manual_review: bool | None = None,
-    license_limit: int | None = None,
 ) -> None:
     client = cast(ClientApp, app)
     api = client.api
@@ -123,10 +121,8 @@ async def _change(
         account = await preview_then_apply(
             app,
             title,
-            lambda: api.preview_settings(manual_review=manual_review, license_limit=license_limit),
-            lambda version: api.update_settings(
-                manual_review=manual_review, license_limit=license_limit, expected_version=version
-            ),
+            lambda: api.preview_settings(change),
+            lambda version: api.update_settings(change, version),
             confirm=confirm,
             body=body,
         )

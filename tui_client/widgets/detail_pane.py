@@ -50,6 +50,9 @@ def describe(detail: UserDetail, tz: tzinfo | None, width: int) -> Content:
     lines.append(Content(f"Last activity  {fmt.when(detail.last_activity_at, tz)}"))
     if detail.pending is not None:
         lines.append(Content(f"Data expires   {fmt.when(detail.pending.data_expires_at, tz)}"))
+        if detail.pending.due_at is not None:
+            due = Content(f"Due            {fmt.when(detail.pending.due_at, tz)}")
+            lines.append(due + Content.styled("  overdue", "b $error") if detail.pending.overdue else due)
 
     lines += [Content(""), safe.styled((f"Agents ({len(detail.agents)})", "b $accent"))]
     for a in detail.agents:
