@@ -54,17 +54,30 @@ def test_selection_and_remove_dialog(snap_compare: Compare, seeded: ThreadedServ
 
 
 def test_assign_picker(snap_compare: Compare, seeded: ThreadedServer) -> None:
-    """The searchable user picker, narrowed by typing."""
+    """The searchable user picker, narrowed by typing, then ↓ to the list.
+
+    The list has the focus when the picture is taken: a focused search box shows a blinking
+    cursor, and whether a blink lands between the last key and the picture is a race.
+    """
 
     async def run_before(pilot: Pilot[Any]) -> None:
         app = await _live(pilot)
         await pilot.press("s")
         await wait_until(pilot, lambda: bool(app.screen.query("#picker-options")), "the picker")
         options = app.screen.query_one("#picker-options", OptionList)
-        app.screen.query_one("#picker-search", Input).cursor_blink = False  # a blink is a race
+        search = app.screen.query_one("#picker-search", Input)
+        await wait_until(pilot, lambda: options.option_count > 0, "the unfiltered list")
         unfiltered = options.option_count
         await pilot.press(*"ma")
-        await wait_until(pilot, lambda: 0 < options.option_count < unfiltered, "the narrowed list")
+        await wait_until(pilot, lambda: search.value == "ma", "the typed search")
+
+        def narrowed() -> bool:  # to "ma", not to the "m" typed before it (names and logons show)
+            shown = [str(options.get_option_at_index(i).prompt).lower() for i in range(options.option_count)]
+            return 0 < len(shown) < unfiltered and all("ma" in label for label in shown)
+
+        await wait_until(pilot, narrowed, "the list narrowed to 'ma'")
+        await pilot.press("down")
+        await wait_until(pilot, lambda: options.has_focus and options.highlighted == 0, "the list focused")
 
     assert snap_compare(seeded.app(), terminal_size=SIZE, run_before=run_before)
 
