@@ -134,9 +134,16 @@ def arrived(
 ) -> dict[str, Any]:
     """``before`` as it would be had one event of ``seconds`` arrived for the agent at ``at``."""
     after = copy.deepcopy(before)
+    # Reported under the agent's own key: its origin is the agent itself.
     after["activity"] = _sorted(
-        (a, u, o, n + 1, total + seconds) if (a, u, o) == (agent_id, user_id, None) else (a, u, o, n, total)
+        (a, u, o, n + 1, total + seconds)
+        if (a, u, o) == (agent_id, user_id, agent_id)
+        else (a, u, o, n, total)
         for a, u, o, n, total in after["activity"]
+    )
+    after["chunks"] = _sorted(
+        (a, u, o, n + 1) if (a, u, o) == (agent_id, user_id, agent_id) else (a, u, o, n)
+        for a, u, o, n in after["chunks"]
     )
     after["agents"] = _sorted((*r[:-1], at) if r[0] == agent_id else r for r in after["agents"])
     after["users"] = _sorted((*r[:-1], at) if r[0] == user_id else r for r in after["users"])

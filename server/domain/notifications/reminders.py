@@ -77,15 +77,14 @@ async def due(session: AsyncSession, account: Account, now: datetime) -> Due:
     soon = retention.cutoff(now + timedelta(days=EXPIRING_DAYS), account.retention_days)
     expiring_ids = sorted((start, user_id) for user_id, start in oldest.items() if start < soon)
     expiring_total = len(expiring_ids)
-    names = dict(
-        (
-            await session.execute(
-                sa.select(col(User.id), col(User.display_name)).where(
-                    col(User.id).in_([u for _, u in expiring_ids[:LIST_LIMIT]])
-                )
+    names = {
+        user_id: name
+        for user_id, name in await session.execute(
+            sa.select(col(User.id), col(User.display_name)).where(
+                col(User.id).in_([u for _, u in expiring_ids[:LIST_LIMIT]])
             )
-        ).tuples()
-    )
+        )
+    }
     expiring = [
         ReminderEntry(names[user_id], start + timedelta(days=account.retention_days))
         for start, user_id in expiring_ids[:LIST_LIMIT]

@@ -13,10 +13,10 @@ apps are the :data:`~server.domain.activity.report.TOP_APPS` most active, ties b
 
 **Cost.** Read from the rollups kept at ingest (:mod:`server.domain.activity.chunks`), never
 by loading events: for any number of users, one statement sums the rows wholly inside the
-window by user and UTC day, one by user and app, and one finds the rows the window's ends cut
+window by user and UTC day, one by user and app and finds the rows the window's ends cut
 (only its first and last day can hold one); their events alone are read from the chunks of
-that day. The latest end is two statements: each user's latest day (an index seek), then the
-rows of that day and the one before (an event lasts at most a day).
+that day. The latest end is one statement: per user, the rows of its latest day and of the
+day with rows before it (an event lasts at most a day), found by index seeks.
 """
 
 from __future__ import annotations
@@ -67,30 +67,62 @@ _BY_DAY = (
     .where(_IN_DAYS, _INSIDE)
     .group_by(_R.user_id, _R.day)
 )
-_BY_APP = sa.select(_R.user_id, _R.app, _seconds()).where(_IN_DAYS, _INSIDE).group_by(_R.user_id, _R.app)
-# Rows the window's ends cut: some of their events are in it, some not.
-_CUT = sa.select(_R.user_id, _R.agent_id, _R.origin_agent_id, _R.day, _R.app, _R.productivity).where(
-    _IN_DAYS,
-    _R.day.in_([sa.bindparam("lo_day", type_=sa.Date()), sa.bindparam("hi_day", type_=sa.Date())]),
-    sa.not_(_INSIDE),
-    _R.last_start >= sa.bindparam("lo"),
-    _R.first_start <= sa.bindparam("hi"),
+
+
+def _none(type_: Any) -> Any:
+    return sa.cast(sa.null(), type_)
+
+
+# Per user and app, the seconds of the rows wholly inside the window; and in the same
+# statement (agent_id not null), the rows the window's ends cut: some of their events are in
+# it, some not. Only the window's first and last days can hold one.
+_APPS_AND_CUT = sa.union_all(
+    sa.select(
+        _R.user_id,
+        _R.app,
+        _seconds(),
+        _none(sa.Integer()),
+        _none(sa.Integer()),
+        _none(sa.Date()),
+        _none(sa.String()),
+    )
+    .where(_IN_DAYS, _INSIDE)
+    .group_by(_R.user_id, _R.app),
+    sa.select(
+        _R.user_id, _R.app, _none(sa.BigInteger()), _R.agent_id, _R.origin_agent_id, _R.day, _R.productivity
+    ).where(
+        _IN_DAYS,
+        _R.day.in_([sa.bindparam("lo_day", type_=sa.Date()), sa.bindparam("hi_day", type_=sa.Date())]),
+        sa.not_(_INSIDE),
+        _R.last_start >= sa.bindparam("lo"),
+        _R.first_start <= sa.bindparam("hi"),
+    ),
 )
 
-_LATEST = ROLLUP.alias("latest")
-# Each user's latest day: one index seek per user (a correlated max over an index prefix).
-_LAST_DAY = sa.select(
+
+def _max_day(alias: str, before: Any = None) -> Any:
+    """A user's latest day with rollup rows (before ``before``, when given): an index seek."""
+    r = ROLLUP.alias(alias)
+    where = [r.c.user_id == USER.c.id] + ([] if before is None else [r.c.day < before])
+    return sa.select(sa.func.max(r.c.day)).where(*where).correlate(USER).scalar_subquery()
+
+
+# The latest end lies among the events of the user's latest day and of the day with events
+# before it (an event lasts at most a day, so one starting earlier ends before the latest
+# day's first start): three index seeks and two days of rows per user, one statement.
+_LATEST_DAY = _max_day("latest_day")
+_FROM_DAY = sa.func.coalesce(_max_day("prior_day", _LATEST_DAY), _LATEST_DAY)
+_ENDED = ROLLUP.alias("ended")
+_LAST_END = sa.select(
     USER.c.id,
-    sa.select(sa.func.max(_LATEST.c.day))
-    .where(_LATEST.c.user_id == USER.c.id)
-    .correlate(USER)
-    .scalar_subquery(),
+    sa.type_coerce(
+        sa.select(sa.func.max(_ENDED.c.last_end))
+        .where(_ENDED.c.user_id == USER.c.id, _ENDED.c.day >= _FROM_DAY)
+        .correlate(USER)
+        .scalar_subquery(),
+        UTCDateTime(),
+    ),
 ).where(USER.c.account_id == sa.bindparam("account_id"), USER.c.id.in_(sa.bindparam("ids", expanding=True)))
-_LAST_END = (
-    sa.select(_R.user_id, sa.type_coerce(sa.func.max(_R.last_end), UTCDateTime()))
-    .where(sa.tuple_(_R.user_id, _R.day).in_(sa.bindparam("pairs", expanding=True)))
-    .group_by(_R.user_id)
-)
 
 
 # ---------------------------------------------------------------------------- reads
@@ -170,9 +202,14 @@ async def activity_by_user(
 
     for user_id, day, active, productive, unproductive in await session.execute(_BY_DAY, params):
         add_day(user_id, day, int(active), int(productive), int(unproductive))
-    for user_id, app, seconds in await session.execute(_BY_APP, params):
-        app_seconds[user_id][app] += int(seconds)
-    cut = {tuple(r) for r in await session.execute(_CUT, params)}
+    cut: set[tuple[Any, ...]] = set()
+    for user_id, app, seconds, agent_id, origin_id, day, productivity in await session.execute(
+        _APPS_AND_CUT, params
+    ):
+        if agent_id is None:
+            app_seconds[user_id][app] += int(seconds)
+        else:
+            cut.add((user_id, agent_id, origin_id, day, app, productivity))
     if cut:
         for s in await chunks.events_of(session, {(r[0], r[3]) for r in cut}):
             e = s.event
@@ -210,9 +247,5 @@ async def last_activity_by_user(
     """When each user's latest stored event ended (start + duration); absent when it has none."""
     if not user_ids:
         return {}
-    last_days = await session.execute(_LAST_DAY, {"account_id": account_id, "ids": sorted(set(user_ids))})
-    pairs = [(u, d - timedelta(days=n)) for u, d in last_days if d is not None for n in (0, 1)]
-    if not pairs:
-        return {}
-    rows = await session.execute(_LAST_END, {"pairs": pairs})
+    rows = await session.execute(_LAST_END, {"account_id": account_id, "ids": sorted(set(user_ids))})
     return {int(user_id): ended for user_id, ended in rows if ended is not None}
