@@ -111,10 +111,8 @@ def upgrade() -> None:
     op.drop_table("activity_event")
 
 
-def downgrade() -> None:
-    events = op.create_table(
-        "activity_event",
-        sa.Column("id", sa.Integer(), nullable=False),
+def _event_columns() -> list[sa.Column[object]]:
+    return [
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("agent_id", sa.Integer(), nullable=False),
         sa.Column("start", _UTC(timezone=True), nullable=False),
@@ -124,6 +122,14 @@ def downgrade() -> None:
         sa.Column("url", sa.String(length=2048), nullable=True),
         sa.Column("productivity", sa.String(length=16), nullable=False),
         sa.Column("origin_agent_id", sa.Integer(), nullable=True),
+    ]
+
+
+def downgrade() -> None:
+    events = op.create_table(
+        "activity_event",
+        sa.Column("id", sa.Integer(), nullable=False),
+        *_event_columns(),
         sa.ForeignKeyConstraint(["agent_id"], ["agent.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["user_id"], ["user.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
@@ -135,7 +141,7 @@ def downgrade() -> None:
     removed = op.create_table(
         "removed_activity_event",
         sa.Column("shadow_id", sa.Integer(), nullable=False),
-        *[c.copy() for c in events.columns if c.name != "id"],
+        *_event_columns(),
         sa.PrimaryKeyConstraint("shadow_id"),
     )
     op.create_index("ix_removed_activity_event_user_id", "removed_activity_event", ["user_id"], unique=False)
