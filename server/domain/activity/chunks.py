@@ -372,3 +372,17 @@ async def rekey(session: AsyncSession, match: dict[str, Any], **values: Any) -> 
 async def delete_users(session: AsyncSession, user_ids: Sequence[int]) -> None:
     for table in (CHUNK, ROLLUP):
         await session.execute(sa.delete(table).where(table.c.user_id.in_(list(user_ids))))
+
+
+async def store(session: AsyncSession, events: Iterable[tuple[int, int, Event]]) -> int:
+    """Store ``(user_id, agent_id, event)`` as ingestion would (a seed's or a bench's rows,
+    reported under the agent's own key); returns how many."""
+    by_agent: dict[tuple[int, int], list[Event]] = {}
+    for user_id, agent_id, event in events:
+        by_agent.setdefault((user_id, agent_id), []).append(event)
+    writes = Writes()
+    for (user_id, agent_id), found in by_agent.items():
+        for i in range(0, len(found), 1_000):
+            writes.add(user_id, agent_id, agent_id, found[i : i + 1_000])
+    await writes.flush(session)
+    return sum(len(v) for v in by_agent.values())
