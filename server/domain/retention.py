@@ -2,8 +2,11 @@
 
 :func:`purge` is the hourly job and ``plm purge``. It deletes, per account, the events of
 ``PENDING`` users whose start is before ``now - retentionDays``: a rolling window, applied
-every hour. ``PendingInfo`` counts the rows that are there, so it is exact about what is
-retained; an event outlives its expiry by at most the hour between runs. Licensed users'
+every hour. ``PendingInfo`` counts what is stored, so it is exact about what is retained;
+an event outlives its expiry by at most the hour between runs. Activity is stored as chunks
+and rollups (:mod:`server.domain.activity.chunks`): rows holding only expired events are
+deleted whole, and the day the cutoff falls in is rewritten from its chunks
+(:func:`purge_account`). Licensed users'
 activity is never touched here, nor what a user recorded while licensed before a lowered
 limit or a release moved it to the queue (events starting before ``user.licensed_until``);
 the pending users themselves stay in the queue.

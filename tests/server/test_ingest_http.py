@@ -246,13 +246,15 @@ async def test_event_starts_are_stored_exactly_as_every_other_timestamp(
 def test_the_fast_sqlite_timestamp_binder_writes_exactly_sqlalchemys_text(t: datetime) -> None:
     from sqlalchemy.dialects import sqlite
 
-    from server.domain.activity.chunks import CHUNK, binders
+    from server.domain.activity.chunks import CHUNK, binders, micros, micros_binder
 
     dialect = sqlite.dialect()  # type: ignore[no-untyped-call]
     start_type = CHUNK.c.first_start.type.dialect_impl(dialect)
     stamp, _ = binders(dialect)
     assert stamp(t) == start_type.bind_processor(dialect)(t)
     assert stamp.__name__ == "fast"  # the fast path is in use
+    assert micros_binder(dialect)(micros(t)) == start_type.bind_processor(dialect)(t)
+    assert micros_binder(dialect).__name__ == "fast"
 
 
 async def test_healthz(http: httpx.AsyncClient) -> None:

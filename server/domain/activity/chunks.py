@@ -95,21 +95,35 @@ class Writes:
     def add(self, user_id: int, agent_id: int, origin_id: int, events: Iterable[Event]) -> None:
         by_day: dict[int, list[tuple[int, int, str, str | None, str | None, str]]] = {}
         rollups = self.rollups
+        # The hottest loop of ingestion (once per event): locals, no calls it can spare.
+        epoch, us = _EPOCH, _US
+        day_events: list[tuple[int, int, str, str | None, str | None, str]] | None = None
+        day = -1
         for e in events:
-            s = micros(e.start)
+            s = (e.start - epoch) // us
             d = s // _DAY_US
-            by_day.setdefault(d, []).append((s, e.duration_seconds, e.app, e.title, e.url, e.productivity))
-            key = (agent_id, origin_id, d, e.app, e.productivity)
-            end = s + e.duration_seconds * 1_000_000
+            if d != day:
+                day_events = by_day.get(d)
+                if day_events is None:
+                    day_events = by_day[d] = []
+                day = d
+            app, productivity, seconds = e.app, e.productivity, e.duration_seconds
+            assert day_events is not None
+            day_events.append((s, seconds, app, e.title, e.url, productivity))
+            key = (agent_id, origin_id, d, app, productivity)
+            end = s + seconds * 1_000_000
             t = rollups.get(key)
             if t is None:
-                rollups[key] = _Totals(user_id, 1, e.duration_seconds, s, s, end)
+                rollups[key] = _Totals(user_id, 1, seconds, s, s, end)
             else:
                 t.count += 1
-                t.seconds += e.duration_seconds
-                t.first = min(t.first, s)
-                t.last = max(t.last, s)
-                t.last_end = max(t.last_end, end)
+                t.seconds += seconds
+                if s < t.first:
+                    t.first = s
+                if s > t.last:
+                    t.last = s
+                if end > t.last_end:
+                    t.last_end = end
         for d, day_events in by_day.items():
             starts = [ev[0] for ev in day_events]
             self.chunks.append(
@@ -225,6 +239,29 @@ def binders(dialect: sa.Dialect) -> tuple[Callable[[datetime], Any], Callable[[d
     return found
 
 
+_NAIVE_EPOCH = _EPOCH.replace(tzinfo=None)
+_micro_binders: dict[str, Callable[[int], Any]] = {}
+
+
+def micros_binder(dialect: sa.Dialect) -> Callable[[int], Any]:
+    """How a timestamp given in µs since the epoch is bound: as :func:`binders` binds it, and
+    on SQLite without making an aware datetime first (checked on the same probes)."""
+    found = _micro_binders.get(dialect.name)
+    if found is None:
+        stamp, _ = binders(dialect)
+
+        def slow(us: int) -> Any:
+            return stamp(_time(us))
+
+        def fast(us: int) -> str:
+            return (_NAIVE_EPOCH + us * _US).isoformat(" ", "microseconds")
+
+        probes = [micros(p) for p in _BIND_PROBES]
+        use_fast = dialect.name == "sqlite" and all(fast(p) == slow(p) for p in probes)
+        found = _micro_binders[dialect.name] = fast if use_fast else slow
+    return found
+
+
 def _insert_sql(conn: AsyncConnection, table: sa.Table, columns: Sequence[str]) -> str | None:
     dialect = conn.dialect
     placeholder = _PLACEHOLDERS.get(dialect.paramstyle)
@@ -251,13 +288,11 @@ async def insert_chunks(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) 
             ],
         )
         return
-    stamp, day = binders(conn.dialect)
+    _, day = binders(conn.dialect)
+    stamp = micros_binder(conn.dialect)
     await conn.exec_driver_sql(
         sql,
-        [
-            (u, a, o, day(_day(d * _DAY_US)), stamp(_time(f)), stamp(_time(la)), n, b)
-            for u, a, o, d, f, la, n, b in rows
-        ],
+        [(u, a, o, day(_day(d * _DAY_US)), stamp(f), stamp(la), n, b) for u, a, o, d, f, la, n, b in rows],
     )
 
 
@@ -278,7 +313,8 @@ async def upsert_rollups(session: AsyncSession, rollups: dict[_Key, _Totals]) ->
         f" last_start = {greatest}({name}.last_start, excluded.last_start),"
         f" last_end = {greatest}({name}.last_end, excluded.last_end)"
     )
-    stamp, day = binders(dialect)
+    _, day = binders(dialect)
+    stamp = micros_binder(dialect)
     days: dict[int, Any] = {}
     params = []
     for (agent, origin, d, app, productivity), t in rollups.items():
@@ -295,9 +331,9 @@ async def upsert_rollups(session: AsyncSession, rollups: dict[_Key, _Totals]) ->
                 t.user_id,
                 t.count,
                 t.seconds,
-                stamp(_time(t.first)),
-                stamp(_time(t.last)),
-                stamp(_time(t.last_end)),
+                stamp(t.first),
+                stamp(t.last),
+                stamp(t.last_end),
             )
         )
     await conn.exec_driver_sql(sql, params)
