@@ -9,9 +9,10 @@ PostgreSQL with default durability, when its binaries are installed), then:
    server's CPU per event (steadier than throughput on a shared machine);
 2. bytes on disk per stored event (SQLite: the file after a WAL checkpoint; PostgreSQL: the
    database's size), over the events stored;
-3. two ceilings in-process, same database and settings, 100 events per transaction: today's
-   storage (chunks and rollups, :mod:`server.domain.activity.chunks`), and the one-row-per-
-   event table it replaced (two indexes, foreign keys) → events/s, and the ratios;
+3. two ceilings in-process, same database and settings, in transactions of as many 100-event
+   batches as there are clients (what one group commit holds at most), for as many agents:
+   today's storage (chunks and rollups, :mod:`server.domain.activity.chunks`), and the
+   one-row-per-event table it replaced (two indexes, foreign keys) → events/s, and ratios;
 4. new agents (one heartbeat batch each) → admissions/s (``bench/admission.py`` measures
    admission itself).
 Prints figures beside the issue's targets; asserts nothing.
@@ -105,20 +106,29 @@ def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("server did not start")
 
 
-async def ceilings(url: str, seconds: float, user_id: int, agent_id: int) -> tuple[float, float]:
-    """Events/s in-process, 100 per transaction: today's storage, then one row per event."""
+async def ceilings(url: str, seconds: float, batches: int) -> tuple[float, float]:
+    """Events/s in-process, ``batches`` of 100 events per transaction (one per agent): today's
+    storage, then one row per event."""
     db = Database(url)
+    async with db.read() as session:
+        agents = (
+            await session.execute(
+                sa.text("SELECT user_id, id FROM agent ORDER BY id LIMIT :n"), {"n": batches}
+            )
+        ).all()
     sample = [
-        Event(START + timedelta(seconds=i), 30, APPS[i % 8], f"Document {i}.xlsx", None, "neutral")
+        Event(START + timedelta(seconds=i), 30, APPS[i % 8], f"Document {i}.xlsx", None, PRODUCTIVITY[i % 3])
         for i in range(100)
     ]
+    per_tx = 100 * len(agents)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         async with db.write() as session:
             writes = chunks.Writes()
-            writes.add(user_id, agent_id, agent_id, sample)
+            for user_id, agent_id in agents:
+                writes.add(user_id, agent_id, agent_id, sample)
             await writes.flush(session)
-        n += 100
+        n += per_tx
     stored = n / (time.perf_counter() - t0)
     # The table this storage replaced, with its indexes and foreign keys.
     md = sa.MetaData()
@@ -134,13 +144,14 @@ async def ceilings(url: str, seconds: float, user_id: int, agent_id: int) -> tup
     rows = [
         {"user_id": user_id, "agent_id": agent_id, "start": e.start, "duration_seconds": 30, "app": e.app,
          "title": e.title, "url": None, "productivity": e.productivity, "origin_agent_id": None}
+        for user_id, agent_id in agents
         for e in sample
     ]  # fmt: skip
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         async with db.write_engine.begin() as conn:
             await conn.execute(sa.insert(old), rows)
-        n += 100
+        n += per_tx
     per_row = n / (time.perf_counter() - t0)
     async with db.write_engine.begin() as conn:
         await conn.run_sync(lambda c: old.drop(c))
@@ -264,9 +275,9 @@ def run(url: str, seconds: float, clients: int) -> dict[str, float]:
 
     per_event_bytes, stored_events = bytes_per_event(url)
     print(f"  on disk:      {per_event_bytes:10.1f} bytes per stored event  ({stored_events:,} events)")
-    raw, per_row = asyncio.run(ceilings(url, min(seconds, 10), int(first["userId"]), int(first["agentId"])))
+    raw, per_row = asyncio.run(ceilings(url, min(seconds, 10), clients))
     print(
-        f"  ceiling:      {raw:10,.0f} events/s  (chunks and rollups in-process, 100 events per transaction)"
+        f"  ceiling:      {raw:10,.0f} events/s  (chunks and rollups in-process, {clients} x 100 events per transaction)"
     )
     print(
         f"  row ceiling:  {per_row:10,.0f} events/s  (the one-row-per-event table it replaced, same settings)"
