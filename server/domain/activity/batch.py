@@ -172,7 +172,14 @@ def _plain_event(raw: Any, latest: datetime, apps: dict[str, bool]) -> Event | N
 
 
 def _plain_text(value: Any) -> bool:
-    return value is None or (type(value) is str and free_text_problem(value, 2048) is None)
+    """A title or url :func:`free_text_problem` accepts; ASCII without NUL in two C calls."""
+    if value is None:
+        return True
+    if type(value) is not str:
+        return False
+    if value.isascii() and len(value) <= 2048:
+        return "\x00" not in value
+    return free_text_problem(value, 2048) is None
 
 
 def parse_batch(body: Any, now: datetime | None = None) -> Batch:
