@@ -68,9 +68,18 @@ class InactiveFilter:
         The latest start is the latest of the rollup rows of the user's latest day: two seeks
         per user in ``ix_activity_rollup_user_day``.
         """
-        day = sa.select(sa.func.max(_LAST.c.day)).where(_LAST.c.user_id == _U.id).scalar_subquery()
+        # Correlated to the user explicitly: nested twice, auto-correlation would not reach it.
+        day = (
+            sa.select(sa.func.max(_LAST.c.day))
+            .where(_LAST.c.user_id == _U.id)
+            .correlate(USER)
+            .scalar_subquery()
+        )
         latest = (
-            sa.select(sa.func.max(_R.last_start)).where(_R.user_id == _U.id, _R.day == day).scalar_subquery()
+            sa.select(sa.func.max(_R.last_start))
+            .where(_R.user_id == _U.id, _R.day == day)
+            .correlate(USER)
+            .scalar_subquery()
         )
         last = sa.func.coalesce(latest, sa.bindparam("never", NEVER, type_=_R.last_start.type))
         inner = (
