@@ -105,7 +105,6 @@ AGENT_COLUMNS = (
     "first_seen_at",
     "last_seen_at",
 )
-EVENT_COLUMNS = ("user_id", "agent_id", "start", "duration_seconds", "app", "title", "url", "productivity")
 
 
 def _ts(value: datetime) -> str:
@@ -219,15 +218,37 @@ def build_sqlite(path: Path, pending: int, events: int) -> str:
         for table, columns, rows in (
             ("user", USER_COLUMNS, fixture.users()),
             ("agent", AGENT_COLUMNS, fixture.agents()),
-            ("activity_event", EVENT_COLUMNS, fixture.event_rows()),
         ):
             conn.executemany(
                 f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})',
                 (_sqlite_values(r) for r in rows),
             )
+    conn.close()
+    asyncio.run(_store_events(f"sqlite+aiosqlite:///{path}", fixture))
+    conn = sqlite3.connect(path)
     conn.execute("ANALYZE")
     conn.close()
     return token
+
+
+async def _store_events(url: str, fixture: Fixture) -> None:
+    """Activity as ingestion stores it (chunks and rollups: server.domain.activity.chunks)."""
+    from server.domain.activity import chunks
+    from server.domain.activity.batch import Event
+    from server.infra.db import Database
+
+    db = Database(url)
+    try:
+        async with db.write() as session:
+            await chunks.store(
+                session,
+                (
+                    (u, a, Event(start, seconds, app, title, url_, kind))
+                    for u, a, start, seconds, app, title, url_, kind in fixture.event_rows()
+                ),
+            )
+    finally:
+        await db.dispose()
 
 
 async def _copy_postgres(url: str, fixture: Fixture) -> None:
@@ -238,9 +259,6 @@ async def _copy_postgres(url: str, fixture: Fixture) -> None:
         async with conn.transaction():
             await conn.copy_records_to_table("user", records=fixture.users(), columns=USER_COLUMNS)
             await conn.copy_records_to_table("agent", records=fixture.agents(), columns=AGENT_COLUMNS)
-            await conn.copy_records_to_table(
-                "activity_event", records=fixture.event_rows(), columns=EVENT_COLUMNS
-            )
             # Rows came with explicit ids: move the sequences past them, as inserts would have.
             for table in ("user", "agent"):
                 await conn.execute(
@@ -248,7 +266,12 @@ async def _copy_postgres(url: str, fixture: Fixture) -> None:
                 )
         # What autovacuum leaves a table in after a while: statistics for the planner and a
         # visibility map, so plans are those of a settled database rather than a fresh load.
-        await conn.execute('VACUUM (ANALYZE) "user", agent, activity_event')
+    finally:
+        await conn.close()
+    await _store_events(url, fixture)
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute('VACUUM (ANALYZE) "user", agent, activity_chunk, activity_rollup')
     finally:
         await conn.close()
 

@@ -31,7 +31,9 @@ if str(REPO) not in sys.path:
 import sqlalchemy as sa  # noqa: E402
 
 from server.domain import reclaim  # noqa: E402
-from server.domain.models import ActivityEvent, Agent, User, UserStatus  # noqa: E402
+from server.domain.activity import chunks  # noqa: E402
+from server.domain.activity.batch import Event  # noqa: E402
+from server.domain.models import Agent, User, UserStatus  # noqa: E402
 from server.domain.reads import lists  # noqa: E402
 from server.infra.db import Database  # noqa: E402
 from tests.support import START, make_tenant, sqlite_url  # noqa: E402
@@ -77,24 +79,16 @@ async def seed(db: Database, users: int, events: int) -> int:
         agents: dict[int, int] = dict(
             (await session.execute(sa.select(Agent.user_id, Agent.id))).all()  # type: ignore[call-overload]
         )
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[int, int, Event]] = []
     for n, uid in enumerate(ids):
         if n % 10 == 0:
             continue  # never active
         for e in range(events):
-            rows.append(
-                {
-                    "user_id": uid,
-                    "agent_id": agents[uid],
-                    "start": START + timedelta(minutes=(n * 37 + e * 4321) % (60 * 24 * 60)),
-                    "duration_seconds": 60,
-                    "app": "excel.exe",
-                    "productivity": "productive",
-                }
-            )
+            start = START + timedelta(minutes=(n * 37 + e * 4321) % (60 * 24 * 60))
+            rows.append((uid, agents[uid], Event(start, 60, "excel.exe", None, None, "productive")))
     for i in range(0, len(rows), 20_000):
         async with db.write() as session:
-            await session.execute(sa.insert(ActivityEvent.__table__), rows[i : i + 20_000])  # type: ignore[attr-defined]
+            await chunks.store(session, rows[i : i + 20_000])
     return account
 
 

@@ -30,8 +30,9 @@ from pathlib import Path
 import httpx
 
 from server.domain import accounts
+from server.domain.activity import chunks
+from server.domain.activity.batch import Event
 from server.domain.models import (
-    ActivityEvent,
     Agent,
     PendingReason,
     Role,
@@ -101,17 +102,17 @@ async def seed(url: str, users: int) -> str:
                 )
             session.add_all(agents)
             await session.flush()
-            session.add_all(
-                ActivityEvent(
-                    user_id=agent.user_id,
-                    agent_id=agent.id,
-                    start=agent.first_seen_at,
-                    duration_seconds=120,
-                    app="excel.exe",
-                    productivity="productive",
-                )
-                for agent in agents
-                if agent.id is not None
+            await chunks.store(
+                session,
+                (
+                    (
+                        agent.user_id,
+                        agent.id,
+                        Event(agent.first_seen_at, 120, "excel.exe", None, None, "productive"),
+                    )
+                    for agent in agents
+                    if agent.id is not None
+                ),
             )
         return admin.secret
     finally:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from server.domain import plans
+from server.domain.activity import chunks
 from server.domain.changes import (
     ActionResult,
     Actor,
@@ -34,7 +35,6 @@ from server.domain.changes import (
 from server.domain.errors import DomainError, ErrorCode
 from server.domain.models import (
     Account,
-    ActivityEvent,
     Agent,
     AgentAlias,
     AutoApproveMode,
@@ -99,9 +99,7 @@ async def assign(
     await session.execute(
         sa.update(Agent).where(Agent.user_id == pending.id).values(user_id=target.id)  # type: ignore[arg-type]
     )
-    await session.execute(
-        sa.update(ActivityEvent).where(ActivityEvent.user_id == pending.id).values(user_id=target.id)  # type: ignore[arg-type]
-    )
+    await chunks.rekey(session, {"user_id": pending.id}, user_id=target.id)
     target.first_seen_at = min(target.first_seen_at, pending.first_seen_at)
     target.last_seen_at = max(target.last_seen_at, pending.last_seen_at)
     audit(
@@ -158,15 +156,7 @@ async def merge(
     undo = records.merger(pending, folded, target, owner, followed)
     # Each event remembers the key it was reported under (an alias's origin), so an undo
     # gives it back to its agent, and so do reports under the folded keys from now on.
-    await session.execute(
-        sa.update(ActivityEvent)
-        .where(col(ActivityEvent.agent_id).in_(folded_ids))
-        .values(
-            agent_id=target.id,
-            user_id=target.user_id,
-            origin_agent_id=sa.func.coalesce(col(ActivityEvent.origin_agent_id), col(ActivityEvent.agent_id)),
-        )
-    )
+    await chunks.rekey(session, {"agent_id": folded_ids}, agent_id=target.id, user_id=target.user_id)
     # Aliases the folded agents already had now lead to the target too.
     await session.execute(
         sa.update(AgentAlias).where(AgentAlias.agent_id.in_(folded_ids)).values(agent_id=target.id)  # type: ignore[attr-defined]
@@ -243,7 +233,7 @@ async def remove(
         if key in added:
             keys_of[owner_of[agent_id]].append(key)
     await removed.keep(session, ids, now)
-    await session.execute(sa.delete(ActivityEvent).where(ActivityEvent.user_id.in_(ids)))  # type: ignore[attr-defined]
+    await chunks.delete_users(session, ids)
     await session.execute(sa.delete(AgentAlias).where(AgentAlias.agent_id.in_(agent_ids)))  # type: ignore[attr-defined]
     await session.execute(sa.delete(Agent).where(Agent.user_id.in_(ids)))  # type: ignore[attr-defined]
     changes: list[tuple[QueueAction, int, int | None]] = []

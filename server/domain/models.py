@@ -8,7 +8,7 @@ SQLite as on PostgreSQL. Agent keys are compared case-insensitively through a no
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -181,24 +181,52 @@ class AgentAlias(SQLModel, table=True):
     origin_agent_id: int | None = None
 
 
-class ActivityEvent(SQLModel, table=True):
-    __tablename__ = "activity_event"
-    # Covering for retention and for a pending user's retained totals (count, sum of
-    # durations, oldest start): those reads never touch the table's rows.
-    __table_args__ = (sa.Index("ix_activity_user_start", "user_id", "start", "duration_seconds"),)
+# Activity is stored for its reads (docs/architecture.md, Activity storage): events go in
+# compact chunks, and rollups per agent, UTC day, app and productivity answer every read.
+_BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: the rowid alias
 
-    id: int | None = Field(default=None, primary_key=True)
+
+class ActivityChunk(SQLModel, table=True):
+    """The events one stored batch reported for one agent and UTC day, encoded together
+    (:mod:`server.domain.activity.chunks`): one row where a row per event used to be."""
+
+    __tablename__ = "activity_chunk"
+    __table_args__ = (sa.Index("ix_activity_chunk_user_day", "user_id", "day"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(_BIG_ID, primary_key=True))
     user_id: int = _fk("user.id", index=False)
     agent_id: int = _fk("agent.id")
-    start: datetime = _ts()
-    duration_seconds: int
-    app: str = Field(max_length=256)
-    title: str | None = Field(default=None, max_length=2048)
-    url: str | None = Field(default=None, max_length=2048)
-    productivity: str = Field(max_length=16)
-    # Reported under the key of this agent, since merged into agent_id (an alias's origin),
-    # so undoing the merge gives the event back (server.domain.undo).
-    origin_agent_id: int | None = None
+    # The agent whose key the events were reported under: agent_id itself, or the agent an
+    # alias was before a merge folded it into agent_id (an undone merge gives them back).
+    origin_agent_id: int
+    day: date
+    first_start: datetime = _ts()
+    last_start: datetime = _ts()
+    event_count: int
+    events: bytes = Field(sa_column=sa.Column(sa.LargeBinary(), nullable=False))
+
+
+class ActivityRollup(SQLModel, table=True):
+    """Totals of an agent's events per UTC day, app and productivity, kept at ingest."""
+
+    __tablename__ = "activity_rollup"
+    __table_args__ = (sa.Index("ix_activity_rollup_user_day", "user_id", "day"),)
+
+    agent_id: int = Field(
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("agent.id", ondelete="CASCADE"), primary_key=True)
+    )
+    origin_agent_id: int = Field(primary_key=True)
+    day: date = Field(primary_key=True)
+    app: str = Field(max_length=256, primary_key=True)
+    productivity: str = Field(max_length=16, primary_key=True)
+    user_id: int = _fk("user.id", index=False)
+    event_count: int
+    active_seconds: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False))
+    # The earliest and latest start and the latest end among them: whether a row lies wholly
+    # inside a window, or its events must be read from the chunks of its day.
+    first_start: datetime = _ts()
+    last_start: datetime = _ts()
+    last_end: datetime = _ts()
 
 
 class IngestBatch(SQLModel, table=True):

@@ -31,7 +31,7 @@ from server.domain.changes import (
     require_pending,
 )
 from server.domain.errors import DomainError, ErrorCode
-from server.domain.models import ActivityEvent, PendingReason, QueueAction, User, UserStatus
+from server.domain.models import ActivityRollup, PendingReason, QueueAction, User, UserStatus
 from server.domain.reads.cursors import Keyset, Page, keyset_page
 from server.domain.reads.rows import USER, USER_COLUMNS, UserRow, user_row
 from server.domain.undo import records
@@ -40,7 +40,8 @@ MAX_INACTIVE_DAYS = 365
 # The sort key of a user with no activity at all: before any event, so they come first.
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
-_EV = sa.inspect(ActivityEvent).local_table.c
+_R = ActivityRollup.__table__.c  # type: ignore[attr-defined]
+_LAST = ActivityRollup.__table__.alias("last")  # type: ignore[attr-defined]
 _U = USER.c
 
 
@@ -64,10 +65,23 @@ class InactiveFilter:
     def rows(self) -> sa.Subquery:
         """Licensed users with the start of their latest event (NEVER without one), idle ones only.
 
-        The latest start is one seek per user in ``ix_activity_user_start``.
+        The latest start is the latest of the rollup rows of the user's latest day: two seeks
+        per user in ``ix_activity_rollup_user_day``.
         """
-        latest = sa.select(sa.func.max(_EV.start)).where(_EV.user_id == _U.id).scalar_subquery()
-        last = sa.func.coalesce(latest, sa.bindparam("never", NEVER, type_=_EV.start.type))
+        # Correlated to the user explicitly: nested twice, auto-correlation would not reach it.
+        day = (
+            sa.select(sa.func.max(_LAST.c.day))
+            .where(_LAST.c.user_id == _U.id)
+            .correlate(USER)
+            .scalar_subquery()
+        )
+        latest = (
+            sa.select(sa.func.max(_R.last_start))
+            .where(_R.user_id == _U.id, _R.day == day)
+            .correlate(USER)
+            .scalar_subquery()
+        )
+        last = sa.func.coalesce(latest, sa.bindparam("never", NEVER, type_=_R.last_start.type))
         inner = (
             sa.select(*USER_COLUMNS, last.label("last_active"))
             .where(_U.account_id == self.account_id, _U.status == UserStatus.LICENSED)
@@ -79,7 +93,7 @@ class InactiveFilter:
 def _idle(filt: InactiveFilter) -> tuple[sa.Subquery, list[sa.ColumnElement[bool]]]:
     filt.check()
     inner = filt.rows()
-    cutoff = sa.bindparam("cutoff", filt.now - timedelta(days=filt.days), type_=_EV.start.type)
+    cutoff = sa.bindparam("cutoff", filt.now - timedelta(days=filt.days), type_=_R.last_start.type)
     return inner, [inner.c.last_active < cutoff]
 
 

@@ -2,8 +2,11 @@
 
 :func:`purge` is the hourly job and ``plm purge``. It deletes, per account, the events of
 ``PENDING`` users whose start is before ``now - retentionDays``: a rolling window, applied
-every hour. ``PendingInfo`` counts the rows that are there, so it is exact about what is
-retained; an event outlives its expiry by at most the hour between runs. Licensed users'
+every hour. ``PendingInfo`` counts what is stored, so it is exact about what is retained;
+an event outlives its expiry by at most the hour between runs. Activity is stored as chunks
+and rollups (:mod:`server.domain.activity.chunks`): rows holding only expired events are
+deleted whole, and the day the cutoff falls in is rewritten from its chunks
+(:func:`purge_account`). Licensed users'
 activity is never touched here, nor what a user recorded while licensed before a lowered
 limit or a release moved it to the queue (events starting before ``user.licensed_until``);
 the pending users themselves stay in the queue.
@@ -34,9 +37,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from server.domain import changes
+from server.domain.activity import chunks
+from server.domain.activity.chunks import CHUNK as _CHUNKS
+from server.domain.activity.chunks import ROLLUP as _ROLLUPS
+from server.domain.activity.chunks import ROLLUP_KEY
 from server.domain.models import (
     Account,
-    ActivityEvent,
     IngestBatch,
     OutboxMessage,
     OutboxStatus,
@@ -90,45 +96,105 @@ async def _delete(session: AsyncSession, statement: sa.Delete) -> int:
     return int(result.rowcount)
 
 
-async def purge_account(session: AsyncSession, account_id: int, now: datetime, limit: int = CHUNK) -> int:
-    """Delete up to ``limit`` expired events of the account's pending users; returns how many.
+_R, _C, _U = _ROLLUPS.c, _CHUNKS.c, sa.inspect(User).local_table.c
+_USERS = sa.inspect(User).local_table
 
-    Holds the account's lock, as approval does, so a user approved concurrently is either
-    still pending here (and purged before approval) or already licensed (and untouched).
-    Bumps the queue version when anything went: the queue shows retained activity.
+
+def _expired(first: Any, last: Any, before: datetime) -> tuple[Any, Any]:
+    """Whether rows spanning starts ``[first, last]`` hold only expired events, or some.
+
+    An event expires when it starts before ``before`` and not before ``licensed_until``.
     """
+    moved = _U.licensed_until
+    wholly = sa.and_(last < before, sa.or_(moved.is_(None), first >= moved))
+    some = sa.and_(first < before, sa.or_(moved.is_(None), last >= moved))
+    return wholly, some
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    events: int
+    done: bool
+
+
+async def purge_account(
+    session: AsyncSession, account_id: int, now: datetime, limit: int | None = None
+) -> Purged:
+    """Delete expired events of the account's pending users, up to ``limit`` rows of each kind.
+
+    Rollup rows and chunks holding only expired events are deleted; the user-days where the
+    cutoff (or a moved user's ``licensed_until``) falls inside a row are rewritten from their
+    chunks (:func:`chunks.rewrite`). Holds the account's lock, as approval does, so a user
+    approved concurrently is either still pending here (and purged before approval) or
+    already licensed (and untouched). Bumps the queue version when anything went: the queue
+    shows retained activity.
+    """
+    limit = CHUNK if limit is None else limit
     account = await changes.lock_account(session, account_id)
-    pending = sa.select(col(User.id)).where(
-        col(User.account_id) == account_id, col(User.status) == UserStatus.PENDING
-    )
-    # Served by ix_activity_user_start: one range scan per pending user. What a user recorded
-    # while licensed (before it moved to the queue: licensed_until) is never purged.
-    expired = (
-        sa.select(col(ActivityEvent.id))
-        .join(User, col(User.id) == col(ActivityEvent.user_id))
-        .where(
-            col(ActivityEvent.user_id).in_(pending),
-            col(ActivityEvent.start) < cutoff(now, account.retention_days),
-            sa.or_(col(User.licensed_until).is_(None), col(ActivityEvent.start) >= col(User.licensed_until)),
+    before = cutoff(now, account.retention_days)
+    pending = sa.and_(_U.account_id == account_id, _U.status == UserStatus.PENDING)
+    cut: set[tuple[int, Any]] = set()
+    for table in (_ROLLUPS, _CHUNKS):
+        wholly, some = _expired(table.c.first_start, table.c.last_start, before)
+        found = await session.execute(
+            sa.select(table.c.user_id, table.c.day)
+            .join(_USERS, _U.id == table.c.user_id)
+            .where(pending, some, sa.not_(wholly))
+            .distinct()
+            .limit(limit)
         )
-        .limit(limit)
-    )
-    deleted = await _delete(session, sa.delete(ActivityEvent).where(col(ActivityEvent.id).in_(expired)))
+        cut.update((int(u), d) for u, d in found)
+    done = len(cut) < limit
+    moved: dict[int, datetime | None] = {}
+    if cut:
+        users = await session.execute(
+            sa.select(_U.id, _U.licensed_until).where(_U.id.in_(sorted({u for u, _ in cut})))
+        )
+        moved = {int(u): until for u, until in users}
+
+    def keep(s: chunks.StoredEvent) -> bool:
+        until = moved[s.user_id]
+        return not (s.event.start < before and (until is None or s.event.start >= until))
+
+    deleted = await chunks.rewrite(session, cut, keep)
+    # Then whole rows: chunks (counting their events) and rollup rows.
+    wholly, _ = _expired(_C.first_start, _C.last_start, before)
+    gone = (
+        await session.execute(
+            sa.select(_C.id, _C.event_count)
+            .join(_USERS, _U.id == _C.user_id)
+            .where(pending, wholly)
+            .limit(limit)
+        )
+    ).all()
+    if gone:
+        deleted += sum(int(n) for _, n in gone)
+        await session.execute(sa.delete(_CHUNKS).where(_C.id.in_([int(i) for i, _ in gone])))
+    key = sa.tuple_(*(_R[k] for k in ROLLUP_KEY))
+    wholly, _ = _expired(_R.first_start, _R.last_start, before)
+    rows = (
+        await session.execute(
+            sa.select(*(_R[k] for k in ROLLUP_KEY))
+            .join(_USERS, _U.id == _R.user_id)
+            .where(pending, wholly)
+            .limit(limit)
+        )
+    ).all()
+    if rows:
+        await session.execute(sa.delete(_ROLLUPS).where(key.in_([tuple(r) for r in rows])))
+    done = done and len(gone) < limit and len(rows) < limit
     if deleted:
         await changes.bump_queue_version(session, account_id)
-    return deleted
+    return Purged(deleted, done)
 
 
 async def _has_expired(session: AsyncSession, account_id: int, before: datetime) -> bool:
+    """Whether the account's pending users hold any expired event (by their rollup rows)."""
+    _, some = _expired(_R.first_start, _R.last_start, before)
     found = await session.execute(
-        sa.select(col(ActivityEvent.id))
-        .join(User, col(User.id) == col(ActivityEvent.user_id))
-        .where(
-            col(User.account_id) == account_id,
-            col(User.status) == UserStatus.PENDING,
-            col(ActivityEvent.start) < before,
-            sa.or_(col(User.licensed_until).is_(None), col(ActivityEvent.start) >= col(User.licensed_until)),
-        )
+        sa.select(_R.user_id)
+        .join(_USERS, _U.id == _R.user_id)
+        .where(_U.account_id == account_id, _U.status == UserStatus.PENDING, some)
         .limit(1)
     )
     return found.first() is not None
@@ -158,10 +224,11 @@ async def purge(db: Transactions, now: datetime, undo_window: timedelta = timede
                 continue
         while True:
             async with db.write() as session:
-                n = await purge_account(session, account_id, now)
-            if n:
-                report.events_by_account[account_id] = report.events_by_account.get(account_id, 0) + n
-            if n < CHUNK:
+                purged = await purge_account(session, account_id, now)
+            if purged.events:
+                n = report.events_by_account.get(account_id, 0)
+                report.events_by_account[account_id] = n + purged.events
+            if purged.done:
                 break
 
     batches_before = now - timedelta(days=INGEST_BATCH_DAYS)

@@ -16,6 +16,7 @@ import json
 import logging
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -103,6 +104,16 @@ def rate_limited(seconds: int) -> JSONResponse:
     )
 
 
+def _loads(body: bytes) -> Any:
+    """orjson for speed (a quarter of json's time per event); what it refuses (a lone
+    surrogate escape, NaN, an integer beyond 64 bits, deep nesting, UTF-16) goes to the
+    standard library, so answers stay exactly as before: the batch checks name the field."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
 async def _store(svc: runtime.Services, request: Request, account_id: int) -> JSONResponse:
     telemetry = svc.telemetry
     body = await read_body(request, MAX_BODY_BYTES)
@@ -110,7 +121,7 @@ async def _store(svc: runtime.Services, request: Request, account_id: int) -> JS
         telemetry.count(telemetry.ingest_batches, "too_large")
         return error(413, "PAYLOAD_TOO_LARGE", f"the body is over {MAX_BODY_BYTES} bytes")
     try:
-        decoded = json.loads(body)
+        decoded = _loads(body)
     except (ValueError, RecursionError) as exc:  # incl. decode errors and over-long integers
         telemetry.count(telemetry.ingest_batches, "invalid")
         return error(400, "INVALID_JSON", f"the body is not JSON: {exc}")

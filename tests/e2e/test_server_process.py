@@ -83,7 +83,9 @@ async def test_every_acknowledged_batch_survives_kill_9_and_none_is_stored_twice
     assert len(acked) >= 300
 
     with server_process(env) as again, sqlite3.connect(tmp_path / "plm.db") as conn:
-        stored = dict(conn.execute("SELECT app, count(*) FROM activity_event GROUP BY app").fetchall())
+        stored = dict(
+            conn.execute("SELECT app, sum(event_count) FROM activity_rollup GROUP BY app").fetchall()
+        )
         for batch_id, n in acked.items():
             assert stored.get(batch_id) == n, f"acknowledged batch {batch_id} lost or partial"
         assert all(stored[b] == len(bodies[b]["events"]) for b in stored), "a batch was half-stored"
@@ -93,7 +95,9 @@ async def test_every_acknowledged_batch_survives_kill_9_and_none_is_stored_twice
                 r = await http.post("/ingest", json=body, headers=headers)
                 assert r.status_code == 202
                 assert r.json()["duplicate"] is (batch_id in stored)
-        after = dict(conn.execute("SELECT app, count(*) FROM activity_event GROUP BY app").fetchall())
+        after = dict(
+            conn.execute("SELECT app, sum(event_count) FROM activity_rollup GROUP BY app").fetchall()
+        )
     assert after == {b: len(bodies[b]["events"]) for b in bodies}
 
 

@@ -12,8 +12,9 @@ from server.domain.models import QueueAction
 from server.infra.db import Database
 from tests.graphql.helpers import Gql
 from tests.graphql.test_seat_plans import ingest
+from tests.graphql.test_user_activity import report
 from tests.server.domain import admin, arrive, audit, snapshot
-from tests.support import START, FakeClock, Tenant
+from tests.support import START, FakeClock, Tenant, make_tenant
 
 SETTINGS = """mutation($m: Boolean, $l: Int, $a: AutoApproveMode, $d: [String!], $t: Int, $v: String) {
   updateAccountSettings(input: {manualReview: $m, licenseLimit: $l, autoApprove: $a, autoApproveDomains: $d,
@@ -313,3 +314,32 @@ async def test_a_settings_write_that_lets_the_rule_license_someone_moves_the_que
     after = (await settings(gql, tenant, l=3))["account"]
     assert (await status(gql, tenant, licensed[0]))["status"] == "LICENSED"
     assert after["licensesUsed"] == 2 and after["queueVersion"] != version
+
+
+async def test_inactive_users_whose_latest_activity_fell_on_different_days(
+    gql: Gql, db: Database, clock: FakeClock
+) -> None:
+    # Each user's latest start is read from its own latest day of activity, not the account's.
+    t = await make_tenant(db, licenses=5)
+    now = clock.now
+    ids = [
+        await report(
+            db,
+            t,
+            logon,
+            now,
+            *((now - timedelta(days=d, hours=h), 60, "excel.exe", "neutral") for d, h in days),
+        )
+        for logon, days in (
+            ("older", [(30, 0), (31, 2)]),
+            ("newer", [(20, 5)]),
+            ("newest", [(16, 1), (40, 0)]),
+        )
+    ]
+    never = (await arrive(db, t.account_id, "PC-NEVER", "never", now=now)).user_id
+    page = (await gql(t.admin_token, INACTIVE, days=14, first=10)).ok()["inactiveUsers"]
+    assert [e["node"]["id"] for e in page["edges"]] == [str(never), *map(str, ids)]
+    assert [
+        e["node"]["id"]
+        for e in (await gql(t.admin_token, INACTIVE, days=25, first=10)).ok()["inactiveUsers"]["edges"]
+    ] == [str(never), str(ids[0])]

@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import event
 
+from server.domain import reclaim
+from server.domain.changes import Actor
 from server.infra.db import Database
 from tests.graphql.helpers import PENDING_PAGE, Gql
 from tests.graphql.test_queries import report
@@ -86,6 +88,10 @@ async def test_activity_and_last_activity_cost_a_fixed_number_of_statements(
                 (START - timedelta(days=d, minutes=i), 60 + d, f"app{d % 7}.exe", "productive")
                 for d in range(12)
             ],
+            # Two events of one rollup row on either side of the week's start: the week's
+            # window cuts that row, and reads its events from their chunk.
+            (START - timedelta(days=7, minutes=-1), 30, "edge.exe", "neutral"),
+            (START - timedelta(days=7, minutes=30), 30, "edge.exe", "neutral"),
         )
 
     counts = {}
@@ -102,7 +108,40 @@ async def test_activity_and_last_activity_cost_a_fixed_number_of_statements(
         counts[first] = len(statements)
     assert counts[50] == counts[5], counts
     # auth, page, agents, retained, last activity, and per distinct `days` (30, 7) a daily and
-    # an apps statement (+ BEGIN/ROLLBACK noise, if any)
+    # an apps-and-cut-rows statement, the cut rows' chunks (the week's) (+ BEGIN/ROLLBACK noise)
+    assert counts[50] <= 11, counts
+
+
+async def test_retained_activity_of_released_users_costs_a_fixed_number_of_statements(
+    gql: Gql, db: Database
+) -> None:
+    # Released users keep what they recorded while licensed; a row of the day of their
+    # release holds events from both sides of it, so their retained figures read its chunk.
+    t = await make_tenant(db, licenses=60)
+    ids = [
+        await report_events(
+            db,
+            t,
+            f"r{i}",
+            START,
+            (START - timedelta(minutes=10 + i), 60, "excel.exe", "productive"),
+            (START + timedelta(minutes=10), 45, "excel.exe", "productive"),
+        )
+        for i in range(55)
+    ]
+    async with db.write() as session:
+        await reclaim.release(session, Actor.system(t.account_id), ids, START)
+
+    counts = {}
+    for first in (5, 50):
+        with counting(db) as statements:
+            page = (await gql(t.admin_token, PENDING_PAGE, first=first)).ok()["pendingUsers"]
+        assert len(page["edges"]) == first
+        assert all(e["node"]["pending"]["retainedEventCount"] == 1 for e in page["edges"]), page
+        assert all(e["node"]["pending"]["retainedActiveSeconds"] == 45 for e in page["edges"]), page
+        counts[first] = len(statements)
+    assert counts[50] == counts[5], counts
+    # auth, page, count, agents, agents' users, retained, its cut rows, their chunks (+ BEGIN)
     assert counts[50] <= 10, counts
 
 

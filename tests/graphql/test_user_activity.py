@@ -246,9 +246,23 @@ async def test_last_activity_at_is_when_the_latest_event_ended(
         (now - timedelta(hours=2), 60, "excel.exe", "neutral"),
     )
 
+    # ... also one that started the day before the latest start's day.
+    overnight_start = now.replace(hour=0) - timedelta(hours=2)
+    overnight = await report(
+        db,
+        t,
+        "overnight",
+        now,
+        (now - timedelta(days=6), 60, "excel.exe", "neutral"),
+        (overnight_start, 20 * 3600, "excel.exe", "neutral"),
+        (now - timedelta(hours=1), 60, "excel.exe", "neutral"),
+    )
+
     assert (await read(gql, t, quiet))["lastActivityAt"] is None
     ended = (await read(gql, t, busy))["lastActivityAt"]
     assert datetime.fromisoformat(ended) == long_start + timedelta(hours=4)
+    ended = (await read(gql, t, overnight))["lastActivityAt"]
+    assert datetime.fromisoformat(ended) == overnight_start + timedelta(hours=20)
 
 
 async def test_a_licensed_users_activity(gql: Gql, db: Database, clock: FakeClock) -> None:

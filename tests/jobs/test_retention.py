@@ -15,10 +15,11 @@ from server.domain import retention
 from server.domain.activity import ingestion
 from server.domain.activity.batch import Batch, Event
 from server.domain.admission import AgentReport
-from server.domain.models import Account, ActivityEvent, IngestBatch, UserStatus
+from server.domain.models import Account, IngestBatch, UserStatus
 from server.infra.db import Database
 from server.web import schedule as jobs
 from server.web.runtime import Services
+from tests.server.domain import events
 from tests.support import START, FakeClock, make_tenant, sqlite_url
 
 
@@ -36,13 +37,7 @@ async def report(db: Database, account_id: int, logon: str, starts: list[datetim
 
 
 async def starts_of(db: Database, user_id: int) -> list[datetime]:
-    async with db.read() as session:
-        rows = await session.execute(
-            sa.select(col(ActivityEvent.start))
-            .where(col(ActivityEvent.user_id) == user_id)
-            .order_by(col(ActivityEvent.start))
-        )
-        return list(rows.scalars())
+    return sorted(s.event.start for s in await events(db, user_id=user_id))
 
 
 async def queue_version(db: Database, account_id: int) -> int:

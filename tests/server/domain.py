@@ -8,10 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from server.domain import admission
+from server.domain.activity.chunks import CHUNK, ROLLUP, StoredEvent, decode
 from server.domain.admission import AgentReport
 from server.domain.changes import Actor
 from server.domain.models import (
-    ActivityEvent,
     Agent,
     AgentAlias,
     AuditEntry,
@@ -59,6 +59,27 @@ async def count(db: Database, model: Any, *where: Any) -> int:
         )
 
 
+async def events(db: Database, **match: int) -> list[StoredEvent]:
+    """The stored events (decoded from their chunks) whose columns have these values
+    (``user_id``, ``agent_id``, ``origin_agent_id``); checks the rollups agree on their number."""
+    async with db.read() as s:
+        rows = await s.execute(
+            sa.select(CHUNK.c.user_id, CHUNK.c.agent_id, CHUNK.c.origin_agent_id, CHUNK.c.events).where(
+                *(CHUNK.c[k] == v for k, v in match.items())
+            )
+        )
+        found = [StoredEvent(u, a, o, e) for u, a, o, blob in rows for e in decode(blob)]
+        rolled = (
+            await s.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(ROLLUP.c.event_count), 0)).where(
+                    *(ROLLUP.c[k] == v for k, v in match.items())
+                )
+            )
+        ).scalar_one()
+    assert int(rolled) == len(found), "the rollups disagree with the stored events"
+    return found
+
+
 async def audit(db: Database, account_id: int) -> list[AuditEntry]:
     async with db.read() as s:
         return list(
@@ -93,6 +114,10 @@ async def snapshot(db: Database, account_id: int) -> dict[str, Any]:
                 for r in (await s.execute(sa.select(*model.__table__.c).where(where)))
             )
         out["events"] = (
-            await s.execute(sa.select(sa.func.count(), sa.func.sum(ActivityEvent.user_id)))
+            await s.execute(
+                sa.select(
+                    sa.func.sum(ROLLUP.c.event_count), sa.func.sum(ROLLUP.c.user_id * ROLLUP.c.event_count)
+                )
+            )
         ).one()
         return out

@@ -15,7 +15,6 @@ from server.domain.admission import AgentReport
 from server.domain.changes import Actor
 from server.domain.errors import DomainError, ErrorCode, PermissionDenied
 from server.domain.models import (
-    ActivityEvent,
     AgentAlias,
     DoNotTrack,
     PendingReason,
@@ -24,7 +23,7 @@ from server.domain.models import (
     UserStatus,
 )
 from server.infra.db import Database
-from tests.server.domain import admin, agents_of, arrive, audit, count, snapshot, statuses, users
+from tests.server.domain import admin, agents_of, arrive, audit, count, events, snapshot, statuses, users
 from tests.support import START, Tenant, make_tenant
 
 LATER = START.replace(hour=10)
@@ -134,7 +133,7 @@ async def test_assign_moves_agents_and_activity_and_consumes_no_license(db: Data
     assert (result.usage.licenses_used, result.usage.pending_count) == (1, 0)
     assert pending not in await users(db, tenant.account_id)
     assert {a.device_name for a in await agents_of(db, target)} == {"LIC-0", "PEND-0"}
-    assert await count(db, ActivityEvent, ActivityEvent.user_id == target) == 1
+    assert len(await events(db, user_id=target)) == 1
     (entry,) = [e for e in await audit(db, tenant.account_id) if e.action is QueueAction.ASSIGNED]
     assert (entry.user_id, entry.actor_id, entry.queue_entered_at) == (pending, tenant.admin_id, START)
     # A later report from the assigned agent lands on the target user.
@@ -181,7 +180,7 @@ async def test_merge_rekeys_activity_and_leaves_an_alias(db: Database) -> None:
         )
     assert result.agent is not None and result.agent.id == target_agent.id
     assert pending not in await users(db, tenant.account_id)
-    assert await count(db, ActivityEvent, ActivityEvent.agent_id == target_agent.id) == 1
+    assert len(await events(db, agent_id=target_agent.id)) == 1
     async with db.read() as s:
         alias = (await s.execute(sa.select(AgentAlias))).scalar_one()
     assert (alias.agent_id, alias.device_name, alias.logon_name) == (target_agent.id, "PEND-0", "pending0")
@@ -226,7 +225,7 @@ async def test_remove_frees_licenses_deletes_everything_and_can_block_keys(db: D
     assert result.removed_user_ids == [licensed, pending]
     assert (result.usage.licenses_used, result.usage.pending_count) == (0, 0)
     assert await users(db, tenant.account_id) == {}
-    assert await count(db, ActivityEvent) == 0
+    assert len(await events(db)) == 0
     assert await count(db, DoNotTrack, DoNotTrack.account_id == tenant.account_id) == 2
     removed = [e for e in await audit(db, tenant.account_id) if e.action is QueueAction.REMOVED]
     assert [(e.user_id, e.queue_entered_at) for e in removed] == [(licensed, None), (pending, START)]

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.domain.models import ActivityEvent, IngestBatch, User
+from server.domain.models import IngestBatch, User
 from server.infra.db import Database
 from server.infra.settings import Settings
 from server.web.app import create_app
-from tests.server.domain import count
+from tests.server.domain import count, events
 from tests.support import START, FakeClock, Tenant, batch_body, make_tenant, serve_app, sqlite_url
 
 
@@ -48,7 +48,7 @@ async def test_a_batch_is_accepted_with_agent_user_and_status(
     body = r.json()
     assert body["status"] == "LICENSED" and body["accepted"] == 3 and body["duplicate"] is False
     assert body["agentId"] and body["userId"]
-    assert await count(db, ActivityEvent, ActivityEvent.user_id == int(body["userId"])) == 3
+    assert len(await events(db, user_id=int(body["userId"]))) == 3
 
 
 async def test_a_heartbeat_admits_the_agent(http: httpx.AsyncClient, db: Database) -> None:
@@ -65,7 +65,7 @@ async def test_a_replayed_batch_is_stored_once_and_answers_the_same(
     again = await post(http, tenant.ingest_key, body)
     assert again.status_code == 202
     assert again.json() == {**first, "duplicate": True}
-    assert await count(db, ActivityEvent) == 5
+    assert len(await events(db)) == 5
     assert await count(db, IngestBatch) == 1
     # The same batch id from another agent is another batch.
     other = await post(http, tenant.ingest_key, batch_body("PC2", "bob", batch_id="b-1", events=1))
@@ -112,7 +112,7 @@ async def test_bad_fields_answer_400_and_store_nothing(
     error = r.json()["error"]
     assert error["code"] == "INVALID_INPUT" and error["message"]
     assert field in [d["field"] for d in error["details"]]
-    assert await count(db, User) == 0 and await count(db, ActivityEvent) == 0
+    assert await count(db, User) == 0 and len(await events(db)) == 0
 
 
 async def test_one_bad_event_rejects_the_whole_batch(
@@ -121,7 +121,7 @@ async def test_one_bad_event_rejects_the_whole_batch(
     body = batch_body("PC", "ann", events=50)
     body["events"][49]["durationSeconds"] = -5
     assert (await post(http, tenant.ingest_key, body)).status_code == 400
-    assert await count(db, ActivityEvent) == 0
+    assert len(await events(db)) == 0
 
 
 @pytest.mark.parametrize(
@@ -187,7 +187,7 @@ async def test_exactly_5000_events_are_accepted(
     body["events"] = [{"start": "2026-11-26T09:00:00+02:00", "durationSeconds": 1, "app": "a"}] * 5_000
     r = await post(http, tenant.ingest_key, body)
     assert r.status_code == 202 and r.json()["accepted"] == 5_000
-    assert await count(db, ActivityEvent) == 5_000
+    assert len(await events(db)) == 5_000
 
 
 async def test_times_are_stored_in_utc_and_productivity_defaults_to_neutral(
@@ -196,11 +196,9 @@ async def test_times_are_stored_in_utc_and_productivity_defaults_to_neutral(
     body = batch_body("PC", "ann")
     body["events"] = [{"start": "2026-11-26T11:00:00+02:00", "durationSeconds": 1, "app": "a"}]
     await post(http, tenant.ingest_key, body)
-    import sqlalchemy as sa
 
-    async with db.read() as s:
-        event = (await s.execute(sa.select(ActivityEvent))).scalar_one()
-    assert event.start == START and event.productivity == "neutral"
+    (stored,) = await events(db)
+    assert stored.event.start == START and stored.event.productivity == "neutral"
 
 
 async def test_event_starts_are_stored_exactly_as_every_other_timestamp(
@@ -215,7 +213,10 @@ async def test_event_starts_are_stored_exactly_as_every_other_timestamp(
     body = batch_body("PC", "ann", start=START)
     await post(http, tenant.ingest_key, body)
     async with db.read() as s:
-        stored_event = (await s.execute(sa.text("SELECT start FROM activity_event"))).scalar_one()
+        stored_event = (await s.execute(sa.text("SELECT first_start FROM activity_chunk"))).scalar_one()
+        stored_rollup = (
+            await s.execute(sa.text("SELECT first_start, last_start, last_end FROM activity_rollup"))
+        ).one()
         stored_account = (
             await s.execute(
                 sa.text("SELECT created_at FROM account WHERE id = :id"), {"id": tenant.account_id}
@@ -225,11 +226,11 @@ async def test_event_starts_are_stored_exactly_as_every_other_timestamp(
         assert (await s.get(Account, tenant.account_id)).created_at == START  # type: ignore[union-attr]
         later = (
             await s.execute(
-                sa.text("SELECT count(*) FROM activity_event WHERE start >= :t"), {"t": stored_account}
+                sa.text("SELECT count(*) FROM activity_rollup WHERE first_start >= :t"), {"t": stored_account}
             )
         ).scalar_one()
     assert type(stored_event) is type(stored_account) and stored_event == stored_account
-    assert later == 1
+    assert stored_rollup[0] == stored_rollup[1] == stored_account and later == 1
 
 
 @settings(max_examples=300, deadline=None)
@@ -245,13 +246,15 @@ async def test_event_starts_are_stored_exactly_as_every_other_timestamp(
 def test_the_fast_sqlite_timestamp_binder_writes_exactly_sqlalchemys_text(t: datetime) -> None:
     from sqlalchemy.dialects import sqlite
 
-    from server.domain.activity.ingestion import _start_binder
-    from server.domain.models import ActivityEvent
+    from server.domain.activity.chunks import CHUNK, binders, micros, micros_binder
 
     dialect = sqlite.dialect()  # type: ignore[no-untyped-call]
-    start_type = ActivityEvent.__table__.c.start.type.dialect_impl(dialect)  # type: ignore[attr-defined]
-    assert _start_binder(dialect)(t) == start_type.bind_processor(dialect)(t)
-    assert _start_binder(dialect).__name__ == "fast"  # the fast path is in use
+    start_type = CHUNK.c.first_start.type.dialect_impl(dialect)
+    stamp, _ = binders(dialect)
+    assert stamp(t) == start_type.bind_processor(dialect)(t)
+    assert stamp.__name__ == "fast"  # the fast path is in use
+    assert micros_binder(dialect)(micros(t)) == start_type.bind_processor(dialect)(t)
+    assert micros_binder(dialect).__name__ == "fast"
 
 
 async def test_healthz(http: httpx.AsyncClient) -> None:
@@ -279,7 +282,7 @@ async def test_a_locked_database_answers_503_and_a_retry_is_stored_once(tmp_path
             assert locked.json()["error"]["code"] == "UNAVAILABLE"
             retried = await post(http, tenant.ingest_key, body)
             assert retried.status_code == 202 and retried.json()["duplicate"] is False
-        assert await count(db, ActivityEvent) == 3
+        assert len(await events(db)) == 3
     finally:
         other.close()
         await db.dispose()

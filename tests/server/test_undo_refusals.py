@@ -183,16 +183,16 @@ async def test_unknown_ids_empty_lists_and_viewers_are_refused(db: Database) -> 
 
 
 async def _kept(db: Database) -> list[int]:
+    """Removed users, agents and aliases kept, and their events (in chunks, in rollups)."""
     async with db.read() as s:
-        return [
+        rows = [
             int((await s.execute(sa.select(sa.func.count()).select_from(t))).scalar_one())
-            for t in (
-                removed.REMOVED_USER,
-                removed.REMOVED_AGENT,
-                removed.REMOVED_ALIAS,
-                removed.REMOVED_EVENT,
-            )
+            for t in (removed.REMOVED_USER, removed.REMOVED_AGENT, removed.REMOVED_ALIAS)
         ]
+        for t in (removed.REMOVED_CHUNK, removed.REMOVED_ROLLUP):
+            total = sa.func.coalesce(sa.func.sum(t.c.event_count), 0)
+            rows.append(int((await s.execute(sa.select(total))).scalar_one()))
+        return rows
 
 
 async def test_removed_data_is_kept_for_the_window_then_deleted_for_good(db: Database) -> None:
@@ -201,14 +201,14 @@ async def test_removed_data_is_kept_for_the_window_then_deleted_for_good(db: Dat
     await act(db, actions.merge, given.actor, p1, given.agents[p0])  # an alias, two agents' activity
     await act(db, actions.remove, given.actor, [p0], True)
     entry = await last(db, given.account_id, QueueAction.REMOVED)
-    assert await _kept(db) == [1, 1, 1, 2]
+    assert await _kept(db) == [1, 1, 1, 2, 2]
 
     # The hourly job before the window ends keeps it; the first run after it deletes it.
     report = await retention.purge(db, T1 + WINDOW - timedelta(minutes=1), WINDOW)
-    assert report.removed_users == 0 and await _kept(db) == [1, 1, 1, 2]
+    assert report.removed_users == 0 and await _kept(db) == [1, 1, 1, 2, 2]
     report = await retention.purge(db, T1 + WINDOW + timedelta(minutes=1), WINDOW)
     assert report.removed_users == 1 and report.to_json()["removedUsersDeleted"] == 1
-    assert await _kept(db) == [0, 0, 0, 0]
+    assert await _kept(db) == [0, 0, 0, 0, 0]
     err = await refused(
         db, given, ErrorCode.NOT_UNDOABLE, [entry], now=T1 + timedelta(hours=2), window=WINDOW * 2
     )

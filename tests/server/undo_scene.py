@@ -17,7 +17,16 @@ from server.domain.activity import ingestion
 from server.domain.activity.batch import Batch, Event
 from server.domain.admission import AgentReport
 from server.domain.changes import ActionResult, Actor
-from server.domain.models import ActivityEvent, Agent, AgentAlias, AuditEntry, DoNotTrack, QueueAction, User
+from server.domain.models import (
+    ActivityChunk,
+    ActivityRollup,
+    Agent,
+    AgentAlias,
+    AuditEntry,
+    DoNotTrack,
+    QueueAction,
+    User,
+)
 from server.domain.undo import apply
 from server.infra.db import Database
 from tests.server.domain import admin
@@ -75,8 +84,9 @@ def _sorted(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 async def dump(db: Database, account_id: int) -> dict[str, Any]:
     """The account's users, agents, aliases, do-not-track keys and per-agent activity sums."""
-    u, ag, al, dnt, ev = (
-        sa.inspect(m).local_table.c for m in (User, Agent, AgentAlias, DoNotTrack, ActivityEvent)
+    u, ag, al, dnt, ev, ch = (
+        sa.inspect(m).local_table.c
+        for m in (User, Agent, AgentAlias, DoNotTrack, ActivityRollup, ActivityChunk)
     )
     async with db.read() as s:
 
@@ -98,10 +108,21 @@ async def dump(db: Database, account_id: int) -> dict[str, Any]:
                 tuple(r)
                 for r in (
                     await s.execute(
-                        sa.select(ev.agent_id, ev.user_id, ev.origin_agent_id, sa.func.count(), sa.func.sum(ev.duration_seconds))
+                        sa.select(ev.agent_id, ev.user_id, ev.origin_agent_id, sa.func.sum(ev.event_count), sa.func.sum(ev.active_seconds))
                         .join(ag.id.table, ag.id == ev.agent_id)
                         .where(ag.account_id == account_id)
                         .group_by(ev.agent_id, ev.user_id, ev.origin_agent_id)
+                    )
+                ).all()
+            ),
+            "chunks": _sorted(
+                tuple(r)
+                for r in (
+                    await s.execute(
+                        sa.select(ch.agent_id, ch.user_id, ch.origin_agent_id, sa.func.sum(ch.event_count))
+                        .join(ag.id.table, ag.id == ch.agent_id)
+                        .where(ag.account_id == account_id)
+                        .group_by(ch.agent_id, ch.user_id, ch.origin_agent_id)
                     )
                 ).all()
             ),
@@ -113,9 +134,16 @@ def arrived(
 ) -> dict[str, Any]:
     """``before`` as it would be had one event of ``seconds`` arrived for the agent at ``at``."""
     after = copy.deepcopy(before)
+    # Reported under the agent's own key: its origin is the agent itself.
     after["activity"] = _sorted(
-        (a, u, o, n + 1, total + seconds) if (a, u, o) == (agent_id, user_id, None) else (a, u, o, n, total)
+        (a, u, o, n + 1, total + seconds)
+        if (a, u, o) == (agent_id, user_id, agent_id)
+        else (a, u, o, n, total)
         for a, u, o, n, total in after["activity"]
+    )
+    after["chunks"] = _sorted(
+        (a, u, o, n + 1) if (a, u, o) == (agent_id, user_id, agent_id) else (a, u, o, n)
+        for a, u, o, n in after["chunks"]
     )
     after["agents"] = _sorted((*r[:-1], at) if r[0] == agent_id else r for r in after["agents"])
     after["users"] = _sorted((*r[:-1], at) if r[0] == user_id else r for r in after["users"])

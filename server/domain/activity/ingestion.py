@@ -2,17 +2,17 @@
 
 A batch is stored in one transaction together with its admission and a record of its
 ``batchId``, so a replay answers the first call's response and nothing is half-stored.
-Events go in with one Core ``INSERT`` executemany: the ORM's unit of work would insert
-them row by row.
+Events go in as compact chunks with their rollups (:mod:`server.domain.activity.chunks`):
+a few statements for the whole group, whatever the number of events.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from server.domain import admission, changes
+from server.domain.activity import chunks
 from server.domain.activity.batch import Batch
 from server.domain.admission import AdmissionStatus
 from server.domain.changes import bump_queue_version
-from server.domain.models import ActivityEvent, Agent, IngestBatch, User
+from server.domain.models import Agent, IngestBatch, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,7 @@ async def ingest_many(
 
     results: list[IngestResult] = []
     first_in_group: dict[tuple[int, str, str], IngestResult] = {}
-    rows: list[tuple[Any, ...]] = []  # in _EVENT_COLUMNS order
+    writes = chunks.Writes()
     agents_seen: set[int] = set()
     users_seen: set[int] = set()
     pending_accounts: set[int] = set()
@@ -127,11 +128,7 @@ async def ingest_many(
         else:
             agent = known[(account_id, batch.agent.key)]
         agent_id, user_id, status = agent
-        origin = origins.get((account_id, batch.agent.key))
-        rows.extend(
-            (user_id, agent_id, e.start, e.duration_seconds, e.app, e.title, e.url, e.productivity, origin)
-            for e in batch.events
-        )
+        writes.add(user_id, agent_id, origins.get((account_id, batch.agent.key), agent_id), batch.events)
         agents_seen.add(agent_id)
         users_seen.add(user_id)
         if status == AdmissionStatus.PENDING and not entered:
@@ -152,8 +149,7 @@ async def ingest_many(
             }
         )
 
-    if rows:
-        await _insert_events(session, rows)
+    await writes.flush(session)
     if agents_seen:
         await session.execute(
             sa.update(Agent).where(Agent.id.in_(agents_seen)).values(last_seen_at=now)  # type: ignore[union-attr]
@@ -166,84 +162,6 @@ async def ingest_many(
     for account_id in sorted(pending_accounts):
         await bump_queue_version(session, account_id)
     return results
-
-
-_EVENT_COLUMNS = (
-    "user_id",
-    "agent_id",
-    "start",
-    "duration_seconds",
-    "app",
-    "title",
-    "url",
-    "productivity",
-    "origin_agent_id",
-)
-_PLACEHOLDERS: dict[str, Callable[[int], str]] = {
-    "qmark": lambda n: "?",
-    "numeric_dollar": lambda n: f"${n}",
-    "format": lambda n: "%s",
-}
-
-
-# Probes for the fast timestamp binder: microseconds, a day and year boundary, an offset zone.
-_BIND_PROBES = (
-    datetime(2026, 11, 26, 9, 5, 7, 123456, tzinfo=UTC),
-    datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC),
-    datetime(2027, 1, 1, 0, 30, 0, 1, tzinfo=timezone(timedelta(hours=2))),
-)
-_binders: dict[str, Callable[[datetime], Any]] = {}
-
-
-def _start_binder(dialect: sa.Dialect) -> Callable[[datetime], Any]:
-    """How an event's start is bound: exactly as a Core statement binds it, so stored values
-    compare and sort the same as every other timestamp (on SQLite they are text).
-
-    SQLAlchemy's own processor (the column type's, then SQLite's ``DATETIME`` formatting in
-    Python) was about a tenth of the server's CPU while ingesting. On SQLite the same text
-    comes from C:
-    naive UTC ``isoformat(" ", "microseconds")``. That fast form is used only when it gives
-    exactly SQLAlchemy's text on the probes; otherwise, and on other databases, the
-    dialect's processor is.
-    """
-    binder = _binders.get(dialect.name)
-    if binder is None:
-        start_type = ActivityEvent.__table__.c.start.type.dialect_impl(dialect)  # type: ignore[attr-defined]
-        slow: Callable[[datetime], Any] = start_type.bind_processor(dialect) or (lambda v: v)
-        binder = slow
-        if dialect.name == "sqlite":
-
-            def fast(t: datetime) -> str:
-                return t.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-            if all(fast(p) == slow(p) for p in _BIND_PROBES):
-                binder = fast
-        _binders[dialect.name] = binder
-    return binder
-
-
-async def _insert_events(session: AsyncSession, rows: list[tuple[Any, ...]]) -> None:
-    """Insert activity rows (tuples in :data:`_EVENT_COLUMNS` order) with one executemany.
-
-    The hottest statement of the server: tens of thousands of rows a second. SQLAlchemy's
-    per-row parameter processing costs more than the database's insert itself, so the rows
-    go to the driver as plain tuples; only the timestamp goes through its column type's own
-    bind processor (how it is stored differs per database). A dialect with another
-    parameter style takes the ordinary Core executemany.
-    """
-    conn = await session.connection()
-    dialect = conn.dialect
-    table = ActivityEvent.__table__  # type: ignore[attr-defined]
-    placeholder = _PLACEHOLDERS.get(dialect.paramstyle)
-    if placeholder is None:
-        await conn.execute(sa.insert(table), [dict(zip(_EVENT_COLUMNS, r, strict=True)) for r in rows])
-        return
-    to_db = _start_binder(dialect)
-    sql = (
-        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({', '.join(_EVENT_COLUMNS)}) "
-        f"VALUES ({', '.join(placeholder(i + 1) for i in range(len(_EVENT_COLUMNS)))})"
-    )
-    await conn.exec_driver_sql(sql, [(u, a, to_db(t), *rest) for u, a, t, *rest in rows])
 
 
 def _replayed(stored: str) -> IngestResult:

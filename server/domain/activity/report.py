@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.domain.activity.batch import EARLIEST
 from server.domain.errors import DomainError, ErrorCode
-from server.domain.models import ActivityEvent, User, UserStatus
+from server.domain.models import ActivityRollup, User, UserStatus
 
 MAX_REPORT_DAYS = 366
 TOP_APPS = 5
@@ -52,13 +52,14 @@ def _day_bounds(from_day: date, to_day: date) -> tuple[datetime, datetime]:
 async def activity_report(
     session: AsyncSession, account_id: int, from_day: date, to_day: date
 ) -> list[UserActivity]:
-    """Per licensed user, activity that started on the given UTC days (inclusive), most active first."""
-    lo, hi = _day_bounds(from_day, to_day)
-    e = ActivityEvent.__table__.alias("e")  # type: ignore[attr-defined]
-    in_range = sa.and_(e.c.user_id == User.id, e.c.start >= lo, e.c.start < hi)
+    """Per licensed user, activity that started on the given UTC days (inclusive), most active
+    first: whole days, so the rollups answer it alone."""
+    _day_bounds(from_day, to_day)
+    r = ActivityRollup.__table__.alias("r")  # type: ignore[attr-defined]
+    in_range = sa.and_(r.c.user_id == User.id, r.c.day >= from_day, r.c.day <= to_day)
 
     def seconds(cond: Any = None) -> Any:
-        value = e.c.duration_seconds if cond is None else sa.case((cond, e.c.duration_seconds), else_=0)
+        value = r.c.active_seconds if cond is None else sa.case((cond, r.c.active_seconds), else_=0)
         return sa.func.coalesce(sa.func.sum(value), 0)
 
     active = seconds().label("active")
@@ -67,11 +68,11 @@ async def activity_report(
             sa.select(
                 User,
                 active,
-                seconds(e.c.productivity == "productive"),
-                seconds(e.c.productivity == "unproductive"),
+                seconds(r.c.productivity == "productive"),
+                seconds(r.c.productivity == "unproductive"),
             )
             .select_from(User)
-            .outerjoin(e, in_range)
+            .outerjoin(r, in_range)
             .where(User.account_id == account_id, User.status == UserStatus.LICENSED)  # type: ignore[arg-type]
             .group_by(User.id)  # type: ignore[arg-type]
             .order_by(active.desc(), User.id)  # type: ignore[arg-type]
@@ -80,17 +81,17 @@ async def activity_report(
 
     apps: dict[int, list[AppUsage]] = defaultdict(list)
     app_rows = await session.execute(
-        sa.select(e.c.user_id, e.c.app, sa.func.sum(e.c.duration_seconds).label("s"))
-        .select_from(e)
-        .join(User, User.id == e.c.user_id)
+        sa.select(r.c.user_id, r.c.app, sa.func.sum(r.c.active_seconds).label("s"))
+        .select_from(r)
+        .join(User, User.id == r.c.user_id)
         .where(
             User.account_id == account_id,  # type: ignore[arg-type]
             User.status == UserStatus.LICENSED,  # type: ignore[arg-type]
-            e.c.start >= lo,
-            e.c.start < hi,
+            r.c.day >= from_day,
+            r.c.day <= to_day,
         )
-        .group_by(e.c.user_id, e.c.app)
-        .order_by(e.c.user_id, sa.desc("s"), e.c.app)
+        .group_by(r.c.user_id, r.c.app)
+        .order_by(r.c.user_id, sa.desc("s"), r.c.app)
     )
     for user_id, app, total in app_rows:
         if len(apps[user_id]) < TOP_APPS:

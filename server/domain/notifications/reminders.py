@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from server.domain import retention
+from server.domain.activity.retained import retained
 from server.domain.models import (
     Account,
-    ActivityEvent,
     Admin,
     OutboxMessage,
     OutboxStatus,
@@ -72,39 +72,22 @@ async def due(session: AsyncSession, account: Account, now: datetime) -> Due:
             if since is not None
         ]
     # The oldest retained event of each pending user (what retention applies to), when it goes.
-    oldest = (
-        sa.select(col(User.id), col(User.display_name), sa.func.min(col(ActivityEvent.start)).label("oldest"))
-        .join(
-            ActivityEvent,
-            sa.and_(
-                col(ActivityEvent.user_id) == col(User.id),
-                sa.or_(
-                    col(User.licensed_until).is_(None), col(ActivityEvent.start) >= col(User.licensed_until)
-                ),
-            ),
-        )
-        .where(pending)
-        .group_by(col(User.id), col(User.display_name))
-        .subquery()
-    )
+    oldest = {u: r.oldest_start for u, r in (await retained(session, [pending])).items() if r.oldest_start}
     # Expires at oldest + retentionDays: within EXPIRING_DAYS when oldest < this.
     soon = retention.cutoff(now + timedelta(days=EXPIRING_DAYS), account.retention_days)
-    expiring_where = oldest.c.oldest < soon
-    expiring_total = int(
-        (
-            await session.execute(sa.select(sa.func.count()).select_from(oldest).where(expiring_where))
-        ).scalar_one()
-    )
-    rows = await session.execute(
-        sa.select(oldest.c.display_name, oldest.c.oldest)
-        .where(expiring_where)
-        .order_by(oldest.c.oldest, oldest.c.id)
-        .limit(LIST_LIMIT)
-    )
+    expiring_ids = sorted((start, user_id) for user_id, start in oldest.items() if start < soon)
+    expiring_total = len(expiring_ids)
+    names = {
+        user_id: name
+        for user_id, name in await session.execute(
+            sa.select(col(User.id), col(User.display_name)).where(
+                col(User.id).in_([u for _, u in expiring_ids[:LIST_LIMIT]])
+            )
+        )
+    }
     expiring = [
-        ReminderEntry(name, start + timedelta(days=account.retention_days))
-        for name, start in rows
-        if start is not None
+        ReminderEntry(names[user_id], start + timedelta(days=account.retention_days))
+        for start, user_id in expiring_ids[:LIST_LIMIT]
     ]
     return Due(overdue, overdue_total, expiring, expiring_total)
 

@@ -11,14 +11,12 @@ starts; one an agent dated ahead of the server's clock (ingestion accepts up to 
 in today's row, as PendingInfo counts it. Productive and unproductive seconds come from each event's productivity; the top
 apps are the :data:`~server.domain.activity.report.TOP_APPS` most active, ties by name.
 
-**Cost.** Aggregated in SQL, never by loading events: for any number of users, one
-statement groups by user and UTC day and one ranks each user's apps (both a range of
-``ix_activity_user_start`` per user); the latest end is one statement whose work per user is
-an index seek and the last day of its events (an event lasts at most a day).
-
-The UTC day and the shifted timestamps are the two things SQLite (naive UTC text, sorting
-as time) and PostgreSQL (``timestamptz``) spell differently: :class:`utc_date` and
-:class:`plus_seconds` compile for each.
+**Cost.** Read from the rollups kept at ingest (:mod:`server.domain.activity.chunks`), never
+by loading events: for any number of users, one statement sums the rows wholly inside the
+window by user and UTC day, one by user and app and finds the rows the window's ends cut
+(only its first and last day can hold one); their events alone are read from the chunks of
+that day. The latest end is one statement: per user, the rows of its latest day and of the
+day with rows before it (an event lasts at most a day), found by index seeks.
 """
 
 from __future__ import annotations
@@ -31,130 +29,99 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
-from server.domain.activity.batch import MAX_CLOCK_SKEW, MAX_DURATION
+from server.domain.activity import chunks
+from server.domain.activity.batch import MAX_CLOCK_SKEW
+from server.domain.activity.chunks import ROLLUP
 from server.domain.activity.report import TOP_APPS, AppUsage
 from server.domain.errors import DomainError, ErrorCode
-from server.domain.models import ActivityEvent, UTCDateTime
+from server.domain.models import UTCDateTime
 from server.domain.reads.rows import USER
 from server.domain.retention import cutoff
 
 MAX_DAYS = 90
 
-_EV = sa.inspect(ActivityEvent).local_table.c
-
-
-# ---------------------------------------------------------------------------- dialects
-
-
-class utc_date(FunctionElement[date]):
-    """The UTC calendar date of a timestamp column."""
-
-    type = sa.Date()
-    inherit_cache = True
-
-
-@compiles(utc_date, "sqlite")
-def _utc_date_sqlite(element: utc_date, compiler: SQLCompiler, **kw: Any) -> str:
-    # Stored as naive UTC text, "YYYY-MM-DD HH:MM:SS.ffffff".
-    return f"substr({compiler.process(element.clauses, **kw)}, 1, 10)"
-
-
-@compiles(utc_date, "postgresql")
-def _utc_date_postgresql(element: utc_date, compiler: SQLCompiler, **kw: Any) -> str:
-    # Whatever the session's time zone.
-    return f"CAST(timezone('UTC', {compiler.process(element.clauses, **kw)}) AS DATE)"
-
-
-class plus_seconds(FunctionElement[datetime]):
-    """A timestamp column plus a whole number of seconds (a column or a literal), as a timestamp."""
-
-    type = UTCDateTime()
-    inherit_cache = True
-
-
-@compiles(plus_seconds, "sqlite")
-def _plus_seconds_sqlite(element: plus_seconds, compiler: SQLCompiler, **kw: Any) -> str:
-    ts, seconds = (compiler.process(c, **kw) for c in element.clauses)
-    # Whole seconds leave the fraction as it is: keep the stored text's (strftime's %f
-    # would round it to milliseconds), so the result compares with stored values as text.
-    return f"(strftime('%Y-%m-%d %H:%M:%S', {ts}, CAST({seconds} AS TEXT) || ' seconds') || substr({ts}, 20))"
-
-
-@compiles(plus_seconds, "postgresql")
-def _plus_seconds_postgresql(element: plus_seconds, compiler: SQLCompiler, **kw: Any) -> str:
-    ts, seconds = (compiler.process(c, **kw) for c in element.clauses)
-    return f"({ts} + {seconds} * INTERVAL '1 second')"
-
 
 # ---------------------------------------------------------------------------- statements
 
-_IN_WINDOW = sa.and_(
-    _EV.user_id.in_(sa.bindparam("ids", expanding=True)),
-    _EV.start >= sa.bindparam("lo"),
-    _EV.start <= sa.bindparam("hi"),
+_R = ROLLUP.c
+_IN_DAYS = sa.and_(
+    _R.user_id.in_(sa.bindparam("ids", expanding=True)),
+    _R.day >= sa.bindparam("lo_day", type_=sa.Date()),
+    _R.day <= sa.bindparam("hi_day", type_=sa.Date()),
 )
+_INSIDE = sa.and_(_R.first_start >= sa.bindparam("lo"), _R.last_start <= sa.bindparam("hi"))
 
 
 def _seconds(productivity: str | None = None) -> Any:
     value = (
-        _EV.duration_seconds
+        _R.active_seconds
         if productivity is None
-        else sa.case((_EV.productivity == productivity, _EV.duration_seconds), else_=0)
+        else sa.case((_R.productivity == productivity, _R.active_seconds), else_=0)
     )
     return sa.func.coalesce(sa.func.sum(value), 0)
 
 
-_DAY = utc_date(_EV.start)
 _BY_DAY = (
-    sa.select(_EV.user_id, _DAY, _seconds(), _seconds("productive"), _seconds("unproductive"))
-    .where(_IN_WINDOW)
-    .group_by(_EV.user_id, _DAY)
+    sa.select(_R.user_id, _R.day, _seconds(), _seconds("productive"), _seconds("unproductive"))
+    .where(_IN_DAYS, _INSIDE)
+    .group_by(_R.user_id, _R.day)
 )
 
-_APP_SECONDS = sa.func.sum(_EV.duration_seconds)
-_APPS_RANKED = (
+
+def _none(type_: Any) -> Any:
+    return sa.cast(sa.null(), type_)
+
+
+# Per user and app, the seconds of the rows wholly inside the window; and in the same
+# statement (agent_id not null), the rows the window's ends cut: some of their events are in
+# it, some not. Only the window's first and last days can hold one.
+_APPS_AND_CUT = sa.union_all(
     sa.select(
-        _EV.user_id,
-        _EV.app,
-        _APP_SECONDS.label("seconds"),
-        sa.func.row_number()
-        .over(partition_by=_EV.user_id, order_by=(_APP_SECONDS.desc(), _EV.app))
-        .label("rank"),
+        _R.user_id,
+        _R.app,
+        _seconds(),
+        _none(sa.Integer()),
+        _none(sa.Integer()),
+        _none(sa.Date()),
+        _none(sa.String()),
     )
-    .where(_IN_WINDOW)
-    .group_by(_EV.user_id, _EV.app)
-    .subquery()
-)
-_TOP_APPS = (
-    sa.select(_APPS_RANKED.c.user_id, _APPS_RANKED.c.app, _APPS_RANKED.c.seconds)
-    .where(_APPS_RANKED.c.rank <= TOP_APPS)
-    .order_by(_APPS_RANKED.c.user_id, _APPS_RANKED.c.rank)
+    .where(_IN_DAYS, _INSIDE)
+    .group_by(_R.user_id, _R.app),
+    sa.select(
+        _R.user_id, _R.app, _none(sa.BigInteger()), _R.agent_id, _R.origin_agent_id, _R.day, _R.productivity
+    ).where(
+        _IN_DAYS,
+        _R.day.in_([sa.bindparam("lo_day", type_=sa.Date()), sa.bindparam("hi_day", type_=sa.Date())]),
+        sa.not_(_INSIDE),
+        _R.last_start >= sa.bindparam("lo"),
+        _R.first_start <= sa.bindparam("hi"),
+    ),
 )
 
-# The latest end: found among the events that start at most a day (the longest event)
-# before the user's latest start, which an index seek finds. Correlated subqueries per
-# user, so both databases run one index seek and one short range scan per user (a join on
-# the shifted start lets PostgreSQL's planner scan the whole table instead).
-_LATEST, _ENDED = (sa.inspect(ActivityEvent).local_table.alias(name) for name in ("latest", "ended"))
-_LATEST_START = (
-    sa.select(sa.func.max(_LATEST.c.start))
-    .where(_LATEST.c.user_id == USER.c.id)
-    .correlate(USER)
-    .scalar_subquery()
-)
+
+def _max_day(alias: str, before: Any = None) -> Any:
+    """A user's latest day with rollup rows (before ``before``, when given): an index seek."""
+    r = ROLLUP.alias(alias)
+    where = [r.c.user_id == USER.c.id] + ([] if before is None else [r.c.day < before])
+    return sa.select(sa.func.max(r.c.day)).where(*where).correlate(USER).scalar_subquery()
+
+
+# The latest end lies among the events of the user's latest day and of the day with events
+# before it (an event lasts at most a day, so one starting earlier ends before the latest
+# day's first start): three index seeks and two days of rows per user, one statement.
+_LATEST_DAY = _max_day("latest_day")
+_FROM_DAY = sa.func.coalesce(_max_day("prior_day", _LATEST_DAY), _LATEST_DAY)
+_ENDED = ROLLUP.alias("ended")
 _LAST_END = sa.select(
     USER.c.id,
-    sa.select(sa.func.max(plus_seconds(_ENDED.c.start, _ENDED.c.duration_seconds)))
-    .where(
-        _ENDED.c.user_id == USER.c.id,
-        _ENDED.c.start >= plus_seconds(_LATEST_START, sa.literal_column(str(-MAX_DURATION))),
-    )
-    .correlate(USER)
-    .scalar_subquery(),
+    sa.type_coerce(
+        sa.select(sa.func.max(_ENDED.c.last_end))
+        .where(_ENDED.c.user_id == USER.c.id, _ENDED.c.day >= _FROM_DAY)
+        .correlate(USER)
+        .scalar_subquery(),
+        UTCDateTime(),
+    ),
 ).where(USER.c.account_id == sa.bindparam("account_id"), USER.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
@@ -215,28 +182,60 @@ async def activity_by_user(
         return {}
     # Events an agent dated ahead of the server's clock (ingestion accepts MAX_CLOCK_SKEW)
     # are stored, so PendingInfo counts them: they count here too, in today's row.
-    params = {"ids": ids, "lo": window.start, "hi": window.end + MAX_CLOCK_SKEW}
+    hi = window.end + MAX_CLOCK_SKEW
+    params = {
+        "ids": ids,
+        "lo": window.start,
+        "hi": hi,
+        "lo_day": window.start.astimezone(UTC).date(),
+        "hi_day": hi.astimezone(UTC).date(),
+    }
     today = window.end.astimezone(UTC).date()
     per_day: dict[int, dict[date, tuple[int, int, int]]] = defaultdict(dict)
-    for user_id, day, active, productive, unproductive in await session.execute(_BY_DAY, params):
+    app_seconds: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+
+    def add_day(user_id: int, day: date, active: int, productive: int, unproductive: int) -> None:
         # The window's hours before the first row's midnight count in the first row.
         row = min(max(day, window.first_day), today)
         a, p, u = per_day[user_id].get(row, (0, 0, 0))
-        per_day[user_id][row] = (a + int(active), p + int(productive), u + int(unproductive))
-    apps: dict[int, list[AppUsage]] = defaultdict(list)
-    for user_id, app, seconds in await session.execute(_TOP_APPS, params):
-        apps[user_id].append(AppUsage(app, int(seconds)))
+        per_day[user_id][row] = (a + active, p + productive, u + unproductive)
+
+    for user_id, day, active, productive, unproductive in await session.execute(_BY_DAY, params):
+        add_day(user_id, day, int(active), int(productive), int(unproductive))
+    cut: set[tuple[Any, ...]] = set()
+    for user_id, app, seconds, agent_id, origin_id, day, productivity in await session.execute(
+        _APPS_AND_CUT, params
+    ):
+        if agent_id is None:
+            app_seconds[user_id][app] += int(seconds)
+        else:
+            cut.add((user_id, agent_id, origin_id, day, app, productivity))
+    if cut:
+        for s in await chunks.events_of(session, {(r[0], r[3]) for r in cut}):
+            e = s.event
+            key = (s.user_id, s.agent_id, s.origin_agent_id, e.start.date(), e.app, e.productivity)
+            if key in cut and window.start <= e.start <= hi:
+                d = e.duration_seconds
+                add_day(
+                    s.user_id,
+                    e.start.date(),
+                    d,
+                    d if e.productivity == "productive" else 0,
+                    d if e.productivity == "unproductive" else 0,
+                )
+                app_seconds[s.user_id][e.app] += d
     dates = [window.first_day + timedelta(days=i) for i in range(days)]
     out: dict[int, ActivitySummary] = {}
     for user_id in ids:
         found = per_day.get(user_id, {})
         daily = [DayActivity(d, *found[d]) if d in found else DayActivity(d) for d in dates]
+        ranked = sorted(app_seconds.get(user_id, {}).items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_APPS]
         out[user_id] = ActivitySummary(
             days=days,
             active_seconds=sum(d.active_seconds for d in daily),
             productive_seconds=sum(d.productive_seconds for d in daily),
             unproductive_seconds=sum(d.unproductive_seconds for d in daily),
-            top_apps=apps.get(user_id, []),
+            top_apps=[AppUsage(app, seconds) for app, seconds in ranked],
             daily=daily,
         )
     return out

@@ -16,7 +16,9 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.domain.models import Account, ActivityEvent, Admin, Agent, PendingReason, UserStatus
+from server.domain.activity.retained import Retained as Retained
+from server.domain.activity.retained import retained
+from server.domain.models import Account, Admin, Agent, PendingReason, UserStatus
 from server.domain.reads.rows import (
     AGENT,
     AGENT_COLUMNS,
@@ -31,7 +33,7 @@ from server.domain.reads.rows import (
 
 T = TypeVar("T")
 
-_U, _AG, _EV = USER.c, AGENT.c, sa.inspect(ActivityEvent).local_table.c
+_U, _AG = USER.c, AGENT.c
 
 # The batch loads run on every list page: their statements are built once, with an
 # expanding IN parameter, which spares building each one and its cache key per call.
@@ -42,27 +44,6 @@ _AGENTS_BY_USER = (
     sa.select(*AGENT_COLUMNS)
     .where(_AG.account_id == sa.bindparam("account_id"), _AG.user_id.in_(sa.bindparam("ids", expanding=True)))
     .order_by(_AG.user_id, _AG.id)
-)
-# Per user, a range scan of ix_activity_user_start (user_id, start, duration_seconds), which
-# covers it. What the user recorded while licensed, before a lowered limit or a release moved
-# it to the queue (licensed_until), is not retained activity: retention does not apply to it.
-_RETAINED_BY_USER = (
-    sa.select(
-        _U.id,
-        sa.func.count(),
-        sa.func.coalesce(sa.func.sum(_EV.duration_seconds), 0),
-        sa.func.min(_EV.start),
-    )
-    .select_from(USER)
-    .join(
-        _EV.user_id.table,
-        sa.and_(
-            _EV.user_id == _U.id,
-            sa.or_(_U.licensed_until.is_(None), _EV.start >= _U.licensed_until),
-        ),
-    )
-    .where(_U.id.in_(sa.bindparam("ids", expanding=True)))
-    .group_by(_U.id)
 )
 
 
@@ -109,15 +90,6 @@ async def agent_by_id(session: AsyncSession, account_id: int, agent_id: int) -> 
 
 
 @dataclass(frozen=True, slots=True)
-class Retained:
-    """What is stored of one user's activity."""
-
-    event_count: int = 0
-    active_seconds: int = 0
-    oldest_start: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class PendingInfo:
     reason: PendingReason
     entered_at: datetime
@@ -132,8 +104,7 @@ class PendingInfo:
 
 async def retained_by_user(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, Retained]:
     """Counts, seconds and the oldest start of the stored activity, per user, in one query."""
-    rows = await session.execute(_RETAINED_BY_USER, {"ids": list(user_ids)})
-    return {int(uid): Retained(int(n), int(s), oldest) for uid, n, s, oldest in rows}
+    return await retained(session, [_U.id.in_(list(user_ids))])
 
 
 def pending_info(

@@ -24,11 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from server.domain.actions import auto_approve
+from server.domain.activity import chunks
 from server.domain.changes import MAX_BULK_IDS, ActionResult, Actor, audit, count_users, finish, lock_account
 from server.domain.errors import DomainError, ErrorCode
 from server.domain.models import (
     Account,
-    ActivityEvent,
     Agent,
     AgentAlias,
     AuditEntry,
@@ -185,11 +185,7 @@ async def _assignment(undo: _Undo, entry: AuditEntry, record: dict[str, Any]) ->
     await s.execute(sa.insert(USER).values(**pending))
     await s.execute(sa.update(Agent).where(col(Agent.id).in_(agent_ids)).values(user_id=entry.user_id))
     # With every event of those agents: what arrived since the assignment too.
-    await s.execute(
-        sa.update(ActivityEvent)
-        .where(col(ActivityEvent.agent_id).in_(agent_ids))
-        .values(user_id=entry.user_id)
-    )
+    await chunks.rekey(s, {"agent_id": list(agent_ids)}, user_id=entry.user_id)
     target = await undo.user(record["target_user_id"])
     before = record["target"]
     await _times(undo, entry, target, before, pending["first_seen_at"])
@@ -229,19 +225,20 @@ async def _merger(undo: _Undo, entry: AuditEntry, record: dict[str, Any]) -> Out
                 .values(agent_id=agent["id"])
             )
         # Its events, re-keyed by the merge or reported under its key since, go back to it...
-        await s.execute(
-            sa.update(ActivityEvent)
-            .where(
-                col(ActivityEvent.agent_id) == target.id, col(ActivityEvent.origin_agent_id) == agent["id"]
-            )
-            .values(agent_id=agent["id"], user_id=entry.user_id, origin_agent_id=None)
+        back = agent["id"]
+        await chunks.rekey(
+            s,
+            {"agent_id": target.id, "origin_agent_id": back},
+            agent_id=back,
+            user_id=entry.user_id,
         )
         # ... and so do those reported under the aliases that followed it.
         origins = sa.select(col(AgentAlias.origin_agent_id)).where(col(AgentAlias.agent_id) == agent["id"])
-        await s.execute(
-            sa.update(ActivityEvent)
-            .where(col(ActivityEvent.agent_id) == target.id, col(ActivityEvent.origin_agent_id).in_(origins))
-            .values(agent_id=agent["id"], user_id=entry.user_id)
+        await chunks.rekey(
+            s,
+            {"agent_id": target.id, "origin_agent_id": origins},
+            agent_id=back,
+            user_id=entry.user_id,
         )
     first = min(parse_time(a["first_seen_at"]) or undo.now for a in record["agents"])
     before = record["target"]

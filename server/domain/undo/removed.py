@@ -2,7 +2,8 @@
 
 A removal moves the users, their agents, the agents' aliases and their activity from the live
 tables into shadow tables of the same columns (``removed_user``, ``removed_agent``,
-``removed_agent_alias``, ``removed_activity_event``), in its transaction. Hiding is therefore
+``removed_agent_alias``, ``removed_activity_chunk``, ``removed_activity_rollup``), in its
+transaction. Hiding is therefore
 structural: no query, report, count, search, suggestion or admission reads a shadow table,
 so nothing written later (a new list, a new report) has to remember to filter removed rows
 out, and a removed key reporting again is a stranger again, as before undo existed.
@@ -26,13 +27,14 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
-from server.domain.models import ActivityEvent, Agent, AgentAlias, User, UTCDateTime
+from server.domain.models import ActivityChunk, ActivityRollup, Agent, AgentAlias, User, UTCDateTime
 from server.domain.ports import Transactions
 
-CHUNK = 5_000
+CHUNK_ROWS = 5_000
 
-USER, AGENT, ALIAS, EVENT = (
-    cast(sa.Table, sa.inspect(m).local_table) for m in (User, Agent, AgentAlias, ActivityEvent)
+USER, AGENT, ALIAS, CHUNK, ROLLUP = (
+    cast(sa.Table, sa.inspect(m).local_table)
+    for m in (User, Agent, AgentAlias, ActivityChunk, ActivityRollup)
 )
 
 
@@ -59,10 +61,12 @@ REMOVED_USER = _shadow(
 )
 REMOVED_AGENT = _shadow(AGENT, keep_id=True, index="user_id")
 REMOVED_ALIAS = _shadow(ALIAS, keep_id=False, index="agent_id")
-REMOVED_EVENT = _shadow(EVENT, keep_id=False, index="user_id")
+REMOVED_CHUNK = _shadow(CHUNK, keep_id=False, index="user_id")
+REMOVED_ROLLUP = _shadow(ROLLUP, keep_id=False, index="user_id")
 
 _COPIES = (
-    (EVENT, REMOVED_EVENT, "user_id", False),
+    (CHUNK, REMOVED_CHUNK, "user_id", False),
+    (ROLLUP, REMOVED_ROLLUP, "user_id", False),
     (ALIAS, REMOVED_ALIAS, "agent_id", False),
     (AGENT, REMOVED_AGENT, "user_id", True),
     (USER, REMOVED_USER, "id", True),
@@ -142,21 +146,22 @@ async def _delete(session: AsyncSession, statement: sa.Delete) -> int:
 async def purge(db: Transactions, before: datetime) -> int:
     """Delete for good the rows of users removed before ``before``; returns how many users.
 
-    In chunks of :data:`CHUNK` rows, each its own short transaction, events first: a chunk
+    In chunks of :data:`CHUNK_ROWS` rows, each its own short transaction, activity first: a chunk
     that fails leaves what remains for the next run.
     """
     expired_users = sa.select(REMOVED_USER.c.id).where(REMOVED_USER.c.removed_at < before)
     expired_agents = sa.select(REMOVED_AGENT.c.id).where(REMOVED_AGENT.c.user_id.in_(expired_users))
     for shadow, key, owner in (
-        (REMOVED_EVENT, "shadow_id", REMOVED_EVENT.c.user_id.in_(expired_users)),
+        (REMOVED_CHUNK, "shadow_id", REMOVED_CHUNK.c.user_id.in_(expired_users)),
+        (REMOVED_ROLLUP, "shadow_id", REMOVED_ROLLUP.c.user_id.in_(expired_users)),
         (REMOVED_ALIAS, "shadow_id", REMOVED_ALIAS.c.agent_id.in_(expired_agents)),
         (REMOVED_AGENT, "id", REMOVED_AGENT.c.user_id.in_(expired_users)),
     ):
-        chunk = sa.select(shadow.c[key]).where(owner).limit(CHUNK)
+        chunk = sa.select(shadow.c[key]).where(owner).limit(CHUNK_ROWS)
         while True:
             async with db.write() as session:
                 n = await _delete(session, sa.delete(shadow).where(shadow.c[key].in_(chunk)))
-            if n < CHUNK:
+            if n < CHUNK_ROWS:
                 break
     async with db.write() as session:
         return await _delete(session, sa.delete(REMOVED_USER).where(REMOVED_USER.c.removed_at < before))
