@@ -100,6 +100,8 @@ class _Candidates(sa.ColumnElement[bool]):
 
     inherit_cache = True
     type = sa.Boolean()
+    # A condition already: SQLite must not get ``... = 1``, which no index can answer.
+    _is_implicitly_boolean = True
     _traverse_internals = [
         ("sqlite", InternalTraversal.dp_clauseelement),
         ("other", InternalTraversal.dp_clauseelement),
