@@ -32,7 +32,7 @@ from .types.history import (
 )
 from .types.payloads import UpdateAccountSettingsInput
 from .types.plans import SeatPlanType
-from .types.users import AgentConnection, AgentEdge, AgentType, UserConnection, UserType
+from .types.users import AgentConnection, AgentEdge, AgentType, UserConnection, UserType, user_connection
 
 T = TypeVar("T")
 
@@ -70,7 +70,7 @@ class Query:
         ctx = info.context
         filt = lists.PendingFilter(ctx.account_id, search, reason)
         page = await _checked(ctx.run(lists.pending_page, filt, first, after, order_by))
-        return UserConnection.of(page, filt)
+        return await user_connection(info, page, filt)
 
     @strawberry.field
     async def users(
@@ -84,7 +84,7 @@ class Query:
         ctx = info.context
         filt = lists.UserFilter(ctx.account_id, search, status)
         page = await _checked(ctx.run(lists.users_page, filt, first, after))
-        return UserConnection.of(page, filt)
+        return await user_connection(info, page, filt)
 
     @strawberry.field
     async def user(self, info: Ctx, id: strawberry.ID) -> UserType | None:
@@ -104,7 +104,7 @@ class Query:
         ctx = info.context
         filt = reclaim.InactiveFilter(ctx.account_id, days, ctx.services.clock())
         page = await _checked(ctx.run(reclaim.inactive_page, filt, first, after))
-        return UserConnection.of(page, filt)
+        return await user_connection(info, page, filt)
 
     @strawberry.field
     async def agents(

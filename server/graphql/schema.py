@@ -10,6 +10,7 @@ from graphql import GraphQLError
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 
+from .execution import Executor
 from .extensions import EXTENSIONS, finish_errors
 from .mutations import Mutation
 from .operation import OperationInfo
@@ -43,6 +44,7 @@ schema = Schema(
     mutation=RootMutation,
     subscription=Subscription,
     extensions=[*EXTENSIONS, OperationInfo],
+    execution_context_class=Executor,
 )
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent.parent / "schema.graphql"

@@ -15,9 +15,15 @@ import server.domain.models
 import server.domain.settings_history
 import server.domain.undo.removed
 import server.domain.webhooks.tables  # noqa: F401
+from server.domain.reads.search import is_search_object
 
 config = context.config
 target_metadata = SQLModel.metadata
+
+
+def _declared(name: str | None, type_: str, parent_names: object) -> bool:
+    """Autogenerate compares the models' objects, not the search index's (migration 0015)."""
+    return not is_search_object(name)
 
 
 def _run(connection: Connection) -> None:
@@ -26,6 +32,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=_declared,
     )
     with context.begin_transaction():
         context.run_migrations()

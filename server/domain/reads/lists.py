@@ -16,7 +16,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.domain.errors import DomainError, ErrorCode
 from server.domain.models import AuditEntry, PendingReason, UserStatus
 from server.domain.reads.cursors import Keyset, Page, keyset_page
 from server.domain.reads.rows import (
@@ -29,10 +28,8 @@ from server.domain.reads.rows import (
     agent_row,
     user_row,
 )
+from server.domain.reads.search import agent_matches, parse, user_matches
 from server.domain.settings_history import SettingsChange
-from server.domain.text import unstorable
-
-MAX_SEARCH = 256
 
 _AUDIT_ENTRY, _SETTINGS_CHANGE = (sa.inspect(m).local_table for m in (AuditEntry, SettingsChange))
 _U, _AG, _AU, _SC = USER.c, AGENT.c, _AUDIT_ENTRY.c, _SETTINGS_CHANGE.c
@@ -42,43 +39,6 @@ class PendingOrder(enum.StrEnum):
     ENTERED_ASC = "ENTERED_ASC"
     ENTERED_DESC = "ENTERED_DESC"
     NAME_ASC = "NAME_ASC"
-
-
-def _like(search: str) -> str:
-    escaped = search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _search_term(search: str | None) -> str | None:
-    """The LIKE pattern of a list's ``search`` argument; ``None`` for no search.
-
-    Text no column can hold is refused rather than searched for: SQLite ends a LIKE pattern
-    at a NUL (``"%\\x00%"`` matched every row), PostgreSQL refuses NUL in text, and a lone
-    surrogate cannot be encoded for either.
-    """
-    if search is None or not search.strip():
-        return None
-    if len(search) > MAX_SEARCH:
-        raise DomainError(ErrorCode.INVALID_INPUT, f"'search' is at most {MAX_SEARCH} characters", "search")
-    if (why := unstorable(search)) is not None:
-        raise DomainError(ErrorCode.INVALID_INPUT, f"'search' {why}", "search")
-    return _like(search.strip())
-
-
-def _contains(column: Any, term: str) -> Any:
-    return sa.func.lower(column).like(term, escape="\\")
-
-
-def _user_matches(term: str) -> Any:
-    """Display name, or any of the user's agents' logon or device name, contains the term."""
-    agent_hit = (
-        sa.select(sa.literal(1))
-        .where(
-            _AG.user_id == _U.id, sa.or_(_contains(_AG.logon_name, term), _contains(_AG.device_name, term))
-        )
-        .exists()
-    )
-    return sa.or_(_contains(_U.display_name, term), agent_hit)
 
 
 async def _count(session: AsyncSession, table: Any, where: Sequence[Any]) -> int:
@@ -108,9 +68,9 @@ class PendingFilter:
 
     def where(self) -> list[Any]:
         conditions: list[Any] = [_U.account_id == self.account_id, _U.status == UserStatus.PENDING]
-        term = _search_term(self.search)
+        term = parse(self.search)
         if term is not None:
-            conditions.append(_user_matches(term))
+            conditions.extend(user_matches(term))
         if self.reason is not None:
             conditions.append(_U.pending_reason == self.reason)
         return conditions
@@ -141,9 +101,9 @@ class UserFilter:
 
     def where(self) -> list[Any]:
         conditions: list[Any] = [_U.account_id == self.account_id]
-        term = _search_term(self.search)
+        term = parse(self.search)
         if term is not None:
-            conditions.append(_user_matches(term))
+            conditions.extend(user_matches(term))
         if self.status is not None:
             conditions.append(_U.status == self.status)
         return conditions
@@ -165,16 +125,9 @@ class AgentFilter:
 
     def where(self) -> list[Any]:
         conditions: list[Any] = [_AG.account_id == self.account_id]
-        term = _search_term(self.search)
+        term = parse(self.search)
         if term is not None:
-            owner_hit = (
-                sa.select(sa.literal(1))
-                .where(_U.id == _AG.user_id, _contains(_U.display_name, term))
-                .exists()
-            )
-            conditions.append(
-                sa.or_(_contains(_AG.logon_name, term), _contains(_AG.device_name, term), owner_hit)
-            )
+            conditions.extend(agent_matches(term))
         return conditions
 
 

@@ -1,17 +1,24 @@
 """Users, their agents, pending info, activity and suggestions, and their lists (connections).
 
-A user's agents and pending info resolve through the request's DataLoaders, unless the user
-came from a live event whose rows are already loaded; its activity, last activity and
-suggestions always do (a live event's rendering opens a read of its own for them).
+A list page loads what its document asks of its rows (agents, pending info) once for the
+page (:func:`user_connection`), and a live event's user comes with its rows loaded: their
+``agents``, ``pending`` and ``Agent.user`` then answer synchronously, so graphql-core
+completes the page without a task or an await per row. A user met elsewhere (``user(id)``,
+``Agent.user``, a suggestion) resolves them through the request's DataLoaders. Activity, last
+activity and suggestions always go through the loaders (a live event's rendering opens a
+read of its own for them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
+from typing import Literal
 
 import strawberry
+from strawberry.types.nodes import SelectedField, Selection
 
 from server.domain import models, reclaim
 from server.domain.errors import DomainError
@@ -80,10 +87,14 @@ class AgentType:
             owner=owner,
         )
 
-    @strawberry.field
-    async def user(self, info: Ctx) -> UserType:
+    @strawberry.field(graphql_type="UserType")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    def user(self, info: Ctx) -> UserType | Awaitable[UserType]:
+        # Not ``async``: a known owner is answered without an await (see the module docstring).
         if self.owner is not None:
             return self.owner
+        return self._load_user(info)
+
+    async def _load_user(self, info: Ctx) -> UserType:
         user = await info.context.loaders.user.load(self.user_id)
         # An agent always has its user; both rows come from one snapshot of one account.
         assert user is not None
@@ -119,30 +130,37 @@ class UserType:
     def resolved_of(
         cls,
         user: rows.UserFields,
-        agents: Sequence[rows.AgentFields],
-        pending: loads.PendingInfo | None,
+        agents: Sequence[rows.AgentFields] | Unloaded,
+        pending: loads.PendingInfo | Unloaded | None,
     ) -> UserType:
-        """A user whose agents and pending info are already known."""
+        """A user with what is known of it; ``UNLOADED`` fields resolve through the loaders."""
         view = cls.of(user)
         view.resolved = ResolvedUser(
-            agents=[AgentType.of(a, owner=view) for a in agents],
-            pending=None if pending is None else PendingInfoType.of(pending),
+            agents=UNLOADED if agents is UNLOADED else [AgentType.of(a, owner=view) for a in agents],
+            pending=pending if pending is None or pending is UNLOADED else PendingInfoType.of(pending),
         )
         return view
 
-    @strawberry.field
-    async def agents(self, info: Ctx) -> list[AgentType]:
-        if self.resolved is not None:
+    # ``agents`` and ``pending`` are not ``async``: what is known is answered without an await.
+    @strawberry.field(graphql_type=list[AgentType])  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    def agents(self, info: Ctx) -> list[AgentType] | Awaitable[list[AgentType]]:
+        if self.resolved is not None and self.resolved.agents is not UNLOADED:
             return self.resolved.agents
+        return self._load_agents(info)
+
+    async def _load_agents(self, info: Ctx) -> list[AgentType]:
         assert self.row.id is not None
         return [AgentType.of(a) for a in await info.context.loaders.agents.load(self.row.id)]
 
-    @strawberry.field(description="Null unless status is PENDING.")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
-    async def pending(self, info: Ctx) -> PendingInfoType | None:
-        if self.resolved is not None:
+    @strawberry.field(graphql_type=PendingInfoType | None, description="Null unless status is PENDING.")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    def pending(self, info: Ctx) -> PendingInfoType | Awaitable[PendingInfoType | None] | None:
+        if self.resolved is not None and self.resolved.pending is not UNLOADED:
             return self.resolved.pending
         if self.row.status is not models.UserStatus.PENDING:
             return None
+        return self._load_pending(info)
+
+    async def _load_pending(self, info: Ctx) -> PendingInfoType | None:
         assert self.row.id is not None
         retained = await info.context.loaders.retained.load(self.row.id)
         account = info.context.account
@@ -210,10 +228,19 @@ class SuggestionType:
         )
 
 
+class _Unloaded(Enum):
+    UNLOADED = "unloaded"
+
+
+UNLOADED = _Unloaded.UNLOADED
+"""A field of :class:`ResolvedUser` not loaded with the user: its loader resolves it."""
+Unloaded = Literal[_Unloaded.UNLOADED]
+
+
 @dataclass(frozen=True, slots=True)
 class ResolvedUser:
-    agents: list[AgentType]
-    pending: PendingInfoType | None
+    agents: list[AgentType] | Unloaded
+    pending: PendingInfoType | Unloaded | None
 
 
 @strawberry.type
@@ -233,11 +260,11 @@ class UserConnection:
         cls,
         page: cursors.Page[rows.UserRow],
         filt: lists.PendingFilter | lists.UserFilter | reclaim.InactiveFilter,
+        nodes: Iterable[UserType] | None = None,
     ) -> UserConnection:
+        views = [UserType.of(u) for u in page.items] if nodes is None else nodes
         return cls(
-            edges=[
-                UserEdge(cursor=c, node=UserType.of(u)) for u, c in zip(page.items, page.cursors, strict=True)
-            ],
+            edges=[UserEdge(cursor=c, node=v) for v, c in zip(views, page.cursors, strict=True)],
             page_info=PageInfo.of(page),
             count_filter=filt,
         )
@@ -267,3 +294,64 @@ class AgentConnection:
     @strawberry.field
     async def total_count(self, info: Ctx) -> int:
         return await info.context.run(lists.agents_count, self.count_filter)
+
+
+def _named(selections: Iterable[Selection], name: str | None = None) -> Iterator[SelectedField]:
+    """The fields among ``selections`` (named ``name``, if given), fragments expanded."""
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if name is None or selection.name == name:
+                yield selection
+        else:
+            yield from _named(selection.selections, name)
+
+
+def node_fields(info: Ctx) -> set[str]:
+    """What the document asks of a connection's nodes (``edges { node { ... } }``), by name.
+
+    A field under ``@skip``/``@include`` counts as asked: loading it for nothing costs a
+    statement, never a wrong answer.
+    """
+    return {
+        field.name
+        for connection in info.selected_fields
+        for edges in _named(connection.selections, "edges")
+        for node in _named(edges.selections, "node")
+        for field in _named(node.selections)
+    }
+
+
+async def user_connection(
+    info: Ctx,
+    page: cursors.Page[rows.UserRow],
+    filt: lists.PendingFilter | lists.UserFilter | reclaim.InactiveFilter,
+) -> UserConnection:
+    """A page of users with the agents and pending info its document asks for, each loaded
+    once for the page (the loaders' batch loads: the statements are those of per-row loads)."""
+    asked = node_fields(info)
+    ctx = info.context
+    users = page.items
+    agents: Sequence[Sequence[rows.AgentFields]] | None = None
+    retained: dict[int, loads.Retained] | None = None
+    if "agents" in asked:
+        agents = await ctx.loaders.agents.load_many([u.id for u in users])
+    if "pending" in asked:
+        ids = [u.id for u in users if u.status is models.UserStatus.PENDING]
+        retained = dict(zip(ids, await ctx.loaders.retained.load_many(ids), strict=True))
+    account = ctx.account
+    nodes = [
+        UserType.resolved_of(
+            user,
+            UNLOADED if agents is None else agents[i],
+            UNLOADED
+            if retained is None
+            else loads.pending_info(
+                user,
+                retained.get(user.id, loads.Retained()),
+                account.retention_days,
+                account.queue_target_hours,
+            ),
+        )
+        for i, user in enumerate(users)
+    ]
+    return UserConnection.of(page, filt, nodes)
