@@ -11,7 +11,7 @@ A later migration that rebuilds ``user`` or ``agent`` with ``batch_alter_table``
 drops their triggers with the old table: it must create them again (``_triggers`` below).
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-01 10:00:00
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0013"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
