@@ -306,13 +306,10 @@ async def test_a_stuck_subscriber_neither_delays_a_fast_one_nor_the_writer_and_i
     await stuck.send(json.dumps({"id": "s", "type": "subscribe", "payload": {"query": HEAVY}}))
     await asyncio.wait_for(server.broker.wait_for_subscribers(tenant.account_id, 1), 10)
     async with Subscriber(server, tenant.admin_token, tenant.account_id) as fast:
-        loop = asyncio.get_running_loop()
-        slowest = 0.0
         n = 0
         while server.broker.subscriber_count(tenant.account_id) == 2:
             n += 1
             assert n <= 500, "the stuck subscriber was never dropped"
-            started = loop.time()
             # Jane leaves the licensed set and comes back: two events about her, each a
             # commit that never waits for any subscriber (delivery is put_nowait).
             async with db.write() as s:
@@ -320,11 +317,11 @@ async def test_a_stuck_subscriber_neither_delays_a_fast_one_nor_the_writer_and_i
             async with db.write() as s:
                 await actions.update_settings(s, actor, clock(), license_limit=1)
                 await actions.approve(s, actor, [jane.user_id], clock())
+            # Each pair reaches the fast subscriber while the stuck one is still subscribed
+            # and not reading: nothing waits for the stuck one (no timing involved).
             got = [(e["action"], e["userId"]) for e in await fast.take(2)]
             assert got == [("ENTERED", str(jane.user_id)), ("APPROVED", str(jane.user_id))]
-            slowest = max(slowest, loop.time() - started)
-        # Every event reached the fast subscriber promptly while the stuck one filled up.
-        assert slowest < 2.0
+        assert n >= 1, "the stuck subscriber was dropped before it could hold anything up"
         # Once it reads again it finds the events it had, then the close telling it to resync.
         assert await closed_with(stuck) == CLOSE_FELL_BEHIND
         assert server.broker.subscriber_count(tenant.account_id) == 1
