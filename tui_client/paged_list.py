@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Generic, Protocol, TypeVar
 
+from tui_client.api import MAX_IDS
 from tui_client.types import Page
 
 
@@ -74,3 +75,43 @@ class PagedList(Generic[T]):
         self.loaded = True
         self.loading = False
         return added
+
+
+class SelectableList(PagedList[T]):
+    """A paged list whose rows the admin can select (space, ctrl+a) to act on several at once.
+
+    A selection only ever holds rows the list shows: a reload drops the marks of rows it no
+    longer has.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.selected: set[str] = set()
+
+    def accept(self, generation: int, page: Page[T], *, replace: bool) -> list[T] | None:
+        added = super().accept(generation, page, replace=replace)
+        if added is not None:
+            self.selected &= self.rows.keys()
+        return added
+
+    def toggle(self, row_id: str) -> None:
+        if row_id in self.selected:
+            self.selected.discard(row_id)
+        elif row_id in self.rows:
+            self.selected.add(row_id)
+
+    def select_all(self) -> list[str]:
+        """Select the first rows (up to what one action takes), or unselect them if all are
+        selected: the rows whose mark may have changed."""
+        ids = list(self.rows)[:MAX_IDS]
+        if set(ids) <= self.selected:
+            self.selected.difference_update(ids)
+        else:
+            self.selected.update(ids)
+        return ids
+
+    def clear_selection(self) -> list[str]:
+        """Unselect everything: the rows that were selected."""
+        cleared = list(self.selected)
+        self.selected.clear()
+        return cleared

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from tui_client.api import MAX_IDS
-from tui_client.paged_list import PagedList
+from tui_client.paged_list import SelectableList
 from tui_client.types import Page, PendingReason, QueueEvent, User, UserStatus
 
 #: What ``f`` cycles through: all reasons, then each one.
@@ -60,10 +60,9 @@ def _place(user: User) -> tuple[datetime, int, str]:
     return _entered(user), int(user.id) if user.id.isdecimal() else 0, user.id
 
 
-class PendingQueue(PagedList[User]):
+class PendingQueue(SelectableList[User]):
     def __init__(self) -> None:
         super().__init__()
-        self.selected: set[str] = set()
         self.search = ""
         self.reason: PendingReason | None = None
         # Events that arrive while a re-query is in flight, replayed over its answer.
@@ -97,7 +96,6 @@ class PendingQueue(PagedList[User]):
         if replace:
             self.cursors.clear()
         self.cursors.update(zip((u.id for u in page.items), page.cursors, strict=False))
-        self.selected &= self.rows.keys()
         if replace:
             replay, self._replay = self._replay or [], None
             for event in replay:
@@ -224,28 +222,6 @@ class PendingQueue(PagedList[User]):
         return removed
 
     # ------------------------------------------------------------------ selection
-
-    def toggle(self, user_id: str) -> None:
-        if user_id in self.selected:
-            self.selected.discard(user_id)
-        elif user_id in self.rows:
-            self.selected.add(user_id)
-
-    def select_all(self) -> list[str]:
-        """Select the first rows (up to what one action takes), or unselect them if all are
-        selected: the rows whose mark may have changed."""
-        ids = list(self.rows)[:MAX_IDS]
-        if set(ids) <= self.selected:
-            self.selected.difference_update(ids)
-        else:
-            self.selected.update(ids)
-        return ids
-
-    def clear_selection(self) -> list[str]:
-        """Unselect everything: the rows that were selected."""
-        cleared = list(self.selected)
-        self.selected.clear()
-        return cleared
 
     def targets(self, cursor: str | None) -> list[str]:
         """What an action works on: the selection in queue order, else the cursor's row."""
