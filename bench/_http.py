@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,3 +109,19 @@ async def run_load(
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
     return stats, time.perf_counter() - start
+
+
+def stamp_commits(app: Any, stamps: str, line: Callable[[Any, float], str]) -> None:
+    """Append ``line(event, time.time())`` to the file ``stamps`` for each queue event ``app``
+    commits, when it commits (before delivery): the start of a commit-to-receipt latency."""
+    broadcaster = app.state.services.db.broadcaster
+    out = open(stamps, "a", buffering=1)  # noqa: SIM115 - open for the process's life
+    deliver = broadcaster.committed
+
+    def committed(events: list[Any]) -> None:
+        now = time.time()
+        for e in events:
+            out.write(line(e, now))
+        deliver(events)
+
+    broadcaster.committed = committed

@@ -44,7 +44,7 @@ def serve(database_url: str, port: int, stamps: str) -> None:
     """Child process: the real app, stamping each event as its transaction commits."""
     import uvicorn
 
-    from server.domain.events import QueueEvent
+    from bench._http import stamp_commits
     from server.infra.settings import Settings
     from server.web.app import create_app, tune_gc
 
@@ -52,17 +52,7 @@ def serve(database_url: str, port: int, stamps: str) -> None:
         database_url=database_url, log_level="warning", webhook_allow_http=True, webhook_allow_private=True
     )
     app = create_app(settings)
-    broadcaster = app.state.services.db.broadcaster
-    out = open(stamps, "a", buffering=1)  # noqa: SIM115 - open for the process's life
-    deliver = broadcaster.committed
-
-    def committed(events: list[QueueEvent]) -> None:
-        now = time.time()
-        for e in events:
-            out.write(f"{e.user_id} {now}\n")
-        deliver(events)
-
-    broadcaster.committed = committed
+    stamp_commits(app, stamps, lambda e, now: f"{e.user_id} {now}\n")
     tune_gc()
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
