@@ -146,6 +146,8 @@ class PlmApi:
         self._session: AsyncClientSession | None = None
         self._lock = asyncio.Lock()
         self._closed = False
+        # Live connections still open: closed with the client if their worker did not finish.
+        self._live: set[WebsocketsTransport] = set()
         # Told the seconds the client waits before retrying a refused request (0: no longer
         # waiting), and that the server refused the token (revoked, rotated, unknown).
         self.on_slowdown: Callable[[int], None] | None = None
@@ -177,6 +179,9 @@ class PlmApi:
                 client, self._client, self._session = self._client, None, None
                 with contextlib.suppress(TransportError, httpx.HTTPError, OSError):
                     await client.close_async()  # type: ignore[no-untyped-call]  # gql: unannotated
+        for transport in list(self._live):
+            with contextlib.suppress(Exception):
+                await transport.close()
 
     async def _execute(self, document: str, **variables: Any) -> dict[str, Any]:
         """Send a request; wait and send it again when the server says to slow down."""
@@ -364,6 +369,8 @@ class PlmApi:
         The caller owns reconnection: any failure raises (:class:`ConnectionLost` when the
         server is unreachable) and the generator is done.
         """
+        if self._closed:
+            raise ConnectionLost("The client is closed.", "CLOSED")
         transport = WebsocketsTransport(
             url=self.ws_url,
             init_payload={"Authorization": f"Bearer {self.token}"},
@@ -376,12 +383,24 @@ class PlmApi:
             pong_timeout=10,
         )
         client = Client(transport=transport, fetch_schema_from_transport=False)
+        self._live.add(transport)
         try:
-            async with client as session:
+            try:
+                session = await client.connect_async()  # type: ignore[no-untyped-call]  # gql: unannotated
+            except BaseException:
+                # gql closes nothing when its connect is interrupted after the handshake
+                # (cancelled, say, while it waits for the server's ack): the socket would stay
+                # open until the garbage collector finds it. Close it here.
+                with contextlib.suppress(Exception):
+                    await transport.close()
+                raise
+            try:
                 if on_connected is not None:
                     on_connected()
                 async for data in session.subscribe(GraphQLRequest(ops.PENDING_QUEUE_CHANGED)):
                     yield parse(QueueEvent, data["pendingQueueChanged"])
+            finally:
+                await client.close_async()  # type: ignore[no-untyped-call]  # gql: unannotated
         except TransportQueryError as exc:
             raise _query_error(exc) from None
         except TransportServerError as exc:
@@ -399,6 +418,8 @@ class PlmApi:
             if type(exc).__module__.startswith("websockets"):
                 raise ConnectionLost(f"Live updates from {self.ws_url} stopped: {exc}") from exc
             raise
+        finally:
+            self._live.discard(transport)
 
 
 def _closed_with(exc: BaseException) -> ApiError | None:
