@@ -54,3 +54,17 @@ def test_export_schema_command_writes_the_sdl(tmp_path) -> None:  # type: ignore
     )
     assert done.returncode == 0, done.stderr
     assert out.read_text() == sdl()
+
+
+# Enums whose values mean something a client cannot guess from the name: each is explained.
+EXPLAINED_ENUMS = ("PendingReason", "AutoApproveMode", "SuggestionKind", "WebhookFormat", "DeliveryStatus")
+
+
+@pytest.mark.parametrize("name", EXPLAINED_ENUMS)
+def test_every_value_of_a_behavioural_enum_is_described(name: str) -> None:
+    from graphql import GraphQLEnumType, build_schema
+
+    enum = build_schema(sdl()).type_map[name]
+    assert isinstance(enum, GraphQLEnumType)
+    undescribed = [value for value, v in enum.values.items() if not (v.description or "").strip()]
+    assert not undescribed, f"{name} values without a description: {undescribed}"

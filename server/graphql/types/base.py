@@ -39,6 +39,26 @@ _describe(
     NOT_UNDOABLE="The action can no longer be undone (too old, already undone, or the state moved on).",
 )
 AutoApproveMode = strawberry.enum(models.AutoApproveMode, name="AutoApproveMode")
+_describe(
+    AutoApproveMode,
+    OFF="Admins approve every pending user (the default).",
+    OLDEST_FIRST=(
+        "Whenever licenses are free, OVER_LIMIT and RELEASED users whose agents' domain is in"
+        " autoApproveDomains (any domain when the list is empty) are approved, oldest entry first,"
+        " in the same transaction that freed the licenses. MANUAL_REVIEW users never are."
+    ),
+)
+_describe(
+    PendingReason,
+    OVER_LIMIT="The account had no free license when the user appeared, or its limit was lowered.",
+    MANUAL_REVIEW="Manual review mode was on when the user appeared.",
+    RELEASED="An admin released the user's license (releaseLicenses or swapLicense).",
+)
+_describe(
+    SuggestionKind,
+    ASSIGN="Give the pending user's agents to an existing user (assignPendingUser).",
+    MERGE="Fold the pending user's agent into an existing agent (mergePendingUser).",
+)
 
 
 def gid(value: int | None) -> strawberry.ID:

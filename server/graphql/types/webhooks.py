@@ -40,9 +40,15 @@ class WebhookFormatType(enum.Enum):
 
 @strawberry.enum(name="DeliveryStatus")
 class DeliveryStatus(enum.Enum):
-    PENDING = "PENDING"
-    DELIVERED = "DELIVERED"
-    FAILED = "FAILED"
+    PENDING = strawberry.enum_value(
+        "PENDING", description="Not delivered yet: waiting for its first attempt or its next retry."
+    )
+    DELIVERED = strawberry.enum_value("DELIVERED", description="The endpoint answered with a 2xx status.")
+    FAILED = strawberry.enum_value(
+        "FAILED",
+        description="Failed for good: every retry for 3 days failed, the endpoint answered 410, "
+        "or the endpoint was disabled while the delivery waited.",
+    )
 
 
 _STATUS = {
