@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +47,7 @@ from sqlmodel import col
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._http import Conn, Stats, encode_post
+from bench._server import cpu_seconds, plm, start_server
 from server.domain.activity import chunks
 from server.domain.activity.batch import Event
 from server.domain.models import Agent, User, UserStatus
@@ -98,36 +98,6 @@ def agent_of(i: int) -> dict[str, str]:
 
 def is_probe(i: int) -> bool:
     return i % PROBE_EVERY == PROBE_EVERY - 1
-
-
-def plm(env: dict[str, str], *args: str) -> dict[str, str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "server.cli", *args], env=env, capture_output=True, text=True, check=True
-    )
-    result: dict[str, str] = json.loads(out.stdout)
-    return result
-
-
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit("server did not start")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def group_sizes(port: int) -> tuple[float, float]:
