@@ -38,6 +38,7 @@ from server.domain.events import QueueEvent, take_recorded
 from server.domain.models import ReadinessProbe
 from server.infra.broadcast import Broadcaster, MemoryBroadcaster
 from server.infra.settings import Settings
+from server.infra.sqlite_driver import one_trip_creator
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -184,7 +185,9 @@ class Database:
         write: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 8}
         if self.is_sqlite:
             # SQLite's own wait is the busy timeout (a lock held by another process).
-            common["connect_args"] = {"factory": _RollbackOnClose}
+            # One thread trip per statement (sqlite_driver), on connections that roll back
+            # an open transaction when closed.
+            common["async_creator"] = one_trip_creator(url, factory=_RollbackOnClose)
             # One writer at a time (the write lock below): a small pool is all writes need.
             write = {"pool_size": 1, "max_overflow": 2}
         else:

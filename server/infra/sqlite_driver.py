@@ -1,0 +1,131 @@
+"""aiosqlite with one trip to the connection's thread per statement.
+
+aiosqlite runs every call on the connection's own thread, and SQLAlchemy's adapter makes up
+to four of them per statement: create a cursor, execute, fetch the rows, close the cursor.
+Each trip is a queue put, a thread wake-up and a loop wake-up, all under the GIL; a group
+commit of two dozen statements spent more time handing work between threads than running
+SQLite. Here a statement runs, its rows are fetched and its cursor is closed in one trip,
+and the cursor SQLAlchemy holds answers from what that trip brought back.
+
+The rows are fetched eagerly, as SQLAlchemy's adapter already does for a regular cursor;
+nothing here streams. Everything else (transactions, functions, closing) is aiosqlite's.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+from sqlalchemy.engine import make_url
+
+_Outcome = tuple[Any, int, int | None, list[Any]]
+
+
+class OneTripCursor:
+    """The cursor SQLAlchemy's aiosqlite adapter drives, one thread trip per execute."""
+
+    __slots__ = ("_connection", "_rows", "arraysize", "description", "lastrowid", "rowcount")
+
+    def __init__(self, connection: OneTripConnection) -> None:
+        self._connection = connection
+        self._rows: list[Any] = []
+        self.arraysize = 1
+        self.description: Any = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+
+    async def __aenter__(self) -> OneTripCursor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._rows = []
+
+    def _keep(self, outcome: _Outcome) -> OneTripCursor:
+        self.description, self.rowcount, self.lastrowid, self._rows = outcome
+        return self
+
+    async def execute(self, sql: str, parameters: Any = None) -> OneTripCursor:
+        return self._keep(await self._connection.run(_execute, sql, () if parameters is None else parameters))
+
+    async def executemany(self, sql: str, seq_of_parameters: Any) -> OneTripCursor:
+        return self._keep(await self._connection.run(_executemany, sql, seq_of_parameters))
+
+    async def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        n = self.arraysize if size is None else size
+        rows, self._rows = self._rows[:n], self._rows[n:]
+        return rows
+
+    async def fetchall(self) -> list[Any]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    async def close(self) -> None:
+        self._rows = []
+
+
+def _outcome(cursor: sqlite3.Cursor) -> _Outcome:
+    try:
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        return description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+def _execute(connection: sqlite3.Connection, sql: str, parameters: Any) -> _Outcome:
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql, parameters)
+    except BaseException:
+        cursor.close()
+        raise
+    return _outcome(cursor)
+
+
+def _executemany(connection: sqlite3.Connection, sql: str, seq_of_parameters: Any) -> _Outcome:
+    cursor = connection.cursor()
+    try:
+        cursor.executemany(sql, seq_of_parameters)
+    except BaseException:
+        cursor.close()
+        raise
+    return _outcome(cursor)
+
+
+class OneTripConnection(aiosqlite.Connection):
+    """An aiosqlite connection whose cursors make one thread trip per statement."""
+
+    def cursor(self) -> OneTripCursor:  # type: ignore[override]  # no trip to make a cursor
+        return OneTripCursor(self)
+
+    async def run(self, fn: Callable[..., _Outcome], *args: Any) -> _Outcome:
+        """``fn(sqlite3_connection, *args)`` on the connection's thread."""
+        outcome: _Outcome = await self._execute(lambda: fn(self._conn, *args))  # type: ignore[no-untyped-call]  # aiosqlite: unannotated
+        return outcome
+
+
+def one_trip_creator(url: str, **connect_kwargs: Any) -> Callable[[], Any]:
+    """An ``async_creator`` for :func:`sqlalchemy.ext.asyncio.create_async_engine`: the file and
+    options the URL names, as SQLAlchemy's aiosqlite dialect reads them, plus ``connect_kwargs``
+    (a connection ``factory``)."""
+    args, options = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
+    (database,) = args
+    options = {**options, **connect_kwargs}
+
+    def open_file() -> sqlite3.Connection:
+        connection: sqlite3.Connection = sqlite3.connect(database, **options)
+        return connection
+
+    async def connect() -> OneTripConnection:
+        connection = OneTripConnection(open_file, iter_chunk_size=64)
+        connection._thread.daemon = True  # as SQLAlchemy does: never hold the process at exit
+        await connection
+        return connection
+
+    return connect
