@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from cachetools import LRUCache
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.domain.models import AuditEntry, PendingReason, UserStatus
@@ -46,6 +47,29 @@ async def _count(session: AsyncSession, table: Any, where: Sequence[Any]) -> int
     return int((await session.execute(stmt)).scalar_one())
 
 
+# A filter's conditions and its count statement, built once per distinct filter: building a
+# search's conditions, and SQLAlchemy's cache key of a statement it has not seen (memoized on
+# the statement object), cost more CPU than running them. Statements are immutable, so one
+# object serves every request with an equal filter (a page and its totalCount, a repeated
+# search).
+_CONDITIONS: LRUCache[Any, tuple[Any, ...]] = LRUCache(maxsize=1024)
+_COUNTS: LRUCache[Any, Any] = LRUCache(maxsize=1024)
+
+
+def _conditions(filt: Any, build: Any) -> list[Any]:
+    built = _CONDITIONS.get(filt)
+    if built is None:
+        built = _CONDITIONS[filt] = tuple(build())
+    return list(built)
+
+
+async def _filtered_count(session: AsyncSession, table: Any, filt: Any) -> int:
+    stmt = _COUNTS.get(filt)
+    if stmt is None:
+        stmt = _COUNTS[filt] = sa.select(sa.func.count()).select_from(table).where(*filt.where())
+    return int((await session.execute(stmt)).scalar_one())
+
+
 _NAME = sa.func.lower(_U.display_name)
 _PENDING_ORDERS = {
     PendingOrder.ENTERED_ASC: Keyset("pending:entered", (_U.pending_since, _U.id), (datetime, int)),
@@ -67,6 +91,9 @@ class PendingFilter:
     reason: PendingReason | None = None
 
     def where(self) -> list[Any]:
+        return _conditions(self, self._build)
+
+    def _build(self) -> list[Any]:
         conditions: list[Any] = [_U.account_id == self.account_id, _U.status == UserStatus.PENDING]
         term = parse(self.search)
         if term is not None:
@@ -90,7 +117,7 @@ async def pending_page(
 
 
 async def pending_count(session: AsyncSession, filt: PendingFilter) -> int:
-    return await _count(session, USER, filt.where())
+    return await _filtered_count(session, USER, filt)
 
 
 @dataclass(frozen=True)
@@ -100,6 +127,9 @@ class UserFilter:
     status: UserStatus | None = None
 
     def where(self) -> list[Any]:
+        return _conditions(self, self._build)
+
+    def _build(self) -> list[Any]:
         conditions: list[Any] = [_U.account_id == self.account_id]
         term = parse(self.search)
         if term is not None:
@@ -115,7 +145,7 @@ async def users_page(session: AsyncSession, filt: UserFilter, first: int, after:
 
 
 async def users_count(session: AsyncSession, filt: UserFilter) -> int:
-    return await _count(session, USER, filt.where())
+    return await _filtered_count(session, USER, filt)
 
 
 @dataclass(frozen=True)
@@ -124,6 +154,9 @@ class AgentFilter:
     search: str | None = None
 
     def where(self) -> list[Any]:
+        return _conditions(self, self._build)
+
+    def _build(self) -> list[Any]:
         conditions: list[Any] = [_AG.account_id == self.account_id]
         term = parse(self.search)
         if term is not None:
@@ -139,7 +172,7 @@ async def agents_page(
 
 
 async def agents_count(session: AsyncSession, filt: AgentFilter) -> int:
-    return await _count(session, AGENT, filt.where())
+    return await _filtered_count(session, AGENT, filt)
 
 
 def _first(row: Sequence[Any]) -> Any:
