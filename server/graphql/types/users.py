@@ -27,6 +27,7 @@ from server.domain.suggestions.store import Found
 
 from ..context import Ctx
 from ..errors import BadUserInput
+from ..execution import UNKNOWN, Unknown, known_answer
 from .activity import ActivitySummaryType
 from .base import PageInfo, PendingReason, SuggestionKind, UserStatus, gid
 
@@ -87,11 +88,16 @@ class AgentType:
             owner=owner,
         )
 
+    def _known_user(self) -> UserType | Unknown:
+        return UNKNOWN if self.owner is None else self.owner
+
     @strawberry.field(graphql_type="UserType")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    @known_answer(_known_user)
     def user(self, info: Ctx) -> UserType | Awaitable[UserType]:
         # Not ``async``: a known owner is answered without an await (see the module docstring).
-        if self.owner is not None:
-            return self.owner
+        known = self._known_user()
+        if known is not UNKNOWN:
+            return known
         return self._load_user(info)
 
     async def _load_user(self, info: Ctx) -> UserType:
@@ -141,23 +147,38 @@ class UserType:
         )
         return view
 
-    # ``agents`` and ``pending`` are not ``async``: what is known is answered without an await.
-    @strawberry.field(graphql_type=list[AgentType])  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
-    def agents(self, info: Ctx) -> list[AgentType] | Awaitable[list[AgentType]]:
+    # ``agents`` and ``pending`` are not ``async``: what is known is answered without an await
+    # (and, marked ``known_answer``, without a resolver call: server.graphql.execution).
+    def _known_agents(self) -> list[AgentType] | Unknown:
         if self.resolved is not None and self.resolved.agents is not UNLOADED:
             return self.resolved.agents
+        return UNKNOWN
+
+    @strawberry.field(graphql_type=list[AgentType])  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    @known_answer(_known_agents)
+    def agents(self, info: Ctx) -> list[AgentType] | Awaitable[list[AgentType]]:
+        known = self._known_agents()
+        if known is not UNKNOWN:
+            return known
         return self._load_agents(info)
 
     async def _load_agents(self, info: Ctx) -> list[AgentType]:
         assert self.row.id is not None
         return [AgentType.of(a) for a in await info.context.loaders.agents.load(self.row.id)]
 
-    @strawberry.field(graphql_type=PendingInfoType | None, description="Null unless status is PENDING.")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
-    def pending(self, info: Ctx) -> PendingInfoType | Awaitable[PendingInfoType | None] | None:
+    def _known_pending(self) -> PendingInfoType | Unknown | None:
         if self.resolved is not None and self.resolved.pending is not UNLOADED:
             return self.resolved.pending
         if self.row.status is not models.UserStatus.PENDING:
             return None
+        return UNKNOWN
+
+    @strawberry.field(graphql_type=PendingInfoType | None, description="Null unless status is PENDING.")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    @known_answer(_known_pending)
+    def pending(self, info: Ctx) -> PendingInfoType | Awaitable[PendingInfoType | None] | None:
+        known = self._known_pending()
+        if known is not UNKNOWN:
+            return known
         return self._load_pending(info)
 
     async def _load_pending(self, info: Ctx) -> PendingInfoType | None:
