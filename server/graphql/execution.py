@@ -184,11 +184,17 @@ class _Plan:
     every entry takes the short path (an object in a list is then completed whole).
     """
 
-    __slots__ = ("entries", "fast")
+    __slots__ = ("entries", "fast", "plain")
 
     def __init__(self, entries: list[tuple[str, FieldDetailsList, Reader, _Shape | None]]) -> None:
         self.entries = entries
         self.fast = all(reader is not None and shape is not None for _, _, reader, shape in entries)
+        # When fast: (response name, reader, a leaf's coercion or None, shape) per entry.
+        self.plain: list[tuple[str, Callable[[Any], Any], Callable[[Any], Any] | None, _Shape]] = [
+            (name, reader, shape.coerce if shape.kind == _LEAF else None, shape)
+            for name, _, reader, shape in entries
+            if reader is not None and shape is not None
+        ]
 
 
 def _constant(value: str) -> Reader:
@@ -261,6 +267,8 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
                 raise _Slow
             item = shape.item
             assert item is not None
+            if item.kind == _OBJECT:
+                return self._objects(item, value)
             complete = self._complete
             return [complete(item, v) for v in value]
         plan = self._object_plan(shape)
@@ -268,14 +276,40 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
             raise _Slow
         return self._object(plan, value)
 
+    def _objects(self, item: _Shape, values: list[Any] | tuple[Any, ...]) -> list[Any]:
+        """A list of objects: _complete's object case for each item, inlined."""
+        plan = self._object_plan(item)
+        if not plan.fast:
+            raise _Slow
+        is_awaitable = self.is_awaitable
+        complete_object = self._object
+        completed: list[Any] = []
+        for value in values:
+            if value is None or value is Undefined:
+                if item.non_null:
+                    raise _Slow
+                completed.append(None)
+            elif isinstance(value, Exception) or is_awaitable(value):
+                raise _Slow
+            else:
+                completed.append(complete_object(plan, value))
+        return completed
+
     def _object(self, plan: _Plan, source: Any) -> dict[str, Any]:
         results: dict[str, Any] = {}
         complete = self._complete
-        for response_name, _, reader, shape in plan.entries:
-            value = reader(source)  # type: ignore[misc]  # plan.fast: every entry has both
+        for response_name, reader, coerce, shape in plan.plain:
+            value = reader(source)
+            if coerce is not None and type(value) in _PLAIN_VALUES:
+                # A leaf's plain value, completed here: _complete's leaf case, inlined.
+                coerced = coerce(value)
+                if coerced is None or coerced is Undefined:
+                    raise _Slow
+                results[response_name] = coerced
+                continue
             if value is UNKNOWN:
                 raise _Slow
-            results[response_name] = complete(shape, value)  # type: ignore[arg-type]
+            results[response_name] = complete(shape, value)
         return results
 
     def execute_fields(

@@ -70,6 +70,22 @@ class Later:
         yield  # a generator
 
 
+class LaterItem(Later):
+    """An awaitable Item: it has the fields a selection reads, but graphql-core awaits it."""
+
+    name = "not awaited"
+    count = 0
+    tags = ("not awaited",)
+
+
+class ItemError(Exception):
+    """An Exception as an Item: it has the fields a selection reads, but graphql-core raises it."""
+
+    name = "not raised"
+    count = 0
+    tags = ("not raised",)
+
+
 @strawberry.interface
 class Named:
     name: str
@@ -202,8 +218,12 @@ def _items() -> list[Any]:
         _item("j", subs=(_leaf("j0"), _leaf("j1")), tags=("x", "y")),  # tuples
         _item("k", subs=deque([_leaf("k0")]), tags=deque(["z"])),  # iterables that are not lists
         _item("l", subs=None, tags=[None]),  # null non-null list, null non-null item
-        _item("m", sub=ValueError("no sub"), maybe=Later([_leaf("m0")])),  # Exception object, awaitable list
-        _item("n", sub=Later(_leaf("n0")), subs=[Later(_leaf("n1"))], tags=[Later("n2")]),  # awaitables
+        _item("m", sub=ItemError("no sub"), maybe=Later([_leaf("m0")])),  # Exception object, awaitable list
+        _item(
+            "n", sub=LaterItem(_leaf("n0")), subs=[LaterItem(_leaf("n1"))], tags=[Later("n2")]
+        ),  # awaitables
+        _item("m2", subs=[_leaf("m3"), ItemError("in a list")], maybe=[ItemError("in a nullable list")]),
+        _item("x", subs=[_leaf("x0"), None], maybe=[None, _leaf("x1")]),  # null items
         _item("o", loose=Later("n"), label=Later("lbl")),  # awaitable leaves (Loose would serialize it)
         _item("p", owner_="unknown", sub=_leaf("p0")),  # the known answer is not known
         _item("q", owner_="raise"),  # the known answer raises
@@ -258,6 +278,8 @@ DOCUMENTS = [
     "{ one { name later sub { later } } __typename }",
     "{ items { owner { name } maybe { name } tagged { name tag } loose tags } }",
     "{ items { id owner { name } } }",
+    "{ items { subs { name count } sub { name tags } } }",
+    "{ items { maybe { name } } strict { name maybe { count } } }",
 ]
 
 
