@@ -15,9 +15,11 @@ from collections.abc import Awaitable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Literal
+from typing import Literal, TypeVar
 
 import strawberry
+from strawberry.dataloader import DataLoader
+from strawberry.exceptions import WrongNumberOfResultsReturned
 from strawberry.types.nodes import SelectedField, Selection
 
 from server.domain import models, reclaim
@@ -249,6 +251,10 @@ class SuggestionType:
         )
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
 class _Unloaded(Enum):
     UNLOADED = "unloaded"
 
@@ -342,6 +348,28 @@ def node_fields(info: Ctx) -> set[str]:
     }
 
 
+async def load_many_now(loader: DataLoader[K, V], keys: list[K]) -> list[V]:
+    """``loader.load_many(keys)`` for a page's keys, by one call of its batch function.
+
+    When no key is cached (nor queued: a queued key is cached), the answer is the batch
+    function's, and the loader is primed with it as ``load_many`` leaves it, without a future,
+    a task and a callback per key (~150 us for 50 keys). Otherwise ``load_many``.
+    """
+    cache = loader.cache_map if loader.cache else None
+    if cache is None or any(cache.get(key) is not None for key in keys):
+        return await loader.load_many(keys)
+    values = list(await loader.load_fn(keys))
+    if len(values) != len(keys):
+        raise WrongNumberOfResultsReturned(expected=len(keys), received=len(values))
+    found: list[V] = []
+    for value in values:
+        if isinstance(value, BaseException):  # load_many raises the first one
+            raise value
+        found.append(value)
+    loader.prime_many(dict(zip(keys, found, strict=True)))
+    return found
+
+
 async def user_connection(
     info: Ctx,
     page: cursors.Page[rows.UserRow],
@@ -355,10 +383,11 @@ async def user_connection(
     agents: Sequence[Sequence[rows.AgentFields]] | None = None
     retained: dict[int, loads.Retained] | None = None
     if "agents" in asked:
-        agents = await ctx.loaders.agents.load_many([u.id for u in users])
+        loaded = await load_many_now(ctx.loaders.agents, [u.id for u in users])
+        agents = loaded
     if "pending" in asked:
         ids = [u.id for u in users if u.status is models.UserStatus.PENDING]
-        retained = dict(zip(ids, await ctx.loaders.retained.load_many(ids), strict=True))
+        retained = dict(zip(ids, await load_many_now(ctx.loaders.retained, ids), strict=True))
     account = ctx.account
     nodes = [
         UserType.resolved_of(
