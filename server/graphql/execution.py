@@ -1,84 +1,371 @@
-"""graphql-core's executor with a short path for leaf fields read off an attribute.
+"""graphql-core's executor with a short path for what needs no resolver info.
 
-graphql-core executes every field alike: it builds the field's resolve info (Strawberry's,
-of 16 members), calls Strawberry's default resolver (``getattr``), checks the result for an
-awaitable, then completes it through ``complete_value``'s type dispatch. A 50-row queue page
-is ~1,100 fields, ~900 of them such leaves (``displayName``, ``firstSeenAt``, ...).
+graphql-core executes every field alike: it builds the field's path and resolve info
+(Strawberry's, of 16 members), calls the resolver (Strawberry's default one is ``getattr``),
+checks the result for an awaitable, then completes it through ``complete_value``'s type
+dispatch, list by list and object by object. A 50-row queue page is ~1,100 fields, ~900 of
+them leaves read off an attribute (``displayName``, ``firstSeenAt``, ...), most of the rest
+objects and lists read the same way (``edges``, ``node``) or answered from what the page
+already loaded (``User.agents``, ``User.pending``).
 
-For a leaf field (a scalar or enum, nullable or not) whose Strawberry field is basic (no
-resolver, no field extension: :attr:`StrawberryField.is_basic_field`) and whose default
-resolver is ``getattr``, and when no schema extension resolves fields (Strawberry's middleware
-manager is then empty),
-:class:`Executor` reads the attribute and coerces it here. Whatever is not the plain case —
-a null for a non-null field, a value the type refuses, an exception, an ``Exception`` value
-— goes through graphql-core's own path, which gives the same value or the same error.
+:class:`Executor` completes such fields itself, when no schema extension resolves fields
+(Strawberry's middleware manager is then empty) and nothing is deferred. For each selection
+(an object type and its collected fields) it builds a plan once per request: how each field
+is read — an attribute (a basic Strawberry field: no resolver, no field extension, the
+default ``getattr``), ``__typename``, or a resolver marked :func:`known_answer` whose answer
+is known without its info — and how its value is completed (a leaf type's coercion, a list's
+items, an object's plan). A field whose plan says neither goes through graphql-core's
+``execute_field``, as does a field whose value is not the plain case: a null for a non-null
+field, an ``Exception`` value, an awaitable, a value its leaf type refuses, an attribute that
+raises, a list that is not a ``list`` or ``tuple``, an answer the marked resolver does not know.
+The short path has no side effect (it reads attributes and calls known-answer functions), so
+graphql-core's path then completes that field from the start and gives the same value or the
+same error, at the same path; within it, each object's fields take the short path again.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import enum
+from collections.abc import Callable
+from datetime import date, datetime
+from operator import attrgetter
+from typing import Any, Literal, TypeVar
 
-from graphql import GraphQLField, GraphQLLeafType, GraphQLObjectType, GraphQLOutputType, Undefined
-from graphql.execution.collect_fields import FieldDetailsList
-from graphql.pyutils import Path
-from graphql.type import GraphQLNonNull, is_leaf_type
+from graphql import (
+    GraphQLField,
+    GraphQLList,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    Undefined,
+)
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.pyutils import AwaitableOrValue, Path, gather_with_cancel
+from graphql.type import GraphQLNonNull, TypeNameMetaFieldDef, is_leaf_type
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
-Leaf = tuple[str, GraphQLLeafType, bool]
-"""How a plain leaf field is read: the attribute's name, the leaf type, whether non-null."""
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Unknown(enum.Enum):
+    UNKNOWN = "unknown"
+
+
+UNKNOWN = _Unknown.UNKNOWN
+"""What a :func:`known_answer` function returns when only the resolver can answer."""
+Unknown = Literal[_Unknown.UNKNOWN]
+
+_KNOWN_ANSWER = "_plm_known_answer"
+
+
+def known_answer(known: Callable[[Any], Any]) -> Callable[[F], F]:
+    """Mark a synchronous resolver whose answer ``known(source)`` gives unless it is ``UNKNOWN``.
+
+    The resolver must answer ``known(source)`` itself whenever that is not ``UNKNOWN`` (it
+    calls ``known`` first), take no argument but ``info``, and have no field extension:
+    :class:`Executor` then completes the field with that answer without calling the resolver.
+    ``known`` must have no side effect.
+    """
+
+    def mark(resolver: F) -> F:
+        setattr(resolver, _KNOWN_ANSWER, known)
+        return resolver
+
+    return mark
+
+
+# How a field's value is read off its parent on the short path: the attribute's getter, a
+# known-answer function, ``__typename``'s constant; or None: only the resolver can.
+Reader = Callable[[Any], Any] | None
 
 # By the field's id (GraphQLField is unhashable); the field is kept to rule out a reused id.
-_PLANS: dict[int, tuple[GraphQLField, Leaf | None]] = {}
+_READERS: dict[int, tuple[GraphQLField, Reader, ReadBy]] = {}
+
+ReadBy = Literal["attribute", "known answer"] | None
 
 
-def leaf_plan(field: GraphQLField) -> Leaf | None:
-    """How ``field`` is read on the short path, or ``None`` when it is not a plain leaf."""
-    found = _PLANS.get(id(field))
+def read_by(field: GraphQLField) -> ReadBy:
+    """How the short path reads ``field``: off an attribute, by a known-answer function, or not."""
+    return _read(field)[1]
+
+
+def _reader(field: GraphQLField) -> Reader:
+    return _read(field)[0]
+
+
+def _read(field: GraphQLField) -> tuple[Reader, ReadBy]:
+    found = _READERS.get(id(field))
     if found is not None and found[0] is field:
-        return found[1]
-    plan: Leaf | None = None
+        return found[1], found[2]
+    reader: Reader = None
+    by: ReadBy = None
     definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    return_type: GraphQLOutputType = field.type
+    if isinstance(definition, StrawberryField) and not definition.extensions:
+        resolver = definition.base_resolver
+        if resolver is None:
+            if definition.default_resolver is getattr and getattr(field.resolve, "_is_default", False):
+                reader, by = attrgetter(definition.python_name), "attribute"
+        else:
+            known = getattr(resolver.wrapped_func, _KNOWN_ANSWER, None)
+            if known is not None and not field.args and not resolver.is_async:
+                reader, by = known, "known answer"
+    _READERS[id(field)] = (field, reader, by)
+    return reader, by
+
+
+class _Slow(Exception):
+    """The value is not the plain case: graphql-core's path completes the field."""
+
+
+# Exact types whose values are never awaitable, nor exceptions: no check needed for a leaf.
+_PLAIN_VALUES: frozenset[type] = frozenset({str, int, float, bool, datetime, date})
+
+# How a value is completed (the kind of the type under any non-null wrapper).
+_LEAF, _LIST, _OBJECT = 0, 1, 2
+
+
+class _Shape:
+    """How a value of one output type is completed, for one field's nodes."""
+
+    __slots__ = ("coerce", "fields", "item", "kind", "non_null", "object_type", "plan")
+
+    def __init__(self, kind: int, non_null: bool) -> None:
+        self.kind = kind
+        self.non_null = non_null
+        self.coerce: Callable[[Any], Any] | None = None
+        self.item: _Shape | None = None
+        self.object_type: GraphQLObjectType | None = None
+        self.fields: FieldDetailsList | None = None
+        # The object's plan, once built (the object type's fields collected for ``fields``).
+        self.plan: _Plan | None = None
+
+
+def _shape(return_type: GraphQLOutputType, fields: FieldDetailsList) -> _Shape | None:
+    """How a value of ``return_type`` is completed, or ``None`` if only graphql-core's path can.
+
+    Not on the short path: abstract types, objects with ``is_type_of`` (it takes the resolve
+    info), a list under ``@stream`` or any directive but ``@skip``/``@include`` (applied when
+    fields are collected).
+    """
     non_null = isinstance(return_type, GraphQLNonNull)
     inner = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
-    if (
-        isinstance(definition, StrawberryField)
-        and definition.is_basic_field
-        and definition.default_resolver is getattr
-        and getattr(field.resolve, "_is_default", False)
-        and is_leaf_type(inner)
-    ):
-        plan = (definition.python_name, inner, non_null)
-    _PLANS[id(field)] = (field, plan)
-    return plan
+    if is_leaf_type(inner):
+        shape = _Shape(_LEAF, non_null)
+        shape.coerce = inner.coerce_output_value
+        return shape
+    if isinstance(inner, GraphQLList):
+        item = _shape(inner.of_type, fields)
+        if item is None or not _only_skip_include(fields):
+            return None
+        shape = _Shape(_LIST, non_null)
+        shape.item = item
+        return shape
+    if isinstance(inner, GraphQLObjectType) and inner.is_type_of is None:
+        shape = _Shape(_OBJECT, non_null)
+        shape.object_type, shape.fields = inner, fields
+        return shape
+    return None
+
+
+def _only_skip_include(fields: FieldDetailsList) -> bool:
+    return all(
+        directive.name.value in ("skip", "include")
+        for details in fields
+        for directive in details.node.directives or ()
+    )
+
+
+class _Plan:
+    """How one selection of an object type is executed: an entry per response name, in order.
+
+    Each entry is (response name, the field's nodes, how it is read, how its value is
+    completed); ``None`` for either: graphql-core's ``execute_field``. ``fast`` tells whether
+    every entry takes the short path (an object in a list is then completed whole).
+    """
+
+    __slots__ = ("entries", "fast", "plain")
+
+    def __init__(self, entries: list[tuple[str, FieldDetailsList, Reader, _Shape | None]]) -> None:
+        self.entries = entries
+        self.fast = all(reader is not None and shape is not None for _, _, reader, shape in entries)
+        # When fast: (response name, reader, a leaf's coercion or None, shape) per entry.
+        self.plain: list[tuple[str, Callable[[Any], Any], Callable[[Any], Any] | None, _Shape]] = [
+            (name, reader, shape.coerce if shape.kind == _LEAF else None, shape)
+            for name, _, reader, shape in entries
+            if reader is not None and shape is not None
+        ]
+
+
+def _constant(value: str) -> Reader:
+    """``__typename``'s reader: the parent type's name."""
+    return lambda _source: value
 
 
 class Executor(StrawberryGraphQLCoreExecutionContext):
-    def execute_field(
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Plans by the grouped field set's id; the set is kept to rule out a reused id. The
+        # sets are graphql-core's, memoized for the request (collect_subfields).
+        self._plans: dict[int, tuple[GroupedFieldSet, _Plan]] = {}
+
+    def _fast(self) -> bool:
+        middleware = self.middleware_manager
+        return middleware is None or not middleware.middlewares
+
+    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> _Plan:
+        found = self._plans.get(id(grouped_field_set))
+        if found is not None and found[0] is grouped_field_set:
+            return found[1]
+        entries: list[tuple[str, FieldDetailsList, Reader, _Shape | None]] = []
+        for response_name, fields in grouped_field_set.items():
+            field = self.schema.get_field(parent_type, fields[0].node.name.value)
+            reader: Reader = None
+            shape: _Shape | None = None
+            if field is TypeNameMetaFieldDef:
+                reader = _constant(parent_type.name)
+                shape = _shape(field.type, fields)
+            elif field is not None:
+                reader = _reader(field)
+                if reader is not None:
+                    shape = _shape(field.type, fields)
+            entries.append((response_name, fields, reader, shape))
+        plan = _Plan(entries)
+        self._plans[id(grouped_field_set)] = (grouped_field_set, plan)
+        return plan
+
+    def _object_plan(self, shape: _Shape) -> _Plan:
+        plan = shape.plan
+        if plan is None:
+            assert shape.object_type is not None and shape.fields is not None
+            grouped_field_set, defer_usages, _ = self.collect_subfields(shape.object_type, shape.fields)
+            if defer_usages:
+                raise _Slow
+            plan = shape.plan = self._plan(shape.object_type, grouped_field_set)
+        return plan
+
+    def _complete(self, shape: _Shape, value: Any) -> Any:
+        """``value`` completed as ``shape`` says, as graphql-core would; raises when not plain."""
+        if value is None or value is Undefined:
+            if shape.non_null:
+                raise _Slow
+            return None
+        kind = shape.kind
+        if kind == _LEAF:
+            if type(value) not in _PLAIN_VALUES and (
+                isinstance(value, Exception) or self.is_awaitable(value)
+            ):
+                raise _Slow
+            coerced = shape.coerce(value)  # type: ignore[misc]  # set for a leaf
+            if coerced is None or coerced is Undefined:
+                raise _Slow
+            return coerced
+        if isinstance(value, Exception) or self.is_awaitable(value):
+            raise _Slow
+        if kind == _LIST:
+            if type(value) is not list and type(value) is not tuple:
+                raise _Slow
+            item = shape.item
+            assert item is not None
+            if item.kind == _OBJECT:
+                return self._objects(item, value)
+            complete = self._complete
+            return [complete(item, v) for v in value]
+        plan = self._object_plan(shape)
+        if not plan.fast:
+            raise _Slow
+        return self._object(plan, value)
+
+    def _objects(self, item: _Shape, values: list[Any] | tuple[Any, ...]) -> list[Any]:
+        """A list of objects: _complete's object case for each item, inlined."""
+        plan = self._object_plan(item)
+        if not plan.fast:
+            raise _Slow
+        is_awaitable = self.is_awaitable
+        complete_object = self._object
+        completed: list[Any] = []
+        for value in values:
+            if value is None or value is Undefined:
+                if item.non_null:
+                    raise _Slow
+                completed.append(None)
+            elif isinstance(value, Exception) or is_awaitable(value):
+                raise _Slow
+            else:
+                completed.append(complete_object(plan, value))
+        return completed
+
+    def _object(self, plan: _Plan, source: Any) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+        complete = self._complete
+        for response_name, reader, coerce, shape in plan.plain:
+            value = reader(source)
+            if coerce is not None and type(value) in _PLAIN_VALUES:
+                # A leaf's plain value, completed here: _complete's leaf case, inlined.
+                coerced = coerce(value)
+                if coerced is None or coerced is Undefined:
+                    raise _Slow
+                results[response_name] = coerced
+                continue
+            if value is UNKNOWN:
+                raise _Slow
+            results[response_name] = complete(shape, value)
+        return results
+
+    def execute_fields(
         self,
         parent_type: GraphQLObjectType,
-        source: Any,
-        field_details_list: FieldDetailsList,
-        path: Path,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
         position_context: Any,
-    ) -> Any:
-        middleware = self.middleware_manager
-        if middleware is None or not middleware.middlewares:
-            field = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
-            plan = None if field is None else leaf_plan(field)
-            if plan is not None:
-                name, leaf, non_null = plan
-                try:
-                    value = getattr(source, name)
-                    if value is None:
-                        if not non_null:
-                            return None
-                    elif not isinstance(value, Exception):
-                        coerced = leaf.coerce_output_value(value)
-                        if coerced is not None and coerced is not Undefined:
-                            return coerced
-                except Exception:  # graphql-core's path below raises it as a field error
-                    pass
-        return super().execute_field(parent_type, source, field_details_list, path, position_context)
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        if position_context is not None or not self._fast():
+            return super().execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        plan = self._plan(parent_type, grouped_field_set)
+        if plan.fast:
+            try:
+                return self._object(plan, source_value)
+            except Exception:  # not plain: field by field below
+                pass
+        results: dict[str, Any] = {}
+        is_awaitable = self.is_awaitable
+        awaitable_fields: list[str] = []
+        complete = self._complete
+        try:
+            for response_name, fields, reader, shape in plan.entries:
+                if reader is not None and shape is not None:
+                    try:
+                        value = reader(source_value)
+                        if value is UNKNOWN:
+                            raise _Slow
+                        results[response_name] = complete(shape, value)
+                        continue
+                    except Exception:  # not plain: graphql-core's path below
+                        pass
+                result = self.execute_field(
+                    parent_type, source_value, fields, Path(path, response_name, parent_type.name), None
+                )
+                if result is not Undefined:
+                    results[response_name] = result
+                    if is_awaitable(result):
+                        awaitable_fields.append(response_name)
+        except Exception:
+            if awaitable_fields:
+                self.settle_in_background([results[field] for field in awaitable_fields])
+            raise
+        if not awaitable_fields:
+            return results
+        return self._gather(results, awaitable_fields)
+
+    async def _gather(self, results: dict[str, Any], awaitable_fields: list[str]) -> dict[str, Any]:
+        """graphql-core's ``execute_fields`` tail: the awaitable fields awaited together."""
+        if len(awaitable_fields) == 1:
+            field = awaitable_fields[0]
+            results[field] = await results[field]
+        else:
+            awaited = await gather_with_cancel(*(results[field] for field in awaitable_fields))
+            results.update(zip(awaitable_fields, awaited, strict=True))
+        return results

@@ -1,30 +1,112 @@
-"""The executor's short path for plain leaf fields answers exactly as graphql-core's path does.
+"""The executor's short path answers exactly as graphql-core's path does.
 
 Each document runs on one small schema twice, with :class:`server.graphql.execution.Executor`
-and with Strawberry's own executor: data and errors (messages, paths) must be equal, for
-plain values and for every case the short path hands back (a null for a non-null field, a
-value its type refuses, an attribute that raises), with fragments, aliases and ``@skip``.
+and with Strawberry's own executor: data and errors (messages, paths, locations) must be
+equal — for plain values, and for every case the short path hands back to graphql-core: a
+null for a non-null field (at any depth: in a list's item, under non-null lists and objects),
+an ``Exception`` value, an awaitable value (a leaf of a scalar that would serialize it, an
+object, a list, a list's item), a value its type refuses, an attribute that raises, a list
+that is not a ``list``, a known-answer resolver that does not know, an object type with
+``is_type_of`` and an abstract type — with aliases, fragments, ``__typename``,
+``@skip``/``@include``, in fixed documents and hypothesis-generated ones. Then the app's own
+queue documents run on a seeded account with both executors.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
-from datetime import UTC, datetime
-from typing import Any
+from collections import deque
+from collections.abc import Awaitable, Generator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, NewType
 
 import pytest
 import strawberry
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from server.graphql.execution import Executor, leaf_plan
+from server.graphql.execution import UNKNOWN, Executor, known_answer, read_by
 from server.graphql.schema import schema as app_schema
+from server.infra.db import Database
+from tests.graphql.helpers import PENDING_PAGE, Gql
+from tests.graphql.test_queries import report
+from tests.server.domain import arrive
+from tests.support import START, Tenant
 
 
 @strawberry.enum
 class Colour(enum.Enum):
     RED = "red"
     BLUE = "blue"
+
+
+Loose = NewType("Loose", str)
+"""A scalar that serializes anything: an awaitable read off an attribute included."""
+
+CONFIG = StrawberryConfig(
+    scalar_map={
+        Loose: strawberry.scalar(
+            name="Loose",
+            serialize=lambda value: (
+                None if value == "null" else f"<{value}>"
+            ),  # None: graphql-core refuses it
+            parse_value=lambda v: v,
+        )
+    }
+)
+
+
+class Later:
+    """An awaitable (not a coroutine: never warned about when left unawaited)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[None, None, Any]:
+        return self.value
+        yield  # a generator
+
+
+class LaterItem(Later):
+    """An awaitable Item: it has the fields a selection reads, but graphql-core awaits it."""
+
+    name = "not awaited"
+    count = 0
+    tags = ("not awaited",)
+
+
+class ItemError(Exception):
+    """An Exception as an Item: it has the fields a selection reads, but graphql-core raises it."""
+
+    name = "not raised"
+    count = 0
+    tags = ("not raised",)
+
+
+@strawberry.interface
+class Named:
+    name: str
+
+
+@strawberry.type
+class Tagged(Named):
+    """Implements an interface: its GraphQL type has ``is_type_of``."""
+
+    tag: str
+
+
+@strawberry.type
+class Other:
+    other: str
+
+
+def _known_owner(item: Item) -> Item | Any | None:
+    if item.owner_ == "raise":
+        raise RuntimeError("cannot know the owner")
+    return UNKNOWN if item.owner_ == "unknown" else item.owner_
 
 
 @strawberry.type
@@ -36,11 +118,37 @@ class Item:
     at: datetime
     id: strawberry.ID
     broken: str
-    sub: Item | None = None
+    loose: Loose | None
+    sub: Item | None
+    subs: list[Item]
+    maybe: list[Item | None] | None
+    tags: list[str]
+    tagged: Tagged | None
+    either: Annotated[Item | Other, strawberry.union("Either")] | None
+    owner_: strawberry.Private[Any] = None
 
     @strawberry.field
     def computed(self) -> str:
         return self.name.upper()
+
+    @strawberry.field
+    async def later(self) -> str:
+        return self.name + "!"
+
+    @strawberry.field
+    @known_answer(_known_owner)
+    def owner(self) -> Item | None:
+        known = _known_owner(self)
+        if known is not UNKNOWN:
+            return known
+        return Later(self.sub)  # type: ignore[return-value]  # graphql-core awaits it
+
+
+class FakeTagged:
+    """What Tagged's fields read, but not a Tagged: its type's ``is_type_of`` refuses it."""
+
+    name = "fake"
+    tag = "fake"
 
 
 class Raising:
@@ -64,20 +172,67 @@ def _item(name: Any, **fields: Any) -> Item:
         "at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
         "id": strawberry.ID("7"),
         "broken": "ok",
+        "loose": "l",
+        "sub": None,
+        "subs": [],
+        "maybe": None,
+        "tags": ["t"],
+        "tagged": None,
+        "either": None,
     }
     return Item(name=name, **(values | fields))
 
 
+def _leaf(name: str) -> Item:
+    return _item(name, count=len(name), tags=[name, name + "2"])
+
+
+def _good(name: str) -> Item:
+    """An Item with every field plain, nested."""
+    sub = _item(name + ".sub", label="l", count=-1, colour=Colour.BLUE, subs=[_leaf(name + ".s0")])
+    return _item(
+        name,
+        count=3,
+        sub=sub,
+        subs=[_leaf(name + ".a"), _leaf(name + ".b")],
+        maybe=[_leaf(name + ".m"), None],
+        owner_=_leaf(name + ".o"),
+        tagged=Tagged(name="t", tag="x"),
+        either=Other(other="o"),
+    )
+
+
 def _items() -> list[Any]:
-    good = _item("a", count=3, sub=_item("b", label="l", count=-1, colour=Colour.BLUE))
+    """Plain items, then each case the short path hands back."""
     return [
-        good,
+        _good("a"),
+        _good("b"),
         _item(None, label="x"),  # null for a non-null field
         _item("c", count="many"),  # a value Int refuses
         _item("d", colour="GREEN"),  # not a Colour
         _item("e", count=2**40),  # past Int's 32 bits
-        _item("f", label=ValueError("boom")),  # an Exception as a value
-        Raising(good),  # an attribute that raises
+        _item("f", label=ValueError("boom")),  # an Exception as a leaf's value
+        Raising(_good("g")),  # an attribute that raises
+        _item("h", subs=[_leaf("h0"), _item(None), _leaf("h2")]),  # a null inside a non-null list
+        _item("i", maybe=[_leaf("i0"), _item(None), ValueError("item")]),  # errors inside a nullable list
+        _item("j", subs=(_leaf("j0"), _leaf("j1")), tags=("x", "y")),  # tuples
+        _item("k", subs=deque([_leaf("k0")]), tags=deque(["z"])),  # iterables that are not lists
+        _item("l", subs=None, tags=[None]),  # null non-null list, null non-null item
+        _item("m", sub=ItemError("no sub"), maybe=Later([_leaf("m0")])),  # Exception object, awaitable list
+        _item(
+            "n", sub=LaterItem(_leaf("n0")), subs=[LaterItem(_leaf("n1"))], tags=[Later("n2")]
+        ),  # awaitables
+        _item("m2", subs=[_leaf("m3"), ItemError("in a list")], maybe=[ItemError("in a nullable list")]),
+        _item("x", subs=[_leaf("x0"), None], maybe=[None, _leaf("x1")]),  # null items
+        _item("o", loose=Later("n"), label=Later("lbl")),  # awaitable leaves (Loose would serialize it)
+        _item("p", owner_="unknown", sub=_leaf("p0")),  # the known answer is not known
+        _item("q", owner_="raise"),  # the known answer raises
+        _item("r", owner_=_item(None)),  # a known answer that does not complete
+        _item("s", tagged=_leaf("not tagged"), either=_leaf("s0")),  # is_type_of refuses; a union
+        _item("t", subs=[_leaf("t0"), _item("t1", sub=_item(None))]),  # a nullable null deep in a list
+        _item("u", tagged=FakeTagged()),  # is_type_of refuses what has the fields
+        _item("v", tags="abc", maybe={"x": _leaf("v0")}),  # a str, a mapping: not lists to graphql-core
+        _item("w", loose="null"),  # a scalar serializing to None
     ]
 
 
@@ -91,49 +246,219 @@ class Query:
     def strict(self) -> list[Item]:
         return _items()
 
+    @strawberry.field
+    def plain(self) -> list[Item]:
+        return [_good("a"), _good("b")]
 
-FIELDS = ["name", "label", "count", "colour", "at", "id", "broken", "computed", "sub { name count }"]
+    @strawberry.field
+    def one(self) -> Item:
+        return _good("one")
+
+
+LEAVES = ["name", "label", "count", "colour", "at", "id", "broken", "loose", "tags", "__typename"]
+RESOLVED = ["computed", "later"]
+OBJECTS = ["sub", "subs", "maybe", "owner"]
+FIELDS = [
+    *LEAVES,
+    *RESOLVED,
+    *(f"{field} {{ name count }}" for field in OBJECTS),
+    "tagged { name tag __typename }",
+    "either { __typename ... on Item { name } ... on Other { other } }",
+]
 DOCUMENTS = [
     "{ items { " + " ".join(FIELDS) + " } }",
     "{ strict { name count } }",
+    "{ strict { subs { name } } }",
+    "{ items { subs { tags } maybe { name sub { name } } } }",
     "{ items { n: name ...F c2: count @skip(if: true) ... on Item { colour } } } fragment F on Item { count at }",
-    "query($s: Boolean!) { items { name @include(if: $s) label } }",
+    "query($s: Boolean!, $t: Boolean!) { items { name @include(if: $s) label sub @skip(if: $t) { name } } }",
+    "{ items { owner { name owner { name } } sub { owner { name } } } }",
+    "{ plain { a: name b: name ...F sub { ...F } subs { ...F __typename } } } fragment F on Item { name count tags }",
+    "{ plain { sub { name } sub { count subs { name } } owner { tags } } one { subs { sub { name } } } }",
+    "{ one { name later sub { later } } __typename }",
+    "{ items { owner { name } maybe { name } tagged { name tag } loose tags } }",
+    "{ items { id owner { name } } }",
+    "{ items { subs { name count } sub { name tags } } }",
+    "{ items { maybe { name } } strict { name maybe { count } } }",
 ]
 
 
 def _schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
-    return strawberry.Schema(Query, execution_context_class=Executor), strawberry.Schema(Query)
+    types = [Tagged]
+    return (
+        strawberry.Schema(Query, types=types, config=CONFIG, execution_context_class=Executor),
+        strawberry.Schema(Query, types=types, config=CONFIG),
+    )
 
 
 FAST, PLAIN = _schemas()
 
 
 def _shown(result: Any) -> tuple[Any, Any]:
-    errors = sorted((e.message, e.path) for e in result.errors or ())
+    errors = sorted(
+        (e.message, e.path, [(loc.line, loc.column) for loc in e.locations or ()])
+        for e in result.errors or ()
+    )
     return result.data, errors
 
 
+async def _both(document: str, variables: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    fast = await _settled(FAST.execute(document, variable_values=variables))
+    plain = await _settled(PLAIN.execute(document, variable_values=variables))
+    return _shown(fast), _shown(plain)
+
+
+async def _settled(execution: Awaitable[Any]) -> Any:
+    """The result, once the resolvers a null propagation left behind (graphql-core settles
+    them in the background, with either executor) have run: none is left unawaited."""
+    result = await execution
+    current = asyncio.current_task()
+    await asyncio.gather(*(t for t in asyncio.all_tasks() if t is not current), return_exceptions=True)
+    return result
+
+
 @pytest.mark.parametrize("document", DOCUMENTS)
-async def test_the_short_path_answers_as_graphql_core_does(document: str) -> None:
-    variables = {"s": True}
-    fast = await FAST.execute(document, variable_values=variables)
-    plain = await PLAIN.execute(document, variable_values=variables)
-    assert _shown(fast) == _shown(plain)
-    assert fast.errors, "the cases the short path hands back were exercised"
+@pytest.mark.parametrize("flag", [True, False])
+async def test_the_short_path_answers_as_graphql_core_does(document: str, flag: bool) -> None:
+    fast, plain = await _both(document, {"s": flag, "t": not flag})
+    assert fast == plain
 
 
-@given(st.lists(st.sampled_from(FIELDS), min_size=1, max_size=6), st.booleans())
-def test_any_selection_answers_the_same(fields: list[str], strict: bool) -> None:
-    document = "{ " + ("strict" if strict else "items") + " { " + " ".join(fields) + " } }"
-    assert _shown(FAST.execute_sync(document)) == _shown(PLAIN.execute_sync(document))
+async def test_the_cases_handed_back_were_exercised() -> None:
+    (data, errors), _ = await _both(DOCUMENTS[0])
+    messages = " ".join(message for message, _, _ in errors)
+    for expected in ("non-nullable", "Int cannot represent", "Enum 'Colour'", "boom", "cannot read broken"):
+        assert expected in messages, expected
+    assert "cannot know the owner" in messages
+    by_name = {item["name"]: item for item in data["items"] if item is not None}
+    assert by_name["o"]["loose"] == "<n>" and by_name["o"]["label"] == "lbl"  # awaited, then serialized
+    assert by_name["p"]["owner"] == {"name": "p0", "count": 2}  # the resolver's awaitable answer
+    assert by_name["a"]["owner"] == {"name": "a.o", "count": 3}  # the known answer
 
 
-def test_only_plain_leaves_take_the_short_path() -> None:
+class Counting(Executor):
+    """Counts the fields graphql-core's ``execute_field`` executes."""
+
+    executed: list[str] = []  # a test's tally
+
+    def execute_field(self, parent_type: Any, source: Any, fields: Any, path: Any, position: Any) -> Any:
+        Counting.executed.append(f"{parent_type.name}.{fields[0].node.name.value}")
+        return super().execute_field(parent_type, source, fields, path, position)
+
+
+def test_plain_selections_take_the_short_path() -> None:
+    counting = strawberry.Schema(Query, types=[Tagged], config=CONFIG, execution_context_class=Counting)
+    document = DOCUMENTS[7]
+    Counting.executed.clear()
+    result = counting.execute_sync(document)
+    assert not result.errors and result.data == PLAIN.execute_sync(document).data
+    # The root field has a resolver; everything under it (2 items, ~60 fields) is completed here.
+    assert Counting.executed == ["Query.plain"]
+    # Only what is not plain goes through graphql-core's path.
+    Counting.executed.clear()
+    document = "{ items { name colour } }"
+    result = counting.execute_sync(document)
+    assert _shown(result) == _shown(PLAIN.execute_sync(document))
+    assert Counting.executed.count("Item.name") < 5 and Counting.executed.count("Item.colour") < 5
+
+
+def test_only_attributes_and_known_answers_take_the_short_path() -> None:
     fields = FAST._schema.type_map["Item"].fields  # type: ignore[attr-defined]
-    assert leaf_plan(fields["name"]) is not None and leaf_plan(fields["colour"]) is not None
-    assert leaf_plan(fields["computed"]) is None  # a resolver
-    assert leaf_plan(fields["sub"]) is None  # an object
-    # The app's schema uses the executor; the queue page's leaves take the short path.
+    assert read_by(fields["name"]) == "attribute" and read_by(fields["sub"]) == "attribute"
+    assert read_by(fields["owner"]) == "known answer"
+    assert read_by(fields["computed"]) is None  # a resolver
+    assert read_by(fields["later"]) is None  # an async one
+    # The app's schema uses the executor; the queue page's fields take the short path.
     assert app_schema.execution_context_class is Executor
-    user = app_schema._schema.type_map["User"].fields
-    assert leaf_plan(user["displayName"]) is not None and leaf_plan(user["agents"]) is None
+    types: dict[str, Any] = app_schema._schema.type_map  # object types: their fields
+    assert read_by(types["User"].fields["displayName"]) == "attribute"
+    assert read_by(types["User"].fields["agents"]) == "known answer"
+    assert read_by(types["User"].fields["pending"]) == "known answer"
+    assert read_by(types["Agent"].fields["user"]) == "known answer"
+    assert read_by(types["User"].fields["activity"]) is None  # arguments, async
+    assert read_by(types["UserConnection"].fields["totalCount"]) is None
+
+
+# ---------------------------------------------------------------------------- generated selections
+
+NESTED = ["sub", "subs", "maybe", "owner"]
+
+
+@st.composite
+def selections(draw: st.DrawFn, depth: int = 0) -> str:
+    """A selection set on Item: leaves, resolved fields, nested objects; aliases, inline
+    fragments, ``__typename``, ``@skip``/``@include`` on literals and variables."""
+    parts = []
+    for _ in range(draw(st.integers(1, 5))):
+        kind = draw(st.sampled_from(["leaf", "leaf", "resolved", "object", "fragment", "named"]))
+        if kind == "object" and depth < 2:
+            text = draw(st.sampled_from(NESTED)) + " { " + draw(selections(depth + 1)) + " }"
+        elif kind == "fragment" and depth < 2:
+            text = "... on Item { " + draw(selections(depth + 1)) + " }"
+        elif kind == "named":
+            text = "...F"
+        elif kind == "resolved":
+            text = draw(st.sampled_from(RESOLVED))
+        else:
+            text = draw(st.sampled_from(LEAVES))
+        if not text.startswith("...") and draw(st.booleans()):
+            # An alias always for the same field: aliased fields never conflict.
+            text = f"x_{text.split()[0].lstrip('_')}: {text}"
+        directive = draw(
+            st.sampled_from(
+                ["", "", "", "@skip(if: true)", "@include(if: false)", "@skip(if: $v)", "@include(if: $v)"]
+            )
+        )
+        if directive:
+            head, brace, rest = text.partition(" {")
+            text = f"{head} {directive}{brace}{rest}"
+        parts.append(text)
+    return " ".join(parts)
+
+
+@settings(max_examples=150, deadline=None)
+@given(selections(), st.sampled_from(["items", "strict", "plain", "one"]), st.booleans())
+def test_any_selection_answers_the_same(selection: str, root: str, flag: bool) -> None:
+    body = "{ " + root + " { " + selection + " } }"
+    if "...F" in body:
+        body += " fragment F on Item { name tags sub { count } }"
+    if "$v" in body:
+        body = "query($v: Boolean!) " + body
+    fast, plain = asyncio.run(_both(body, {"v": flag} if "$v" in body else None))
+    assert fast == plain
+
+
+# ---------------------------------------------------------------------------- the app's documents
+
+APP_DOCUMENTS = [
+    PENDING_PAGE,
+    """query($first: Int!) { me { id } pendingUsers(first: $first) {
+        totalCount pageInfo { hasNextPage endCursor }
+        edges { cursor node { ...U agents { __typename id a: deviceName user { ...U } } pending { reason dueAt overdue } } }
+    } } fragment U on User { id displayName status firstSeenAt lastSeenAt licensedAt __typename }""",
+    """query($first: Int!) { users(first: $first) { totalCount edges { cursor node {
+        id status pending { reason } agents { logonName user { id agents { id } } } lastActivityAt
+    } } } }""",
+    """query($first: Int!) { agents(first: $first) { edges { node { id user { id displayName pending { reason } agents { id } } } } } }""",
+    """query($first: Int!, $skip: Boolean = true) { pendingUsers(first: $first, orderBy: NAME_ASC) { edges {
+        node { id agents @skip(if: $skip) { id } pending @include(if: $skip) { enteredAt } activity(days: 7) { activeSeconds } }
+    } } }""",
+]
+
+
+@pytest.mark.parametrize("document", APP_DOCUMENTS)
+async def test_the_app_answers_as_with_strawberrys_executor(
+    gql: Gql, db: Database, tenant: Tenant, document: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(2):
+        await arrive(db, tenant.account_id, f"LIC{i}", f"lic{i}")
+    for i in range(7):
+        await arrive(db, tenant.account_id, f"PC{i}", f"p{i}", now=START + timedelta(seconds=i))
+        await arrive(db, tenant.account_id, f"PC{i}-B", f"p{i}", now=START + timedelta(seconds=i))
+    await report(db, tenant, "PC0", "p0", (1, 60))
+
+    fast = await gql(tenant.admin_token, document, first=5)
+    monkeypatch.setattr(app_schema, "execution_context_class", StrawberryGraphQLCoreExecutionContext)
+    plain = await gql(tenant.admin_token, document, first=5)
+    assert fast.data == plain.data and fast.errors == plain.errors
+    assert plain.ok()

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
 from server.domain import reclaim
@@ -182,3 +183,41 @@ async def test_licensed_users_likely_matches_cost_a_fixed_number_of_statements(
     assert counts[50] == counts[5], counts
     # auth, page, suggestions (3), last activity, activity (2) (+ BEGIN/ROLLBACK noise)
     assert counts[50] <= 9, counts
+
+
+async def test_a_page_loads_its_keys_as_load_many_does() -> None:
+    """user_connection's load_many_now: one call of the batch function, the loader primed as
+    load_many leaves it; load_many itself when a key is already cached or queued."""
+    from strawberry.dataloader import DataLoader
+    from strawberry.exceptions import WrongNumberOfResultsReturned
+
+    from server.graphql.types.users import load_many_now
+
+    calls: list[list[int]] = []
+
+    async def double(keys: list[int]) -> list[int]:
+        calls.append(list(keys))
+        return [k * 2 for k in keys]
+
+    fresh, reference = DataLoader(load_fn=double), DataLoader(load_fn=double)
+    assert await load_many_now(fresh, [1, 2, 3]) == await reference.load_many([1, 2, 3]) == [2, 4, 6]
+    assert calls == [[1, 2, 3], [1, 2, 3]]
+    assert await fresh.load(2) == 4 and len(calls) == 2  # primed: no call
+    # A key already cached: load_many, which asks only for the others.
+    assert await load_many_now(fresh, [3, 4]) == [6, 8]
+    assert calls[-1] == [4]
+    queued = fresh.load(5)  # queued, not yet dispatched
+    assert await load_many_now(fresh, [5, 6]) == [10, 12] and await queued == 10
+    assert calls[-1] == [5, 6]
+
+    async def failing(keys: list[int]) -> list[Any]:
+        return [ValueError(f"no {k}") if k == 2 else k for k in keys]
+
+    async def short(keys: list[int]) -> list[int]:
+        return keys[:-1]
+
+    for load_fn, error in ((failing, ValueError), (short, WrongNumberOfResultsReturned)):
+        with pytest.raises(error):
+            await load_many_now(DataLoader(load_fn=load_fn), [1, 2, 3])
+        with pytest.raises(error):
+            await DataLoader(load_fn=load_fn).load_many([1, 2, 3])
