@@ -7,9 +7,10 @@ problem with the field at fault (:class:`BatchInvalid`) or refuses an oversized 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from server.domain.admission import AgentReport
 from server.domain.models import Productivity
@@ -20,6 +21,14 @@ MAX_DURATION = 86_400
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_CLOCK_SKEW = timedelta(days=1)
 _PRODUCTIVITY = {p.value for p in Productivity}
+# The chunk codec's productivity codes (server.domain.activity.chunks): stored data, never reorder.
+PRODUCTIVITY_CODES = ("neutral", "productive", "unproductive")
+_CODE_OF: dict[Any, int] = {p: n for n, p in enumerate(PRODUCTIVITY_CODES)}
+_CODE_OF[None] = _CODE_OF["neutral"]  # null means neutral, as an absent productivity does
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_EARLIEST_US = (EARLIEST - _EPOCH) // _US
+_fromisoformat = datetime.fromisoformat
 
 
 class BatchInvalid(ValueError):
@@ -44,11 +53,60 @@ class Event:
     productivity: str
 
 
+# An event as it is stored: (start in µs since the epoch, seconds, app, title, url, productivity
+# code). Exactly the tuples the chunk codec serialises (server.domain.activity.chunks).
+Row = tuple[int, int, str, str | None, str | None, int]
+
+
+def event_row(e: Event) -> Row:
+    return ((e.start - _EPOCH) // _US, e.duration_seconds, e.app, e.title, e.url, _CODE_OF[e.productivity])
+
+
+def row_event(row: Row) -> Event:
+    s, d, a, t, u, p = row
+    return Event(_EPOCH + s * _US, d, a, t, u, PRODUCTIVITY_CODES[p])
+
+
+class EventRows(Sequence[Event]):
+    """The events :func:`parse_batch` accepted, kept as the rows they are stored as; read as
+    :class:`Event` (each made when read). Storage takes :attr:`rows` as they are."""
+
+    __slots__ = ("rows",)
+    __hash__ = None  # type: ignore[assignment]  # a list's, as a batch's events were
+
+    def __init__(self, rows: list[Row]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, i: int) -> Event: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Event]: ...
+
+    def __getitem__(self, i: int | slice) -> Event | list[Event]:
+        if isinstance(i, slice):
+            return [row_event(r) for r in self.rows[i]]
+        return row_event(self.rows[i])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EventRows):
+            return self.rows == other.rows
+        if isinstance(other, list):
+            return list(self) == other
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"EventRows({list(self)!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
     batch_id: str
     agent: AgentReport
-    events: list[Event]
+    events: Sequence[Event]
 
 
 class _Problems:
@@ -140,13 +198,16 @@ def _event(raw: Any, where: str, problems: _Problems, latest: datetime) -> Event
     return Event(start, duration, app, title, url, productivity)
 
 
-def _plain_event(raw: Any, latest: datetime, apps: dict[str, bool]) -> Event | None:
-    """A well-formed event in one pass (the common case); ``None`` when anything is off, and
-    then :func:`_event` says what. Accepts exactly what :func:`_event` accepts; each distinct
-    app of a batch is checked once (``apps``)."""
+def _plain_row(raw: Any, earliest: int, latest: int, apps: dict[str, bool]) -> Row | None:
+    """A well-formed event in one pass (the common case), straight to its stored row; ``None``
+    when anything is off, and then :func:`_event` says what. Accepts exactly what
+    :func:`_event` accepts, and its row is :func:`event_row` of that event; each distinct app
+    of a batch is checked once (``apps``). ``earliest``, ``latest``: the bounds of a start, in
+    µs since the epoch (comparing instants, as comparing aware datetimes does)."""
     if type(raw) is not dict:
         return None
-    start_raw, duration, app = raw.get("start"), raw.get("durationSeconds"), raw.get("app")
+    get = raw.get
+    start_raw, duration, app = get("start"), get("durationSeconds"), get("app")
     if type(start_raw) is not str or type(duration) is not int or type(app) is not str:
         return None
     if not 0 <= duration <= MAX_DURATION:
@@ -154,21 +215,23 @@ def _plain_event(raw: Any, latest: datetime, apps: dict[str, bool]) -> Event | N
     app_ok = apps.get(app)
     if app_ok is None:
         app_ok = apps[app] = app_problem(app) is None
-    title, url = raw.get("title"), raw.get("url")
+    title, url = get("title"), get("url")
     if not app_ok or not (_plain_text(title) and _plain_text(url)):
         return None
-    productivity = raw.get("productivity", "neutral")
-    if productivity is None:
-        productivity = "neutral"
-    if productivity not in _PRODUCTIVITY:
+    # An unhashable productivity raises here as the membership test of _event does.
+    code = _CODE_OF.get(get("productivity", "neutral"))
+    if code is None:
         return None
     try:
-        start = datetime.fromisoformat(start_raw)
+        start = _fromisoformat(start_raw)
     except ValueError:
         return None
-    if start.tzinfo is None or not EARLIEST <= start <= latest:
+    if start.tzinfo is None:
         return None
-    return Event(start.astimezone(UTC), duration, app, title, url, productivity)
+    s = (start - _EPOCH) // _US
+    if not earliest <= s <= latest:
+        return None
+    return (s, duration, app, title, url, code)
 
 
 def _plain_text(value: Any) -> bool:
@@ -208,18 +271,24 @@ def parse_batch(body: Any, now: datetime | None = None) -> Batch:
         if device and domain and logon:
             agent = AgentReport(device, domain, logon, display or logon)
     events_raw = body.get("events")
-    events: list[Event] = []
+    rows: list[Row] = []
     if not isinstance(events_raw, list):
         problems.add("events", "required: a list (may be empty)")
     elif len(events_raw) > MAX_EVENTS:
         raise BatchTooLarge(f"a batch carries at most {MAX_EVENTS} events; this one has {len(events_raw)}")
     else:
         apps: dict[str, bool] = {}
+        latest_us = (latest - _EPOCH) // _US
+        append = rows.append
         for i, raw in enumerate(events_raw):
-            event = _plain_event(raw, latest, apps) or _event(raw, f"events[{i}]", problems, latest)
-            if event is not None:
-                events.append(event)
+            row = _plain_row(raw, _EARLIEST_US, latest_us, apps)
+            if row is None:
+                event = _event(raw, f"events[{i}]", problems, latest)
+                if event is None:
+                    continue
+                row = event_row(event)
+            append(row)
     if problems.items:
         raise BatchInvalid(problems.items)
     assert isinstance(batch_id, str) and agent is not None
-    return Batch(batch_id, agent, events)
+    return Batch(batch_id, agent, EventRows(rows))

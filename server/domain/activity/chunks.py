@@ -29,7 +29,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from server.domain.activity.batch import Event
+from server.domain.activity.batch import PRODUCTIVITY_CODES, Event, EventRows, Row, event_row
 from server.domain.models import ActivityChunk, ActivityRollup
 
 CHUNK = ActivityChunk.__table__  # type: ignore[attr-defined]
@@ -38,7 +38,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = _EPOCH.date().toordinal()
 _US = timedelta(microseconds=1)
 _DAY_US = 86_400_000_000
-_PRODUCTIVITY = ("neutral", "productive", "unproductive")
+_PRODUCTIVITY = PRODUCTIVITY_CODES
 _CODE = {p: n for n, p in enumerate(_PRODUCTIVITY)}
 
 
@@ -47,7 +47,13 @@ _CODE = {p: n for n, p in enumerate(_PRODUCTIVITY)}
 
 def encode(events: Sequence[tuple[int, int, str, str | None, str | None, str]]) -> bytes:
     """Events as ``(start in µs since the epoch, seconds, app, title, url, productivity)``."""
-    return zlib.compress(orjson.dumps([(s, d, a, t, u, _CODE[p]) for s, d, a, t, u, p in events]), 1)
+    return encode_rows([(s, d, a, t, u, _CODE[p]) for s, d, a, t, u, p in events])
+
+
+def encode_rows(rows: Sequence[Row]) -> bytes:
+    """Rows (:data:`~server.domain.activity.batch.Row`: the productivity as its code) as they
+    are stored."""
+    return zlib.compress(orjson.dumps(rows), 1)
 
 
 def decode(blob: bytes) -> list[Event]:
@@ -72,17 +78,9 @@ def _time(us: int) -> datetime:
 # ---------------------------------------------------------------------------- writing
 
 
-_Key = tuple[int, int, int, str, str]  # agent, origin, day (µs // day), app, productivity
-
-
-@dataclass(slots=True)
-class _Totals:
-    user_id: int
-    count: int
-    seconds: int
-    first: int
-    last: int
-    last_end: int
+_Key = tuple[int, int, int, str, int]  # agent, origin, day (µs // day), app, productivity code
+# A rollup row's totals: [user_id, count, seconds, first start, last start, last end] (µs).
+_Totals = list[int]
 
 
 class Writes:
@@ -93,39 +91,43 @@ class Writes:
         self.rollups: dict[_Key, _Totals] = {}
 
     def add(self, user_id: int, agent_id: int, origin_id: int, events: Iterable[Event]) -> None:
-        by_day: dict[int, list[tuple[int, int, str, str | None, str | None, str]]] = {}
+        rows = events.rows if isinstance(events, EventRows) else [event_row(e) for e in events]
+        self.add_rows(user_id, agent_id, origin_id, rows)
+
+    def add_rows(self, user_id: int, agent_id: int, origin_id: int, rows: Sequence[Row]) -> None:
+        """Events as their stored rows: one chunk per UTC day, its events in the order given;
+        rollups per day, app and productivity, keyed in the order each first occurs."""
+        if not rows:
+            return
         rollups = self.rollups
         # The hottest loop of ingestion (once per event): locals, no calls it can spare.
-        epoch, us = _EPOCH, _US
-        day_events: list[tuple[int, int, str, str | None, str | None, str]] | None = None
-        day = -1
-        for e in events:
-            s = (e.start - epoch) // us
-            d = s // _DAY_US
-            if d != day:
-                day_events = by_day.get(d)
-                if day_events is None:
-                    day_events = by_day[d] = []
-                day = d
-            app, productivity, seconds = e.app, e.productivity, e.duration_seconds
-            assert day_events is not None
-            day_events.append((s, seconds, app, e.title, e.url, productivity))
-            key = (agent_id, origin_id, d, app, productivity)
+        for s, seconds, app, _, _, code in rows:
+            key = (agent_id, origin_id, s // _DAY_US, app, code)
             end = s + seconds * 1_000_000
             t = rollups.get(key)
             if t is None:
-                rollups[key] = _Totals(user_id, 1, seconds, s, s, end)
+                rollups[key] = [user_id, 1, seconds, s, s, end]
             else:
-                t.count += 1
-                t.seconds += seconds
-                if s < t.first:
-                    t.first = s
-                if s > t.last:
-                    t.last = s
-                if end > t.last_end:
-                    t.last_end = end
-        for d, day_events in by_day.items():
-            starts = [ev[0] for ev in day_events]
+                t[1] += 1
+                t[2] += seconds
+                if s < t[3]:
+                    t[3] = s
+                if s > t[4]:
+                    t[4] = s
+                if end > t[5]:
+                    t[5] = end
+        starts = [r[0] for r in rows]
+        first, last = min(starts), max(starts)
+        if first // _DAY_US == last // _DAY_US:  # one UTC day: the usual batch
+            self.chunks.append(
+                (user_id, agent_id, origin_id, first // _DAY_US, first, last, len(rows), encode_rows(rows))
+            )
+            return
+        by_day: dict[int, list[Row]] = {}
+        for row in rows:
+            by_day.setdefault(row[0] // _DAY_US, []).append(row)
+        for d, day_rows in by_day.items():
+            starts = [r[0] for r in day_rows]
             self.chunks.append(
                 (
                     user_id,
@@ -134,8 +136,8 @@ class Writes:
                     d,
                     min(starts),
                     max(starts),
-                    len(day_events),
-                    encode(day_events),
+                    len(day_rows),
+                    encode_rows(day_rows),
                 )
             )
 
@@ -154,18 +156,18 @@ class Writes:
                         o,
                         _day(d * _DAY_US),
                         app,
-                        p,
-                        t.user_id,
-                        t.count,
-                        t.seconds,
-                        _time(t.first),
-                        _time(t.last),
-                        _time(t.last_end),
+                        _PRODUCTIVITY[p],
+                        u,
+                        n,
+                        sec,
+                        _time(f),
+                        _time(la),
+                        _time(end),
                     ),
                     strict=True,
                 )
             )
-            for (a, o, d, app, p), t in self.rollups.items()
+            for (a, o, d, app, p), (u, n, sec, f, la, end) in self.rollups.items()
         ]
         return chunk_rows, rollup_rows
 
@@ -317,7 +319,8 @@ async def upsert_rollups(session: AsyncSession, rollups: dict[_Key, _Totals]) ->
     stamp = micros_binder(dialect)
     days: dict[int, Any] = {}
     params = []
-    for (agent, origin, d, app, productivity), t in rollups.items():
+    productivities = _PRODUCTIVITY
+    for (agent, origin, d, app, code), (user_id, count, seconds, first, last, last_end) in rollups.items():
         bound = days.get(d)
         if bound is None:
             bound = days[d] = day(_day(d * _DAY_US))
@@ -327,13 +330,13 @@ async def upsert_rollups(session: AsyncSession, rollups: dict[_Key, _Totals]) ->
                 origin,
                 bound,
                 app,
-                productivity,
-                t.user_id,
-                t.count,
-                t.seconds,
-                stamp(t.first),
-                stamp(t.last),
-                stamp(t.last_end),
+                productivities[code],
+                user_id,
+                count,
+                seconds,
+                stamp(first),
+                stamp(last),
+                stamp(last_end),
             )
         )
     await conn.exec_driver_sql(sql, params)
