@@ -262,11 +262,22 @@ def test_the_rows_view_reads_as_a_list_of_events() -> None:
         hash(events)
 
 
-def test_an_unhashable_productivity_is_refused_as_before() -> None:
-    """A list or object as productivity raises in the membership test of the detailed check
-    (a 500); the fast path raises the same, it does not answer otherwise."""
-    raw = {"start": "2026-11-26T08:00:00Z", "durationSeconds": 7, "app": "b.exe", "productivity": []}
-    with pytest.raises(TypeError):
-        _event(raw, "events[0]", _Problems(), LATEST)
-    with pytest.raises(TypeError):
+@pytest.mark.parametrize("productivity", [[], {}, ["productive"], 1, True])
+def test_a_productivity_that_is_not_a_string_is_a_clear_error(productivity: object) -> None:
+    """A list or an object once raised TypeError in a membership test (a 500): now both paths
+    refuse it as any other wrong productivity."""
+    raw = {
+        "start": "2026-11-26T08:00:00Z",
+        "durationSeconds": 7,
+        "app": "b.exe",
+        "productivity": productivity,
+    }
+    assert _plain_row(raw, _EARLIEST_US, LATEST_US, {}) is None  # the fast path defers
+    problems = _Problems()
+    _event(raw, "events[0]", problems, LATEST)
+    assert [p["field"] for p in problems.items] == ["events[0].productivity"]
+    with pytest.raises(BatchInvalid) as refused:
         parse_batch(_body([raw]), NOW)
+    assert refused.value.details == [
+        {"field": "events[0].productivity", "message": "must be productive, unproductive or neutral"}
+    ]

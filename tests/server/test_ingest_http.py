@@ -82,6 +82,8 @@ async def test_a_replayed_batch_is_stored_once_and_answers_the_same(
         (lambda b: b["events"][0].update(start="yesterday"), "events[0].start"),
         (lambda b: b["events"][0].update(start="2026-11-26T09:00:00"), "events[0].start"),
         (lambda b: b["events"][0].update(productivity="lazy"), "events[0].productivity"),
+        (lambda b: b["events"][0].update(productivity=[]), "events[0].productivity"),  # was a 500
+        (lambda b: b["events"][0].update(productivity={"a": 1}), "events[0].productivity"),
         (lambda b: b["events"][0].update(app="x" * 257), "events[0].app"),
         (lambda b: b["events"][0].update(title="x" * 2049), "events[0].title"),
         (lambda b: b["events"][0].update(url=5), "events[0].url"),

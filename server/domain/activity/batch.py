@@ -190,7 +190,7 @@ def _event(raw: Any, where: str, problems: _Problems, latest: datetime) -> Event
     productivity = raw.get("productivity", "neutral")
     if productivity is None:
         productivity = "neutral"
-    if productivity not in _PRODUCTIVITY:
+    if type(productivity) is not str or productivity not in _PRODUCTIVITY:
         problems.add(f"{where}.productivity", "must be productive, unproductive or neutral")
     if len(problems.items) != before:
         return None
@@ -218,10 +218,10 @@ def _plain_row(raw: Any, earliest: int, latest: int, apps: dict[str, bool]) -> R
     title, url = get("title"), get("url")
     if not app_ok or not (_plain_text(title) and _plain_text(url)):
         return None
-    # An unhashable productivity raises here as the membership test of _event does.
-    code = _CODE_OF.get(get("productivity", "neutral"))
+    productivity = get("productivity", "neutral")
+    code = _CODE_OF.get(productivity) if type(productivity) is str or productivity is None else None
     if code is None:
-        return None
+        return None  # the detailed check says what is wrong
     try:
         start = _fromisoformat(start_raw)
     except ValueError:
