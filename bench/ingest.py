@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +37,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._http import encode_post, run_load
+from bench._server import cpu_seconds, plm, start_server
 from server.domain.activity import chunks, convert
 from server.domain.activity.batch import Event
 from server.infra.db import Database
@@ -71,39 +70,6 @@ def events(n: int, offset: int) -> list[dict[str, object]]:
         }
         for i in range(n)
     ]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU of a process so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def plm(env: dict[str, str], *args: str) -> dict[str, str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "server.cli", *args], env=env, capture_output=True, text=True, check=True
-    )
-    result: dict[str, str] = json.loads(out.stdout)
-    return result
-
-
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    # PLM_BENCH_PROFILE=FILE: the server runs under cProfile and writes FILE when it stops.
-    profile = os.environ.get("PLM_BENCH_PROFILE")
-    wrap = ["-m", "cProfile", "-o", profile] if profile else []
-    proc = subprocess.Popen(
-        [sys.executable, *wrap, "-m", "server.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit("server did not start")
 
 
 async def ceilings(url: str, seconds: float, batches: int) -> tuple[float, float]:
