@@ -48,10 +48,11 @@ class OneTripCursor:
         return self
 
     async def execute(self, sql: str, parameters: Any = None) -> OneTripCursor:
-        return self._keep(await self._connection.run(_execute, sql, () if parameters is None else parameters))
+        params = () if parameters is None else parameters
+        return self._keep(await self._connection.run(_statement, "execute", sql, params))
 
     async def executemany(self, sql: str, seq_of_parameters: Any) -> OneTripCursor:
-        return self._keep(await self._connection.run(_executemany, sql, seq_of_parameters))
+        return self._keep(await self._connection.run(_statement, "executemany", sql, seq_of_parameters))
 
     async def fetchone(self) -> Any:
         return self._rows.pop(0) if self._rows else None
@@ -69,33 +70,17 @@ class OneTripCursor:
         self._rows = []
 
 
-def _outcome(cursor: sqlite3.Cursor) -> _Outcome:
+def _statement(connection: sqlite3.Connection, method: str, sql: str, parameters: Any) -> _Outcome:
+    """On the connection's thread: ``cursor.execute`` or ``cursor.executemany``, then all of
+    the statement's rows and what SQLAlchemy reads off the cursor; the cursor is closed."""
+    cursor = connection.cursor()
     try:
+        getattr(cursor, method)(sql, parameters)
         description = cursor.description
         rows = cursor.fetchall() if description else []
         return description, cursor.rowcount, cursor.lastrowid, rows
     finally:
         cursor.close()
-
-
-def _execute(connection: sqlite3.Connection, sql: str, parameters: Any) -> _Outcome:
-    cursor = connection.cursor()
-    try:
-        cursor.execute(sql, parameters)
-    except BaseException:
-        cursor.close()
-        raise
-    return _outcome(cursor)
-
-
-def _executemany(connection: sqlite3.Connection, sql: str, seq_of_parameters: Any) -> _Outcome:
-    cursor = connection.cursor()
-    try:
-        cursor.executemany(sql, seq_of_parameters)
-    except BaseException:
-        cursor.close()
-        raise
-    return _outcome(cursor)
 
 
 class OneTripConnection(aiosqlite.Connection):
