@@ -18,16 +18,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from server.domain.changes import (
     arrival_row,
     audit_row,
     bump_queue_version,
-    count_users,
     finish,
     lock_account,
 )
@@ -79,9 +78,68 @@ class Admission:
     status: str
     # True when this report put a new user in the queue.
     entered_queue: bool = False
+    # The agent, and its user, were created by this admission (with ``last_seen_at`` now).
+    new_agent: bool = False
+    new_user: bool = False
 
 
 KnownAgent = tuple[int, int, str]  # (agent_id, user_id, user status)
+
+
+# What admission reads and writes on every ingest group, built once: building a statement
+# and its cache key costs more than running it on SQLite. They run on the session's
+# connection (Core: no ORM bookkeeping); the keys are expanding parameters.
+_AGENT: sa.Table = Agent.__table__  # type: ignore[attr-defined]
+_USER: sa.Table = User.__table__  # type: ignore[attr-defined]
+_ALIAS: sa.Table = AgentAlias.__table__  # type: ignore[attr-defined]
+_DNT: sa.Table = DoNotTrack.__table__  # type: ignore[attr-defined]
+_KEYS: sa.BindParameter[Any] = sa.bindparam("keys", expanding=True)
+#: Keys known directly (``alias`` 0) or as an alias left by a merge (1, with its origin).
+_RESOLVE = sa.union_all(
+    sa.select(
+        _AGENT.c.account_id,
+        _AGENT.c.key,
+        _AGENT.c.id,
+        _AGENT.c.user_id,
+        _USER.c.status,
+        sa.null().label("origin"),
+        sa.literal_column("0").label("alias"),
+    )
+    .join_from(_AGENT, _USER, _USER.c.id == _AGENT.c.user_id)
+    .where(sa.tuple_(_AGENT.c.account_id, _AGENT.c.key).in_(_KEYS)),
+    sa.select(
+        _ALIAS.c.account_id,
+        _ALIAS.c.key,
+        _AGENT.c.id,
+        _AGENT.c.user_id,
+        _USER.c.status,
+        _ALIAS.c.origin_agent_id,
+        sa.literal_column("1"),
+    )
+    .join_from(_ALIAS, _AGENT, _AGENT.c.id == _ALIAS.c.agent_id)
+    .join(_USER, _USER.c.id == _AGENT.c.user_id)
+    .where(sa.tuple_(_ALIAS.c.account_id, _ALIAS.c.key).in_(_KEYS)),
+)
+_ACCOUNT: sa.BindParameter[int] = sa.bindparam("account_id")
+#: Everything :func:`decide` needs besides the account's settings, as tagged rows:
+#: ``("ignored", key)`` for keys on the do-not-track list, ``("owner", login, agent id,
+#: user id, status)`` for domain logins that already have agents, ``("count", status, n)``
+#: for the account's users by status.
+_FACTS = sa.union_all(
+    sa.select(sa.literal_column("'ignored'"), _DNT.c.key, sa.null(), sa.null(), sa.null()).where(
+        _DNT.c.account_id == _ACCOUNT, _DNT.c.key.in_(sa.bindparam("keys", expanding=True))
+    ),
+    sa.select(sa.literal_column("'owner'"), _AGENT.c.login_key, _AGENT.c.id, _USER.c.id, _USER.c.status)
+    .join_from(_AGENT, _USER, _USER.c.id == _AGENT.c.user_id)
+    .where(_AGENT.c.account_id == _ACCOUNT, _AGENT.c.login_key.in_(sa.bindparam("logins", expanding=True))),
+    sa.select(sa.literal_column("'count'"), _USER.c.status, sa.func.count(), sa.null(), sa.null())
+    .where(_USER.c.account_id == _ACCOUNT)
+    .group_by(_USER.c.status),
+)
+_INSERT_USERS = sa.insert(_USER).returning(_USER.c.id, sort_by_parameter_order=True)
+_INSERT_AGENTS = sa.insert(_AGENT).returning(_AGENT.c.id, sort_by_parameter_order=True)
+_INSERT_AUDIT = sa.insert(AuditEntry.__table__)  # type: ignore[attr-defined]
+_INSERT_ARRIVALS = sa.insert(QueueArrival.__table__)  # type: ignore[attr-defined]
 
 
 async def resolve_keys(
@@ -89,42 +147,24 @@ async def resolve_keys(
     keys: set[tuple[int, str]],
     origins: dict[tuple[int, str], int] | None = None,
 ) -> dict[tuple[int, str], KnownAgent]:
-    """``(account_id, key) -> (agent_id, user_id, status)`` for keys known directly or as aliases.
+    """``(account_id, key) -> (agent_id, user_id, status)`` for keys known directly or as
+    aliases, in one statement.
 
     ``origins``, when given, gets for each key known as an alias the agent it was the key of
     before a merge: ingestion marks the events reported under it (server.domain.undo).
     """
     if not keys:
         return {}
+    conn = await session.connection()
+    rows = (await conn.execute(_RESOLVE, {"keys": list(keys)})).all()
     found: dict[tuple[int, str], KnownAgent] = {}
-    direct = await session.execute(
-        sa.select(col(Agent.account_id), col(Agent.key), col(Agent.id), col(Agent.user_id), col(User.status))
-        .join(User, col(User.id) == col(Agent.user_id))
-        .where(sa.tuple_(col(Agent.account_id), col(Agent.key)).in_(keys))
-    )
-    for account_id, key, agent_id, user_id, status in direct:
-        assert agent_id is not None
+    # A key is an agent's or an alias, never both; were it both, the agent would win.
+    for account_id, key, agent_id, user_id, status, origin, alias in sorted(rows, key=lambda r: r[6]):
+        if alias and (account_id, key) in found:
+            continue
         found[(account_id, key)] = (agent_id, user_id, UserStatus(status).value)
-    rest = keys - found.keys()
-    if rest:
-        aliased = await session.execute(
-            sa.select(
-                col(AgentAlias.account_id),
-                col(AgentAlias.key),
-                col(Agent.id),
-                col(Agent.user_id),
-                col(User.status),
-                col(AgentAlias.origin_agent_id),
-            )
-            .join(Agent, col(Agent.id) == col(AgentAlias.agent_id))
-            .join(User, col(User.id) == col(Agent.user_id))
-            .where(sa.tuple_(col(AgentAlias.account_id), col(AgentAlias.key)).in_(rest))
-        )
-        for account_id, key, agent_id, user_id, status, origin in aliased:
-            assert agent_id is not None
-            found[(account_id, key)] = (agent_id, user_id, UserStatus(status).value)
-            if origins is not None and origin is not None:
-                origins[(account_id, key)] = origin
+        if alias and origins is not None and origin is not None:
+            origins[(account_id, key)] = origin
     return found
 
 
@@ -149,8 +189,10 @@ class Facts:
     owners: dict[str, tuple[int, UserStatus]]
     manual_review: bool
     license_limit: int
-    #: licensed users now (not needed, and not counted, while manual review is on)
+    #: licensed users now (None while manual review is on: nobody takes a license then)
     licensed: int | None
+    #: licensed and pending users now, which the usage after the plan starts from
+    counts: tuple[int, int] = (0, 0)
 
 
 @dataclass(eq=False)
@@ -249,75 +291,92 @@ async def admit_many(
 ) -> list[Admission]:
     """:func:`admit` for several reports of one account, in order, in a fixed number of statements.
 
-    ``known``: keys the caller already resolved in this transaction (only keys missing from
-    it are looked up before the lock).
+    ``known``: the caller resolved these reports' keys in this transaction while it held the
+    account's lock (ingestion locks its accounts before anything else: a lock held on
+    PostgreSQL, the write lock taken at ``BEGIN IMMEDIATE`` on SQLite), so nobody can have
+    admitted one of the keys since: they are not looked up again.
     """
+    under_lock = known is not None
     if known is None:
         known = await resolve_keys(session, {(account_id, r.key) for r in reports})
     todo = [r for r in reports if (account_id, r.key) not in known]
     if not todo:
         return [Admission(*known[(account_id, r.key)]) for r in reports]
-    # New keys: from here on decisions depend on counts, so take the account lock and look
-    # again (another process may have admitted the same keys meanwhile).
+    # New keys: from here on decisions depend on counts, so take the account lock (and,
+    # unless the caller resolved them under it, look again: another process may have
+    # admitted the same keys meanwhile).
     account = await lock_account(session, account_id)
-    plan = decide(todo, await _facts(session, account, todo))
-    decided = iter(await apply(session, account, plan, now))
+    again = {} if under_lock else await resolve_keys(session, {(account_id, r.key) for r in todo})
+    facts = await _facts(session, account, todo, {key: agent for (_, key), agent in again.items()})
+    plan = decide(todo, facts)
+    decided = iter(await apply(session, account, plan, now, counts=facts.counts))
     return [
         Admission(*known[(account_id, r.key)]) if (account_id, r.key) in known else next(decided)
         for r in reports
     ]
 
 
-async def _facts(session: AsyncSession, account: Account, reports: Sequence[AgentReport]) -> Facts:
-    """What :func:`decide` needs to know about these reports' keys, read under the lock."""
+async def _facts(
+    session: AsyncSession, account: Account, reports: Sequence[AgentReport], known: dict[str, KnownAgent]
+) -> Facts:
+    """What :func:`decide` needs to know about these reports' keys, read under the lock in
+    one statement."""
     assert account.id is not None
     keys = {r.key for r in reports}
-    under_lock = await resolve_keys(session, {(account.id, k) for k in keys})
-    ignored = frozenset(
-        (
-            await session.execute(
-                sa.select(col(DoNotTrack.key)).where(
-                    col(DoNotTrack.account_id) == account.id, col(DoNotTrack.key).in_(keys)
-                )
-            )
-        ).scalars()
-    )
     logins = {login for r in reports if (login := r.login) is not None}
+    conn = await session.connection()
+    rows = (
+        await conn.execute(_FACTS, {"account_id": account.id, "keys": list(keys), "logins": list(logins)})
+    ).all()
+    ignored: set[str] = set()
+    counts = {UserStatus.LICENSED: 0, UserStatus.PENDING: 0}
+    owned: list[tuple[int, str, int, UserStatus]] = []
+    for tag, value, agent_id, user_id, status in rows:
+        if tag == "ignored":
+            ignored.add(value)
+        elif tag == "owner":
+            owned.append((agent_id, value, user_id, UserStatus(status)))
+        else:
+            counts[UserStatus(value)] = int(agent_id)
     owners: dict[str, tuple[int, UserStatus]] = {}
-    if logins:
-        rows = await session.execute(
-            sa.select(col(Agent.login_key), col(User.id), col(User.status))
-            .join(User, col(User.id) == col(Agent.user_id))
-            .where(col(Agent.account_id) == account.id, col(Agent.login_key).in_(logins))
-            .order_by(col(Agent.id))
-        )
-        for login, found_id, status in rows:
-            if login is not None and found_id is not None:
-                owners.setdefault(login, (found_id, UserStatus(status)))
+    # A login's owner is the user of its oldest agent.
+    for _, login, user_id, status in sorted(owned):
+        owners.setdefault(login, (user_id, status))
     return Facts(
-        known={key: agent for (_, key), agent in under_lock.items()},
-        ignored=ignored,
+        known=known,
+        ignored=frozenset(ignored),
         owners=owners,
         manual_review=account.manual_review,
         license_limit=account.license_limit,
-        licensed=None
-        if account.manual_review
-        else await count_users(session, account.id, UserStatus.LICENSED),
+        licensed=None if account.manual_review else counts[UserStatus.LICENSED],
+        counts=(counts[UserStatus.LICENSED], counts[UserStatus.PENDING]),
     )
 
 
 # ---------------------------------------------------------------------------- applying
 
 
-async def apply(session: AsyncSession, account: Account, plan: Plan, now: datetime) -> list[Admission]:
+async def apply(
+    session: AsyncSession,
+    account: Account,
+    plan: Plan,
+    now: datetime,
+    *,
+    counts: tuple[int, int] | None = None,
+) -> list[Admission]:
     """Write what :func:`decide` planned: the new users and agents in one statement each,
     then the audit entries and queue arrivals of those who entered the queue; returns each
-    report's admission, in order."""
+    report's admission, in order.
+
+    ``counts``: the licensed and pending users counted under the lock before the plan; the
+    usage the queue events carry is then derived from the plan instead of counted again.
+    """
     assert account.id is not None
     account_id = account.id
+    conn = await session.connection()
     if plan.new_users:
-        ids = await session.execute(
-            sa.insert(User.__table__).returning(User.__table__.c.id, sort_by_parameter_order=True),  # type: ignore[attr-defined]
+        ids = await conn.execute(
+            _INSERT_USERS,
             [
                 {
                     "account_id": account_id,
@@ -335,8 +394,8 @@ async def apply(session: AsyncSession, account: Account, plan: Plan, now: dateti
         for u, (uid,) in zip(plan.new_users, ids, strict=True):
             u.id = uid
     if plan.new_agents:
-        agent_ids = await session.execute(
-            sa.insert(Agent.__table__).returning(Agent.__table__.c.id, sort_by_parameter_order=True),  # type: ignore[attr-defined]
+        agent_ids = await conn.execute(
+            _INSERT_AGENTS,
             [
                 {
                     "account_id": account_id,
@@ -357,8 +416,8 @@ async def apply(session: AsyncSession, account: Account, plan: Plan, now: dateti
 
     entered = [u for u in plan.new_users if u.status is UserStatus.PENDING]
     if entered:
-        await session.execute(
-            sa.insert(AuditEntry.__table__),  # type: ignore[attr-defined]
+        await conn.execute(
+            _INSERT_AUDIT,
             [
                 audit_row(
                     account_id,
@@ -372,8 +431,8 @@ async def apply(session: AsyncSession, account: Account, plan: Plan, now: dateti
                 for u in entered
             ],
         )
-        await session.execute(
-            sa.insert(QueueArrival.__table__),  # type: ignore[attr-defined]
+        await conn.execute(
+            _INSERT_ARRIVALS,
             [
                 arrival_row(
                     account_id,
@@ -387,7 +446,13 @@ async def apply(session: AsyncSession, account: Account, plan: Plan, now: dateti
                 for u in entered
             ],
         )
-        await finish(session, account, [(QueueAction.ENTERED, _owner_id(u), None) for u in entered], now)
+        after = None
+        if counts is not None:
+            licensed, pending = counts
+            after = (licensed + len(plan.new_users) - len(entered), pending + len(entered))
+        await finish(
+            session, account, [(QueueAction.ENTERED, _owner_id(u), None) for u in entered], now, counts=after
+        )
     elif plan.new_agents:
         # License usage and pending users' agents are shown with the queue, whose cached
         # pages are keyed by this version. A newcomer that took a free license changes the
@@ -413,7 +478,14 @@ def _owner_id(owner: int | NewUser) -> int:
 def _admission(placed: Placed) -> Admission:
     agent = placed.agent
     assert agent.id is not None, "the plan's new agents are inserted first"
-    return Admission(agent.id, _owner_id(agent.owner), agent.status.value, entered_queue=placed.entered_queue)
+    return Admission(
+        agent.id,
+        _owner_id(agent.owner),
+        agent.status.value,
+        entered_queue=placed.entered_queue,
+        new_agent=True,
+        new_user=isinstance(agent.owner, NewUser),
+    )
 
 
 def entered_detail(reason: PendingReason, report: AgentReport) -> str:

@@ -114,13 +114,21 @@ async def count_users(session: AsyncSession, account_id: int, status: UserStatus
     )
 
 
-async def account_usage(session: AsyncSession, account: Account) -> AccountUsage:
+async def account_usage(
+    session: AsyncSession, account: Account, counts: tuple[int, int] | None = None
+) -> AccountUsage:
+    """The account's usage now. ``counts``: the licensed and pending users, when the caller
+    knows them (it counted under the account's lock and knows what it changed since)."""
     assert account.id is not None
+    licensed, pending = counts or (
+        await count_users(session, account.id, UserStatus.LICENSED),
+        await count_users(session, account.id, UserStatus.PENDING),
+    )
     return AccountUsage(
         account_id=account.id,
         license_limit=account.license_limit,
-        licenses_used=await count_users(session, account.id, UserStatus.LICENSED),
-        pending_count=await count_users(session, account.id, UserStatus.PENDING),
+        licenses_used=licensed,
+        pending_count=pending,
         manual_review=account.manual_review,
         plan_version=account.plan_version,
     )
@@ -238,11 +246,14 @@ async def finish(
     *,
     target_user_id: int | None = None,
     plan_changed: bool = True,
+    counts: tuple[int, int] | None = None,
 ) -> tuple[AccountUsage, list[QueueEvent]]:
     """Flush, bump the versions, compute usage and record one event per change.
 
     ``target_user_id``: for an assign or a merge, the user the pending one became part of.
     ``plan_changed``: False for a write that changed nothing a seat plan depends on.
+    ``counts``: the licensed and pending users after the change, when the caller knows
+    them (admission: counted under the lock, plus what it admitted); else they are counted.
     """
     assert account.id is not None
     await session.flush()
@@ -250,7 +261,7 @@ async def finish(
     # The row already holds these: record them as loaded, so no second UPDATE follows.
     set_committed_value(account, "queue_version", version)
     set_committed_value(account, "plan_version", plan_version)
-    usage = await account_usage(session, account)
+    usage = await account_usage(session, account, counts)
     events = [
         QueueEvent(
             action=action,

@@ -17,7 +17,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from server.domain import admission, changes
 from server.domain.activity import chunks
@@ -25,6 +24,28 @@ from server.domain.activity.batch import Batch
 from server.domain.admission import AdmissionStatus
 from server.domain.changes import bump_queue_version
 from server.domain.models import Agent, IngestBatch, User
+
+# Built once (building a statement and its cache key costs more than running it on
+# SQLite) and run on the session's connection: Core, no ORM bookkeeping.
+_BATCH: sa.Table = IngestBatch.__table__  # type: ignore[attr-defined]
+_STORED = sa.select(_BATCH.c.account_id, _BATCH.c.agent_key, _BATCH.c.batch_id, _BATCH.c.response).where(
+    sa.tuple_(_BATCH.c.account_id, _BATCH.c.agent_key, _BATCH.c.batch_id).in_(
+        sa.bindparam("keys", expanding=True)
+    )
+)
+_INSERT_BATCHES = sa.insert(_BATCH)
+_AGENT: sa.Table = Agent.__table__  # type: ignore[attr-defined]
+_USER: sa.Table = User.__table__  # type: ignore[attr-defined]
+_SEEN_AGENTS = (
+    sa.update(_AGENT)
+    .where(_AGENT.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(last_seen_at=sa.bindparam("now"))
+)
+_SEEN_USERS = (
+    sa.update(_USER)
+    .where(_USER.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(last_seen_at=sa.bindparam("now"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +120,7 @@ async def ingest_many(
     results: list[IngestResult] = []
     first_in_group: dict[tuple[int, str, str], IngestResult] = {}
     writes = chunks.Writes()
+    # Agents and users to mark seen now; those admitted now were inserted so.
     agents_seen: set[int] = set()
     users_seen: set[int] = set()
     pending_accounts: set[int] = set()
@@ -128,12 +150,16 @@ async def ingest_many(
             assert outcome.agent_id is not None and outcome.user_id is not None
             agent = (outcome.agent_id, outcome.user_id, outcome.status)
             entered = outcome.entered_queue
+            if not outcome.new_agent:
+                agents_seen.add(outcome.agent_id)
+            if not outcome.new_user:
+                users_seen.add(outcome.user_id)
         else:
             agent = known[(account_id, batch.agent.key)]
+            agents_seen.add(agent[0])
+            users_seen.add(agent[1])
         agent_id, user_id, status = agent
         writes.add(user_id, agent_id, origins.get((account_id, batch.agent.key), agent_id), batch.events)
-        agents_seen.add(agent_id)
-        users_seen.add(user_id)
         if status == AdmissionStatus.PENDING and not entered:
             # A pending user's retained activity, last-seen times and agents are part of
             # what the queue shows: even a heartbeat changes it, and cached queue pages
@@ -153,15 +179,13 @@ async def ingest_many(
         )
 
     await writes.flush(session)
+    conn = await session.connection()
     if agents_seen:
-        await session.execute(
-            sa.update(Agent).where(Agent.id.in_(agents_seen)).values(last_seen_at=now)  # type: ignore[union-attr]
-        )
-        await session.execute(
-            sa.update(User).where(User.id.in_(users_seen)).values(last_seen_at=now)  # type: ignore[union-attr]
-        )
+        await conn.execute(_SEEN_AGENTS, {"ids": list(agents_seen), "now": now})
+    if users_seen:
+        await conn.execute(_SEEN_USERS, {"ids": list(users_seen), "now": now})
     if batch_rows:
-        await session.execute(sa.insert(IngestBatch.__table__), batch_rows)  # type: ignore[attr-defined]
+        await conn.execute(_INSERT_BATCHES, batch_rows)
     for account_id in sorted(pending_accounts):
         await bump_queue_version(session, account_id)
     return results
@@ -183,12 +207,6 @@ async def _stored_responses(
 ) -> dict[tuple[int, str, str], str]:
     if not keys:
         return {}
-    rows = await session.execute(
-        sa.select(
-            col(IngestBatch.account_id),
-            col(IngestBatch.agent_key),
-            col(IngestBatch.batch_id),
-            col(IngestBatch.response),
-        ).where(sa.tuple_(IngestBatch.account_id, IngestBatch.agent_key, IngestBatch.batch_id).in_(keys))
-    )
+    conn = await session.connection()
+    rows = await conn.execute(_STORED, {"keys": list(keys)})
     return {(a, k, b): r for a, k, b, r in rows}
