@@ -72,16 +72,42 @@ class NamedAgent(Protocol):
     def display_name(self) -> str: ...
 
 
+_AGENT: sa.Table = Agent.__table__  # type: ignore[attr-defined]
+_USER: sa.Table = User.__table__  # type: ignore[attr-defined]
+_KEY: sa.Table = MatchKey.__table__  # type: ignore[attr-defined]
+_SUGGESTION: sa.Table = Suggestion.__table__  # type: ignore[attr-defined]
 _SIDE_COLUMNS = (
-    col(Agent.id),
-    col(Agent.user_id),
-    col(User.display_name),
-    col(Agent.device_name),
-    col(Agent.domain),
-    col(Agent.logon_name),
-    col(Agent.last_seen_at),
-    col(User.last_seen_at),
+    _AGENT.c.id,
+    _AGENT.c.user_id,
+    _USER.c.display_name,
+    _AGENT.c.device_name,
+    _AGENT.c.domain,
+    _AGENT.c.logon_name,
+    _AGENT.c.last_seen_at,
+    _USER.c.last_seen_at,
 )
+# The statements of every admission's matching, built once: building a statement and its
+# cache key costs more than running it on SQLite. Lists are expanding parameters.
+_ACCOUNT: sa.BindParameter[int] = sa.bindparam("account_id")
+#: The agents of some users, as sides.
+_AGENTS_OF = (
+    sa.select(*_SIDE_COLUMNS)
+    .join_from(_AGENT, _USER, _USER.c.id == _AGENT.c.user_id)
+    .where(_AGENT.c.account_id == _ACCOUNT, _USER.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(_AGENT.c.id)
+)
+#: The agents filed under some match keys, with the key, at most ``limit`` rows.
+_FILED_UNDER = (
+    sa.select(_KEY.c.key, *_SIDE_COLUMNS)
+    .select_from(_KEY)
+    .join(_AGENT, _AGENT.c.id == _KEY.c.agent_id)
+    .join(_USER, _USER.c.id == _AGENT.c.user_id)
+    .where(_KEY.c.account_id == _ACCOUNT, _KEY.c.key.in_(sa.bindparam("keys", expanding=True)))
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+_FORGET = sa.delete(_SUGGESTION).where(_SUGGESTION.c.pending_user_id.in_(sa.bindparam("ids", expanding=True)))
+_INSERT_SUGGESTIONS = sa.insert(_SUGGESTION)
+_INSERT_KEYS = sa.insert(_KEY)
 
 
 def _side(row: Any) -> Side:
@@ -101,13 +127,8 @@ def _compute(db: Db, account_id: int, user_ids: Sequence[int], now: datetime) ->
     ids = sorted(set(user_ids))
     if not ids:
         return set()
-    db.execute(sa.delete(Suggestion).where(col(Suggestion.pending_user_id).in_(ids)))
-    rows = db.execute(
-        sa.select(*_SIDE_COLUMNS)
-        .join(User, col(User.id) == col(Agent.user_id))
-        .where(col(Agent.account_id) == account_id, col(User.id).in_(ids))
-        .order_by(col(Agent.id))
-    )
+    db.execute(_FORGET, {"ids": ids})
+    rows = db.execute(_AGENTS_OF, {"account_id": account_id, "ids": ids})
     users: dict[int, list[Side]] = defaultdict(list)
     for row in rows:
         side = _side(row)
@@ -134,12 +155,8 @@ def _suggest(db: Db, account_id: int, users: dict[int, list[Side]], now: datetim
         # One query for the whole call; the (account_id, key) index keeps it to a handful
         # of rows per user.
         found = db.execute(
-            sa.select(col(MatchKey.key), *_SIDE_COLUMNS)
-            .select_from(MatchKey)
-            .join(Agent, col(Agent.id) == col(MatchKey.agent_id))
-            .join(User, col(User.id) == col(Agent.user_id))
-            .where(col(MatchKey.account_id) == account_id, col(MatchKey.key).in_(sorted(keys)))
-            .limit(MAX_CANDIDATES_PER_USER * len(users))
+            _FILED_UNDER,
+            {"account_id": account_id, "keys": sorted(keys), "limit": MAX_CANDIDATES_PER_USER * len(users)},
         )
         for hit in found:
             by_key[hit[0]].append(_side(hit[1:]))
@@ -164,7 +181,7 @@ def _suggest(db: Db, account_id: int, users: dict[int, list[Side]], now: datetim
                 }
             )
     if inserts:
-        db.execute(sa.insert(Suggestion.__table__), inserts)  # type: ignore[attr-defined]
+        db.execute(_INSERT_SUGGESTIONS, inserts)
     return matched
 
 
@@ -198,7 +215,7 @@ async def on_admitted(
             account_id, ((a, r.device_name, r.logon_name, r.display_name) for a, _, r in new_agents)
         )
         if rows:
-            db.execute(sa.insert(MatchKey.__table__), rows)  # type: ignore[attr-defined]
+            db.execute(_INSERT_KEYS, rows)
         # New users have no suggestions and their agents are the reports: no delete, no
         # look-up of their agents, on the ingest path.
         arrived: dict[int, list[Side]] = defaultdict(list)
