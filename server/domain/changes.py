@@ -41,6 +41,29 @@ from server.domain.webhooks import enqueue as webhooks
 MAX_BULK_IDS = 500
 MAX_LICENSE_LIMIT = 10_000_000
 
+# Statements every admission group runs, built once: building a statement and its cache key
+# costs more than running it on SQLite.
+_ACCOUNT: sa.Table = Account.__table__  # type: ignore[attr-defined]
+_USER: sa.Table = User.__table__  # type: ignore[attr-defined]
+_LOCK = sa.select(Account).where(col(Account.id) == sa.bindparam("account_id")).with_for_update()
+_COUNT = (
+    sa.select(sa.func.count())
+    .select_from(_USER)
+    .where(_USER.c.account_id == sa.bindparam("account_id"), _USER.c.status == sa.bindparam("status"))
+)
+#: plan -> the UPDATE of the versions, returning them (core: the caller records what it needs
+#: on a loaded Account itself, as :func:`finish` does)
+_BUMP = {
+    plan: sa.update(_ACCOUNT)
+    .where(_ACCOUNT.c.id == sa.bindparam("account_id"))
+    .values(
+        queue_version=_ACCOUNT.c.queue_version + 1,
+        **({"plan_version": _ACCOUNT.c.plan_version + 1} if plan else {}),
+    )
+    .returning(_ACCOUNT.c.queue_version, _ACCOUNT.c.plan_version)
+    for plan in (False, True)
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Actor:
@@ -80,11 +103,7 @@ async def lock_account(session: AsyncSession, account_id: int) -> Account:
     PostgreSQL: ``SELECT … FOR UPDATE`` on the account row. SQLite: the transaction already
     holds the database's write lock (``BEGIN IMMEDIATE``) and ``FOR UPDATE`` renders nothing.
     """
-    account = (
-        await session.execute(
-            sa.select(Account).where(Account.id == account_id).with_for_update()  # type: ignore[arg-type]
-        )
-    ).scalar_one_or_none()
+    account = (await session.execute(_LOCK, {"account_id": account_id})).scalar_one_or_none()
     if account is None:
         raise DomainError(ErrorCode.NOT_FOUND, f"account {account_id} does not exist")
     return account
@@ -103,15 +122,8 @@ async def lock_accounts(session: AsyncSession, account_ids: Iterable[int]) -> No
 
 
 async def count_users(session: AsyncSession, account_id: int, status: UserStatus) -> int:
-    return int(
-        (
-            await session.execute(
-                sa.select(sa.func.count())
-                .select_from(User)
-                .where(User.account_id == account_id, User.status == status)  # type: ignore[arg-type]
-            )
-        ).scalar_one()
-    )
+    conn = await session.connection()
+    return int((await conn.execute(_COUNT, {"account_id": account_id, "status": status})).scalar_one())
 
 
 async def account_usage(
@@ -144,17 +156,8 @@ async def bump_queue_version(
     pending or licensed, their reasons and order, the limit, the settings), so it bumps
     ``plan_version`` too (server.domain.plans); retained activity merely growing does not.
     """
-    values: dict[str, Any] = {"queue_version": col(Account.queue_version) + 1}
-    if plan:
-        values["plan_version"] = col(Account.plan_version) + 1
-    row = (
-        await session.execute(
-            sa.update(Account)
-            .where(Account.id == account_id)  # type: ignore[arg-type]
-            .values(**values)
-            .returning(col(Account.queue_version), col(Account.plan_version))
-        )
-    ).one()
+    conn = await session.connection()
+    row = (await conn.execute(_BUMP[plan], {"account_id": account_id})).one()
     return int(row[0]), int(row[1])
 
 
