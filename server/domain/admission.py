@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.domain.agent_keys import KnownAgent, resolve_keys
 from server.domain.changes import (
     arrival_row,
     audit_row,
@@ -33,7 +33,6 @@ from server.domain.changes import (
 from server.domain.models import (
     Account,
     Agent,
-    AgentAlias,
     AuditEntry,
     DoNotTrack,
     PendingReason,
@@ -83,43 +82,12 @@ class Admission:
     new_user: bool = False
 
 
-KnownAgent = tuple[int, int, str]  # (agent_id, user_id, user status)
-
-
-# What admission reads and writes on every ingest group, built once: building a statement
-# and its cache key costs more than running it on SQLite. They run on the session's
-# connection (Core: no ORM bookkeeping); the keys are expanding parameters.
+# What admission reads and writes, built once: building a statement and its cache key
+# costs more than running it on SQLite. They run on the session's connection (Core: no ORM
+# bookkeeping); lists are expanding parameters.
 _AGENT: sa.Table = Agent.__table__  # type: ignore[attr-defined]
 _USER: sa.Table = User.__table__  # type: ignore[attr-defined]
-_ALIAS: sa.Table = AgentAlias.__table__  # type: ignore[attr-defined]
 _DNT: sa.Table = DoNotTrack.__table__  # type: ignore[attr-defined]
-_KEYS: sa.BindParameter[Any] = sa.bindparam("keys", expanding=True)
-#: Keys known directly (``alias`` 0) or as an alias left by a merge (1, with its origin).
-_RESOLVE = sa.union_all(
-    sa.select(
-        _AGENT.c.account_id,
-        _AGENT.c.key,
-        _AGENT.c.id,
-        _AGENT.c.user_id,
-        _USER.c.status,
-        sa.null().label("origin"),
-        sa.literal_column("0").label("alias"),
-    )
-    .join_from(_AGENT, _USER, _USER.c.id == _AGENT.c.user_id)
-    .where(sa.tuple_(_AGENT.c.account_id, _AGENT.c.key).in_(_KEYS)),
-    sa.select(
-        _ALIAS.c.account_id,
-        _ALIAS.c.key,
-        _AGENT.c.id,
-        _AGENT.c.user_id,
-        _USER.c.status,
-        _ALIAS.c.origin_agent_id,
-        sa.literal_column("1"),
-    )
-    .join_from(_ALIAS, _AGENT, _AGENT.c.id == _ALIAS.c.agent_id)
-    .join(_USER, _USER.c.id == _AGENT.c.user_id)
-    .where(sa.tuple_(_ALIAS.c.account_id, _ALIAS.c.key).in_(_KEYS)),
-)
 _ACCOUNT: sa.BindParameter[int] = sa.bindparam("account_id")
 #: Everything :func:`decide` needs besides the account's settings, as tagged rows:
 #: ``("ignored", key)`` for keys on the do-not-track list, ``("owner", login, agent id,
@@ -140,32 +108,6 @@ _INSERT_USERS = sa.insert(_USER).returning(_USER.c.id, sort_by_parameter_order=T
 _INSERT_AGENTS = sa.insert(_AGENT).returning(_AGENT.c.id, sort_by_parameter_order=True)
 _INSERT_AUDIT = sa.insert(AuditEntry.__table__)  # type: ignore[attr-defined]
 _INSERT_ARRIVALS = sa.insert(QueueArrival.__table__)  # type: ignore[attr-defined]
-
-
-async def resolve_keys(
-    session: AsyncSession,
-    keys: set[tuple[int, str]],
-    origins: dict[tuple[int, str], int] | None = None,
-) -> dict[tuple[int, str], KnownAgent]:
-    """``(account_id, key) -> (agent_id, user_id, status)`` for keys known directly or as
-    aliases, in one statement.
-
-    ``origins``, when given, gets for each key known as an alias the agent it was the key of
-    before a merge: ingestion marks the events reported under it (server.domain.undo).
-    """
-    if not keys:
-        return {}
-    conn = await session.connection()
-    rows = (await conn.execute(_RESOLVE, {"keys": list(keys)})).all()
-    found: dict[tuple[int, str], KnownAgent] = {}
-    # A key is an agent's or an alias, never both; were it both, the agent would win.
-    for account_id, key, agent_id, user_id, status, origin, alias in sorted(rows, key=lambda r: r[6]):
-        if alias and (account_id, key) in found:
-            continue
-        found[(account_id, key)] = (agent_id, user_id, UserStatus(status).value)
-        if alias and origins is not None and origin is not None:
-            origins[(account_id, key)] = origin
-    return found
 
 
 async def admit(session: AsyncSession, account_id: int, report: AgentReport, now: datetime) -> Admission:

@@ -8,6 +8,7 @@ a few statements for the whole group, whatever the number of events.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.domain import admission, changes
+from server.domain import admission, agent_keys, changes, lookups
 from server.domain.activity import chunks
 from server.domain.activity.batch import Batch
 from server.domain.admission import AdmissionStatus
@@ -28,11 +29,6 @@ from server.domain.models import Agent, IngestBatch, User
 # Built once (building a statement and its cache key costs more than running it on
 # SQLite) and run on the session's connection: Core, no ORM bookkeeping.
 _BATCH: sa.Table = IngestBatch.__table__  # type: ignore[attr-defined]
-_STORED = sa.select(_BATCH.c.account_id, _BATCH.c.agent_key, _BATCH.c.batch_id, _BATCH.c.response).where(
-    sa.tuple_(_BATCH.c.account_id, _BATCH.c.agent_key, _BATCH.c.batch_id).in_(
-        sa.bindparam("keys", expanding=True)
-    )
-)
 _INSERT_BATCHES = sa.insert(_BATCH)
 _AGENT: sa.Table = Agent.__table__  # type: ignore[attr-defined]
 _USER: sa.Table = User.__table__  # type: ignore[attr-defined]
@@ -97,7 +93,7 @@ async def ingest_many(
     stored = await _stored_responses(session, batch_keys)
     # Keys known as an alias: their events are marked with the agent the key was (a merge's undo).
     origins: dict[tuple[int, str], int] = {}
-    known = await admission.resolve_keys(
+    known = await agent_keys.resolve_keys(
         session, {(account_id, b.agent.key) for account_id, b in items}, origins
     )
 
@@ -208,5 +204,15 @@ async def _stored_responses(
     if not keys:
         return {}
     conn = await session.connection()
-    rows = await conn.execute(_STORED, {"keys": list(keys)})
-    return {(a, k, b): r for a, k, b, r in rows}
+    found: dict[tuple[int, str, str], str] = {}
+    for chunk in lookups.chunked(keys):
+        rows = await conn.execute(_stored(len(chunk)), lookups.params(chunk))
+        found.update(((a, k, b), r) for a, k, b, r in rows)
+    return found
+
+
+@functools.cache
+def _stored(n: int) -> sa.Select[Any]:
+    """The answers stored for ``n`` batch keys (``lookups.any_of``: through the unique index)."""
+    key = (_BATCH.c.account_id, _BATCH.c.agent_key, _BATCH.c.batch_id)
+    return sa.select(*key, _BATCH.c.response).where(lookups.any_of(key, n))
