@@ -28,6 +28,9 @@ GENERIC_LOGINS = frozenset(
 
 
 def _fold(s: str) -> str:
+    if s.isascii():
+        # NFKD leaves ASCII as it is and none of it is combining: the same answer, at once.
+        return s.lower()
     decomposed = unicodedata.normalize("NFKD", s)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 

@@ -115,10 +115,17 @@ def _side(row: Any) -> Side:
 
 
 def _key_rows(account_id: int, agents: Iterable[tuple[int, str, str, str]]) -> list[dict[str, Any]]:
+    return _filed(
+        account_id, {agent_id: match_keys(device, logon, name) for agent_id, device, logon, name in agents}
+    )
+
+
+def _filed(account_id: int, forms: dict[int, set[str]]) -> list[dict[str, Any]]:
+    """The ``match_key`` rows of agents whose keys are known: ``agent_id -> keys``."""
     return [
         {"account_id": account_id, "agent_id": agent_id, "key": key}
-        for agent_id, device, logon, name in agents
-        for key in sorted(match_keys(device, logon, name))
+        for agent_id, keys in forms.items()
+        for key in sorted(keys)
     ]
 
 
@@ -136,20 +143,27 @@ def _compute(db: Db, account_id: int, user_ids: Sequence[int], now: datetime) ->
     return _suggest(db, account_id, users, now)
 
 
-def _suggest(db: Db, account_id: int, users: dict[int, list[Side]], now: datetime) -> set[int]:
+def _suggest(
+    db: Db,
+    account_id: int,
+    users: dict[int, list[Side]],
+    now: datetime,
+    forms: dict[int, set[str]] | None = None,
+) -> set[int]:
     """Score and store suggestions for users (their agents given) that have none.
 
     Returns every user any of them likely matches (beyond the five stored): by symmetry,
-    the users that have one of them as a likely match in return.
+    the users that have one of them as a likely match in return. ``forms``: the match keys
+    of agents the caller computed already (``agent_id -> keys``).
     """
     if not users:
         return set()
-    keys = {
-        k
-        for sides in users.values()
-        for s in sides
-        for k in match_keys(s.device_name, s.logon_name, s.display_name)
-    }
+    forms = dict(forms or {})
+    for sides in users.values():
+        for side in sides:
+            if side.agent_id not in forms:
+                forms[side.agent_id] = match_keys(side.device_name, side.logon_name, side.display_name)
+    keys = {k for sides in users.values() for side in sides for k in forms[side.agent_id]}
     by_key: dict[str, list[Side]] = defaultdict(list)
     if keys:
         # One query for the whole call; the (account_id, key) index keeps it to a handful
@@ -163,7 +177,7 @@ def _suggest(db: Db, account_id: int, users: dict[int, list[Side]], now: datetim
     inserts: list[dict[str, Any]] = []
     matched: set[int] = set()
     for user_id, sides in users.items():
-        mine = {k for s in sides for k in match_keys(s.device_name, s.logon_name, s.display_name)}
+        mine = {k for side in sides for k in forms[side.agent_id]}
         near = {c.agent_id: c for k in mine for c in by_key.get(k, ())}
         likely = matches(sides, near.values(), now)
         matched.update(s.user_id for s in likely)
@@ -211,9 +225,9 @@ async def on_admitted(
 
     def work(s: Session) -> None:
         db = s.connection()
-        rows = _key_rows(
-            account_id, ((a, r.device_name, r.logon_name, r.display_name) for a, _, r in new_agents)
-        )
+        # Each new agent's keys, computed once: filed here, looked up below.
+        forms = {a: match_keys(r.device_name, r.logon_name, r.display_name) for a, _, r in new_agents}
+        rows = _filed(account_id, forms)
         if rows:
             db.execute(_INSERT_KEYS, rows)
         # New users have no suggestions and their agents are the reports: no delete, no
@@ -224,7 +238,7 @@ async def on_admitted(
                 arrived[owner].append(
                     Side(agent_id, owner, r.display_name, r.device_name, r.domain, r.logon_name, now, now)
                 )
-        matched = _suggest(db, account_id, arrived, now)
+        matched = _suggest(db, account_id, arrived, now, forms)
         # Matches hold both ways: the users a newcomer matches gain it as a match, and a
         # known user with a new agent (a second device) may match more, and more match it.
         gained = {owner for _, owner, _ in new_agents} - new_users
