@@ -54,14 +54,14 @@ class AgentReport:
     domain: str
     logon_name: str
     display_name: str
+    #: :func:`agent_key` and :func:`login_key` of the names, worked out once: an ingest
+    #: group reads them a dozen times per report.
+    key: str = field(init=False, compare=False, repr=False)
+    login: str | None = field(init=False, compare=False, repr=False)
 
-    @property
-    def key(self) -> str:
-        return agent_key(self.device_name, self.domain, self.logon_name)
-
-    @property
-    def login(self) -> str | None:
-        return login_key(self.device_name, self.domain, self.logon_name)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", agent_key(self.device_name, self.domain, self.logon_name))
+        object.__setattr__(self, "login", login_key(self.device_name, self.domain, self.logon_name))
 
 
 class AdmissionStatus:
