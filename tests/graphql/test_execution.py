@@ -376,7 +376,9 @@ def test_only_attributes_and_known_answers_take_the_short_path() -> None:
     assert read_by(types["User"].fields["pending"]) == "known answer"
     assert read_by(types["Agent"].fields["user"]) == "known answer"
     assert read_by(types["User"].fields["activity"]) is None  # arguments, async
-    assert read_by(types["UserConnection"].fields["totalCount"]) is None
+    # Known when the page is the whole list (cursors.Page.count), else counted by query.
+    assert read_by(types["UserConnection"].fields["totalCount"]) == "known answer"
+    assert read_by(types["AgentConnection"].fields["totalCount"]) == "known answer"
 
 
 # ---------------------------------------------------------------------------- generated selections

@@ -108,15 +108,26 @@ def _cursor_value(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
-    """One page of a list: the rows, a cursor per row, and whether more follow."""
+    """One page of a list: the rows, a cursor per row, and whether more follow.
+
+    ``whole`` tells that the page is the whole list: the first page (no ``after``) with
+    nothing after it. Its rows are then every row the list's conditions find, so their number
+    is the list's count in the same snapshot (:attr:`count`), and no count query is needed.
+    """
 
     items: list[T]
     cursors: list[str]
     has_next: bool
+    whole: bool = False
 
     @property
     def end_cursor(self) -> str | None:
         return self.cursors[-1] if self.cursors else None
+
+    @property
+    def count(self) -> int | None:
+        """The list's count when the page is the whole list, else ``None`` (count by query)."""
+        return len(self.items) if self.whole else None
 
 
 def check_first(first: int) -> None:
@@ -174,4 +185,5 @@ async def keyset_page(
         items=[make(r) for r in rows],
         cursors=[keyset.cursor(r[n:]) for r in rows],
         has_next=has_next,
+        whole=not after and not has_next,
     )

@@ -276,11 +276,22 @@ class UserEdge:
     node: UserType
 
 
+# ``totalCount`` is not ``async``: a page that is the whole list (cursors.Page.count, most
+# searches) knows its count, answered without a query or an await (and, marked
+# ``known_answer``, without a resolver call); any other page counts by query.
+
+
+def _known_count(connection: UserConnection | AgentConnection) -> int | Unknown:
+    return UNKNOWN if connection.known_count is None else connection.known_count
+
+
 @strawberry.type
 class UserConnection:
     edges: list[UserEdge]
     page_info: PageInfo
     count_filter: strawberry.Private[lists.PendingFilter | lists.UserFilter | reclaim.InactiveFilter]
+    # The page's rows are the whole list: their number (cursors.Page.count), else None.
+    known_count: strawberry.Private[int | None] = None
 
     @classmethod
     def of(
@@ -294,10 +305,18 @@ class UserConnection:
             edges=[UserEdge(cursor=c, node=v) for v, c in zip(views, page.cursors, strict=True)],
             page_info=PageInfo.of(page),
             count_filter=filt,
+            known_count=page.count,
         )
 
-    @strawberry.field
-    async def total_count(self, info: Ctx) -> int:
+    @strawberry.field(graphql_type=int)  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    @known_answer(_known_count)
+    def total_count(self, info: Ctx) -> int | Awaitable[int]:
+        known = _known_count(self)
+        if known is not UNKNOWN:
+            return known
+        return self._count(info)
+
+    async def _count(self, info: Ctx) -> int:
         filt = self.count_filter
         if isinstance(filt, lists.PendingFilter):
             return await info.context.run(lists.pending_count, filt)
@@ -317,10 +336,15 @@ class AgentConnection:
     edges: list[AgentEdge]
     page_info: PageInfo
     count_filter: strawberry.Private[lists.AgentFilter]
+    known_count: strawberry.Private[int | None] = None
 
-    @strawberry.field
-    async def total_count(self, info: Ctx) -> int:
-        return await info.context.run(lists.agents_count, self.count_filter)
+    @strawberry.field(graphql_type=int)  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    @known_answer(_known_count)
+    def total_count(self, info: Ctx) -> int | Awaitable[int]:
+        known = _known_count(self)
+        if known is not UNKNOWN:
+            return known
+        return info.context.run(lists.agents_count, self.count_filter)
 
 
 def _named(selections: Iterable[Selection], name: str | None = None) -> Iterator[SelectedField]:
