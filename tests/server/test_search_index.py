@@ -207,11 +207,10 @@ def test_the_planner_can_read_the_index_for_a_long_term(searched: Searched) -> N
     async def plan() -> str:
         nonlocal sql
         async with searched.db.read() as s:
-            filt = lists.PendingFilter(searched.account_id, "abc")
+            bound = lists.PendingFilter(searched.account_id, "abc").bound()
             conn = await s.connection()
-            sql = str(
-                sa.select(_U.id).where(*filt.where()).compile(conn, compile_kwargs={"literal_binds": True})
-            )
+            stmt = sa.select(_U.id).where(*bound.where).params(bound.params)
+            sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
             if conn.dialect.name == "sqlite":
                 rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)
             else:  # thirty rows: without these a scan is cheaper than any index
