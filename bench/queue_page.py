@@ -328,7 +328,7 @@ def serve(database_url: str, port: int) -> None:
     async def hello(_: Request) -> JSONResponse:
         return JSONResponse({"hello": "world"})
 
-    async def plain(request: Request) -> JSONResponse:
+    async def plain(request: Request) -> Response:
         """The GraphQL page's reads, written by hand: what GraphQL adds is the difference."""
         svc = runtime.of(request.app)
         token = bearer_token(request.headers.get("authorization"))
