@@ -264,3 +264,20 @@ async def test_a_page_loads_its_keys_as_load_many_does() -> None:
             await load_many_now(DataLoader(load_fn=load_fn), [1, 2, 3])
         with pytest.raises(error):
             await DataLoader(load_fn=load_fn).load_many([1, 2, 3])
+
+
+async def test_a_page_loads_what_its_own_document_asks(gql: Gql, db: Database, tenant: Tenant) -> None:
+    """What a document asks of a page's rows is read once per document (node_fields): each
+    document, the first time and again, loads its own fields and no other's."""
+    for i in range(3):
+        await arrive(db, tenant.account_id, f"LIC{i}", f"lic{i}")
+    for i in range(3):
+        await arrive(db, tenant.account_id, f"PC{i}", f"p{i}", now=START + timedelta(seconds=i))
+    bare = "query($first: Int!) { pendingUsers(first: $first) { edges { node { id } } } }"
+    agents = "query($first: Int!) { pendingUsers(first: $first) { edges { node { id agents { id } } } } }"
+    for _ in range(2):
+        for document, loads_agents in ((PENDING_PAGE, True), (bare, False), (agents, True)):
+            with counting(db) as statements:
+                (await gql(tenant.admin_token, document, first=5)).ok()
+            assert any("FROM agent" in s for s in statements) is loads_agents, document
+            assert any("activity_rollup" in s for s in statements) is (document is PENDING_PAGE), document

@@ -18,6 +18,8 @@ from enum import Enum
 from typing import Literal, TypeVar
 
 import strawberry
+from cachetools import LRUCache
+from graphql import FieldNode
 from strawberry.dataloader import DataLoader
 from strawberry.exceptions import WrongNumberOfResultsReturned
 from strawberry.types.nodes import SelectedField, Selection
@@ -357,19 +359,32 @@ def _named(selections: Iterable[Selection], name: str | None = None) -> Iterator
             yield from _named(selection.selections, name)
 
 
-def node_fields(info: Ctx) -> set[str]:
+# node_fields by the ids of the connection field's nodes (kept, to rule out a reused id):
+# its answer depends on the document alone, and documents come from the parse cache
+# (server.graphql.extensions), so a client's repeated document is answered from here.
+_NODE_FIELDS: LRUCache[tuple[int, ...], tuple[list[FieldNode], frozenset[str]]] = LRUCache(maxsize=1024)
+
+
+def node_fields(info: Ctx) -> frozenset[str]:
     """What the document asks of a connection's nodes (``edges { node { ... } }``), by name.
 
     A field under ``@skip``/``@include`` counts as asked: loading it for nothing costs a
-    statement, never a wrong answer.
+    statement, never a wrong answer. So the answer is the document's, whatever the variables.
     """
-    return {
+    nodes = info._raw_info.field_nodes
+    key = tuple(map(id, nodes))
+    found = _NODE_FIELDS.get(key)
+    if found is not None and all(a is b for a, b in zip(found[0], nodes, strict=True)):
+        return found[1]
+    asked = frozenset(
         field.name
         for connection in info.selected_fields
         for edges in _named(connection.selections, "edges")
         for node in _named(edges.selections, "node")
         for field in _named(node.selections)
-    }
+    )
+    _NODE_FIELDS[key] = (list(nodes), asked)
+    return asked
 
 
 async def load_many_now(loader: DataLoader[K, V], keys: list[K]) -> list[V]:
