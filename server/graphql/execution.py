@@ -10,8 +10,9 @@ already loaded (``User.agents``, ``User.pending``).
 
 :class:`Executor` completes such fields itself, when no schema extension resolves fields
 (Strawberry's middleware manager is then empty) and nothing is deferred. For each selection
-(an object type and its collected fields) it builds a plan once per request: how each field
-is read — an attribute (a basic Strawberry field: no resolver, no field extension, the
+(an object type and its collected fields) it builds a plan once per operation (shared by
+every execution of a document without directives; with directives, whose variables can change
+what is collected, once per execution): how each field is read — an attribute (a basic Strawberry field: no resolver, no field extension, the
 default ``getattr``), ``__typename``, or a resolver marked :func:`known_answer` whose answer
 is known without its info — and how its value is completed (a leaf type's coercion, a list's
 items, an object's plan). A field whose plan says neither goes through graphql-core's
@@ -31,14 +32,16 @@ from datetime import date, datetime
 from operator import attrgetter
 from typing import Any, Literal, TypeVar
 
+from cachetools import LRUCache
 from graphql import (
     GraphQLField,
     GraphQLList,
     GraphQLObjectType,
     GraphQLOutputType,
+    OperationDefinitionNode,
     Undefined,
 )
-from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.execution.collect_fields import FieldDetailsList, FragmentDetails, GroupedFieldSet
 from graphql.pyutils import AwaitableOrValue, Path, gather_with_cancel
 from graphql.type import GraphQLNonNull, TypeNameMetaFieldDef, is_leaf_type
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -202,21 +205,66 @@ def _constant(value: str) -> Reader:
     return lambda _source: value
 
 
+# A plan's key: its parent type's name and, per response name, the ids of the field nodes
+# collected under it (the plan keeps the nodes alive, so no id is reused while it exists).
+PlanKey = tuple[str, tuple[tuple[str, tuple[int, ...]], ...]]
+
+# Plans shared by every execution of one operation, when no directive in its document makes
+# what is collected depend on the variables (@skip/@include(if: $v)) or defers it: by the
+# operation node's id (the node kept to rule out a reused id). Documents come from the parse
+# cache (server.graphql.extensions), so a client's repeated document is the same node.
+_SHARED_PLANS: LRUCache[int, tuple[OperationDefinitionNode, dict[PlanKey, _Plan]]] = LRUCache(maxsize=256)
+
+
+def _without_directives(operation: OperationDefinitionNode, fragments: dict[str, FragmentDetails]) -> bool:
+    """Whether no directive appears in the operation or its document's fragments (and no
+    fragment takes variables of its own)."""
+
+    def clean(node: Any) -> bool:
+        if getattr(node, "directives", None):
+            return False
+        selection_set = getattr(node, "selection_set", None)
+        return selection_set is None or all(clean(s) for s in selection_set.selections)
+
+    return clean(operation) and all(
+        f.variable_signatures is None and clean(f.definition) for f in fragments.values()
+    )
+
+
+def _plan_key(parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> PlanKey:
+    return (
+        parent_type.name,
+        tuple((name, tuple(id(d.node) for d in fields)) for name, fields in grouped_field_set.items()),
+    )
+
+
 class Executor(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Plans by the grouped field set's id; the set is kept to rule out a reused id. The
-        # sets are graphql-core's, memoized for the request (collect_subfields).
-        self._plans: dict[int, tuple[GroupedFieldSet, _Plan]] = {}
+        self._plans = self._plans_of_operation()
+
+    def _plans_of_operation(self) -> dict[PlanKey, _Plan]:
+        """The operation's shared plans, or this execution's own when its directives (or their
+        variables) decide what is collected. Objects' plans hang off their shapes, so a
+        shared plan is built once for every later execution of the operation."""
+        operation = self.operation
+        found = _SHARED_PLANS.get(id(operation))
+        if found is not None and found[0] is operation:
+            return found[1]
+        plans: dict[PlanKey, _Plan] = {}
+        if _without_directives(operation, self.fragments):
+            _SHARED_PLANS[id(operation)] = (operation, plans)
+        return plans
 
     def _fast(self) -> bool:
         middleware = self.middleware_manager
         return middleware is None or not middleware.middlewares
 
     def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> _Plan:
-        found = self._plans.get(id(grouped_field_set))
-        if found is not None and found[0] is grouped_field_set:
-            return found[1]
+        key = _plan_key(parent_type, grouped_field_set)
+        found = self._plans.get(key)
+        if found is not None:
+            return found
         entries: list[tuple[str, FieldDetailsList, Reader, _Shape | None]] = []
         for response_name, fields in grouped_field_set.items():
             field = self.schema.get_field(parent_type, fields[0].node.name.value)
@@ -231,7 +279,7 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
                     shape = _shape(field.type, fields)
             entries.append((response_name, fields, reader, shape))
         plan = _Plan(entries)
-        self._plans[id(grouped_field_set)] = (grouped_field_set, plan)
+        self._plans[key] = plan
         return plan
 
     def _object_plan(self, shape: _Shape) -> _Plan:

@@ -120,6 +120,7 @@ class Query:
             ],
             page_info=PageInfo.of(page),
             count_filter=filt,
+            known_count=page.count,
         )
 
     @strawberry.field

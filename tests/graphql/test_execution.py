@@ -376,7 +376,9 @@ def test_only_attributes_and_known_answers_take_the_short_path() -> None:
     assert read_by(types["User"].fields["pending"]) == "known answer"
     assert read_by(types["Agent"].fields["user"]) == "known answer"
     assert read_by(types["User"].fields["activity"]) is None  # arguments, async
-    assert read_by(types["UserConnection"].fields["totalCount"]) is None
+    # Known when the page is the whole list (cursors.Page.count), else counted by query.
+    assert read_by(types["UserConnection"].fields["totalCount"]) == "known answer"
+    assert read_by(types["AgentConnection"].fields["totalCount"]) == "known answer"
 
 
 # ---------------------------------------------------------------------------- generated selections
@@ -462,3 +464,40 @@ async def test_the_app_answers_as_with_strawberrys_executor(
     plain = await gql(tenant.admin_token, document, first=5)
     assert fast.data == plain.data and fast.errors == plain.errors
     assert plain.ok()
+
+
+async def test_a_document_run_again_answers_as_the_first_time(
+    gql: Gql, db: Database, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A document without directives shares its plans between executions (the parse cache
+    gives the same nodes); one whose @skip/@include depend on variables never does, so each
+    run collects its own fields. Either way every run answers as graphql-core's executor."""
+    from server.graphql import execution
+
+    async def both(document: str, **variables: Any) -> Any:
+        fast = await gql(tenant.admin_token, document, **variables)
+        with monkeypatch.context() as m:
+            m.setattr(app_schema, "execution_context_class", StrawberryGraphQLCoreExecutionContext)
+            plain = await gql(tenant.admin_token, document, **variables)
+        assert fast.data == plain.data and fast.errors == plain.errors
+        return plain.ok()
+
+    for i in range(3):
+        await arrive(db, tenant.account_id, f"LIC{i}", f"lic{i}")
+    shared = APP_DOCUMENTS[1]
+    # Every field on the short path: a plan reused across runs would keep the first run's fields.
+    per_run = """query($first: Int!, $skip: Boolean!) { pendingUsers(first: $first) {
+        edges { node { id agents @skip(if: $skip) { id } pending @include(if: $skip) { reason } } } } }"""
+    for i in range(4):
+        await arrive(db, tenant.account_id, f"PC{i}", f"p{i}", now=START + timedelta(seconds=i))
+        # The same documents again, over more rows and with other variables.
+        await both(shared, first=1 + i)
+        for skip in (True, False):
+            page = await both(per_run, first=1 + i, skip=skip)
+            for edge in page["pendingUsers"]["edges"]:
+                assert ("agents" in edge["node"]) is not skip and ("pending" in edge["node"]) is skip
+    operations = [op for op, _plans in execution._SHARED_PLANS.values()]
+    assert any(
+        "me" in str(op.loc.source.body) and "fragment U" in op.loc.source.body for op in operations if op.loc
+    )
+    assert not any("$skip" in op.loc.source.body for op in operations if op.loc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from typing import Any
@@ -221,3 +222,24 @@ async def test_the_cache_never_serves_non_queue_reads(http: httpx.AsyncClient, t
     assert not (await http.post("/graphql", json=query, headers=auth(tenant))).json()["data"]["me"][
         "notifyOnPending"
     ]
+
+
+async def test_answers_are_json_whatever_text_they_carry(
+    http: httpx.AsyncClient, db: Database, tenant: Tenant
+) -> None:
+    """Answers are encoded by orjson (non-ASCII text as UTF-8, not escaped); what it refuses
+    (a lone surrogate, an integer past 64 bits) by json as before."""
+    await arrive(db, tenant.account_id, "PC-É", "zoë", name="Zoë Ünal ☃")
+    query = "{ users { edges { node { displayName agents { deviceName logonName } } } } }"
+    response = await http.post("/graphql", json={"query": query}, headers=auth(tenant))
+    assert response.status_code == 200
+    (edge,) = response.json()["data"]["users"]["edges"]
+    assert edge["node"] == {
+        "displayName": "Zoë Ünal ☃",
+        "agents": [{"deviceName": "PC-É", "logonName": "zoë"}],
+    }
+    # What orjson refuses, json encodes: the same JSON text, never a 500.
+    view = next(r.app for r in http.app.routes if getattr(r, "path", None) == "/graphql")
+    for refused in ({"message": "bad \ud800 text"}, {"n": 2**70}):
+        assert json.loads(view.encode_json(refused)) == refused
+    assert view.encode_json({"a": ["é", None, 1.5]}) == '{"a":["é",null,1.5]}'

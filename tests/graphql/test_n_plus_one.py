@@ -55,6 +55,49 @@ async def test_statement_count_does_not_grow_with_the_page(gql: Gql, db: Databas
     assert counts[50] <= 8, counts
 
 
+COUNTED = """
+query Counted($first: Int!, $after: String, $search: String) {
+  pendingUsers(first: $first, after: $after, search: $search) { totalCount pageInfo { endCursor } edges { node { id } } }
+  users(first: $first, search: $search) { totalCount edges { node { id } } }
+  agents(first: $first, search: $search) { totalCount edges { node { id } } }
+}
+"""
+
+
+def _counts(statements: list[str]) -> int:
+    return sum(s.lstrip().upper().startswith("SELECT COUNT(") for s in statements)
+
+
+async def test_a_page_that_is_the_whole_list_is_counted_without_a_statement(
+    gql: Gql, db: Database, tenant: Tenant
+) -> None:
+    for i in range(3):
+        await arrive(db, tenant.account_id, f"LIC{i}", f"lic{i}")
+    for i in range(6):
+        await arrive(db, tenant.account_id, f"PC{i}", f"p{i}", now=START + timedelta(seconds=i))
+
+    async def read(**variables: Any) -> tuple[dict[str, Any], int]:
+        with counting(db) as statements:
+            data = (await gql(tenant.admin_token, COUNTED, **variables)).ok()
+        return data, _counts(statements)
+
+    # Whole lists (the first page, nothing after it): no count statement, the rows' number.
+    for search in (None, "pc", "p1"):
+        whole, counts = await read(first=50, search=search)
+        assert counts == 0, search
+        for field in ("pendingUsers", "users", "agents"):
+            assert whole[field]["totalCount"] == len(whole[field]["edges"]), (search, field)
+        # A shorter first page, and the last page after a cursor, count by query: the same totals.
+        part, counts = await read(first=1, search=search)
+        assert counts == sum(whole[f]["totalCount"] > 1 for f in ("pendingUsers", "users", "agents"))
+        assert {f: part[f]["totalCount"] for f in whole} == {f: whole[f]["totalCount"] for f in whole}
+        after = part["pendingUsers"]["pageInfo"]["endCursor"]
+        if after is not None:
+            last, counts = await read(first=50, after=after, search=search)
+            # The pending list after a cursor: by query; the others are whole lists again.
+            assert counts == 1 and last["pendingUsers"]["totalCount"] == whole["pendingUsers"]["totalCount"]
+
+
 ACTIVITY_PAGE = """
 query Page($first: Int!) {
   pendingUsers(first: $first) {
@@ -221,3 +264,20 @@ async def test_a_page_loads_its_keys_as_load_many_does() -> None:
             await load_many_now(DataLoader(load_fn=load_fn), [1, 2, 3])
         with pytest.raises(error):
             await DataLoader(load_fn=load_fn).load_many([1, 2, 3])
+
+
+async def test_a_page_loads_what_its_own_document_asks(gql: Gql, db: Database, tenant: Tenant) -> None:
+    """What a document asks of a page's rows is read once per document (node_fields): each
+    document, the first time and again, loads its own fields and no other's."""
+    for i in range(3):
+        await arrive(db, tenant.account_id, f"LIC{i}", f"lic{i}")
+    for i in range(3):
+        await arrive(db, tenant.account_id, f"PC{i}", f"p{i}", now=START + timedelta(seconds=i))
+    bare = "query($first: Int!) { pendingUsers(first: $first) { edges { node { id } } } }"
+    agents = "query($first: Int!) { pendingUsers(first: $first) { edges { node { id agents { id } } } } }"
+    for _ in range(2):
+        for document, loads_agents in ((PENDING_PAGE, True), (bare, False), (agents, True)):
+            with counting(db) as statements:
+                (await gql(tenant.admin_token, document, first=5)).ok()
+            assert any("FROM agent" in s for s in statements) is loads_agents, document
+            assert any("activity_rollup" in s for s in statements) is (document is PENDING_PAGE), document

@@ -137,6 +137,16 @@ async def _indexed(db: Database, account_id: int, search: str) -> dict[str, Any]
                 for order in PendingOrder
             },
             "pending_count": await lists.pending_count(s, pending_filter),
+            # Each list's first page's own count (cursors.Page.count), by ``first``.
+            "page_counts": {
+                (name, first): (await page(s, filt, first, None)).count
+                for name, page, filt in (
+                    ("users", lists.users_page, user_filter),
+                    ("pending", lists.pending_page, pending_filter),
+                    ("agents", lists.agents_page, agent_filter),
+                )
+                for first in (1, 2, 500)
+            },
             "agents": [a.id for a in (await lists.agents_page(s, agent_filter, 500, None)).items],
             "agents_count": await lists.agents_count(s, agent_filter),
         }
@@ -165,6 +175,10 @@ def test_indexed_search_finds_what_a_substring_filter_finds(searched: Searched, 
         assert set(ids) == pending and len(ids) == len(pending), order
     assert found["pending_count"] == len(pending)
     assert set(found["agents"]) == agents and found["agents_count"] == len(agents)
+    # A first page holding every row found is the whole list: its rows are its count.
+    totals = {"users": len(users), "pending": len(pending), "agents": len(agents)}
+    for (name, first), counted in found["page_counts"].items():
+        assert counted == (totals[name] if totals[name] <= first else None), (name, first)
 
 
 def test_the_index_follows_every_write(searched: Searched) -> None:
@@ -193,11 +207,10 @@ def test_the_planner_can_read_the_index_for_a_long_term(searched: Searched) -> N
     async def plan() -> str:
         nonlocal sql
         async with searched.db.read() as s:
-            filt = lists.PendingFilter(searched.account_id, "abc")
+            bound = lists.PendingFilter(searched.account_id, "abc").bound()
             conn = await s.connection()
-            sql = str(
-                sa.select(_U.id).where(*filt.where()).compile(conn, compile_kwargs={"literal_binds": True})
-            )
+            stmt = sa.select(_U.id).where(*bound.where).params(bound.params)
+            sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
             if conn.dialect.name == "sqlite":
                 rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)
             else:  # thirty rows: without these a scan is cheaper than any index

@@ -108,15 +108,26 @@ def _cursor_value(value: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
-    """One page of a list: the rows, a cursor per row, and whether more follow."""
+    """One page of a list: the rows, a cursor per row, and whether more follow.
+
+    ``whole`` tells that the page is the whole list: the first page (no ``after``) with
+    nothing after it. Its rows are then every row the list's conditions find, so their number
+    is the list's count in the same snapshot (:attr:`count`), and no count query is needed.
+    """
 
     items: list[T]
     cursors: list[str]
     has_next: bool
+    whole: bool = False
 
     @property
     def end_cursor(self) -> str | None:
         return self.cursors[-1] if self.cursors else None
+
+    @property
+    def count(self) -> int | None:
+        """The list's count when the page is the whole list, else ``None`` (count by query)."""
+        return len(self.items) if self.whole else None
 
 
 def check_first(first: int) -> None:
@@ -139,8 +150,21 @@ class Keyset:
         values = _decode_cursor(self.kind, cursor, self.shape)
         # Bound with each column's type, so a timestamp compares in its stored form.
         bound = [sa.bindparam(None, v, type_=c.type) for c, v in zip(self.columns, values, strict=True)]
+        return self._past(bound)
+
+    def _past(self, bound: Sequence[Any]) -> Any:
         left, right = sa.tuple_(*self.columns), sa.tuple_(*bound)
         return left < right if self.descending else left > right
+
+    def after_bound(self) -> Any:
+        """:meth:`after`'s condition with the cursor's values as bind parameters
+        (:meth:`after_params`), for a statement built once."""
+        return self._past([sa.bindparam(f"after_{i}", type_=c.type) for i, c in enumerate(self.columns)])
+
+    def after_params(self, cursor: str) -> dict[str, Any]:
+        """The values :meth:`after_bound` takes for ``cursor``; ``DomainError`` as :meth:`after`."""
+        values = _decode_cursor(self.kind, cursor, self.shape)
+        return {f"after_{i}": v for i, v in enumerate(values)}
 
     def order_by(self) -> list[Any]:
         return [c.desc() if self.descending else c.asc() for c in self.columns]
@@ -167,11 +191,55 @@ async def keyset_page(
         sa.select(*columns, *keyset.columns).where(*conditions).order_by(*keyset.order_by()).limit(first + 1)
     )
     rows = (await session.execute(stmt)).all()
+    return _page(keyset, len(columns), make, rows, first, after)
+
+
+def _page(
+    keyset: Keyset,
+    n: int,
+    make: Callable[[Sequence[Any]], T],
+    rows: Sequence[Any],
+    first: int,
+    after: str | None,
+) -> Page[T]:
     has_next = len(rows) > first
     rows = rows[:first]
-    n = len(columns)
     return Page(
         items=[make(r) for r in rows],
         cursors=[keyset.cursor(r[n:]) for r in rows],
         has_next=has_next,
+        whole=not after and not has_next,
     )
+
+
+# The page size's bind parameter in a statement of :func:`page_statement`.
+_LIMIT = sa.bindparam("page_limit", type_=sa.Integer())
+
+
+def page_statement(keyset: Keyset, columns: Sequence[Any], where: Sequence[Any], after: bool) -> Any:
+    """A keyset page's statement, built once and run by :func:`bound_page` with its parameters:
+    ``where``'s, the page size's and (``after``) the cursor's."""
+    stmt = sa.select(*columns, *keyset.columns).where(*where)
+    if after:
+        stmt = stmt.where(keyset.after_bound())
+    return stmt.order_by(*keyset.order_by()).limit(_LIMIT)
+
+
+async def bound_page(
+    session: AsyncSession,
+    keyset: Keyset,
+    statement: Callable[[bool], Any],
+    n_columns: int,
+    make: Callable[[Sequence[Any]], T],
+    params: dict[str, Any],
+    first: int,
+    after: str | None,
+) -> Page[T]:
+    """:func:`keyset_page` over a built statement: ``statement(after given)`` is one of
+    :func:`page_statement`, of ``n_columns`` columns before the keyset's, run with ``params``."""
+    check_first(first)
+    values = {**params, _LIMIT.key: first + 1}
+    if after:
+        values.update(keyset.after_params(after))
+    rows = (await session.execute(statement(bool(after)), values)).all()
+    return _page(keyset, n_columns, make, rows, first, after)

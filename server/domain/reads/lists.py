@@ -8,17 +8,16 @@ where it takes ``search`` and friends, a page and a count over the same conditio
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from cachetools import LRUCache
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.domain.models import AuditEntry, PendingReason, UserStatus
-from server.domain.reads.cursors import Keyset, Page, keyset_page
+from server.domain.reads.cursors import Keyset, Page, bound_page, keyset_page, page_statement
 from server.domain.reads.rows import (
     AGENT,
     AGENT_COLUMNS,
@@ -30,10 +29,12 @@ from server.domain.reads.rows import (
     user_row,
 )
 from server.domain.reads.search import agent_matches, parse, user_matches
+from server.domain.reads.search import params as search_params
 from server.domain.settings_history import SettingsChange
 
 _AUDIT_ENTRY, _SETTINGS_CHANGE = (sa.inspect(m).local_table for m in (AuditEntry, SettingsChange))
 _U, _AG, _AU, _SC = USER.c, AGENT.c, _AUDIT_ENTRY.c, _SETTINGS_CHANGE.c
+T = TypeVar("T")
 
 
 class PendingOrder(enum.StrEnum):
@@ -47,27 +48,75 @@ async def _count(session: AsyncSession, table: Any, where: Sequence[Any]) -> int
     return int((await session.execute(stmt)).scalar_one())
 
 
-# A filter's conditions and its count statement, built once per distinct filter: building a
-# search's conditions, and SQLAlchemy's cache key of a statement it has not seen (memoized on
-# the statement object), cost more CPU than running them. Statements are immutable, so one
-# object serves every request with an equal filter (a page and its totalCount, a repeated
-# search).
-_CONDITIONS: LRUCache[Any, tuple[Any, ...]] = LRUCache(maxsize=1024)
-_COUNTS: LRUCache[Any, Any] = LRUCache(maxsize=1024)
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A filter as statements see it: its shape (which conditions apply), the conditions,
+    built once per shape with bind parameters, and this filter's values for them."""
+
+    shape: tuple[Any, ...]
+    where: tuple[Any, ...]
+    params: dict[str, Any]
 
 
-def _conditions(filt: Any, build: Any) -> list[Any]:
-    built = _CONDITIONS.get(filt)
-    if built is None:
-        built = _CONDITIONS[filt] = tuple(build())
-    return list(built)
+# A filter's values are bind parameters: its conditions, its page statements and its count
+# are built once per shape (a list, a kind of search term, the optional filters given) and
+# serve every value. Building a search's conditions, and SQLAlchemy's cache key of a
+# statement it has not seen, cost more CPU than running them; the shapes are few (a dozen
+# per list), so these maps stay small.
+_ACCOUNT = sa.bindparam("account_id", type_=sa.Integer())
+_REASON = sa.bindparam("reason", type_=_U.pending_reason.type)
+_STATUS = sa.bindparam("status", type_=_U.status.type)
+_WHERE: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
 
 
-async def _filtered_count(session: AsyncSession, table: Any, filt: Any) -> int:
-    stmt = _COUNTS.get(filt)
+def _bound(shape: tuple[Any, ...], build: Callable[[], list[Any]], params: dict[str, Any]) -> Bound:
+    where = _WHERE.get(shape)
+    if where is None:
+        where = _WHERE[shape] = tuple(build())
+    return Bound(shape, where, params)
+
+
+def _statement(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    stmt = _STATEMENTS.get(key)
     if stmt is None:
-        stmt = _COUNTS[filt] = sa.select(sa.func.count()).select_from(table).where(*filt.where())
-    return int((await session.execute(stmt)).scalar_one())
+        stmt = _STATEMENTS[key] = build()
+    return stmt
+
+
+def _search(search: str | None, params: dict[str, Any]) -> bool | None:
+    """The kind of a ``search`` (``None``: none; else whether it has a trigram); its values
+    are added to ``params``. ``DomainError`` for a search refused."""
+    term = parse(search)
+    if term is None:
+        return None
+    params.update(search_params(term))
+    return term.phrase is not None
+
+
+async def _bound_page(
+    session: AsyncSession,
+    keyset: Keyset,
+    columns: Sequence[Any],
+    make: Callable[[Sequence[Any]], T],
+    bound: Bound,
+    first: int,
+    after: str | None,
+) -> Page[T]:
+    def statement(after_given: bool) -> Any:
+        return _statement(
+            (keyset.kind, bound.shape, after_given),
+            lambda: page_statement(keyset, columns, bound.where, after_given),
+        )
+
+    return await bound_page(session, keyset, statement, len(columns), make, bound.params, first, after)
+
+
+async def _bound_count(session: AsyncSession, table: Any, bound: Bound) -> int:
+    stmt = _statement(
+        ("count", bound.shape), lambda: sa.select(sa.func.count()).select_from(table).where(*bound.where)
+    )
+    return int((await session.execute(stmt, bound.params)).scalar_one())
 
 
 _NAME = sa.func.lower(_U.display_name)
@@ -90,17 +139,21 @@ class PendingFilter:
     search: str | None = None
     reason: PendingReason | None = None
 
-    def where(self) -> list[Any]:
-        return _conditions(self, self._build)
-
-    def _build(self) -> list[Any]:
-        conditions: list[Any] = [_U.account_id == self.account_id, _U.status == UserStatus.PENDING]
-        term = parse(self.search)
-        if term is not None:
-            conditions.extend(user_matches(term))
+    def bound(self) -> Bound:
+        params: dict[str, Any] = {_ACCOUNT.key: self.account_id}
+        trigram = _search(self.search, params)
         if self.reason is not None:
-            conditions.append(_U.pending_reason == self.reason)
-        return conditions
+            params[_REASON.key] = self.reason
+
+        def build() -> list[Any]:
+            conditions: list[Any] = [_U.account_id == _ACCOUNT, _U.status == UserStatus.PENDING]
+            if trigram is not None:
+                conditions.extend(user_matches(trigram))
+            if self.reason is not None:
+                conditions.append(_U.pending_reason == _REASON)
+            return conditions
+
+        return _bound(("pending", trigram, self.reason is not None), build, params)
 
 
 async def pending_page(
@@ -111,13 +164,13 @@ async def pending_page(
     order: PendingOrder = PendingOrder.ENTERED_ASC,
 ) -> Page[UserRow]:
     """The account's queue, oldest first by default."""
-    return await keyset_page(
-        session, _PENDING_ORDERS[order], USER_COLUMNS, user_row, filt.where(), first, after
+    return await _bound_page(
+        session, _PENDING_ORDERS[order], USER_COLUMNS, user_row, filt.bound(), first, after
     )
 
 
 async def pending_count(session: AsyncSession, filt: PendingFilter) -> int:
-    return await _filtered_count(session, USER, filt)
+    return await _bound_count(session, USER, filt.bound())
 
 
 @dataclass(frozen=True)
@@ -126,26 +179,30 @@ class UserFilter:
     search: str | None = None
     status: UserStatus | None = None
 
-    def where(self) -> list[Any]:
-        return _conditions(self, self._build)
-
-    def _build(self) -> list[Any]:
-        conditions: list[Any] = [_U.account_id == self.account_id]
-        term = parse(self.search)
-        if term is not None:
-            conditions.extend(user_matches(term))
+    def bound(self) -> Bound:
+        params: dict[str, Any] = {_ACCOUNT.key: self.account_id}
+        trigram = _search(self.search, params)
         if self.status is not None:
-            conditions.append(_U.status == self.status)
-        return conditions
+            params[_STATUS.key] = self.status
+
+        def build() -> list[Any]:
+            conditions: list[Any] = [_U.account_id == _ACCOUNT]
+            if trigram is not None:
+                conditions.extend(user_matches(trigram))
+            if self.status is not None:
+                conditions.append(_U.status == _STATUS)
+            return conditions
+
+        return _bound(("users", trigram, self.status is not None), build, params)
 
 
 async def users_page(session: AsyncSession, filt: UserFilter, first: int, after: str | None) -> Page[UserRow]:
     """Every user of the account, by name (case-insensitive), then id."""
-    return await keyset_page(session, _USERS, USER_COLUMNS, user_row, filt.where(), first, after)
+    return await _bound_page(session, _USERS, USER_COLUMNS, user_row, filt.bound(), first, after)
 
 
 async def users_count(session: AsyncSession, filt: UserFilter) -> int:
-    return await _filtered_count(session, USER, filt)
+    return await _bound_count(session, USER, filt.bound())
 
 
 @dataclass(frozen=True)
@@ -153,26 +210,28 @@ class AgentFilter:
     account_id: int
     search: str | None = None
 
-    def where(self) -> list[Any]:
-        return _conditions(self, self._build)
+    def bound(self) -> Bound:
+        params: dict[str, Any] = {_ACCOUNT.key: self.account_id}
+        trigram = _search(self.search, params)
 
-    def _build(self) -> list[Any]:
-        conditions: list[Any] = [_AG.account_id == self.account_id]
-        term = parse(self.search)
-        if term is not None:
-            conditions.extend(agent_matches(term))
-        return conditions
+        def build() -> list[Any]:
+            conditions: list[Any] = [_AG.account_id == _ACCOUNT]
+            if trigram is not None:
+                conditions.extend(agent_matches(trigram))
+            return conditions
+
+        return _bound(("agents", trigram), build, params)
 
 
 async def agents_page(
     session: AsyncSession, filt: AgentFilter, first: int, after: str | None
 ) -> Page[AgentRow]:
     """Every agent of the account, by its normalised key (device, domain, logon)."""
-    return await keyset_page(session, _AGENTS, AGENT_COLUMNS, agent_row, filt.where(), first, after)
+    return await _bound_page(session, _AGENTS, AGENT_COLUMNS, agent_row, filt.bound(), first, after)
 
 
 async def agents_count(session: AsyncSession, filt: AgentFilter) -> int:
-    return await _filtered_count(session, AGENT, filt)
+    return await _bound_count(session, AGENT, filt.bound())
 
 
 def _first(row: Sequence[Any]) -> Any:

@@ -16,11 +16,17 @@ start from the few rows that can match instead of reading every row of the accou
 
 A term under three characters has no trigram: it is searched by the exact condition alone,
 a scan of the account's rows (short terms match many rows, so a page fills early).
+
+The conditions hold the term as bind parameters (:data:`LIKE`, :data:`PHRASE`; their values:
+:func:`params`), so they are built once per kind of term (with a trigram or not), and so
+are the statements over them: a search costs no statement building and no SQLAlchemy cache
+key of its own, whatever its text.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -87,12 +93,24 @@ def parse(search: str | None) -> SearchTerm | None:
     return SearchTerm(search.strip().lower())
 
 
-def _contains(column: Any, term: SearchTerm) -> Any:
-    return sa.func.lower(column).like(term.like, escape="\\")
+# The term's values, bound when a statement runs (:func:`params`).
+LIKE = sa.bindparam("search_like", type_=sa.String())
+PHRASE = sa.bindparam("search_phrase", type_=sa.String())
 
 
-def _agent_contains(term: SearchTerm) -> Any:
-    return sa.or_(_contains(_AG.logon_name, term), _contains(_AG.device_name, term))
+def params(term: SearchTerm) -> dict[str, str]:
+    """The bind parameters of the conditions :func:`user_matches` and :func:`agent_matches`
+    build for ``term``."""
+    phrase = term.phrase
+    return {LIKE.key: term.like} if phrase is None else {LIKE.key: term.like, PHRASE.key: phrase}
+
+
+def _contains(column: Any) -> Any:
+    return sa.func.lower(column).like(LIKE, escape="\\")
+
+
+def _agent_contains() -> Any:
+    return sa.or_(_contains(_AG.logon_name), _contains(_AG.device_name))
 
 
 class _Candidates(sa.ColumnElement[bool]):
@@ -121,47 +139,49 @@ def _compile_sqlite(element: _Candidates, compiler: SQLCompiler, **kw: Any) -> s
     return compiler.process(element.sqlite, **kw)
 
 
-def _fts(table: Any, phrase: str) -> Any:
-    """The rowids an FTS5 table finds for a phrase."""
-    return sa.select(table.c.rowid).where(table.c[table.name].match(phrase))
+def _fts(table: Any) -> Any:
+    """The rowids an FTS5 table finds for the phrase."""
+    return sa.select(table.c.rowid).where(table.c[table.name].match(PHRASE))
 
 
-def _agent_ids(term: SearchTerm, phrase: str) -> tuple[Any, Any]:
+def _agent_ids() -> tuple[Any, Any]:
     """The ids of agents whose logon or device may hold the term: (SQLite, other).
 
     Candidates of every account: the caller's conditions keep its own account's, and a
     condition on the account here would lead the planner to its index instead of the search's.
     """
-    return _fts(_AGENT_FTS, phrase), sa.select(_AG.id).where(_agent_contains(term))
+    return _fts(_AGENT_FTS), sa.select(_AG.id).where(_agent_contains())
 
 
-def user_matches(term: SearchTerm) -> list[Any]:
-    """A user's name, or any of their agents' logon or device name, holds the term."""
-    agent_hit = sa.select(sa.literal(1)).where(_AG.user_id == _U.id, _agent_contains(term)).exists()
-    exact = sa.or_(_contains(_U.display_name, term), agent_hit)
-    if (phrase := term.phrase) is None:
-        return [exact]
-    by_agent = _agent_ids(term, phrase)
+@cache
+def user_matches(trigram: bool) -> tuple[Any, ...]:
+    """A user's name, or any of their agents' logon or device name, holds the term; with the
+    trigram index's candidates first for a term of three characters or more (``trigram``)."""
+    agent_hit = sa.select(sa.literal(1)).where(_AG.user_id == _U.id, _agent_contains()).exists()
+    exact = sa.or_(_contains(_U.display_name), agent_hit)
+    if not trigram:
+        return (exact,)
+    by_agent = _agent_ids()
     owners = [sa.select(_AG.user_id).where(_AG.id.in_(ids)) for ids in by_agent]
-    sqlite = _U.id.in_(sa.union(_fts(_USER_FTS, phrase), owners[0]))
-    named = sa.select(_U.id).where(_contains(_U.display_name, term))
+    sqlite = _U.id.in_(sa.union(_fts(_USER_FTS), owners[0]))
+    named = sa.select(_U.id).where(_contains(_U.display_name))
     other = _U.id.in_(sa.union(named, owners[1]))
-    return [_Candidates(sqlite, other), exact]
+    return (_Candidates(sqlite, other), exact)
 
 
-def agent_matches(term: SearchTerm) -> list[Any]:
-    """An agent's logon or device name, or its owner's name, holds the term."""
-    owner_hit = (
-        sa.select(sa.literal(1)).where(_U.id == _AG.user_id, _contains(_U.display_name, term)).exists()
-    )
-    exact = sa.or_(_agent_contains(term), owner_hit)
-    if (phrase := term.phrase) is None:
-        return [exact]
-    own = _agent_ids(term, phrase)
+@cache
+def agent_matches(trigram: bool) -> tuple[Any, ...]:
+    """An agent's logon or device name, or its owner's name, holds the term (``trigram``: as
+    :func:`user_matches`)."""
+    owner_hit = sa.select(sa.literal(1)).where(_U.id == _AG.user_id, _contains(_U.display_name)).exists()
+    exact = sa.or_(_agent_contains(), owner_hit)
+    if not trigram:
+        return (exact,)
+    own = _agent_ids()
     owned_by = (
-        sa.select(_AG.id).where(_AG.user_id.in_(_fts(_USER_FTS, phrase))),
-        sa.select(_AG.id).where(_AG.user_id.in_(sa.select(_U.id).where(_contains(_U.display_name, term)))),
+        sa.select(_AG.id).where(_AG.user_id.in_(_fts(_USER_FTS))),
+        sa.select(_AG.id).where(_AG.user_id.in_(sa.select(_U.id).where(_contains(_U.display_name)))),
     )
     sqlite = _AG.id.in_(sa.union(own[0], owned_by[0]))
     other = _AG.id.in_(sa.union(own[1], owned_by[1]))
-    return [_Candidates(sqlite, other), exact]
+    return (_Candidates(sqlite, other), exact)

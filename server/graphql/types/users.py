@@ -18,6 +18,8 @@ from enum import Enum
 from typing import Literal, TypeVar
 
 import strawberry
+from cachetools import LRUCache
+from graphql import FieldNode
 from strawberry.dataloader import DataLoader
 from strawberry.exceptions import WrongNumberOfResultsReturned
 from strawberry.types.nodes import SelectedField, Selection
@@ -276,11 +278,22 @@ class UserEdge:
     node: UserType
 
 
+# ``totalCount`` is not ``async``: a page that is the whole list (cursors.Page.count, most
+# searches) knows its count, answered without a query or an await (and, marked
+# ``known_answer``, without a resolver call); any other page counts by query.
+
+
+def _known_count(connection: UserConnection | AgentConnection) -> int | Unknown:
+    return UNKNOWN if connection.known_count is None else connection.known_count
+
+
 @strawberry.type
 class UserConnection:
     edges: list[UserEdge]
     page_info: PageInfo
     count_filter: strawberry.Private[lists.PendingFilter | lists.UserFilter | reclaim.InactiveFilter]
+    # The page's rows are the whole list: their number (cursors.Page.count), else None.
+    known_count: strawberry.Private[int | None] = None
 
     @classmethod
     def of(
@@ -294,10 +307,18 @@ class UserConnection:
             edges=[UserEdge(cursor=c, node=v) for v, c in zip(views, page.cursors, strict=True)],
             page_info=PageInfo.of(page),
             count_filter=filt,
+            known_count=page.count,
         )
 
-    @strawberry.field
-    async def total_count(self, info: Ctx) -> int:
+    @strawberry.field(graphql_type=int)  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    @known_answer(_known_count)
+    def total_count(self, info: Ctx) -> int | Awaitable[int]:
+        known = _known_count(self)
+        if known is not UNKNOWN:
+            return known
+        return self._count(info)
+
+    async def _count(self, info: Ctx) -> int:
         filt = self.count_filter
         if isinstance(filt, lists.PendingFilter):
             return await info.context.run(lists.pending_count, filt)
@@ -317,10 +338,15 @@ class AgentConnection:
     edges: list[AgentEdge]
     page_info: PageInfo
     count_filter: strawberry.Private[lists.AgentFilter]
+    known_count: strawberry.Private[int | None] = None
 
-    @strawberry.field
-    async def total_count(self, info: Ctx) -> int:
-        return await info.context.run(lists.agents_count, self.count_filter)
+    @strawberry.field(graphql_type=int)  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    @known_answer(_known_count)
+    def total_count(self, info: Ctx) -> int | Awaitable[int]:
+        known = _known_count(self)
+        if known is not UNKNOWN:
+            return known
+        return info.context.run(lists.agents_count, self.count_filter)
 
 
 def _named(selections: Iterable[Selection], name: str | None = None) -> Iterator[SelectedField]:
@@ -333,19 +359,32 @@ def _named(selections: Iterable[Selection], name: str | None = None) -> Iterator
             yield from _named(selection.selections, name)
 
 
-def node_fields(info: Ctx) -> set[str]:
+# node_fields by the ids of the connection field's nodes (kept, to rule out a reused id):
+# its answer depends on the document alone, and documents come from the parse cache
+# (server.graphql.extensions), so a client's repeated document is answered from here.
+_NODE_FIELDS: LRUCache[tuple[int, ...], tuple[list[FieldNode], frozenset[str]]] = LRUCache(maxsize=1024)
+
+
+def node_fields(info: Ctx) -> frozenset[str]:
     """What the document asks of a connection's nodes (``edges { node { ... } }``), by name.
 
     A field under ``@skip``/``@include`` counts as asked: loading it for nothing costs a
-    statement, never a wrong answer.
+    statement, never a wrong answer. So the answer is the document's, whatever the variables.
     """
-    return {
+    nodes = info._raw_info.field_nodes
+    key = tuple(map(id, nodes))
+    found = _NODE_FIELDS.get(key)
+    if found is not None and all(a is b for a, b in zip(found[0], nodes, strict=True)):
+        return found[1]
+    asked = frozenset(
         field.name
         for connection in info.selected_fields
         for edges in _named(connection.selections, "edges")
         for node in _named(edges.selections, "node")
         for field in _named(node.selections)
-    }
+    )
+    _NODE_FIELDS[key] = (list(nodes), asked)
+    return asked
 
 
 async def load_many_now(loader: DataLoader[K, V], keys: list[K]) -> list[V]:
