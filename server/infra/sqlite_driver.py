@@ -13,8 +13,9 @@ nothing here streams. Everything else (transactions, functions, closing) is aios
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 import aiosqlite
@@ -95,7 +96,43 @@ class OneTripConnection(aiosqlite.Connection):
         return outcome
 
 
-def one_trip_creator(url: str, **connect_kwargs: Any) -> Callable[[], Any]:
+class _RunAtOnce:
+    """Stands for aiosqlite's queue of calls to its thread: runs each call as it is put."""
+
+    def put_nowait(self, item: tuple[asyncio.Future[Any] | None, Callable[[], Any]]) -> None:
+        future, function = item
+        try:
+            result = function()
+        except BaseException as exc:
+            if future is not None and not future.done():
+                future.set_exception(exc)
+        else:
+            if future is not None and not future.done():
+                future.set_result(result)
+
+
+class InlineConnection(OneTripConnection):
+    """A connection that runs SQLite on the calling thread, blocking its event loop.
+
+    Only for a loop that does nothing else (the ingest group commit's own thread): there a
+    statement costs no trip to another thread and back, each of which waits for the GIL
+    while the main thread is busy.
+    """
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
+        super().__init__(connector, iter_chunk_size)
+        self._tx = _RunAtOnce()  # type: ignore[assignment]
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
+    def __await__(self) -> Generator[Any, None, aiosqlite.Connection]:
+        return self._connect().__await__()  # no thread to start
+
+
+def one_trip_creator(url: str, *, inline: bool = False, **connect_kwargs: Any) -> Callable[[], Any]:
     """An ``async_creator`` for :func:`sqlalchemy.ext.asyncio.create_async_engine`: the file and
     options the URL names, as SQLAlchemy's aiosqlite dialect reads them, plus ``connect_kwargs``
     (a connection ``factory``)."""
@@ -108,8 +145,11 @@ def one_trip_creator(url: str, **connect_kwargs: Any) -> Callable[[], Any]:
         return connection
 
     async def connect() -> OneTripConnection:
-        connection = OneTripConnection(open_file, iter_chunk_size=64)
-        connection._thread.daemon = True  # as SQLAlchemy does: never hold the process at exit
+        if inline:
+            connection: OneTripConnection = InlineConnection(open_file, iter_chunk_size=64)
+        else:
+            connection = OneTripConnection(open_file, iter_chunk_size=64)
+            connection._thread.daemon = True  # as SQLAlchemy does: never hold the process at exit
         await connection
         return connection
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -9,8 +11,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from server.infra.db import Database
-from server.infra.sqlite_driver import OneTripConnection
+from server.infra.db import Database, ThreadWriter
+from server.infra.sqlite_driver import InlineConnection, OneTripConnection
 from tests.support import sqlite_url
 
 
@@ -77,3 +79,26 @@ async def test_an_error_leaves_nothing_and_the_connection_usable(db: Database) -
         await session.execute(sa.text("INSERT INTO t (name) VALUES ('x')"))
     async with db.read() as session:
         assert (await session.execute(sa.text("SELECT count(*) FROM t"))).scalar_one() == 1
+
+
+async def test_an_inline_writer_runs_sqlite_on_its_own_thread_and_rolls_back_on_error(
+    db: Database,
+) -> None:
+    """The group commit's writer: statements on the calling thread, no connection thread
+    started; a failed transaction leaves nothing; disposing closes its connection."""
+    threads = {t.ident for t in threading.enumerate()}
+    writer = ThreadWriter(db, asyncio.get_running_loop())
+    try:
+        async with writer.write() as session:
+            await session.execute(sa.text("INSERT INTO t (name) VALUES ('a')"))
+            raw = await (await session.connection()).get_raw_connection()
+            assert isinstance(raw.driver_connection, InlineConnection)
+        with pytest.raises(sa.exc.IntegrityError):
+            async with writer.write() as session:
+                await session.execute(sa.text("INSERT INTO t (name) VALUES ('b')"))
+                await session.execute(sa.text("INSERT INTO t (name) VALUES ('a')"))
+        assert {t.ident for t in threading.enumerate()} == threads
+    finally:
+        await writer.dispose()
+    async with db.read() as session:
+        assert (await session.execute(sa.text("SELECT name FROM t"))).scalars().all() == ["a"]
