@@ -31,6 +31,25 @@ INGEST_KEY_PREFIX = "plmi_"
 MAX_SECRET_LENGTH = 200
 
 
+# Built once: the hot path of every request binds a digest and runs it.
+_ADMIN_BY_TOKEN = (
+    sa.select(Admin, Account)
+    .join(Account, col(Account.id) == col(Admin.account_id))
+    .where(col(Admin.token_hash) == sa.bindparam("digest"))
+)
+_INGEST_KEY_OWNER = sa.select(
+    col(Account.id), col(Account.ingest_key_hash), col(Account.previous_ingest_key_expires_at)
+).where(
+    sa.or_(
+        col(Account.ingest_key_hash) == sa.bindparam("digest"),
+        sa.and_(
+            col(Account.previous_ingest_key_hash) == sa.bindparam("digest"),
+            col(Account.previous_ingest_key_expires_at) > sa.bindparam("now"),
+        ),
+    )
+)
+
+
 def new_secret(prefix: str) -> str:
     return prefix + secrets.token_urlsafe(32)
 
@@ -52,13 +71,7 @@ async def authenticate(session: AsyncSession, token: str) -> tuple[Admin, Accoun
     """
     if not shaped_like(token, TOKEN_PREFIX):
         return None
-    row = (
-        await session.execute(
-            sa.select(Admin, Account)
-            .join(Account, col(Account.id) == col(Admin.account_id))
-            .where(col(Admin.token_hash) == hash_secret(token))
-        )
-    ).first()
+    row = (await session.execute(_ADMIN_BY_TOKEN, {"digest": hash_secret(token)})).first()
     return None if row is None else (row[0], row[1])
 
 
@@ -79,21 +92,7 @@ async def authenticate_ingest(session: AsyncSession, key: str, now: datetime) ->
     if not shaped_like(key, INGEST_KEY_PREFIX):
         return None
     digest = hash_secret(key)
-    row = (
-        await session.execute(
-            sa.select(
-                col(Account.id), col(Account.ingest_key_hash), col(Account.previous_ingest_key_expires_at)
-            ).where(
-                sa.or_(
-                    col(Account.ingest_key_hash) == digest,
-                    sa.and_(
-                        col(Account.previous_ingest_key_hash) == digest,
-                        col(Account.previous_ingest_key_expires_at) > now,
-                    ),
-                )
-            )
-        )
-    ).first()
+    row = (await session.execute(_INGEST_KEY_OWNER, {"digest": digest, "now": now})).first()
     if row is None:
         return None
     account_id, current, expires = row

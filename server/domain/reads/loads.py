@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.domain.activity.retained import Retained as Retained
-from server.domain.activity.retained import retained
+from server.domain.activity.retained import retained_of
 from server.domain.models import Account, Admin, Agent, PendingReason, UserStatus
 from server.domain.reads.rows import (
     AGENT,
@@ -104,7 +104,7 @@ class PendingInfo:
 
 async def retained_by_user(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, Retained]:
     """Counts, seconds and the oldest start of the stored activity, per user, in one query."""
-    return await retained(session, [_U.id.in_(list(user_ids))])
+    return await retained_of(session, user_ids)
 
 
 def pending_info(
