@@ -6,7 +6,9 @@ of every agent, alias or stored batch id. An OR of equalities uses the index onc
 on SQLite (``MULTI-INDEX OR``) and PostgreSQL (``BitmapOr``) alike.
 
 The condition for ``n`` keys is built once, with bind parameters (``k{i}_{j}``: key ``i``,
-column ``j``): building a statement costs more than running it on SQLite.
+column ``j``): building a statement costs more than running it on SQLite. ``n`` is a power
+of two (:func:`chunked` repeats the last key up to it), so a statement has a few forms for
+the engine's compiled cache and asyncpg's prepared statements, not one per count.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-#: Keys per statement. SQLite parses an OR chain into a tree as deep as its terms, and
-#: refuses one deeper than 1,000.
-CHUNK = 250
+#: Keys per statement (a power of two). SQLite parses an OR chain into a tree as deep as
+#: its terms, and refuses one deeper than 1,000.
+CHUNK = 256
 
 
 @functools.cache
@@ -36,6 +38,9 @@ def params(keys: Sequence[Sequence[Any]]) -> dict[str, Any]:
 
 
 def chunked(keys: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    """``keys`` in lists of at most :data:`CHUNK`."""
+    """``keys`` in lists of at most :data:`CHUNK`, each as long as a power of two (the last
+    key repeated: looking a key up twice finds it once)."""
     for start in range(0, len(keys), CHUNK):
-        yield keys[start : start + CHUNK]
+        chunk = list(keys[start : start + CHUNK])
+        size = 1 << (len(chunk) - 1).bit_length()
+        yield chunk + chunk[-1:] * (size - len(chunk))
