@@ -26,6 +26,7 @@ backlog never holds the (SQLite) write lock for long.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,7 +37,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from server.domain import changes
+from server.domain import changes, lookups
 from server.domain.activity import chunks
 from server.domain.activity.chunks import CHUNK as _CHUNKS
 from server.domain.activity.chunks import ROLLUP as _ROLLUPS
@@ -98,6 +99,13 @@ async def _delete(session: AsyncSession, statement: sa.Delete) -> int:
 
 _R, _C, _U = _ROLLUPS.c, _CHUNKS.c, sa.inspect(User).local_table.c
 _USERS = sa.inspect(User).local_table
+
+
+@functools.cache
+def _delete_rollups(n: int) -> sa.Delete:
+    """Rollup rows by their unique key, ``n`` at a time (an OR of equalities through the
+    unique index; a row-value IN list reads the whole table on SQLite: server.domain.lookups)."""
+    return sa.delete(_ROLLUPS).where(lookups.any_of(tuple(_R[k] for k in ROLLUP_KEY), n))
 
 
 def _expired(first: Any, last: Any, before: datetime) -> tuple[Any, Any]:
@@ -170,7 +178,6 @@ async def purge_account(
     if gone:
         deleted += sum(int(n) for _, n in gone)
         await session.execute(sa.delete(_CHUNKS).where(_C.id.in_([int(i) for i, _ in gone])))
-    key = sa.tuple_(*(_R[k] for k in ROLLUP_KEY))
     wholly, _ = _expired(_R.first_start, _R.last_start, before)
     rows = (
         await session.execute(
@@ -180,8 +187,8 @@ async def purge_account(
             .limit(limit)
         )
     ).all()
-    if rows:
-        await session.execute(sa.delete(_ROLLUPS).where(key.in_([tuple(r) for r in rows])))
+    for chunk in lookups.chunked([tuple(r) for r in rows]):
+        await session.execute(_delete_rollups(len(chunk)), lookups.params(chunk))
     done = done and len(gone) < limit and len(rows) < limit
     if deleted:
         await changes.bump_queue_version(session, account_id)

@@ -3,15 +3,11 @@ whatever its size, and look-ups that search indexes (docs/architecture.md, admis
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlmodel import col
 
 from server.domain import actions
@@ -22,22 +18,8 @@ from server.domain.events import QueueEvent
 from server.domain.models import Suggestion, UserStatus
 from server.infra.db import Database
 from tests.server.domain import admin, agents_of, arrive, users
+from tests.server.plans import scans, statements
 from tests.support import START, make_tenant
-
-
-@contextmanager
-def statements(db: Database) -> Iterator[list[tuple[str, Any]]]:
-    """The statements the write transactions run, with their parameters."""
-    seen: list[tuple[str, Any]] = []
-
-    def on_execute(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        seen.append((statement, parameters))
-
-    event.listen(db.write_engine.sync_engine, "before_cursor_execute", on_execute)
-    try:
-        yield seen
-    finally:
-        event.remove(db.write_engine.sync_engine, "before_cursor_execute", on_execute)
 
 
 def report(i: int) -> AgentReport:
@@ -98,27 +80,10 @@ async def test_an_admission_group_costs_the_same_statements_whatever_its_size(db
     assert len(large) <= 24, [s.split("\n")[0] for s, _ in large]
 
 
-def scans(path: str, seen: list[tuple[str, Any]]) -> list[str]:
-    """Every full scan of a table SQLite's planner chose for these statements."""
-    found = []
-    with sqlite3.connect(path) as conn:
-        for statement, parameters in seen:
-            if not statement.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE")):
-                continue
-            for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", parameters):
-                detail = str(row[3])
-                # "SCAN t" reads every row of t; "SCAN 2 CONSTANT ROWS" and "SEARCH t USING
-                # INDEX" do not.
-                if detail.startswith("SCAN ") and "CONSTANT ROW" not in detail:
-                    found.append(f"{detail}: {statement.split(chr(10))[0]}")
-    return found
-
-
+@pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's query plans
 async def test_an_ingest_groups_look_ups_search_indexes_and_never_scan_a_table(
-    db: Database, backend: str
+    db: Database,
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("SQLite's query plans")
     tenant = await make_tenant(db, licenses=1)
     kept = await arrive(db, tenant.account_id, "PC-A", "ann")
     merged = await arrive(db, tenant.account_id, "PC-B", "bob")

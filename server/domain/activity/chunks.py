@@ -19,6 +19,7 @@ as a Core statement would bind them (on SQLite they are text that sorts as time)
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from server.domain import lookups
 from server.domain.activity.batch import PRODUCTIVITY_CODES, Event, EventRows, Row, event_row
 from server.domain.models import ActivityChunk, ActivityRollup
 
@@ -355,15 +357,25 @@ class StoredEvent:
 
 async def events_of(session: AsyncSession, pairs: Iterable[tuple[int, date]]) -> list[StoredEvent]:
     """The stored events of these ``(user_id, UTC day)``: one index range per pair."""
-    wanted = sorted(set(pairs))
-    if not wanted:
-        return []
-    rows = await session.execute(
-        sa.select(CHUNK.c.user_id, CHUNK.c.agent_id, CHUNK.c.origin_agent_id, CHUNK.c.events).where(
-            sa.tuple_(CHUNK.c.user_id, CHUNK.c.day).in_(wanted)
-        )
+    found: list[StoredEvent] = []
+    for chunk in lookups.chunked(sorted(set(pairs))):
+        rows = await session.execute(_chunks_of(len(chunk)), lookups.params(chunk))
+        found.extend(StoredEvent(u, a, o, e) for u, a, o, blob in rows for e in decode(blob))
+    return found
+
+
+# A row-value IN list reads the whole table on SQLite (server.domain.lookups): user-days are
+# looked up as an OR of equalities, through (user_id, day) indexes of both tables.
+@functools.cache
+def _chunks_of(n: int) -> sa.Select[Any]:
+    return sa.select(CHUNK.c.user_id, CHUNK.c.agent_id, CHUNK.c.origin_agent_id, CHUNK.c.events).where(
+        lookups.any_of((CHUNK.c.user_id, CHUNK.c.day), n)
     )
-    return [StoredEvent(u, a, o, e) for u, a, o, blob in rows for e in decode(blob)]
+
+
+@functools.cache
+def _delete_days(table: sa.Table, n: int) -> sa.Delete:
+    return sa.delete(table).where(lookups.any_of((table.c.user_id, table.c.day), n))
 
 
 async def rewrite(
@@ -375,9 +387,9 @@ async def rewrite(
     if not wanted:
         return 0
     stored = await events_of(session, wanted)
-    where_chunk = sa.tuple_(CHUNK.c.user_id, CHUNK.c.day).in_(wanted)
-    await session.execute(sa.delete(CHUNK).where(where_chunk))
-    await session.execute(sa.delete(ROLLUP).where(sa.tuple_(ROLLUP.c.user_id, ROLLUP.c.day).in_(wanted)))
+    for chunk in lookups.chunked(wanted):
+        for table in (CHUNK, ROLLUP):
+            await session.execute(_delete_days(table, len(chunk)), lookups.params(chunk))
     writes = Writes()
     grouped: dict[tuple[int, int, int], list[Event]] = {}
     for s in stored:
