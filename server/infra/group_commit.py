@@ -15,7 +15,9 @@ loop was running (GraphQL pages, CPU-bound), and the group held SQLite's write l
 time: under a busy API ingestion fell from ~60,000 to ~2,000 events/s. On its own loop the
 writer's turns come as soon as the database answers. Requests hand their batch over under a
 mutex and get their answer back on the main loop (``call_soon_threadsafe``); the queue
-events a group commits are delivered there too, in commit order.
+events a group commits are delivered there too, in commit order. PostgreSQL has no
+process-wide write lock, but a group's round trips waited for the main loop's turns all the
+same; its writer is the same thread, with asyncpg connections made on the writer's loop.
 
 A group that fails on its data is retried batch by batch, so one bad batch fails alone. A
 group that fails because the database is unavailable (locked past the busy timeout, no
