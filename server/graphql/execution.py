@@ -27,12 +27,12 @@ same error, at the same path; within it, each object's fields take the short pat
 from __future__ import annotations
 
 import enum
+import weakref
 from collections.abc import Callable
 from datetime import date, datetime
 from operator import attrgetter
 from typing import Any, Literal, TypeVar
 
-from cachetools import LRUCache
 from graphql import (
     GraphQLField,
     GraphQLList,
@@ -211,9 +211,22 @@ PlanKey = tuple[str, tuple[tuple[str, tuple[int, ...]], ...]]
 
 # Plans shared by every execution of one operation, when no directive in its document makes
 # what is collected depend on the variables (@skip/@include(if: $v)) or defers it: by the
-# operation node's id (the node kept to rule out a reused id). Documents come from the parse
-# cache (server.graphql.extensions), so a client's repeated document is the same node.
-_SHARED_PLANS: LRUCache[int, tuple[OperationDefinitionNode, dict[PlanKey, _Plan]]] = LRUCache(maxsize=256)
+# operation node's id, with a weak reference to it. Documents come from the parse cache
+# (server.graphql.extensions), so a client's repeated document is the same node; the entry
+# goes when the node does, so plans never keep a document (its nodes and tokens) alive past
+# that cache's byte bound.
+_SHARED_PLANS: dict[int, tuple[weakref.ref[OperationDefinitionNode], dict[PlanKey, _Plan]]] = {}
+
+
+def _share(operation: OperationDefinitionNode, plans: dict[PlanKey, _Plan]) -> None:
+    key = id(operation)
+
+    def forget(ref: weakref.ref[OperationDefinitionNode]) -> None:
+        found = _SHARED_PLANS.get(key)
+        if found is not None and found[0] is ref:
+            del _SHARED_PLANS[key]
+
+    _SHARED_PLANS[key] = (weakref.ref(operation, forget), plans)
 
 
 def _without_directives(operation: OperationDefinitionNode, fragments: dict[str, FragmentDetails]) -> bool:
@@ -249,11 +262,11 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         shared plan is built once for every later execution of the operation."""
         operation = self.operation
         found = _SHARED_PLANS.get(id(operation))
-        if found is not None and found[0] is operation:
+        if found is not None and found[0]() is operation:
             return found[1]
         plans: dict[PlanKey, _Plan] = {}
         if _without_directives(operation, self.fragments):
-            _SHARED_PLANS[id(operation)] = (operation, plans)
+            _share(operation, plans)
         return plans
 
     def _fast(self) -> bool:

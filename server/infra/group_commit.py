@@ -15,7 +15,9 @@ loop was running (GraphQL pages, CPU-bound), and the group held SQLite's write l
 time: under a busy API ingestion fell from ~60,000 to ~2,000 events/s. On its own loop the
 writer's turns come as soon as the database answers. Requests hand their batch over under a
 mutex and get their answer back on the main loop (``call_soon_threadsafe``); the queue
-events a group commits are delivered there too, in commit order.
+events a group commits are delivered there too, in commit order. PostgreSQL has no
+process-wide write lock, but a group's round trips waited for the main loop's turns all the
+same; its writer is the same thread, with asyncpg connections made on the writer's loop.
 
 A group that fails on its data is retried batch by batch, so one bad batch fails alone. A
 group that fails because the database is unavailable (locked past the busy timeout, no
@@ -97,7 +99,7 @@ class IngestCommitter:
         self._db = db
         # Told the size of every group committed, on the main loop (metrics).
         self._on_group = on_group
-        # Read on the writer's thread when a group is stored (a test's FakeClock is read-only there).
+        # Read on the writer's thread as each group is stored (a FakeClock is only read there).
         self._clock = clock
         self._max_batches = max_queued_batches
         self._max_events = max_queued_events
@@ -123,9 +125,12 @@ class IngestCommitter:
                 or self._queued_events + len(batch.events) > self._max_events
             ):
                 raise Overloaded("too many batches are waiting for the database; retry the batch")
+            idle = not self._queue
             self._queue.append(item)
             self._queued_events += len(batch.events)
-        writer.wake()
+        if idle:
+            # Otherwise the writer has batches to take yet and will find this one with them.
+            writer.wake()
         try:
             return await item.future
         finally:
@@ -256,8 +261,10 @@ class _GroupWriter(threading.Thread):
         self._committer = committer
         self._home = home
         self._loop = asyncio.new_event_loop()
-        # Set from the main loop through the writer's loop (call_soon_threadsafe).
+        # Set from the main loop through the writer's loop (call_soon_threadsafe), when a
+        # batch comes into an empty queue; set at first, for batches left by a writer that died.
         self._wake = asyncio.Event()
+        self._wake.set()
         self._task: asyncio.Task[None] | None = None
         # Set on the main loop once the thread's loop is closed and its engine disposed.
         self._ended: asyncio.Future[None] = home.create_future()

@@ -496,8 +496,28 @@ async def test_a_document_run_again_answers_as_the_first_time(
             page = await both(per_run, first=1 + i, skip=skip)
             for edge in page["pendingUsers"]["edges"]:
                 assert ("agents" in edge["node"]) is not skip and ("pending" in edge["node"]) is skip
-    operations = [op for op, _plans in execution._SHARED_PLANS.values()]
+    operations = [op for ref, _plans in execution._SHARED_PLANS.values() if (op := ref()) is not None]
     assert any(
         "me" in str(op.loc.source.body) and "fragment U" in op.loc.source.body for op in operations if op.loc
     )
     assert not any("$skip" in op.loc.source.body for op in operations if op.loc)
+
+
+def test_shared_plans_go_with_their_document() -> None:
+    """Shared plans hold their operation weakly: once the parse cache lets a document go, its
+    plans (which keep its nodes and tokens) go too."""
+    import gc
+
+    from graphql import OperationDefinitionNode, parse
+
+    from server.graphql import execution
+
+    document = parse("{ me { id } }")
+    operation = document.definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    key = id(operation)
+    execution._share(operation, {})
+    assert execution._SHARED_PLANS[key][0]() is operation
+    del document, operation
+    gc.collect()
+    assert key not in execution._SHARED_PLANS

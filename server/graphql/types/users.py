@@ -11,6 +11,7 @@ read of its own for them).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -359,10 +360,13 @@ def _named(selections: Iterable[Selection], name: str | None = None) -> Iterator
             yield from _named(selection.selections, name)
 
 
-# node_fields by the ids of the connection field's nodes (kept, to rule out a reused id):
-# its answer depends on the document alone, and documents come from the parse cache
-# (server.graphql.extensions), so a client's repeated document is answered from here.
-_NODE_FIELDS: LRUCache[tuple[int, ...], tuple[list[FieldNode], frozenset[str]]] = LRUCache(maxsize=1024)
+# node_fields by the ids of the connection field's nodes, with weak references to them (to
+# rule out a reused id without keeping a document alive): its answer depends on the document
+# alone, and documents come from the parse cache (server.graphql.extensions), so a client's
+# repeated document is answered from here.
+_NODE_FIELDS: LRUCache[tuple[int, ...], tuple[list[weakref.ref[FieldNode]], frozenset[str]]] = LRUCache(
+    maxsize=1024
+)
 
 
 def node_fields(info: Ctx) -> frozenset[str]:
@@ -374,7 +378,7 @@ def node_fields(info: Ctx) -> frozenset[str]:
     nodes = info._raw_info.field_nodes
     key = tuple(map(id, nodes))
     found = _NODE_FIELDS.get(key)
-    if found is not None and all(a is b for a, b in zip(found[0], nodes, strict=True)):
+    if found is not None and all(ref() is node for ref, node in zip(found[0], nodes, strict=True)):
         return found[1]
     asked = frozenset(
         field.name
@@ -383,7 +387,7 @@ def node_fields(info: Ctx) -> frozenset[str]:
         for node in _named(edges.selections, "node")
         for field in _named(node.selections)
     )
-    _NODE_FIELDS[key] = (list(nodes), asked)
+    _NODE_FIELDS[key] = ([weakref.ref(n) for n in nodes], asked)
     return asked
 
 
