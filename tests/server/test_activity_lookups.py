@@ -19,7 +19,10 @@ pytestmark = pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's query pl
 
 
 def day_of(n: int) -> list[Event]:
-    return [Event(START - timedelta(days=n, minutes=i), 60, f"app{i % 2}", None, None, "neutral") for i in range(3)]
+    return [
+        Event(START - timedelta(days=n, minutes=i), 60, f"app{i % 2}", None, None, "neutral")
+        for i in range(3)
+    ]
 
 
 async def stored(db: Database, users: int, days: int) -> tuple[int, list[tuple[int, object]]]:
