@@ -4,8 +4,9 @@
 
 The same load as ``bench/ingest.py`` (100-event batches to 500 known agents, half of them
 licensed and half pending, on a fresh SQLite file with the server's settings), posted by
-concurrent tasks straight into the app (each body is spliced from pre-encoded events) (its middleware, the route, the group commit, the
-database). CPU is the process's (``time.process_time``: every thread, SQLite's included);
+concurrent tasks straight into the app (each body is spliced from pre-encoded events): its
+middleware, the route, the group commit, the database. CPU is the process's
+(``time.process_time``: every thread, the group commit's writer and SQLite on it included);
 what it leaves out is uvicorn's HTTP parsing and the sockets, a fixed cost per request.
 Steadier than the end-to-end bench on a shared machine: the client costs next to nothing.
 ``--profile FILE`` writes a cProfile of the timed part (the event loop's thread only).
@@ -173,7 +174,7 @@ async def main(args: argparse.Namespace) -> None:
         results.append(cpu * 1e6 / n)
         print(
             f"  run {r + 1}: {cpu * 1e6 / n:6.2f} µs CPU per event ({on_loop * 1e6 / n:.2f} on the event loop's"
-            f" thread, {(cpu - on_loop) * 1e6 / n:.2f} in the others: SQLite), {n / wall:9,.0f} events/s in-process,"
+            f" thread, {(cpu - on_loop) * 1e6 / n:.2f} in the others: the group commit's writer thread, SQLite on it), {n / wall:9,.0f} events/s in-process,"
             f" {len(groups)} group commits of {sum(groups) / max(len(groups), 1):.1f} batches"
             f"{' (profiled)' if profile is not None else ''}"
         )
