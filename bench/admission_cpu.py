@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.admission import agent_of, payload_events
-from bench.ingest_cpu import Lifespan, post
+from bench.ingest_cpu import Lifespan, group_sizes, post
 from server.domain import accounts
 from server.domain.models import utcnow
 from server.infra.db import Database
@@ -63,16 +63,7 @@ async def main(args: argparse.Namespace) -> None:
     db = Database.from_settings(settings)
     await db.migrate()
     app = create_app(settings, db=db)
-    groups: list[int] = []
-    committer = app.state.services.committer
-    told = committer._on_group
-
-    def on_group(n: int) -> None:
-        groups.append(n)
-        if told is not None:
-            told(n)
-
-    committer._on_group = on_group
+    groups = group_sizes(app)
     statements: list[str] = []
 
     def on_execute(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:

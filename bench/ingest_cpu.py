@@ -99,6 +99,21 @@ async def post(app: Any, body: bytes, headers: list[tuple[bytes, bytes]]) -> tup
     return status, b"".join(parts)
 
 
+def group_sizes(app: Any) -> list[int]:
+    """The sizes of the app's group commits from now on (in batches), as its metrics are told."""
+    groups: list[int] = []
+    committer = app.state.services.committer
+    told = committer._on_group
+
+    def on_group(n: int) -> None:
+        groups.append(n)
+        if told is not None:
+            told(n)
+
+    committer._on_group = on_group
+    return groups
+
+
 def body(i: int, payloads: list[bytes], prefix: str) -> bytes:
     """Batch ``i`` as ``bench/ingest.py`` posts it (``payloads``: its events, JSON-encoded)."""
     a = i % AGENTS
@@ -131,16 +146,7 @@ async def main(args: argparse.Namespace) -> None:
         (b"content-type", b"application/json"),
     ]
     app = create_app(settings, db=db)
-    groups: list[int] = []
-    committer = app.state.services.committer
-    told = committer._on_group
-
-    def on_group(n: int) -> None:
-        groups.append(n)
-        if told is not None:
-            told(n)
-
-    committer._on_group = on_group
+    groups = group_sizes(app)
     lifespan = Lifespan(app)
     await lifespan.start()
     for a in range(AGENTS):
