@@ -20,7 +20,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from server.domain.activity.batch import BatchInvalid, BatchTooLarge, parse_batch
+from server.domain.activity.batch import BatchInvalid, BatchTooLarge, parse_body
 from server.domain.auth import IngestKeyOwner, authenticate_ingest, hash_secret
 from server.infra.db import is_unavailable
 from server.infra.group_commit import Overloaded, ShuttingDown
@@ -121,18 +121,16 @@ async def _store(svc: runtime.Services, request: Request, account_id: int) -> JS
         telemetry.count(telemetry.ingest_batches, "too_large")
         return error(413, "PAYLOAD_TOO_LARGE", f"the body is over {MAX_BODY_BYTES} bytes")
     try:
-        decoded = _loads(body)
-    except (ValueError, RecursionError) as exc:  # incl. decode errors and over-long integers
-        telemetry.count(telemetry.ingest_batches, "invalid")
-        return error(400, "INVALID_JSON", f"the body is not JSON: {exc}")
-    try:
-        batch = parse_batch(decoded, svc.clock())
+        batch = parse_body(body, svc.clock(), _loads)
     except BatchTooLarge as exc:
         telemetry.count(telemetry.ingest_batches, "too_large")
         return error(413, "PAYLOAD_TOO_LARGE", str(exc))
     except BatchInvalid as exc:
         telemetry.count(telemetry.ingest_batches, "invalid")
         return error(400, "INVALID_INPUT", "the batch is not valid; nothing was stored", exc.details)
+    except (ValueError, RecursionError) as exc:  # _loads': decode errors, over-long integers
+        telemetry.count(telemetry.ingest_batches, "invalid")
+        return error(400, "INVALID_JSON", f"the body is not JSON: {exc}")
     try:
         result = await svc.committer.submit(account_id, batch)
     except (ShuttingDown, Overloaded) as exc:

@@ -1,9 +1,11 @@
 """The one-pass check of a well-formed event accepts only what the detailed check accepts, and
-makes the stored row of the same event (server.domain.activity.batch); a parsed batch packs
-into exactly the chunks and rollups its events did before rows (server.domain.activity.chunks)."""
+makes the stored row of the same event (server.domain.activity.batch); a body decoded by
+msgspec gives exactly what decoding and the detailed check give; a parsed batch packs into
+exactly the chunks and rollups its events did before rows (server.domain.activity.chunks)."""
 
 from __future__ import annotations
 
+import json
 import zlib
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -17,6 +19,7 @@ from server.domain.activity import chunks
 from server.domain.activity.batch import (
     _EARLIEST_US,
     BatchInvalid,
+    BatchTooLarge,
     Event,
     EventRows,
     _event,
@@ -24,8 +27,10 @@ from server.domain.activity.batch import (
     _Problems,
     event_row,
     parse_batch,
+    parse_body,
     row_event,
 )
+from server.web.ingest import _loads
 
 NOW = datetime(2026, 11, 26, 9, tzinfo=UTC)
 LATEST = NOW + timedelta(days=1)
@@ -281,3 +286,77 @@ def test_a_productivity_that_is_not_a_string_is_a_clear_error(productivity: obje
     assert refused.value.details == [
         {"field": "events[0].productivity", "message": "must be productive, unproductive or neutral"}
     ]
+
+
+def _outcome(parse: Any) -> Any:
+    """A parse's batch (its id, agent and rows), or its refusal (the exception's type and details)."""
+    try:
+        batch = parse()
+    except (BatchInvalid, BatchTooLarge) as exc:
+        return type(exc).__name__, getattr(exc, "details", str(exc))
+    except (ValueError, RecursionError) as exc:  # not JSON: the route's INVALID_JSON
+        return "not JSON", str(exc)
+    return batch.batch_id, batch.agent, batch.events.rows
+
+
+_batch_ids = st.one_of(
+    st.just("b-1"), st.none(), st.just(""), st.just("x" * 129), st.just("a\x00b"), st.integers()
+)
+_agents = st.one_of(
+    st.just({"deviceName": "PC", "domain": "D", "logonName": "ann"}),
+    st.just({"deviceName": "PC", "domain": "D", "logonName": "ann", "displayName": "Ann", "extra": [1]}),
+    st.just({"deviceName": "PC", "domain": "D"}),
+    st.just({"deviceName": "P\u202eC", "domain": "D", "logonName": "ann", "displayName": None}),
+    st.none(),
+    st.just(["PC"]),
+)
+
+
+@settings(max_examples=1_500, deadline=None)
+@given(
+    events=st.one_of(
+        st.lists(st.one_of(_good_events, _good_events, _events), max_size=8), st.none(), st.just({})
+    ),
+    batch_id=_batch_ids,
+    agent=_agents,
+    extra=st.booleans(),
+)
+def test_a_body_decoded_by_msgspec_is_parsed_as_decoding_and_checking_it_would(
+    events: Any, batch_id: Any, agent: Any, extra: bool
+) -> None:
+    body: dict[str, Any] = {"batchId": batch_id, "agent": agent, "events": events}
+    if extra:
+        body["sentAt"] = "2026-11-26T09:00:00Z"  # a key the server does not read
+    raw = json.dumps(body).encode()
+    assert _outcome(lambda: parse_body(raw, NOW, _loads)) == _outcome(lambda: parse_batch(_loads(raw), NOW))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b'{"batchId": "b", "events": [1e999999]}',
+        b'{"batchId": "\\ud800", "agent": {}, "events": []}',
+        b"[" * 5000,
+        b'{"batchId": "b", "agent": {"deviceName": "PC", "domain": "D", "logonName": "a"}, "events": '
+        + json.dumps([{"start": "2026-11-26T08:00:00Z", "durationSeconds": 1, "app": "a"}] * 5001).encode()
+        + b"}",
+        b'{"batchId": 123456789012345678901234567890, "agent": null, "events": []}',
+    ],
+    ids=["not JSON", "huge float", "lone surrogate", "deep nesting", "too many events", "huge integer"],
+)
+def test_what_msgspec_refuses_is_answered_as_before(raw: bytes) -> None:
+    assert _outcome(lambda: parse_body(raw, NOW, _loads)) == _outcome(lambda: parse_batch(_loads(raw), NOW))
+
+
+def test_a_well_formed_body_is_parsed_without_the_slow_decoder() -> None:
+    events = [
+        {"start": "2026-11-26T08:00:00Z", "durationSeconds": 7, "app": "b.exe", "title": "é", "url": None}
+    ]
+    raw = json.dumps(_body(events)).encode()
+
+    def refuse(_raw: bytes) -> Any:
+        raise AssertionError("the slow path decoded a well-formed body")
+
+    batch = parse_body(raw, NOW, refuse)
+    assert batch.events.rows == parse_batch(_body(events), NOW).events.rows  # type: ignore[attr-defined]
