@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from server.infra.db import Database, ThreadWriter
+from server.infra.db import Database, ThreadWriter, is_unavailable
 from server.infra.sqlite_driver import InlineConnection, OneTripConnection
 from tests.support import sqlite_url
 
@@ -102,3 +104,68 @@ async def test_an_inline_writer_runs_sqlite_on_its_own_thread_and_rolls_back_on_
         await writer.dispose()
     async with db.read() as session:
         assert (await session.execute(sa.text("SELECT name FROM t"))).scalars().all() == ["a"]
+
+
+async def test_reads_run_on_the_loops_thread_and_never_give_up_its_turn(tmp_path: Path) -> None:
+    """A read session, from its first connection to its close, never suspends: no statement
+    waits for a connection thread, and closing it makes no task of its own (an uncached page
+    then runs in one turn of the loop: server.infra.turns)."""
+    database = Database(sqlite_url(tmp_path / "reads.db"))
+    try:
+        threads = {t.ident for t in threading.enumerate()}
+        turns: list[str] = []
+        asyncio.get_running_loop().call_soon(turns.append, "the loop had a turn")
+        for _ in range(2):  # a new connection, then a pooled one
+            async with database.read() as session:
+                assert (await session.execute(sa.text("SELECT 41 + 1"))).scalar_one() == 42
+                raw = await (await session.connection()).get_raw_connection()
+                assert isinstance(raw.driver_connection, InlineConnection)
+        assert turns == []
+        assert {t.ident for t in threading.enumerate()} == threads
+    finally:
+        await database.dispose()
+
+
+@pytest.mark.parametrize(("configured", "reads_wait"), [(10_000, 250), (100, 100)])
+async def test_a_read_waits_for_a_lock_briefly_a_write_as_configured(
+    tmp_path: Path, configured: int, reads_wait: int
+) -> None:
+    """A read blocks the loop while it waits for a lock (another process recovering the WAL,
+    or holding the file exclusively), so its wait is short; a write waits as configured."""
+    database = Database(sqlite_url(tmp_path / "busy.db"), busy_timeout_ms=configured)
+    try:
+        async with database.read() as session:
+            assert (await session.execute(sa.text("PRAGMA busy_timeout"))).scalar_one() == reads_wait
+        async with database.write() as session:
+            assert (await session.execute(sa.text("PRAGMA busy_timeout"))).scalar_one() == configured
+    finally:
+        await database.dispose()
+
+
+async def test_a_read_of_a_file_locked_by_another_process_answers_unavailable_at_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "locked.db"
+    database = Database(sqlite_url(path))
+    try:
+        async with database.write() as session:
+            await session.execute(sa.text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+        await database.dispose()  # the pool's connections would keep their hold on the file
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            # Another process holding the file exclusively (WAL without shared memory).
+            other.execute("PRAGMA locking_mode=EXCLUSIVE")
+            other.execute("INSERT INTO t DEFAULT VALUES")
+            started = time.monotonic()
+            with pytest.raises(sa.exc.OperationalError) as raised:
+                async with database.read() as session:
+                    await session.execute(sa.text("SELECT count(*) FROM t"))
+            assert is_unavailable(raised.value)
+            # The read's own short wait, not the write's busy timeout nor sqlite3's 5 s.
+            assert time.monotonic() - started < 2
+        finally:
+            other.close()
+        async with database.read() as session:
+            assert (await session.execute(sa.text("SELECT count(*) FROM t"))).scalar_one() == 1
+    finally:
+        await database.dispose()
