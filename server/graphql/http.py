@@ -71,6 +71,7 @@ from server.infra.db import is_unavailable
 from server.infra.logs import RequestInfo, operation_label
 from server.infra.rate_limits import Surface
 from server.infra.sqlite_tokens import SqliteTokenLookup, TokenInfo
+from server.infra.turns import Turns
 from server.web.http import bearer_token, read_body
 from server.web.observe import request_info
 from server.web.runtime import Services
@@ -215,6 +216,8 @@ class GraphQLApp(GraphQL[Context, None]):
         self.cache = cache if cache is not None else ResponseCache(schema._schema)
         self._token_lookup: SqliteTokenLookup | None = None
         self.sockets = OpenSockets(services.settings.max_ws_per_token)
+        # Uncached executions start one per turn of the event loop (server.infra.turns).
+        self.turns = Turns()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -272,7 +275,8 @@ class GraphQLApp(GraphQL[Context, None]):
                     self.services.telemetry.graphql_operation("query")
                     return Response(hit, media_type="application/json", headers={"X-Request-ID": request_id})
         try:
-            response, key = await self._execute(request, info, token, lookup, counted)
+            async with self.turns:
+                response, key = await self._execute(request, info, token, lookup, counted)
         except Exception as exc:
             if not is_unavailable(exc):
                 raise

@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 
 from server.domain.events import QueueEvent
 from server.infra.db import PoolWaits
+from server.infra.turns import TurnWaits
 
 # What the outbox carries, as plm_outbox_*{kind} shows it; webhooks report 0 until they land.
 OUTBOX_KINDS = ("mail", "webhook")
@@ -34,6 +35,7 @@ class _Sampled(Collector):
 
     def __init__(self) -> None:
         self.pool_waits: list[Callable[[], PoolWaits]] = []
+        self.turn_waits: list[Callable[[], TurnWaits]] = []
 
     def collect(self) -> Iterable[Metric]:
         waits = SummaryMetricFamily(
@@ -47,6 +49,18 @@ class _Sampled(Collector):
             total.seconds += sample.seconds
         waits.add_metric([], total.checkouts, total.seconds)
         yield waits
+        turns = SummaryMetricFamily(
+            "plm_graphql_turn_wait_seconds",
+            "Time uncached GraphQL executions waited for a turn of the event loop"
+            " (count: executions that waited)",
+        )
+        count, seconds = 0, 0.0
+        for read_turns in self.turn_waits:
+            turn_sample = read_turns()
+            count += turn_sample.count
+            seconds += turn_sample.seconds
+        turns.add_metric([], count, seconds)
+        yield turns
 
 
 class Telemetry:
@@ -163,6 +177,9 @@ class Telemetry:
 
     def sample_pool_waits(self, read: Callable[[], PoolWaits]) -> None:
         self._sampled.pool_waits.append(read)
+
+    def sample_turn_waits(self, read: Callable[[], TurnWaits]) -> None:
+        self._sampled.turn_waits.append(read)
 
     def set_outbox(self, backlog: Mapping[str, tuple[int, float]]) -> None:
         """The outbox backlog by kind: (messages pending, age of the oldest in seconds)."""

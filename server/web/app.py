@@ -63,6 +63,7 @@ def create_app(
         subscribers=lambda: svc.db.broadcaster.broker.subscriber_count(), pool_in_use=svc.db.pool_in_use
     )
     telemetry.sample_pool_waits(lambda: svc.db.pool_waits)
+    telemetry.sample_turn_waits(lambda: graphql.turns.waits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

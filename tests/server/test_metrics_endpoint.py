@@ -72,6 +72,7 @@ async def test_metrics_need_the_token_when_one_is_set(served: Served) -> None:
         "plm_outbox_oldest_age_seconds",
         "plm_db_pool_in_use",
         "plm_db_pool_wait_seconds_count",
+        "plm_graphql_turn_wait_seconds_count",
     ):
         assert expected in names
 

@@ -1,0 +1,95 @@
+"""Uncached GraphQL executions take one turn of the event loop each (server.infra.turns).
+
+Requests are handed to the ASGI app directly, all in one turn of the loop, as uvicorn hands
+over requests that arrive together: which of them waits is then certain, not a race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+
+from server.infra.db import Database
+from server.infra.settings import Settings
+from server.web.app import create_app
+from server.web.runtime import Services
+from tests.support import FakeClock, Tenant
+
+
+async def post_graphql(app: Starlette, token: str, payload: dict[str, Any]) -> tuple[int, Any]:
+    """One POST /graphql through the ASGI interface, its body complete at once."""
+    body = json.dumps(payload).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"test"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # no disconnect while the answer is made
+        raise AssertionError("unreachable")
+
+    messages: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    await app(scope, receive, send)
+    answer = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return messages[0]["status"], orjson.loads(answer)
+
+
+def turn_waits(app: Starlette) -> float:
+    svc: Services = app.state.services
+    for family in text_string_to_metric_families(svc.telemetry.render().decode()):
+        for sample in family.samples:
+            if sample.name == "plm_graphql_turn_wait_seconds_count":
+                return sample.value
+    raise AssertionError("plm_graphql_turn_wait_seconds is not exported")
+
+
+async def test_a_burst_of_uncached_queries_takes_one_turn_each(
+    db: Database, db_url: str, clock: FakeClock, tenant: Tenant
+) -> None:
+    app = create_app(Settings(database_url=db_url), db=db, clock=clock)
+    async with app.router.lifespan_context(app):
+        # ``me`` answers are never cached: every one of these executes.
+        query = "query Me($n: Int!) { me { id } pendingUsers(first: $n) { totalCount } }"
+        before = turn_waits(app)
+        answers = await asyncio.gather(
+            *(
+                post_graphql(app, tenant.admin_token, {"query": query, "variables": {"n": n}})
+                for n in range(1, 9)
+            )
+        )
+        assert [status for status, _ in answers] == [200] * 8
+        assert all(body["data"]["me"]["id"] == str(tenant.admin_id) for _, body in answers)
+        # The first went straight in; the other seven waited for turns of their own.
+        assert turn_waits(app) - before == 7
+        # One at a time, nothing waits.
+        status, _ = await post_graphql(app, tenant.admin_token, {"query": query, "variables": {"n": 9}})
+        assert status == 200 and turn_waits(app) - before == 7
