@@ -521,3 +521,28 @@ def test_shared_plans_go_with_their_document() -> None:
     del document, operation
     gc.collect()
     assert key not in execution._SHARED_PLANS
+
+
+def test_a_plain_object_is_completed_by_one_generated_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each fast plan completes its objects with one function generated for it, once; the
+    function's source holds no name from the document (an alias is a global it reads)."""
+    from server.graphql import execution
+
+    compiled: list[tuple[str, Any]] = []
+    original = execution._compiled
+
+    def recording(plan: Any) -> Any:
+        run = original(plan)
+        compiled.append((plan.name, run))
+        return run
+
+    monkeypatch.setattr(execution, "_compiled", recording)
+    document = "{ plain { x_alias: name id colour at count label tags sub { name colour } subs { id } } }"
+    result = FAST.execute_sync(document)
+    assert not result.errors and result.data == PLAIN.execute_sync(document).data
+    assert all("x_alias" in item for item in result.data["plain"])  # type: ignore[index]
+    # Item's three selections (the root's items, sub, subs), each generated once for all rows.
+    assert sorted(name for name, _ in compiled) == ["Item", "Item", "Item"]
+    for _, run in compiled:
+        assert "x_alias" not in run.__code__.co_names and "x_alias" not in run.__code__.co_consts
+    assert any("N0" in run.__code__.co_names for _, run in compiled)
