@@ -216,7 +216,6 @@ class GraphQLApp(GraphQL[Context, None]):
         self.cache = cache if cache is not None else ResponseCache(schema._schema)
         self._token_lookup: SqliteTokenLookup | None = None
         self.sockets = OpenSockets(services.settings.max_ws_per_token)
-        # Uncached executions start one per turn of the event loop (server.infra.turns).
         self.turns = Turns()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -275,7 +274,7 @@ class GraphQLApp(GraphQL[Context, None]):
                     self.services.telemetry.graphql_operation("query")
                     return Response(hit, media_type="application/json", headers={"X-Request-ID": request_id})
         try:
-            async with self.turns:
+            async with self.turns:  # uncached executions: one starts per turn of the loop
                 response, key = await self._execute(request, info, token, lookup, counted)
         except Exception as exc:
             if not is_unavailable(exc):
