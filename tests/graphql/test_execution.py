@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from server.graphql.execution import UNKNOWN, Executor, known_answer, read_by
+from server.graphql.completion import UNKNOWN
+from server.graphql.execution import Executor, known_answer, read_by
 from server.graphql.schema import schema as app_schema
 from server.infra.db import Database
 from tests.graphql.helpers import PENDING_PAGE, Gql
@@ -526,17 +527,17 @@ def test_shared_plans_go_with_their_document() -> None:
 def test_a_plain_object_is_completed_by_one_generated_function(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each fast plan completes its objects with one function generated for it, once; the
     function's source holds no name from the document (an alias is a global it reads)."""
-    from server.graphql import execution
+    from server.graphql import completion, execution
 
     compiled: list[tuple[str, Any]] = []
-    original = execution._compiled
+    original = completion.compiled
 
     def recording(plan: Any) -> Any:
         run = original(plan)
         compiled.append((plan.name, run))
         return run
 
-    monkeypatch.setattr(execution, "_compiled", recording)
+    monkeypatch.setattr(execution, "compiled", recording)
     document = "{ plain { x_alias: name id colour at count label tags sub { name colour } subs { id } } }"
     result = FAST.execute_sync(document)
     assert not result.errors and result.data == PLAIN.execute_sync(document).data

@@ -1,0 +1,235 @@
+"""How a selection's objects are completed on the executor's short path (server.graphql.execution).
+
+A *shape* says how a value of one output type is completed (a leaf's coercion, a list's
+items, an object's plan); a *plan* is one selection of an object type: per response name,
+how the field is read and how its value is completed. A plan whose every entry takes the
+short path completes its objects with one function generated for it (:func:`compiled`).
+"""
+
+from __future__ import annotations
+
+import enum
+import keyword
+from collections.abc import Callable
+from datetime import date, datetime
+from operator import attrgetter
+from typing import Any, Literal
+
+from graphql import (
+    GraphQLBoolean,
+    GraphQLEnumType,
+    GraphQLID,
+    GraphQLLeafType,
+    GraphQLList,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLString,
+    Undefined,
+)
+from graphql.execution.collect_fields import FieldDetailsList
+from graphql.type import GraphQLNonNull, is_leaf_type
+
+
+class _Unknown(enum.Enum):
+    UNKNOWN = "unknown"
+
+
+UNKNOWN = _Unknown.UNKNOWN
+"""What a :func:`known_answer` function returns when only the resolver can answer."""
+Unknown = Literal[_Unknown.UNKNOWN]
+
+# How a field's value is read off its parent on the short path: the attribute's getter, a
+# known-answer function, ``__typename``'s constant; or None: only the resolver can.
+Reader = Callable[[Any], Any] | None
+
+
+class Slow(Exception):
+    """The value is not the plain case: graphql-core's path completes the field."""
+
+
+# Exact types whose values are never awaitable, nor exceptions: no check needed for a leaf.
+PLAIN_VALUES: frozenset[type] = frozenset({str, int, float, bool, datetime, date})
+
+# How a value is completed (the kind of the type under any non-null wrapper).
+LEAF, LIST, OBJECT = 0, 1, 2
+
+
+class Shape:
+    """How a value of one output type is completed, for one field's nodes."""
+
+    __slots__ = ("coerce", "fields", "item", "kind", "leaf", "non_null", "object_type", "plan")
+
+    def __init__(self, kind: int, non_null: bool) -> None:
+        self.kind = kind
+        self.non_null = non_null
+        self.coerce: Callable[[Any], Any] | None = None
+        self.leaf: GraphQLLeafType | None = None
+        self.item: Shape | None = None
+        self.object_type: GraphQLObjectType | None = None
+        self.fields: FieldDetailsList | None = None
+        # The object's plan, once built (the object type's fields collected for ``fields``).
+        self.plan: Plan | None = None
+
+
+def shape_of(return_type: GraphQLOutputType, fields: FieldDetailsList) -> Shape | None:
+    """How a value of ``return_type`` is completed, or ``None`` if only graphql-core's path can.
+
+    Not on the short path: abstract types, objects with ``is_type_of`` (it takes the resolve
+    info), a list under ``@stream`` or any directive but ``@skip``/``@include`` (applied when
+    fields are collected).
+    """
+    non_null = isinstance(return_type, GraphQLNonNull)
+    inner = return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type
+    if is_leaf_type(inner):
+        shape = Shape(LEAF, non_null)
+        shape.coerce = inner.coerce_output_value
+        shape.leaf = inner
+        return shape
+    if isinstance(inner, GraphQLList):
+        item = shape_of(inner.of_type, fields)
+        if item is None or not _only_skip_include(fields):
+            return None
+        shape = Shape(LIST, non_null)
+        shape.item = item
+        return shape
+    if isinstance(inner, GraphQLObjectType) and inner.is_type_of is None:
+        shape = Shape(OBJECT, non_null)
+        shape.object_type, shape.fields = inner, fields
+        return shape
+    return None
+
+
+def _only_skip_include(fields: FieldDetailsList) -> bool:
+    return all(
+        directive.name.value in ("skip", "include")
+        for details in fields
+        for directive in details.node.directives or ()
+    )
+
+
+class Plan:
+    """How one selection of an object type is executed: an entry per response name, in order.
+
+    Each entry is (response name, the field's nodes, how it is read, how its value is
+    completed); ``None`` for either: graphql-core's ``execute_field``. ``fast`` tells whether
+    every entry takes the short path (an object in a list is then completed whole).
+    """
+
+    __slots__ = ("entries", "fast", "name", "plain", "run")
+
+    def __init__(self, name: str, entries: list[tuple[str, FieldDetailsList, Reader, Shape | None]]) -> None:
+        self.name = name  # the object type's
+        self.entries = entries
+        self.fast = all(reader is not None and shape is not None for _, _, reader, shape in entries)
+        # When fast: (response name, reader, a leaf's coercion or None, shape) per entry.
+        self.plain: list[Entry] = [
+            (name, reader, shape.coerce if shape.kind == LEAF else None, shape)
+            for name, _, reader, shape in entries
+            if reader is not None and shape is not None
+        ]
+        # When fast, once first used: the object's completion as one function (compiled).
+        self.run: Callable[[Any, Complete], dict[str, Any]] | None = None
+
+
+# A fast plan's entry: (response name, reader, a leaf's coercion or None, shape).
+Entry = tuple[str, Callable[[Any], Any], Callable[[Any], Any] | None, Shape]
+# Executor._complete: a value completed as its shape says.
+Complete = Callable[[Shape, Any], Any]
+
+
+def entry(value: Any, coerce: Callable[[Any], Any] | None, shape: Shape, complete: Complete) -> Any:
+    """One entry's value completed, as :meth:`Executor._object` did field by field: a plain
+    leaf value coerced here, anything else by ``complete``; raises when not plain."""
+    if coerce is not None and type(value) in PLAIN_VALUES:
+        coerced = coerce(value)
+        if coerced is None or coerced is Undefined:
+            raise Slow
+        return coerced
+    if value is UNKNOWN:
+        raise Slow
+    return complete(shape, value)
+
+
+# graphql-core's coercions that answer a value of this exact type with the value itself.
+_UNCHANGED: dict[Callable[[Any], Any], type] = {
+    GraphQLString.coerce_output_value: str,
+    GraphQLID.coerce_output_value: str,
+    GraphQLBoolean.coerce_output_value: bool,
+}
+
+
+def _attribute(reader: Callable[[Any], Any]) -> str | None:
+    """The attribute an ``attrgetter`` of one plain name reads, else None."""
+    if type(reader) is not attrgetter:
+        return None
+    args = reader.__reduce__()[1]
+    if len(args) != 1 or not isinstance(args[0], str):
+        return None
+    name: str = args[0]
+    return name if name.isidentifier() and not keyword.iskeyword(name) else None
+
+
+def _enum_names(leaf: GraphQLLeafType | None) -> tuple[type, dict[Any, str]] | None:
+    """A Strawberry enum's Python class and each member's coerced name (what its coercion
+    answers for the member, computed once), else None."""
+    wrapped = getattr(leaf, "wrapped_cls", None)
+    if (
+        not isinstance(leaf, GraphQLEnumType)
+        or not isinstance(wrapped, type)
+        or not issubclass(wrapped, enum.Enum)
+    ):
+        return None
+    names: dict[Any, str] = {}
+    for member in wrapped:
+        try:
+            name = leaf.coerce_output_value(member)
+        except Exception:  # not for this shortcut: the general path raises it
+            return None
+        if not isinstance(name, str):
+            return None
+        names[member] = name
+    return wrapped, names
+
+
+def compiled(plan: Plan) -> Callable[[Any, Complete], dict[str, Any]]:
+    """The plan's object completion as one generated function: what :meth:`Executor._object`
+    did entry by entry, without the loop, and with the commonest leaves inlined: an
+    attribute read directly, a ``str`` for ``String``/``ID`` and a ``bool`` for ``Boolean``
+    taken as they are (graphql-core answers them unchanged), an enum member's name looked
+    up. Every other value goes through :func:`entry`, as before. The source names no value
+    from the document (response names, like readers and shapes, are the function's globals)
+    and no attribute that is not a plain identifier."""
+    env: dict[str, Any] = {
+        "E": entry,
+        "PLAIN": PLAIN_VALUES,
+        "Undefined": Undefined,
+        "Slow": Slow,
+        "UNKNOWN": UNKNOWN,
+    }
+    lines = ["def run(source, complete):"]
+    for i, (name, reader, coerce, shape) in enumerate(plan.plain):
+        env[f"N{i}"], env[f"R{i}"], env[f"C{i}"], env[f"S{i}"] = name, reader, coerce, shape
+        v = f"v{i}"
+        attribute = _attribute(reader)
+        lines.append(f"    {v} = source.{attribute}" if attribute is not None else f"    {v} = R{i}(source)")
+        if coerce is None:  # a list or an object
+            lines.append(f"    if {v} is UNKNOWN: raise Slow")
+            lines.append(f"    {v} = complete(S{i}, {v})")
+            continue
+        unchanged = _UNCHANGED.get(coerce)
+        members = _enum_names(shape.leaf)
+        if unchanged is not None:
+            env[f"T{i}"] = unchanged
+            lines.append(f"    if type({v}) is not T{i}: {v} = E({v}, C{i}, S{i}, complete)")
+        elif members is not None:
+            env[f"W{i}"], env[f"M{i}"] = members
+            lines.append(f"    {v} = M{i}[{v}] if type({v}) is W{i} else E({v}, C{i}, S{i}, complete)")
+        else:
+            lines.append(f"    if type({v}) in PLAIN:")
+            lines.append(f"        {v} = C{i}({v})")
+            lines.append(f"        if {v} is None or {v} is Undefined: raise Slow")
+            lines.append(f"    else: {v} = E({v}, C{i}, S{i}, complete)")
+    lines.append("    return {" + ", ".join(f"N{i}: v{i}" for i in range(len(plan.plain))) + "}")
+    exec(compile("\n".join(lines), f"<completion of {plan.name}>", "exec"), env)  # see above
+    run: Callable[[Any, Complete], dict[str, Any]] = env["run"]
+    return run
