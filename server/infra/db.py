@@ -203,7 +203,10 @@ class Database:
             # the GIL while the loop is busy. An uncached queue page: 6.1 -> 3.8 ms of
             # server CPU (bench/queue_page.py). The loop is blocked while a statement runs,
             # as it is while Python completes a page.
-            read["async_creator"] = one_trip_creator(url, inline=True, factory=_RollbackOnClose)
+            # A statement running past the statement timeout is interrupted (then 503).
+            read["async_creator"] = one_trip_creator(
+                url, inline=True, statement_timeout=statement_timeout, factory=_RollbackOnClose
+            )
         else:
             common["pool_pre_ping"] = True
             common["connect_args"] = {

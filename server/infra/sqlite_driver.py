@@ -14,7 +14,9 @@ nothing here streams. Everything else (transactions, functions, closing) is aios
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
+import time
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -111,17 +113,48 @@ class _RunAtOnce:
                 future.set_result(result)
 
 
+# SQLite calls the progress handler every this many virtual-machine steps (several
+# milliseconds of work): a statement that ends sooner never pays for it.
+PROGRESS_STEPS = 1_000_000
+
+
 class InlineConnection(OneTripConnection):
     """A connection that runs SQLite on the calling thread, blocking its event loop.
 
-    Only for a loop that does nothing else (the ingest group commit's own thread): there a
-    statement costs no trip to another thread and back, each of which waits for the GIL
-    while the main thread is busy.
+    For the ingest group commit's own loop, and for the main loop's reads: a statement
+    costs no trip to another thread and back, each of which waits for the GIL while the
+    loop's thread is busy. With ``statement_timeout``, a statement still running after that
+    many seconds is interrupted (``sqlite3.OperationalError``), so none holds the loop long.
     """
 
-    def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
+    def __init__(
+        self,
+        connector: Callable[[], sqlite3.Connection],
+        iter_chunk_size: int,
+        statement_timeout: float | None = None,
+    ) -> None:
         super().__init__(connector, iter_chunk_size)
         self._tx = _RunAtOnce()  # type: ignore[assignment]
+        self._timeout = statement_timeout
+        self._deadline = math.inf
+
+    async def run(self, fn: Callable[..., _Outcome], *args: Any) -> _Outcome:
+        if self._timeout is None:
+            return await super().run(fn, *args)
+        self._deadline = time.monotonic() + self._timeout
+        try:
+            return await super().run(fn, *args)
+        finally:
+            self._deadline = math.inf
+
+    def _past_deadline(self) -> bool:
+        return time.monotonic() > self._deadline
+
+    async def _connect(self) -> aiosqlite.Connection:
+        connection = await super()._connect()
+        if self._timeout is not None:
+            self._conn.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
+        return connection
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if not self._running or not self._connection:
@@ -132,10 +165,12 @@ class InlineConnection(OneTripConnection):
         return self._connect().__await__()  # no thread to start
 
 
-def one_trip_creator(url: str, *, inline: bool = False, **connect_kwargs: Any) -> Callable[[], Any]:
+def one_trip_creator(
+    url: str, *, inline: bool = False, statement_timeout: float | None = None, **connect_kwargs: Any
+) -> Callable[[], Any]:
     """An ``async_creator`` for :func:`sqlalchemy.ext.asyncio.create_async_engine`: the file and
     options the URL names, as SQLAlchemy's aiosqlite dialect reads them, plus ``connect_kwargs``
-    (a connection ``factory``)."""
+    (a connection ``factory``); ``inline`` connections' statements may have a time limit."""
     args, options = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
     (database,) = args
     options = {**options, **connect_kwargs}
@@ -146,7 +181,9 @@ def one_trip_creator(url: str, *, inline: bool = False, **connect_kwargs: Any) -
 
     async def connect() -> OneTripConnection:
         if inline:
-            connection: OneTripConnection = InlineConnection(open_file, iter_chunk_size=64)
+            connection: OneTripConnection = InlineConnection(
+                open_file, iter_chunk_size=64, statement_timeout=statement_timeout
+            )
         else:
             connection = OneTripConnection(open_file, iter_chunk_size=64)
             connection._thread.daemon = True  # as SQLAlchemy does: never hold the process at exit

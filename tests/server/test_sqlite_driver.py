@@ -169,3 +169,24 @@ async def test_a_read_of_a_file_locked_by_another_process_answers_unavailable_at
             assert (await session.execute(sa.text("SELECT count(*) FROM t"))).scalar_one() == 1
     finally:
         await database.dispose()
+
+
+async def test_a_read_past_the_statement_timeout_is_interrupted(tmp_path: Path) -> None:
+    """A read holds the loop while it runs, so one that runs away is interrupted at the
+    statement timeout (the database is unavailable for it: 503); the next read is served."""
+    database = Database(sqlite_url(tmp_path / "slow.db"), statement_timeout=0.2)
+    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+    try:
+        started = time.monotonic()
+        with pytest.raises(sa.exc.OperationalError, match="interrupted") as raised:
+            async with database.read() as session:
+                await session.execute(sa.text(endless))
+        assert is_unavailable(raised.value)
+        assert time.monotonic() - started < 5
+        async with database.read() as session:
+            # One that ends in time is not cut short, though the handler looked in on it.
+            assert (
+                await session.execute(sa.text(endless.replace("FROM c)", "FROM c WHERE x < 300000)")))
+            ).scalar_one() == 300_000
+    finally:
+        await database.dispose()
