@@ -35,6 +35,7 @@ from server.domain.models import utcnow
 from server.infra.db import Database
 from server.infra.settings import Settings
 from server.web.app import create_app, tune_gc
+from tests.support import asgi_post
 
 
 class Lifespan:
@@ -61,42 +62,8 @@ class Lifespan:
 
 
 async def post(app: Any, body: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/ingest",
-        "raw_path": b"/ingest",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [*headers, (b"content-length", str(len(body)).encode())],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-        "state": {},
-    }
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            await asyncio.sleep(3600)
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    status = 0
-    parts: list[bytes] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            parts.append(message.get("body", b""))
-
-    await app(scope, receive, send)
-    return status, b"".join(parts)
+    """``POST /ingest`` straight into the app."""
+    return await asgi_post(app, "/ingest", body, headers)
 
 
 def group_sizes(app: Any) -> list[int]:

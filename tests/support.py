@@ -247,3 +247,46 @@ def server_process(env: dict[str, str]) -> Iterator[ServerProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+async def asgi_post(
+    app: Any, path: str, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, bytes]:
+    """One POST handed straight to an ASGI app (no socket, no uvicorn), its body complete at
+    once, as uvicorn hands over a request that arrived whole: the status and the body."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)  # no disconnect while the answer is made
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    status = 0
+    parts: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            parts.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, b"".join(parts)

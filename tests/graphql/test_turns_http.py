@@ -18,49 +18,13 @@ from server.infra.db import Database
 from server.infra.settings import Settings
 from server.web.app import create_app
 from server.web.runtime import Services
-from tests.support import FakeClock, Tenant
+from tests.support import FakeClock, Tenant, asgi_post
 
 
 async def post_graphql(app: Starlette, token: str, payload: dict[str, Any]) -> tuple[int, Any]:
-    """One POST /graphql through the ASGI interface, its body complete at once."""
-    body = json.dumps(payload).encode()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"test"),
-            (b"content-type", b"application/json"),
-            (b"authorization", f"Bearer {token}".encode()),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.Event().wait()  # no disconnect while the answer is made
-        raise AssertionError("unreachable")
-
-    messages: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        messages.append(message)
-
-    await app(scope, receive, send)
-    answer = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-    return messages[0]["status"], orjson.loads(answer)
+    headers = [(b"content-type", b"application/json"), (b"authorization", f"Bearer {token}".encode())]
+    status, body = await asgi_post(app, "/graphql", json.dumps(payload).encode(), headers)
+    return status, orjson.loads(body)
 
 
 def turn_waits(app: Starlette) -> float:
