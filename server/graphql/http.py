@@ -50,17 +50,18 @@ from collections.abc import AsyncGenerator
 from datetime import timedelta
 from typing import Any
 
-import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from sqlalchemy.engine import make_url
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.http.types import HTTPMethod
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
@@ -78,12 +79,22 @@ from server.web.runtime import Services
 
 from .cache import CacheKey, Lookup, ResponseCache
 from .context import Context, new_request_id
-from .errors import SERVICE_UNAVAILABLE, UNAUTHENTICATED, UNAVAILABLE_MESSAGE, has_code, rate_limited
+from .errors import SERVICE_UNAVAILABLE, has_code
 from .feed import LiveViews
 from .graphiql import graphiql_page
 from .live import MAX_DOCUMENT_BYTES, LiveHub, LiveTransportWSHandler
 from .schema import schema
 from .sockets import OpenSockets, TooManySockets
+from .wire import (
+    answer,
+    bad_request,
+    decode,
+    encode,
+    rate_limited_response,
+    request_data,
+    unauthenticated_response,
+    unavailable_response,
+)
 
 log = logging.getLogger("server.graphql")
 
@@ -93,7 +104,6 @@ MAX_BODY_BYTES = 256 * 1024
 # the parser, the caches and the limits all take time and memory in its size.
 # One websocket message (uvicorn's ``ws_max_size`` too, for ``plm serve``).
 MAX_FRAME_BYTES = MAX_BODY_BYTES
-RETRY_AFTER_SECONDS = "2"
 # A client needs one subscription; ten leaves room for a few tabs sharing a connection while
 # bounding what one token can make the server fan out to.
 MAX_OPERATIONS_PER_CONNECTION = 10
@@ -106,49 +116,8 @@ def bearer(value: str | None) -> str | None:
     return bearer_token(value)
 
 
-def _unauthenticated(request_id: str) -> Response:
-    return JSONResponse(
-        {
-            "data": None,
-            "errors": [
-                {
-                    "message": "a valid admin API token is required (Authorization: Bearer <token>)",
-                    "extensions": {"code": UNAUTHENTICATED},
-                }
-            ],
-        },
-        status_code=401,
-        headers={"WWW-Authenticate": 'Bearer realm="plm"', "X-Request-ID": request_id},
-    )
-
-
-def unavailable_response(request_id: str) -> Response:
-    """HTTP 503 in GraphQL's shape: the database is unavailable; retry the same request."""
-    return JSONResponse(
-        {
-            "data": None,
-            "errors": [{"message": UNAVAILABLE_MESSAGE, "extensions": {"code": SERVICE_UNAVAILABLE}}],
-        },
-        status_code=503,
-        headers={"Retry-After": RETRY_AFTER_SECONDS, "X-Request-ID": request_id},
-    )
-
-
-def rate_limited_response(request_id: str, seconds: int) -> Response:
-    """HTTP 429 in GraphQL's shape: over a rate limit; retry after ``seconds``."""
-    return JSONResponse(
-        {"data": None, "errors": [rate_limited(seconds)]},
-        status_code=429,
-        headers={"Retry-After": str(seconds), "X-Request-ID": request_id},
-    )
-
-
 def client_address(request: Request | WebSocket) -> str:
     return request.client.host if request.client else "unknown"
-
-
-def _bad_request(message: str, status: int = 400) -> Response:
-    return PlainTextResponse(message, status)
 
 
 def _document_too_large(query: object) -> bool:
@@ -199,6 +168,8 @@ class GraphQLApp(GraphQL[Context, None]):
 
     graphql_transport_ws_handler_class = LiveTransportWSHandler
     websocket_adapter_class = _WebSocketAdapter
+    # False: every request through Strawberry's view (a test compares the two; see _answer).
+    direct_posts = True
 
     def __init__(self, services: Services, *, cache: ResponseCache | None = None) -> None:
         super().__init__(
@@ -241,18 +212,18 @@ class GraphQLApp(GraphQL[Context, None]):
         if request.method == "POST":
             body = await _read_body(request)
             if body is None:
-                return _bad_request(f"The body is over {MAX_BODY_BYTES} bytes.", 413)
+                return bad_request(f"The body is over {MAX_BODY_BYTES} bytes.", 413)
             request = Request(scope, _replay(body, receive))
             try:
-                payload = json.loads(body)
+                payload = decode(body)
             except (ValueError, RecursionError):  # not JSON, too deep, an over-long integer
-                return _bad_request("Unable to parse request body as JSON")
+                return bad_request("Unable to parse request body as JSON")
             if not isinstance(payload, dict | list):
-                return _bad_request('The body must be a JSON object: {"query": …, "variables": …}')
+                return bad_request('The body must be a JSON object: {"query": …, "variables": …}')
             if isinstance(payload, dict) and _document_too_large(payload.get("query")):
-                return _bad_request(f"The GraphQL document is over {MAX_DOCUMENT_BYTES} bytes.", 413)
+                return bad_request(f"The GraphQL document is over {MAX_DOCUMENT_BYTES} bytes.", 413)
         elif _document_too_large(request.query_params.get("query")):
-            return _bad_request(f"The GraphQL document is over {MAX_DOCUMENT_BYTES} bytes.", 413)
+            return bad_request(f"The GraphQL document is over {MAX_DOCUMENT_BYTES} bytes.", 413)
         lookup: Lookup | None = None
         counted: int | None = None  # the admin this request was already counted against
         if isinstance(payload, dict) and isinstance(payload.get("query"), str):
@@ -275,7 +246,7 @@ class GraphQLApp(GraphQL[Context, None]):
                     return Response(hit, media_type="application/json", headers={"X-Request-ID": request_id})
         try:
             async with self.turns:  # uncached executions: one starts per turn of the loop
-                response, key = await self._execute(request, info, token, lookup, counted)
+                response, key = await self._execute(request, payload, info, token, lookup, counted)
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
@@ -291,10 +262,18 @@ class GraphQLApp(GraphQL[Context, None]):
     async def _refuse(self, request: Request, request_id: str) -> Response:
         """401, or 429 once the client's address is over its limit of failed sign-ins."""
         wait = await self.services.limits.hit(Surface.UNAUTHENTICATED, client_address(request))
-        return _unauthenticated(request_id) if wait is None else rate_limited_response(request_id, wait)
+        return (
+            unauthenticated_response(request_id) if wait is None else rate_limited_response(request_id, wait)
+        )
 
     async def _execute(
-        self, request: Request, info: RequestInfo, token: str, lookup: Lookup | None, counted: int | None
+        self,
+        request: Request,
+        payload: Any,
+        info: RequestInfo,
+        token: str,
+        lookup: Lookup | None,
+        counted: int | None,
     ) -> tuple[Response, CacheKey | None]:
         """Authenticate and execute in one read session; the response and its cache key."""
         request_id = info.request_id
@@ -319,7 +298,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 self.services, session, admin, account, request_id=request_id, request=request
             )
             try:
-                response = await self.run(request, context=ctx)
+                response = await self._answer(request, payload, ctx)
             except HTTPException as exc:
                 response = PlainTextResponse(exc.reason, status_code=exc.status_code)
             finally:
@@ -363,6 +342,22 @@ class GraphQLApp(GraphQL[Context, None]):
         request.scope[_UNAVAILABLE] = has_code(result.errors, SERVICE_UNAVAILABLE)
         return await super().process_result(request, result)
 
+    async def _answer(self, request: Request, payload: Any, ctx: Context) -> Response:
+        """A POSTed JSON object is executed from the body ``_http`` already decoded, and its
+        answer encoded once, as bytes; anything else (a GET, a batch, a streaming ``Accept``)
+        goes through Strawberry's view. Both give the same answer (tests/graphql/test_direct_posts.py)."""
+        if not (self.direct_posts and isinstance(payload, dict) and self._json_only(request)):
+            return await self.run(request, context=ctx)
+        result = await self._execute_operation(request, "POST", request_data(payload), ctx)
+        return answer(await self.process_result(request, result))
+
+    def _json_only(self, request: Request) -> bool:
+        content_type, _ = parse_content_type(request.headers.get("content-type", ""))
+        return (
+            "application/json" in content_type
+            and self._get_stream_transport_from_headers(request.headers) is None
+        )
+
     async def execute_single(
         self,
         request: Request,
@@ -372,13 +367,17 @@ class GraphQLApp(GraphQL[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
-        # Strawberry's, minus subscriptions: they are served over websockets only (it would
-        # otherwise execute one over HTTP as a query and fail inside).
-        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        return await self._execute_operation(request, request_adapter.method, request_data, context)
+
+    async def _execute_operation(
+        self, request: Request, method: HTTPMethod, request_data: GraphQLRequestData, context: Context
+    ) -> ExecutionResult:
+        # Strawberry's execute_single, minus subscriptions: they are served over websockets
+        # only (it would otherwise execute one over HTTP as a query and fail inside).
+        allowed = OperationType.from_http(method) - {OperationType.SUBSCRIPTION}
         try:
             return await self.schema.execute(
                 request_data.query,
-                root_value=root_value,
                 variable_values=request_data.variables,
                 context_value=context,
                 operation_name=request_data.operation_name,
@@ -392,22 +391,17 @@ class GraphQLApp(GraphQL[Context, None]):
                 raise HTTPException(
                     400, "Subscriptions are served over websockets (graphql-transport-ws) at /graphql."
                 ) from exc
-            raise HTTPException(400, exc.as_http_error_reason(request_adapter.method)) from exc
+            raise HTTPException(400, exc.as_http_error_reason(method)) from exc
         except MissingQueryError as exc:
             raise HTTPException(400, "No GraphQL query found in the request") from exc
 
     def encode_json(self, data: object) -> str:
-        """orjson: a 50-row page's answer in a tenth of ``json.dumps``'s time. Text, not bytes:
-        a websocket's messages go out as text frames. What orjson refuses (an integer past
-        64 bits, a lone surrogate in an echoed string) is encoded by ``json.dumps`` as before."""
-        try:
-            return orjson.dumps(data).decode()
-        except TypeError:  # orjson.JSONEncodeError is one
-            return json.dumps(data, separators=(",", ":"))
+        # Text, not bytes: a websocket's messages go out as text frames.
+        return encode(data).decode()
 
     def decode_json(self, data: str | bytes) -> object:
         try:
-            return json.loads(data)
+            return decode(data)
         except RecursionError:  # nested too deep: not a message we take
             raise json.JSONDecodeError("nested too deeply", "", 0) from None
 
