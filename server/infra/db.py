@@ -52,6 +52,9 @@ POOL_TIMEOUT_SECONDS = 5.0
 STATEMENT_TIMEOUT_SECONDS = 30.0
 # How long a SQLite read waits for a lock before it answers 503 (see Database.__init__).
 READ_BUSY_TIMEOUT_MS = 250
+# SQLite reads the planner's statistics when a connection opens, and the statistics job
+# refreshes them this often (server.infra.statistics): connections are reopened as often.
+SQLITE_RECONNECT_SECONDS = 600.0
 
 # What the database (or the way to it) raises when it is down, restarting, paused past a
 # timeout, out of space or read-only: the same request succeeds once it is back.
@@ -194,6 +197,7 @@ class Database:
             # One thread trip per statement (sqlite_driver), on connections that roll back
             # an open transaction when closed.
             common["async_creator"] = one_trip_creator(url, factory=_RollbackOnClose)
+            common["pool_recycle"] = SQLITE_RECONNECT_SECONDS
             # One writer at a time (the write lock below): a small pool is all writes need.
             write = {"pool_size": 1, "max_overflow": 2}
             # Reads run on the event loop's own thread (sqlite_driver.InlineConnection), as

@@ -7,6 +7,8 @@
   (:mod:`server.domain.notifications.reminders`), sent by the next ``notifications`` tick.
 * ``retention`` (hourly, checked every minute, first a minute after start so short-lived
   processes still purge): :func:`server.domain.retention.purge`, also ``plm purge``.
+* ``statistics`` (every ten minutes, first a minute after start): the query planner's
+  statistics on SQLite (:mod:`server.infra.statistics`); nothing on PostgreSQL.
 * ``webhooks`` (every second, in every process, no lease: deliveries are claimed row by
   row with ``SKIP LOCKED``): :meth:`server.infra.webhooks.WebhookDispatcher.tick`, which is
   also woken after each commit of queue events.
@@ -28,7 +30,7 @@ from datetime import timedelta
 
 from server.domain import retention
 from server.domain.notifications import digests, reminders
-from server.infra import outbox
+from server.infra import outbox, statistics
 from server.infra.clock import Clock
 from server.infra.db import Database
 from server.infra.jobs import LEASE_INTERVALS, Job
@@ -53,6 +55,7 @@ __all__ = [
     "run_digest_tick",
     "run_reminder_tick",
     "run_retention_tick",
+    "run_statistics_tick",
     "run_webhook_tick",
     "senders",
 ]
@@ -64,6 +67,7 @@ RETENTION_INTERVAL_SECONDS = 3600.0
 RETENTION_TICK_SECONDS = 60.0
 RETENTION_FIRST_DELAY_SECONDS = 60.0
 REMINDER_INTERVAL_SECONDS = 900.0
+STATISTICS_INTERVAL_SECONDS = statistics.INTERVAL_SECONDS
 WEBHOOK_TICK_SECONDS = 1.0
 
 
@@ -104,6 +108,10 @@ async def run_retention_tick(svc: Services) -> retention.PurgeReport:
     return report
 
 
+async def run_statistics_tick(svc: Services) -> bool:
+    return await statistics.refresh(svc.db)
+
+
 async def run_webhook_tick(svc: Services) -> int:
     """Claim due webhook deliveries and start sending them (it does not wait for receivers)."""
     return await svc.webhooks.tick()
@@ -123,6 +131,13 @@ JOBS: tuple[Job[Services], ...] = (
         "retention",
         RETENTION_INTERVAL_SECONDS,
         run_retention_tick,
+        RETENTION_FIRST_DELAY_SECONDS,
+        poll_seconds=RETENTION_TICK_SECONDS,
+    ),
+    Job(
+        "statistics",
+        STATISTICS_INTERVAL_SECONDS,
+        run_statistics_tick,
         RETENTION_FIRST_DELAY_SECONDS,
         poll_seconds=RETENTION_TICK_SECONDS,
     ),

@@ -45,7 +45,7 @@ async def test_the_lifespan_starts_and_stops_the_scheduler(
         assert runner.running
         assert runner.scheduler is not None
         scheduled = {job.id: job for job in runner.scheduler.get_jobs()}
-        assert set(scheduled) == {"notifications", "reminders", "retention", "webhooks"}
+        assert set(scheduled) == {"notifications", "reminders", "retention", "statistics", "webhooks"}
         # Webhook deliveries: every second, in every process (claimed row by row, no lease).
         assert scheduled["webhooks"].trigger.interval.total_seconds() == jobs.WEBHOOK_TICK_SECONDS == 1
         assert not runner.jobs["webhooks"].leased
@@ -55,6 +55,9 @@ async def test_the_lifespan_starts_and_stops_the_scheduler(
         assert scheduled["notifications"].trigger.interval.total_seconds() == jobs.NOTIFY_TICK_SECONDS
         # Reminders are written every 15 minutes at most (each admin gets one a day at most).
         assert runner.jobs["reminders"].interval_seconds == jobs.REMINDER_INTERVAL_SECONDS
+        # The planner's statistics: every ten minutes, checked every minute.
+        assert runner.jobs["statistics"].interval_seconds == 600
+        assert scheduled["statistics"].trigger.interval.total_seconds() == jobs.RETENTION_TICK_SECONDS
         assert await runner.tick("retention")
         assert (await leases(db))["retention"].holder == runner.holder
     assert not runner.running and runner.scheduler is None

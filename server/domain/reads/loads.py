@@ -35,14 +35,29 @@ T = TypeVar("T")
 
 _U, _AG = USER.c, AGENT.c
 
+
+def checked_only(column: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    """``column + 0``: the same value, but no index serves the condition, so the database
+    finds the rows by the statement's ids and checks this on each of them.
+
+    For the account of a load by ids: without planner statistics (SQLite has none until
+    ``ANALYZE``) SQLite would rather read every row of the account through an index that
+    starts with ``account_id``: 1.5 to 4 ms at 12,000 agents, against 0.02 ms by ids.
+    """
+    return column + sa.literal_column("0", sa.Integer())
+
+
 # The batch loads run on every list page: their statements are built once, with an
 # expanding IN parameter, which spares building each one and its cache key per call.
 _USERS_BY_ID = sa.select(*USER_COLUMNS).where(
-    _U.account_id == sa.bindparam("account_id"), _U.id.in_(sa.bindparam("ids", expanding=True))
+    checked_only(_U.account_id) == sa.bindparam("account_id"), _U.id.in_(sa.bindparam("ids", expanding=True))
 )
 _AGENTS_BY_USER = (
     sa.select(*AGENT_COLUMNS)
-    .where(_AG.account_id == sa.bindparam("account_id"), _AG.user_id.in_(sa.bindparam("ids", expanding=True)))
+    .where(
+        checked_only(_AG.account_id) == sa.bindparam("account_id"),
+        _AG.user_id.in_(sa.bindparam("ids", expanding=True)),
+    )
     .order_by(_AG.user_id, _AG.id)
 )
 
