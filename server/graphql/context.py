@@ -14,6 +14,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import inspect as sa_inspect
@@ -45,30 +46,68 @@ def new_request_id() -> str:
 
 
 class Loaders:
-    """Batch loads for the fields a list page asks of every row (no N+1)."""
+    """Batch loads for the fields a list page asks of every row (no N+1).
+
+    Each loader is made when first asked for: a request uses two or three of them, and a
+    live rendering makes a new set for every event."""
 
     def __init__(self, ctx: Context) -> None:
-        account_id = ctx.account_id
+        self._ctx = ctx
+
+    @cached_property
+    def user(self) -> DataLoader[int, UserRow | None]:
+        ctx = self._ctx
 
         async def users(ids: list[int]) -> list[UserRow | None]:
-            found = await ctx.run(loads.users_by_id, account_id, ids)
+            found = await ctx.run(loads.users_by_id, ctx.account_id, ids)
             return [found.get(i) for i in ids]
 
+        return DataLoader(load_fn=users)
+
+    @cached_property
+    def agents(self) -> DataLoader[int, list[AgentRow]]:
+        ctx = self._ctx
+
         async def agents(user_ids: list[int]) -> list[list[AgentRow]]:
-            found = await ctx.run(loads.agents_by_user, account_id, user_ids)
+            found = await ctx.run(loads.agents_by_user, ctx.account_id, user_ids)
             return [found.get(i, []) for i in user_ids]
+
+        return DataLoader(load_fn=agents)
+
+    @cached_property
+    def retained(self) -> DataLoader[int, Retained]:
+        ctx = self._ctx
 
         async def retained(user_ids: list[int]) -> list[Retained]:
             found = await ctx.run(loads.retained_by_user, user_ids)
             return [found.get(i, Retained()) for i in user_ids]
 
+        return DataLoader(load_fn=retained)
+
+    @cached_property
+    def admin(self) -> DataLoader[int, Admin | None]:
+        ctx = self._ctx
+
         async def admins(ids: list[int]) -> list[Admin | None]:
-            found = await ctx.run(loads.admins_by_id, account_id, ids)
+            found = await ctx.run(loads.admins_by_id, ctx.account_id, ids)
             return [found.get(i) for i in ids]
 
+        return DataLoader(load_fn=admins)
+
+    @cached_property
+    def suggestions(self) -> DataLoader[int, list[Found]]:
+        ctx = self._ctx
+
         async def suggested(user_ids: list[int]) -> list[list[Found]]:
-            found = await ctx.run(suggestions_by_user, account_id, user_ids)
+            found = await ctx.run(suggestions_by_user, ctx.account_id, user_ids)
             return [found.get(i, []) for i in user_ids]
+
+        return DataLoader(load_fn=suggested)
+
+    @cached_property
+    def activity(self) -> DataLoader[tuple[int, int], ActivitySummary]:
+        """Keyed by (user id, days)."""
+        ctx = self._ctx
 
         async def activities(keys: list[tuple[int, int]]) -> list[ActivitySummary]:
             # One clock reading for the batch; one pair of statements per distinct ``days``.
@@ -82,24 +121,30 @@ class Loaders:
                 found.update({(uid, days): summary for uid, summary in summaries.items()})
             return [found[k] for k in keys]
 
+        return DataLoader(load_fn=activities)
+
+    @cached_property
+    def last_activity(self) -> DataLoader[int, datetime | None]:
+        ctx = self._ctx
+
         async def last_activity(user_ids: list[int]) -> list[datetime | None]:
-            found = await ctx.run(activity.last_activity_by_user, account_id, user_ids)
+            found = await ctx.run(activity.last_activity_by_user, ctx.account_id, user_ids)
             return [found.get(i) for i in user_ids]
+
+        return DataLoader(load_fn=last_activity)
+
+    @cached_property
+    def undoable(self) -> DataLoader[int, datetime | None]:
+        ctx = self._ctx
 
         async def undoable(entry_ids: list[int]) -> list[datetime | None]:
             window = timedelta(hours=ctx.services.settings.undo_hours)
-            found = await ctx.run(check.undoable_until, account_id, entry_ids, ctx.services.clock(), window)
+            found = await ctx.run(
+                check.undoable_until, ctx.account_id, entry_ids, ctx.services.clock(), window
+            )
             return [found.get(i) for i in entry_ids]
 
-        self.user = DataLoader[int, UserRow | None](load_fn=users)
-        self.agents = DataLoader[int, list[AgentRow]](load_fn=agents)
-        self.retained = DataLoader[int, Retained](load_fn=retained)
-        self.admin = DataLoader[int, Admin | None](load_fn=admins)
-        self.suggestions = DataLoader[int, list[Found]](load_fn=suggested)
-        # Keyed by (user id, days).
-        self.activity = DataLoader[tuple[int, int], ActivitySummary](load_fn=activities)
-        self.last_activity = DataLoader[int, datetime | None](load_fn=last_activity)
-        self.undoable = DataLoader[int, datetime | None](load_fn=undoable)
+        return DataLoader(load_fn=undoable)
 
 
 class Context:
