@@ -5,7 +5,9 @@ loaded once per event, not once per subscriber (:class:`LiveViews`): one read sn
 the users, agents, retained activity and actors of every event waiting, and every rendering
 of a subscription gets the same :class:`LiveEvent`, from which it builds its
 ``PendingQueueEvent`` (:mod:`server.graphql.subscriptions`), whose fields then need no
-database. With 500 subscribers, an event costs five queries, not 2,500. ``account`` is the
+database. With 500 subscribers, an event costs five queries, not 2,500. Users (with their
+agents and retained activity) are read only for documents that show ``user`` or ``target``:
+a document of ``action userId`` costs the account's row alone. ``account`` is the
 usage snapshot the event carries (taken in the writing transaction); ``user`` is read after
 the commit, so it shows the user's state after the change, or a later one if the user
 changed again in the meantime (the later change's own event follows).
@@ -81,33 +83,35 @@ class LiveViews:
         self.db = db
         #: Each subscriber's queue bound (tests lower it to provoke an overflow).
         self.queue_size = queue_size
-        # The most recent events' views: the oldest is dropped first.
-        self._views: FIFOCache[QueueEvent, asyncio.Future[LiveEvent]] = FIFOCache(cache_size)
+        # The most recent events' views, with their users or without: the oldest is dropped first.
+        self._views: FIFOCache[tuple[QueueEvent, bool], asyncio.Future[LiveEvent]] = FIFOCache(cache_size)
         self._loads: set[asyncio.Task[None]] = set()
 
-    async def views(self, events: Sequence[QueueEvent]) -> list[LiveEvent]:
-        missing = [e for e in dict.fromkeys(events) if e not in self._views]
+    async def views(self, events: Sequence[QueueEvent], *, users: bool = True) -> list[LiveEvent]:
+        """What each event shows. ``users=False``: without its user and target (``None``),
+        for a document that asks for neither: no user, agent or activity is read."""
+        missing = [e for e in dict.fromkeys(events) if (e, users) not in self._views]
         if missing:
             loop = asyncio.get_running_loop()
             futures = {e: loop.create_future() for e in missing}
             for event, future in futures.items():
                 future.add_done_callback(_retrieve)
-                self._views[event] = future
-            task = loop.create_task(self._load(futures))
+                self._views[event, users] = future
+            task = loop.create_task(self._load(futures, users))
             self._loads.add(task)
             task.add_done_callback(self._loads.discard)
-        wanted = [self._views[e] for e in events]
+        wanted = [self._views[e, users] for e in events]
         # Shielded: cancelling this subscriber must not cancel a future others await.
         return [f.result() if f.done() else await asyncio.shield(f) for f in wanted]
 
-    async def _load(self, futures: dict[QueueEvent, asyncio.Future[LiveEvent]]) -> None:
+    async def _load(self, futures: dict[QueueEvent, asyncio.Future[LiveEvent]], users: bool) -> None:
         try:
-            built = await self._build(list(futures))
+            built = await self._build(list(futures), users)
         except BaseException as exc:
             for event, future in futures.items():
                 # Forget the failure so a later subscriber tries again.
-                if self._views.get(event) is future:
-                    del self._views[event]
+                if self._views.get((event, users)) is future:
+                    del self._views[event, users]
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
@@ -117,7 +121,7 @@ class LiveViews:
             if not future.done():
                 future.set_result(built[event])
 
-    async def _build(self, events: list[QueueEvent]) -> dict[QueueEvent, LiveEvent]:
+    async def _build(self, events: list[QueueEvent], users_too: bool) -> dict[QueueEvent, LiveEvent]:
         by_account: dict[int, list[QueueEvent]] = defaultdict(list)
         for event in events:
             by_account[event.account_id].append(event)
@@ -130,6 +134,8 @@ class LiveViews:
                 user_ids = sorted(
                     {e.user_id for e in evs if e.action not in _GONE}
                     | {e.target_user_id for e in evs if e.target_user_id is not None}
+                    if users_too
+                    else ()
                 )
                 actor_ids = sorted({e.actor_id for e in evs if e.actor_id is not None})
                 users = await loads.users_by_id(session, account_id, user_ids) if user_ids else {}

@@ -29,6 +29,7 @@ from server.infra.broadcast import SubscriberOverflow
 from .context import Ctx
 from .feed import LiveViews
 from .types.payloads import PendingQueueEvent
+from .types.users import named
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ class Subscription:
     )  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
     async def pending_queue_changed(self, info: Ctx) -> AsyncGenerator[PendingQueueEvent, None]:
         ctx = info.context
+        # Users are read only for a document that shows them (``user`` or ``target``).
+        asked = {field.name for field in named(info.selected_fields[0].selections)}
+        users = not asked.isdisjoint(("user", "target"))
         live = ctx.live
         if live is None:
             # schema.subscribe() called directly (no app): a private view cache.
@@ -71,13 +75,13 @@ class Subscription:
         if ctx.feed is not None:
             # A shared rendering: its subscribers hold the broker streams (server.graphql.live).
             while batch := await ctx.feed.next_batch():
-                for view in await live.views(batch):
+                for view in await live.views(batch, users=users):
                     yield PendingQueueEvent.of(view)
             return
         stream = ctx.services.db.broadcaster.subscribe(ctx.account_id, live.queue_size)
         try:
             while batch := await stream.next_batch():
-                for view in await live.views(batch):
+                for view in await live.views(batch, users=users):
                     yield PendingQueueEvent.of(view)
         except SubscriberOverflow as exc:
             await close_fell_behind(ctx.request, ctx.account_id, exc)

@@ -19,6 +19,7 @@ from server.domain.models import Role
 from server.graphql.http import MAX_OPERATIONS_PER_CONNECTION
 from server.graphql.subscriptions import CLOSE_FELL_BEHIND
 from server.infra.db import Database
+from tests.graphql.test_n_plus_one import counting
 from tests.live.helpers import (
     EVENT,
     LiveServer,
@@ -391,3 +392,28 @@ async def test_an_arrivals_event_names_the_earlier_duplicates_whose_match_it_bec
         assert (await server.gql(tenant.viewer_token, read, id=str(first["userId"])))["user"][
             "suggestions"
         ] == []
+
+
+async def test_a_document_that_shows_no_user_reads_no_users(server: LiveServer, db: Database) -> None:
+    """Users, their agents and activity are read for an event only when a subscriber's
+    document shows ``user`` or ``target`` (a fragment's count)."""
+    tenant = await make_tenant(db, licenses=0)
+    brief = "subscription { pendingQueueChanged { action userId account { pendingCount } } }"
+    fragment = """subscription { pendingQueueChanged { action ...Who } }
+        fragment Who on PendingQueueEvent { user { displayName agents { deviceName } } }"""
+    async with Subscriber(server, tenant.admin_token, tenant.account_id, brief) as subscriber:
+        with counting(db) as statements:
+            arrived = await server.ingest(tenant.ingest_key, "PC-1", "ann")
+            assert await subscriber.next() == {
+                "action": "ENTERED",
+                "userId": str(arrived["userId"]),
+                "account": {"pendingCount": 1},
+            }
+    read = [s for s in statements if "FROM user" in s or "FROM agent" in s or "activity" in s]
+    assert read == []
+    async with Subscriber(server, tenant.admin_token, tenant.account_id, fragment) as subscriber:
+        await server.ingest(tenant.ingest_key, "PC-2", "bob")
+        assert await subscriber.next() == {
+            "action": "ENTERED",
+            "user": {"displayName": "bob", "agents": [{"deviceName": "PC-2"}]},
+        }

@@ -350,14 +350,14 @@ class AgentConnection:
         return info.context.run(lists.agents_count, self.count_filter)
 
 
-def _named(selections: Iterable[Selection], name: str | None = None) -> Iterator[SelectedField]:
+def named(selections: Iterable[Selection], name: str | None = None) -> Iterator[SelectedField]:
     """The fields among ``selections`` (named ``name``, if given), fragments expanded."""
     for selection in selections:
         if isinstance(selection, SelectedField):
             if name is None or selection.name == name:
                 yield selection
         else:
-            yield from _named(selection.selections, name)
+            yield from named(selection.selections, name)
 
 
 # node_fields by the ids of the connection field's nodes, with weak references to them (to
@@ -383,9 +383,9 @@ def node_fields(info: Ctx) -> frozenset[str]:
     asked = frozenset(
         field.name
         for connection in info.selected_fields
-        for edges in _named(connection.selections, "edges")
-        for node in _named(edges.selections, "node")
-        for field in _named(node.selections)
+        for edges in named(connection.selections, "edges")
+        for node in named(edges.selections, "node")
+        for field in named(node.selections)
     )
     _NODE_FIELDS[key] = ([weakref.ref(n) for n in nodes], asked)
     return asked
