@@ -22,11 +22,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.domain import seat_counts
 from server.domain.agent_keys import KnownAgent, resolve_keys
 from server.domain.changes import (
     arrival_row,
     audit_row,
-    bump_queue_version,
+    bump_account,
     finish,
     lock_account,
 )
@@ -93,17 +94,19 @@ _ACCOUNT: sa.BindParameter[int] = sa.bindparam("account_id")
 #: ``("ignored", key)`` for keys on the do-not-track list, ``("owner", login, agent id,
 #: user id, status)`` for domain logins that already have agents, ``("count", status, n)``
 #: for the account's users by status.
-_FACTS = sa.union_all(
-    sa.select(sa.literal_column("'ignored'"), _DNT.c.key, sa.null(), sa.null(), sa.null()).where(
-        _DNT.c.account_id == _ACCOUNT, _DNT.c.key.in_(sa.bindparam("keys", expanding=True))
-    ),
+_IGNORED = sa.select(sa.literal_column("'ignored'"), _DNT.c.key, sa.null(), sa.null(), sa.null()).where(
+    _DNT.c.account_id == _ACCOUNT, _DNT.c.key.in_(sa.bindparam("keys", expanding=True))
+)
+_OWNERS = (
     sa.select(sa.literal_column("'owner'"), _AGENT.c.login_key, _AGENT.c.id, _USER.c.id, _USER.c.status)
     .join_from(_AGENT, _USER, _USER.c.id == _AGENT.c.user_id)
-    .where(_AGENT.c.account_id == _ACCOUNT, _AGENT.c.login_key.in_(sa.bindparam("logins", expanding=True))),
-    sa.select(sa.literal_column("'count'"), _USER.c.status, sa.func.count(), sa.null(), sa.null())
-    .where(_USER.c.account_id == _ACCOUNT)
-    .group_by(_USER.c.status),
+    .where(_AGENT.c.account_id == _ACCOUNT, _AGENT.c.login_key.in_(sa.bindparam("logins", expanding=True)))
 )
+_COUNT = sa.select(sa.literal_column("'count'"), _USER.c.status, sa.func.count(), sa.null(), sa.null())
+_COUNTS = _COUNT.where(_USER.c.account_id == _ACCOUNT).group_by(_USER.c.status)
+_FACTS = sa.union_all(_IGNORED, _OWNERS, _COUNTS)
+#: The same, when the counts are remembered (server.domain.seat_counts).
+_FACTS_BUT_COUNTS = sa.union_all(_IGNORED, _OWNERS)
 _INSERT_USERS = sa.insert(_USER).returning(_USER.c.id, sort_by_parameter_order=True)
 _INSERT_AGENTS = sa.insert(_AGENT).returning(_AGENT.c.id, sort_by_parameter_order=True)
 _INSERT_AUDIT = sa.insert(AuditEntry.__table__)  # type: ignore[attr-defined]
@@ -252,6 +255,10 @@ async def admit_many(
     facts = await _facts(session, account, todo, {key: agent for (_, key), agent in again.items()})
     plan = decide(todo, facts)
     decided = iter(await apply(session, account, plan, now, counts=facts.counts))
+    # The counts after the plan, at the version it left (server.domain.seat_counts).
+    entered = sum(u.status is UserStatus.PENDING for u in plan.new_users)
+    licensed, pending = facts.counts
+    seat_counts.remember(session, account, (licensed + len(plan.new_users) - entered, pending + entered))
     return [
         Admission(*known[(account_id, r.key)]) if (account_id, r.key) in known else next(decided)
         for r in reports
@@ -267,11 +274,17 @@ async def _facts(
     keys = {r.key for r in reports}
     logins = {login for r in reports if (login := r.login) is not None}
     conn = await session.connection()
+    remembered = seat_counts.known(session, account)
     rows = (
-        await conn.execute(_FACTS, {"account_id": account.id, "keys": list(keys), "logins": list(logins)})
+        await conn.execute(
+            _FACTS if remembered is None else _FACTS_BUT_COUNTS,
+            {"account_id": account.id, "keys": list(keys), "logins": list(logins)},
+        )
     ).all()
     ignored: set[str] = set()
     counts = {UserStatus.LICENSED: 0, UserStatus.PENDING: 0}
+    if remembered is not None:
+        counts[UserStatus.LICENSED], counts[UserStatus.PENDING] = remembered
     owned: list[tuple[int, str, int, UserStatus]] = []
     for tag, value, agent_id, user_id, status in rows:
         if tag == "ignored":
@@ -399,7 +412,7 @@ async def apply(
         # License usage and pending users' agents are shown with the queue, whose cached
         # pages are keyed by this version. A newcomer that took a free license changes the
         # usage a seat plan starts from, so it changes the plan version too.
-        await bump_queue_version(session, account_id, plan=bool(plan.new_users))
+        await bump_account(session, account, plan=bool(plan.new_users))
     await suggestions.on_admitted(
         session,
         account_id,

@@ -161,6 +161,16 @@ async def bump_queue_version(
     return int(row[0]), int(row[1])
 
 
+async def bump_account(session: AsyncSession, account: Account, *, plan: bool) -> tuple[int, int]:
+    """:func:`bump_queue_version` for a loaded ``account``, whose new versions are recorded
+    as loaded: the row already holds them, so no second UPDATE follows."""
+    assert account.id is not None
+    version, plan_version = await bump_queue_version(session, account.id, plan=plan)
+    set_committed_value(account, "queue_version", version)
+    set_committed_value(account, "plan_version", plan_version)
+    return version, plan_version
+
+
 # ---------------------------------------------------------------------------- the rows of a change
 
 
@@ -260,10 +270,7 @@ async def finish(
     """
     assert account.id is not None
     await session.flush()
-    version, plan_version = await bump_queue_version(session, account.id, plan=plan_changed)
-    # The row already holds these: record them as loaded, so no second UPDATE follows.
-    set_committed_value(account, "queue_version", version)
-    set_committed_value(account, "plan_version", plan_version)
+    version, _ = await bump_account(session, account, plan=plan_changed)
     usage = await account_usage(session, account, counts)
     events = [
         QueueEvent(

@@ -1,0 +1,80 @@
+"""Admission remembers the account's licensed and pending counts between groups
+(server.domain.seat_counts): no COUNT over the account's users while nothing else changed
+who holds a seat, a recount as soon as something did, and nothing remembered from a
+transaction that rolled back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from server.domain import actions, admission
+from server.domain.admission import AgentReport
+from server.infra.db import Database
+from tests.server.domain import admin, arrive
+from tests.support import START, Tenant
+
+
+@contextmanager
+def counts_run(db: Database) -> Iterator[list[str]]:
+    """The statements that count the account's users, on the write engine."""
+    seen: list[str] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "count(*)" in statement.lower() and "GROUP BY user.status".lower() in statement.lower().replace(
+            '"', ""
+        ):
+            seen.append(statement)
+
+    event.listen(db.write_engine.sync_engine, "before_cursor_execute", on_execute)
+    try:
+        yield seen
+    finally:
+        event.remove(db.write_engine.sync_engine, "before_cursor_execute", on_execute)
+
+
+class Boom(Exception):
+    pass
+
+
+async def test_admissions_count_once_then_remember(db: Database, tenant: Tenant) -> None:
+    # The tenant has 3 licenses.
+    with counts_run(db) as counted:
+        first = [await arrive(db, tenant.account_id, f"PC{i}", f"u{i}") for i in range(5)]
+    assert [a.status for a in first] == ["LICENSED"] * 3 + ["PENDING"] * 2
+    assert len(counted) == 1
+
+
+async def test_a_seat_freed_elsewhere_is_counted_again(db: Database, tenant: Tenant) -> None:
+    licensed = [await arrive(db, tenant.account_id, f"PC{i}", f"u{i}") for i in range(3)]
+    async with db.write() as s:
+        result = await actions.remove(
+            s, admin(tenant.account_id, tenant.admin_id), [licensed[0].user_id], False, START
+        )
+    assert result.removed_user_ids == [licensed[0].user_id]
+    with counts_run(db) as counted:
+        after = await arrive(db, tenant.account_id, "PC9", "u9")
+    # The removal bumped the plan version: the counts were read again, and the freed seat taken.
+    assert after.status == "LICENSED"
+    assert len(counted) == 1
+
+
+async def test_a_rolled_back_admission_leaves_nothing_remembered(db: Database, tenant: Tenant) -> None:
+    first = await arrive(db, tenant.account_id, "PC0", "u0")
+    assert first.status == "LICENSED"
+    # Admitted, then rolled back: its counts (two licensed) would be true at the next plan
+    # version, which the removal below then takes with one licensed user fewer instead.
+    with pytest.raises(Boom):
+        async with db.write() as s:
+            gone = await admission.admit(s, tenant.account_id, AgentReport("PC1", "ACME", "u1", "u1"), START)
+            assert gone.status == "LICENSED"
+            raise Boom
+    async with db.write() as s:
+        await actions.remove(s, admin(tenant.account_id, tenant.admin_id), [first.user_id], False, START)
+    # Three licenses, none held: the next three take them.
+    after = [await arrive(db, tenant.account_id, f"PC{i}", f"u{i}") for i in range(2, 6)]
+    assert [a.status for a in after] == ["LICENSED"] * 3 + ["PENDING"]
