@@ -10,7 +10,6 @@ concurrently: every use of the session goes through :meth:`Context.run`, which s
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -32,6 +31,7 @@ from server.domain.reads.loads import Retained
 from server.domain.reads.rows import AgentRow, UserRow
 from server.domain.suggestions.store import Found, suggestions_by_user
 from server.domain.undo import check
+from server.web.observe import new_request_id
 from server.web.runtime import Services
 
 from .errors import Forbidden
@@ -39,10 +39,6 @@ from .feed import EventFeed, LiveViews
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex[:16]
 
 
 class Loaders:

@@ -74,11 +74,11 @@ from server.infra.rate_limits import Surface
 from server.infra.sqlite_tokens import SqliteTokenLookup, TokenInfo
 from server.infra.turns import Turns
 from server.web.http import bearer_token, read_body
-from server.web.observe import request_info
+from server.web.observe import new_request_id, request_info
 from server.web.runtime import Services
 
 from .cache import CacheKey, Lookup, ResponseCache
-from .context import Context, new_request_id
+from .context import Context
 from .errors import SERVICE_UNAVAILABLE, has_code
 from .feed import LiveViews
 from .graphiql import graphiql_page
