@@ -45,7 +45,14 @@ MAX_LICENSE_LIMIT = 10_000_000
 # costs more than running it on SQLite.
 _ACCOUNT: sa.Table = Account.__table__  # type: ignore[attr-defined]
 _USER: sa.Table = User.__table__  # type: ignore[attr-defined]
-_LOCK = sa.select(Account).where(col(Account.id) == sa.bindparam("account_id")).with_for_update()
+# populate_existing: an account already loaded in the session is read again under the lock,
+# so its versions are the row's (seat plans and remembered seat counts compare them).
+_LOCK = (
+    sa.select(Account)
+    .where(col(Account.id) == sa.bindparam("account_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 _COUNT = (
     sa.select(sa.func.count())
     .select_from(_USER)

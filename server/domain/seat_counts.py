@@ -7,7 +7,9 @@ account's ``plan_version`` (:func:`server.domain.changes.finish`; seat plans rel
 promise), so counts remembered with the ``plan_version`` they were true at still hold while
 the version is unchanged, whichever process or connection wrote since. Counts are
 remembered per database (its engine) and only once the transaction that made them has
-committed: a rolled-back transaction's version may be taken again by another write.
+committed (not at a savepoint): a rolled-back transaction's version may be taken again by
+another write. A database restored to an older copy under a running server takes its
+versions back too: restart the server after a restore.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from server.domain.models import Account
 
@@ -52,6 +54,8 @@ def remember(session: AsyncSession, account: Account, counts: tuple[int, int]) -
 
 @event.listens_for(Session, "after_commit")
 def _committed(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: the transaction may still roll back
     pending: Remembered | None = session.info.pop(_PENDING, None)
     if pending:
         _COMMITTED.setdefault(_engine(session), {}).update(pending)
@@ -60,3 +64,10 @@ def _committed(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _rolled_back(session: Session) -> None:
     session.info.pop(_PENDING, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _ended(session: Session, transaction: SessionTransaction) -> None:
+    # However the transaction ended (a failed rollback, a close): nothing it made is kept.
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)

@@ -78,3 +78,22 @@ async def test_a_rolled_back_admission_leaves_nothing_remembered(db: Database, t
     # Three licenses, none held: the next three take them.
     after = [await arrive(db, tenant.account_id, f"PC{i}", f"u{i}") for i in range(2, 6)]
     assert [a.status for a in after] == ["LICENSED"] * 3 + ["PENDING"]
+
+
+async def test_a_savepoint_released_in_a_rolled_back_transaction_leaves_nothing_remembered(
+    db: Database, tenant: Tenant
+) -> None:
+    first = await arrive(db, tenant.account_id, "PC0", "u0")
+    with pytest.raises(Boom):
+        async with db.write() as s:
+            async with s.begin_nested():
+                gone = await admission.admit(
+                    s, tenant.account_id, AgentReport("PC1", "ACME", "u1", "u1"), START
+                )
+                assert gone.status == "LICENSED"
+            # The savepoint is released (SQLAlchemy's after_commit fires), the transaction is not.
+            raise Boom
+    async with db.write() as s:
+        await actions.remove(s, admin(tenant.account_id, tenant.admin_id), [first.user_id], False, START)
+    after = [await arrive(db, tenant.account_id, f"PC{i}", f"u{i}") for i in range(2, 6)]
+    assert [a.status for a in after] == ["LICENSED"] * 3 + ["PENDING"]
