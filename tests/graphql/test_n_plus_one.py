@@ -21,17 +21,19 @@ from tests.support import START, Tenant, make_tenant
 
 
 @contextmanager
-def counting(db: Database) -> Iterator[list[str]]:
+def counting(db: Database, *, writes: bool = False) -> Iterator[list[str]]:
+    """The statements run meanwhile on the database's read engine (its write engine: ``writes``)."""
     statements: list[str] = []
+    engine = (db.write_engine if writes else db.engine).sync_engine
 
     def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         statements.append(statement)
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", on_execute)
+    event.listen(engine, "before_cursor_execute", on_execute)
     try:
         yield statements
     finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", on_execute)
+        event.remove(engine, "before_cursor_execute", on_execute)
 
 
 async def test_statement_count_does_not_grow_with_the_page(gql: Gql, db: Database, tenant: Tenant) -> None:

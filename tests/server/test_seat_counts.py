@@ -5,48 +5,44 @@ transaction that rolled back."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 import pytest
-from sqlalchemy import event
 
 from server.domain import actions, admission
 from server.domain.admission import AgentReport
 from server.infra.db import Database
+from tests.graphql.test_n_plus_one import counting
 from tests.server.domain import admin, arrive
 from tests.support import START, Tenant
 
 
-@contextmanager
-def counts_run(db: Database) -> Iterator[list[str]]:
-    """The statements that count the account's users, on the write engine."""
-    seen: list[str] = []
-
-    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "count(*)" in statement.lower() and "GROUP BY user.status".lower() in statement.lower().replace(
-            '"', ""
-        ):
-            seen.append(statement)
-
-    event.listen(db.write_engine.sync_engine, "before_cursor_execute", on_execute)
-    try:
-        yield seen
-    finally:
-        event.remove(db.write_engine.sync_engine, "before_cursor_execute", on_execute)
+def user_counts(statements: list[str]) -> list[str]:
+    """The statements among these that count the account's users by status."""
+    return [
+        s
+        for s in statements
+        if "count(*)" in s.lower() and "group by user.status" in s.lower().replace('"', "")
+    ]
 
 
 class Boom(Exception):
     pass
 
 
+async def free_the_seat_and_admit_four(db: Database, tenant: Tenant, first: admission.Admission) -> None:
+    """Remove the one licensed user (the removal takes the next plan version), then admit
+    four: with three licenses and none held, three take them and the fourth waits."""
+    async with db.write() as s:
+        await actions.remove(s, admin(tenant.account_id, tenant.admin_id), [first.user_id], False, START)
+    after = [await arrive(db, tenant.account_id, f"PC{i}", f"u{i}") for i in range(2, 6)]
+    assert [a.status for a in after] == ["LICENSED"] * 3 + ["PENDING"]
+
+
 async def test_admissions_count_once_then_remember(db: Database, tenant: Tenant) -> None:
     # The tenant has 3 licenses.
-    with counts_run(db) as counted:
+    with counting(db, writes=True) as statements:
         first = [await arrive(db, tenant.account_id, f"PC{i}", f"u{i}") for i in range(5)]
     assert [a.status for a in first] == ["LICENSED"] * 3 + ["PENDING"] * 2
-    assert len(counted) == 1
+    assert len(user_counts(statements)) == 1
 
 
 async def test_a_seat_freed_elsewhere_is_counted_again(db: Database, tenant: Tenant) -> None:
@@ -56,11 +52,11 @@ async def test_a_seat_freed_elsewhere_is_counted_again(db: Database, tenant: Ten
             s, admin(tenant.account_id, tenant.admin_id), [licensed[0].user_id], False, START
         )
     assert result.removed_user_ids == [licensed[0].user_id]
-    with counts_run(db) as counted:
+    with counting(db, writes=True) as statements:
         after = await arrive(db, tenant.account_id, "PC9", "u9")
     # The removal bumped the plan version: the counts were read again, and the freed seat taken.
     assert after.status == "LICENSED"
-    assert len(counted) == 1
+    assert len(user_counts(statements)) == 1
 
 
 async def test_a_rolled_back_admission_leaves_nothing_remembered(db: Database, tenant: Tenant) -> None:
@@ -73,11 +69,7 @@ async def test_a_rolled_back_admission_leaves_nothing_remembered(db: Database, t
             gone = await admission.admit(s, tenant.account_id, AgentReport("PC1", "ACME", "u1", "u1"), START)
             assert gone.status == "LICENSED"
             raise Boom
-    async with db.write() as s:
-        await actions.remove(s, admin(tenant.account_id, tenant.admin_id), [first.user_id], False, START)
-    # Three licenses, none held: the next three take them.
-    after = [await arrive(db, tenant.account_id, f"PC{i}", f"u{i}") for i in range(2, 6)]
-    assert [a.status for a in after] == ["LICENSED"] * 3 + ["PENDING"]
+    await free_the_seat_and_admit_four(db, tenant, first)
 
 
 async def test_a_savepoint_released_in_a_rolled_back_transaction_leaves_nothing_remembered(
@@ -93,7 +85,4 @@ async def test_a_savepoint_released_in_a_rolled_back_transaction_leaves_nothing_
                 assert gone.status == "LICENSED"
             # The savepoint is released (SQLAlchemy's after_commit fires), the transaction is not.
             raise Boom
-    async with db.write() as s:
-        await actions.remove(s, admin(tenant.account_id, tenant.admin_id), [first.user_id], False, START)
-    after = [await arrive(db, tenant.account_id, f"PC{i}", f"u{i}") for i in range(2, 6)]
-    assert [a.status for a in after] == ["LICENSED"] * 3 + ["PENDING"]
+    await free_the_seat_and_admit_four(db, tenant, first)
