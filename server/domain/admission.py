@@ -180,6 +180,11 @@ class Plan:
     #: one per new key, in the order first seen
     new_agents: list[NewAgent] = field(default_factory=list)
 
+    def counts_after(self, counts: tuple[int, int]) -> tuple[int, int]:
+        """The licensed and pending users once applied, from ``counts`` before."""
+        entered = sum(u.status is UserStatus.PENDING for u in self.new_users)
+        return counts[0] + len(self.new_users) - entered, counts[1] + entered
+
 
 def decide(reports: Sequence[AgentReport], facts: Facts) -> Plan:
     """Admit ``reports`` in order, exactly as if they came one by one.
@@ -256,9 +261,7 @@ async def admit_many(
     plan = decide(todo, facts)
     decided = iter(await apply(session, account, plan, now, counts=facts.counts))
     # The counts after the plan, at the version it left (server.domain.seat_counts).
-    entered = sum(u.status is UserStatus.PENDING for u in plan.new_users)
-    licensed, pending = facts.counts
-    seat_counts.remember(session, account, (licensed + len(plan.new_users) - entered, pending + entered))
+    seat_counts.remember(session, account, plan.counts_after(facts.counts))
     return [
         Admission(*known[(account_id, r.key)]) if (account_id, r.key) in known else next(decided)
         for r in reports
@@ -401,10 +404,7 @@ async def apply(
                 for u in entered
             ],
         )
-        after = None
-        if counts is not None:
-            licensed, pending = counts
-            after = (licensed + len(plan.new_users) - len(entered), pending + len(entered))
+        after = None if counts is None else plan.counts_after(counts)
         await finish(
             session, account, [(QueueAction.ENTERED, _owner_id(u), None) for u in entered], now, counts=after
         )
