@@ -24,6 +24,16 @@ group that fails because the database is unavailable (locked past the busy timeo
 connection) fails whole at once: retrying its batches one by one would only hold the single
 writer up for every other request.
 
+While batches arrive together (the last group held more than one), the writer waits a
+moment before taking the next group, as PostgreSQL's ``commit_delay`` does: the requests the
+last commit answered send their next batch meanwhile and share the next commit instead of
+paying for one of their own. It waits ``commit_delay`` (the server's
+``PLM_INGEST_COMMIT_DELAY_MS``), unless a whole group is queued already.
+A group's statements cost about the same for one batch as for a dozen, so under 16
+concurrent new agents twice the batches per commit gave a quarter more admissions per
+second, each answered sooner (bench/admission.py). A lone batch (the last group was one
+batch, or nothing came during the wait) is taken at once.
+
 The queue is bounded (:data:`MAX_QUEUED_EVENTS`, :data:`MAX_QUEUED_BATCHES`): while the
 database is slow or gone, requests beyond it are refused at once (:class:`Overloaded`, a
 503) instead of piling up in memory. A request that gives up (its deadline, or its client
@@ -95,8 +105,12 @@ class IngestCommitter:
         max_queued_batches: int = MAX_QUEUED_BATCHES,
         max_queued_events: int = MAX_QUEUED_EVENTS,
         on_group: Callable[[int], None] | None = None,
+        commit_delay: float = 0.0,
     ) -> None:
         self._db = db
+        self.commit_delay = commit_delay
+        # Whether the writer is waiting for more batches before taking a group (tests).
+        self.lingering = False
         # Told the size of every group committed, on the main loop (metrics).
         self._on_group = on_group
         # Read on the writer's thread as each group is stored (a FakeClock is only read there).
@@ -190,11 +204,27 @@ class IngestCommitter:
                 events += n
         return group
 
+    def _full(self) -> bool:
+        """Whether the queue holds a whole group already: no reason to wait for more."""
+        return len(self._queue) >= MAX_GROUP_BATCHES or self._queued_events >= MAX_GROUP_EVENTS
+
     async def _run(self, writer: ThreadWriter, wake: asyncio.Event, home: asyncio.AbstractEventLoop) -> None:
+        last = 0  # batches in the last group
         while True:
             await wake.wait()
             wake.clear()
-            while group := self._take_group():
+            while True:
+                if last > 1 and self.commit_delay > 0 and not self._full():
+                    self.lingering = True
+                    try:
+                        await asyncio.sleep(self.commit_delay)
+                    finally:
+                        self.lingering = False
+                group = self._take_group()
+                if not group:
+                    last = 0  # nothing came: the next batch is a lone one
+                    break
+                last = len(group)
                 self.in_flight = len(group)
                 try:
                     await self._commit(writer, group, home)

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: float = _seconds(5.0, 600)
     db_pool_timeout_seconds: float = _seconds(5.0, 600)
     db_statement_timeout_seconds: float = _seconds(30.0, 86_400)
+    # How long ingestion's group commit waits for more batches while they arrive together
+    # (server.infra.group_commit); 0 takes every group at once.
+    ingest_commit_delay_ms: float = Field(default=5.0, ge=0, le=100)
     # Operating it (docs: README, Operations). Rate limits are per process, in memory.
     # (Defaults are not re-validated: a CLI command need not import ``limits`` to start.)
     rate_limit_graphql: RateLimits = Field(default="50/second;1000/minute", validate_default=False)

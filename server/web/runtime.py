@@ -47,7 +47,10 @@ class Services:
     def __post_init__(self) -> None:
         # The clock is read through the Services so a test's FakeClock applies to ingestion.
         self.committer = IngestCommitter(
-            self.db, lambda: self.clock(), on_group=self.telemetry.group_committed
+            self.db,
+            lambda: self.clock(),
+            on_group=self.telemetry.group_committed,
+            commit_delay=self.settings.ingest_commit_delay_ms / 1000,
         )
         self.readiness = Readiness(self.db, lambda: self.clock())
         # On the app's clock, as the grace period it caches: a test's FakeClock drives both.

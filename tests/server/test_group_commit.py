@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlmodel import col
 
 from server.domain.activity.batch import parse_batch
@@ -28,6 +29,7 @@ from server.infra.db import Database
 from server.infra.group_commit import THREAD_NAME, IngestCommitter, Overloaded, ShuttingDown
 from server.infra.settings import Settings
 from server.infra.write_lock import WriteLock
+from server.web import runtime
 from server.web.app import create_app
 from tests.support import START, FakeClock, batch_body, make_tenant, serve_app, sqlite_url
 
@@ -183,6 +185,77 @@ async def test_stopping_fails_the_waiting_batches_and_ends_the_thread(tmp_path: 
     finally:
         await committer.stop()
         await db.dispose()
+
+
+# The commit delay: batches arriving together share a commit; a lone batch never waits.
+
+
+async def test_batches_arriving_together_share_the_next_commit(tmp_path: Path) -> None:
+    path = tmp_path / "plm.db"
+    db = Database(sqlite_url(path))
+    await db.migrate()
+    tenant = await make_tenant(db)
+    groups: list[int] = []
+    committer = IngestCommitter(db, FakeClock(), commit_delay=1.0, on_group=groups.append)
+
+    def submit(n: int) -> asyncio.Task[object]:
+        batch = parse_batch(batch_body(f"PC-{n}", f"u{n}", batch_id=f"b{n}"), START)
+        return asyncio.create_task(committer.submit(tenant.account_id, batch))
+
+    try:
+        # b1 and b2 queue up while b0's group waits for the write lock: a group of two next.
+        async with db.write():
+            first = submit(0)
+            await until(lambda: committer.in_flight == 1)
+            together = [submit(1), submit(2)]
+            await until(lambda: committer.queued == 2)
+        await asyncio.gather(first, *together)
+        # The last group held two batches: the writer waits for more before the next one,
+        # and b3, though it woke the writer, is not taken alone; b4 joins it.
+        await until(lambda: committer.lingering)
+        third = submit(3)
+        await until(lambda: committer.queued == 1)
+        fourth = submit(4)
+        await asyncio.wait_for(asyncio.gather(third, fourth), 10)
+        assert groups == [1, 2, 2]
+        # Nothing came during the wait that followed: the next batch is a lone one, taken at
+        # once (a delay no test could wait out would time this out otherwise).
+        await until(lambda: committer.lingering)
+        await until(lambda: not committer.lingering)
+        committer.commit_delay = 600.0
+        await asyncio.wait_for(submit(5), 10)
+        assert groups == [1, 2, 2, 1]
+        assert all(_stored(path, f"b{n}") for n in range(6))
+    finally:
+        await committer.stop()
+        await db.dispose()
+
+
+async def test_a_lone_batch_is_taken_at_once(tmp_path: Path) -> None:
+    db = Database(sqlite_url(tmp_path / "plm.db"))
+    await db.migrate()
+    tenant = await make_tenant(db)
+    groups: list[int] = []
+    # A delay no test could wait out: were a lone batch made to wait, this would time out.
+    committer = IngestCommitter(db, FakeClock(), commit_delay=600.0, on_group=groups.append)
+    try:
+        for n in range(3):
+            batch = parse_batch(batch_body(f"PC-{n}", f"u{n}", batch_id=f"b{n}"), START)
+            await asyncio.wait_for(committer.submit(tenant.account_id, batch), 10)
+        assert groups == [1, 1, 1]
+        assert not committer.lingering
+    finally:
+        await committer.stop()
+        await db.dispose()
+
+
+def test_the_server_commit_delay_is_a_setting(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "plm.db")
+    assert runtime.of(create_app(Settings(database_url=url))).committer.commit_delay == 0.005
+    app = create_app(Settings(database_url=url, ingest_commit_delay_ms=0))
+    assert runtime.of(app).committer.commit_delay == 0
+    with pytest.raises(ValidationError):
+        Settings(database_url=url, ingest_commit_delay_ms=-1)
 
 
 async def test_apps_started_and_stopped_leave_no_writer_thread(tmp_path: Path) -> None:
