@@ -196,7 +196,8 @@ async def test_batches_arriving_together_share_the_next_commit(tmp_path: Path) -
     await db.migrate()
     tenant = await make_tenant(db)
     groups: list[int] = []
-    committer = IngestCommitter(db, FakeClock(), commit_delay=1.0, on_group=groups.append)
+    # A delay no test could wait out: every wait below must end for another reason.
+    committer = IngestCommitter(db, FakeClock(), commit_delay=600.0, on_group=groups.append)
 
     def submit(n: int) -> asyncio.Task[object]:
         batch = parse_batch(batch_body(f"PC-{n}", f"u{n}", batch_id=f"b{n}"), START)
@@ -210,16 +211,17 @@ async def test_batches_arriving_together_share_the_next_commit(tmp_path: Path) -
             together = [submit(1), submit(2)]
             await until(lambda: committer.queued == 2)
         await asyncio.gather(first, *together)
-        # The last group held two batches: the writer waits for more before the next one,
-        # and b3, though it woke the writer, is not taken alone; b4 joins it.
+        # The last group held two batches: the writer waits for two more before the next
+        # group. b3 alone is not taken; b4 ends the wait, and they share a commit.
         await until(lambda: committer.lingering)
         third = submit(3)
         await until(lambda: committer.queued == 1)
+        assert committer.lingering
+        committer.commit_delay = 0.2  # the next wait, after b3 and b4's group, runs out
         fourth = submit(4)
         await asyncio.wait_for(asyncio.gather(third, fourth), 10)
         assert groups == [1, 2, 2]
-        # Nothing came during the wait that followed: the next batch is a lone one, taken at
-        # once (a delay no test could wait out would time this out otherwise).
+        # Nothing comes during that wait: the next batch is a lone one, taken at once.
         await until(lambda: committer.lingering)
         await until(lambda: not committer.lingering)
         committer.commit_delay = 600.0
