@@ -41,16 +41,35 @@ async def until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.001)
 
 
+def submitter(committer: IngestCommitter, account_id: int) -> Callable[[int], asyncio.Task[object]]:
+    """``submit(n)``: hands agent ``PC-{n}``'s batch ``b{n}`` to ``committer``, in a task."""
+
+    def submit(n: int) -> asyncio.Task[object]:
+        batch = parse_batch(batch_body(f"PC-{n}", f"u{n}", batch_id=f"b{n}"), START)
+        return asyncio.create_task(committer.submit(account_id, batch))
+
+    return submit
+
+
+async def queue_behind_the_lock(
+    committer: IngestCommitter, submit: Callable[[int], asyncio.Task[object]]
+) -> tuple[asyncio.Task[object], list[asyncio.Task[object]]]:
+    """While the write lock is held: b0's group taken (its writer waits for the lock), then
+    b1 and b2 queued behind it."""
+    first = submit(0)
+    await until(lambda: committer.in_flight == 1)
+    waiting = [submit(1), submit(2)]
+    await until(lambda: committer.queued == 2)
+    return first, waiting
+
+
 async def test_the_queue_is_bounded_and_a_batch_given_up_on_is_never_stored(tmp_path: Path) -> None:
     path = tmp_path / "plm.db"
     db = Database(sqlite_url(path), busy_timeout_ms=30_000)
     await db.migrate()
     tenant = await make_tenant(db)
     committer = IngestCommitter(db, FakeClock(), max_queued_batches=3)
-
-    def submit(n: int) -> asyncio.Task[object]:
-        batch = parse_batch(batch_body(f"PC-{n}", f"u{n}", batch_id=f"b{n}"), START)
-        return asyncio.create_task(committer.submit(tenant.account_id, batch))
+    submit = submitter(committer, tenant.account_id)
 
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
@@ -162,18 +181,12 @@ async def test_stopping_fails_the_waiting_batches_and_ends_the_thread(tmp_path: 
     tenant = await make_tenant(db)
     committer = IngestCommitter(db, FakeClock())
     before = len(_writer_threads())
-
-    def submit(n: int) -> asyncio.Task[object]:
-        batch = parse_batch(batch_body(f"PC-{n}", f"u{n}", batch_id=f"b{n}"), START)
-        return asyncio.create_task(committer.submit(tenant.account_id, batch))
+    submit = submitter(committer, tenant.account_id)
 
     try:
         # A main-loop writer holds the write lock: the writer waits for it with b0's group.
         async with db.write():
-            first = submit(0)
-            await until(lambda: committer.in_flight == 1)
-            waiting = [submit(n) for n in (1, 2)]
-            await until(lambda: committer.queued == 2)
+            first, waiting = await queue_behind_the_lock(committer, submit)
             assert committer.running and len(_writer_threads()) == before + 1
             await committer.stop()
             for task in (first, *waiting):
@@ -198,18 +211,12 @@ async def test_batches_arriving_together_share_the_next_commit(tmp_path: Path) -
     groups: list[int] = []
     # A delay no test could wait out: every wait below must end for another reason.
     committer = IngestCommitter(db, FakeClock(), commit_delay=600.0, on_group=groups.append)
-
-    def submit(n: int) -> asyncio.Task[object]:
-        batch = parse_batch(batch_body(f"PC-{n}", f"u{n}", batch_id=f"b{n}"), START)
-        return asyncio.create_task(committer.submit(tenant.account_id, batch))
+    submit = submitter(committer, tenant.account_id)
 
     try:
         # b1 and b2 queue up while b0's group waits for the write lock: a group of two next.
         async with db.write():
-            first = submit(0)
-            await until(lambda: committer.in_flight == 1)
-            together = [submit(1), submit(2)]
-            await until(lambda: committer.queued == 2)
+            first, together = await queue_behind_the_lock(committer, submit)
         await asyncio.gather(first, *together)
         # The last group held two batches: the writer waits for two more before the next
         # group. b3 alone is not taken; b4 ends the wait, and they share a commit.
