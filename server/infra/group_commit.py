@@ -30,7 +30,7 @@ last commit answered send their next batch meanwhile and share the next commit i
 paying for one of their own. It waits until as many batches as the last group held have
 come since its answers went out (or a whole group is queued), at most ``commit_delay`` (the
 server's ``PLM_INGEST_COMMIT_DELAY_MS``). A group's statements cost about the same for one
-batch as for a dozen: under 16 concurrent new agents, groups of 8 became groups of 15-16
+batch as for a dozen: under 16 concurrent new agents, groups of 8 became groups of 14-16
 and admissions/s rose by a quarter or more, each answered sooner (bench/admission.py). A
 lone batch (the last group was one batch, or nothing came during the wait) is taken at once.
 
