@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -39,6 +39,27 @@ from .feed import EventFeed, LiveViews
 
 P = ParamSpec("P")
 R = TypeVar("R")
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _per_key(
+    ctx: Context,
+    fetch: Callable[[AsyncSession, int, list[K]], Awaitable[Mapping[K, V]]],
+    missing: Callable[[], V],
+) -> DataLoader[K, V]:
+    """A loader of ``fetch(session, account_id, keys)``'s answer for each key; ``missing()``
+    for a key it has no answer for."""
+
+    async def load(keys: list[K]) -> list[V]:
+        found = await ctx.run(fetch, ctx.account_id, keys)
+        return [found[k] if k in found else missing() for k in keys]
+
+    return DataLoader(load_fn=load)
+
+
+def _none() -> None:
+    return None
 
 
 class Loaders:
@@ -52,23 +73,11 @@ class Loaders:
 
     @cached_property
     def user(self) -> DataLoader[int, UserRow | None]:
-        ctx = self._ctx
-
-        async def users(ids: list[int]) -> list[UserRow | None]:
-            found = await ctx.run(loads.users_by_id, ctx.account_id, ids)
-            return [found.get(i) for i in ids]
-
-        return DataLoader(load_fn=users)
+        return _per_key(self._ctx, loads.users_by_id, _none)
 
     @cached_property
     def agents(self) -> DataLoader[int, list[AgentRow]]:
-        ctx = self._ctx
-
-        async def agents(user_ids: list[int]) -> list[list[AgentRow]]:
-            found = await ctx.run(loads.agents_by_user, ctx.account_id, user_ids)
-            return [found.get(i, []) for i in user_ids]
-
-        return DataLoader(load_fn=agents)
+        return _per_key(self._ctx, loads.agents_by_user, list)
 
     @cached_property
     def retained(self) -> DataLoader[int, Retained]:
@@ -82,23 +91,11 @@ class Loaders:
 
     @cached_property
     def admin(self) -> DataLoader[int, Admin | None]:
-        ctx = self._ctx
-
-        async def admins(ids: list[int]) -> list[Admin | None]:
-            found = await ctx.run(loads.admins_by_id, ctx.account_id, ids)
-            return [found.get(i) for i in ids]
-
-        return DataLoader(load_fn=admins)
+        return _per_key(self._ctx, loads.admins_by_id, _none)
 
     @cached_property
     def suggestions(self) -> DataLoader[int, list[Found]]:
-        ctx = self._ctx
-
-        async def suggested(user_ids: list[int]) -> list[list[Found]]:
-            found = await ctx.run(suggestions_by_user, ctx.account_id, user_ids)
-            return [found.get(i, []) for i in user_ids]
-
-        return DataLoader(load_fn=suggested)
+        return _per_key(self._ctx, suggestions_by_user, list)
 
     @cached_property
     def activity(self) -> DataLoader[tuple[int, int], ActivitySummary]:
@@ -121,13 +118,7 @@ class Loaders:
 
     @cached_property
     def last_activity(self) -> DataLoader[int, datetime | None]:
-        ctx = self._ctx
-
-        async def last_activity(user_ids: list[int]) -> list[datetime | None]:
-            found = await ctx.run(activity.last_activity_by_user, ctx.account_id, user_ids)
-            return [found.get(i) for i in user_ids]
-
-        return DataLoader(load_fn=last_activity)
+        return _per_key(self._ctx, activity.last_activity_by_user, _none)
 
     @cached_property
     def undoable(self) -> DataLoader[int, datetime | None]:
