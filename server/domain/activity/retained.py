@@ -10,7 +10,6 @@ events of that row are read from its day's chunks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.domain.activity import chunks
 from server.domain.activity.chunks import ROLLUP
 from server.domain.models import User, UTCDateTime
+from server.domain.records import record
 
 _R = ROLLUP.c
 _U = sa.inspect(User).local_table.c
@@ -53,7 +53,7 @@ _CUT_ROWS = (
 _SUMS_OF_USERS = _SUMS.where(_U.id.in_(sa.bindparam("ids", expanding=True)))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Retained:
     """What is stored of one user's activity."""
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -30,6 +29,7 @@ from server.domain.reads.rows import (
     agent_row,
     user_row,
 )
+from server.domain.records import record
 
 T = TypeVar("T")
 
@@ -104,7 +104,7 @@ async def agent_by_id(session: AsyncSession, account_id: int, agent_id: int) -> 
 # ---------------------------------------------------------------------------- pending info
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PendingInfo:
     reason: PendingReason
     entered_at: datetime

@@ -1,7 +1,7 @@
 """What the read side loads of users and agents: frozen rows, and the fields it shows.
 
 Lists and batch loads of users and agents are SQLAlchemy Core selects of the table columns,
-returned as frozen :class:`UserRow` / :class:`AgentRow`: the read side never changes a row,
+returned as :class:`UserRow` / :class:`AgentRow` records (frozen, :mod:`server.domain.records`): the read side never changes a row,
 and an ORM load (identity map, instance state, SQLModel's ``__new__``) cost several times the
 query itself on a 50-row page. Conditions are written against ``Table.c`` rather than the ORM
 attributes for the same reason: an ORM attribute anywhere in a statement routes its execution
@@ -11,13 +11,14 @@ through the ORM's compile and result machinery.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from server.domain.models import Agent, PendingReason, User, UserStatus
+from server.domain.records import record
 
 # The tables, for Core statements (see the module docstring).
 USER, AGENT = (sa.inspect(m).local_table for m in (User, Agent))
@@ -63,7 +64,7 @@ class AgentFields(Protocol):
     def last_seen_at(self) -> datetime: ...
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UserRow:
     """A ``user`` row as the read side loads it (Core, no ORM instance)."""
 
@@ -78,7 +79,7 @@ class UserRow:
     pending_since: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AgentRow:
     """An ``agent`` row as the read side loads it (without its normalised keys)."""
 
