@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import timedelta
+from typing import Any
 
 from server.domain.activity import ingestion
 from server.domain.activity.batch import Batch, Event
@@ -113,6 +116,35 @@ async def test_pending_users_orders_and_filters(gql: Gql, db: Database, tenant: 
         "pendingUsers"
     ]
     assert manual["totalCount"] == 0 and manual["edges"] == []
+
+
+async def test_name_order_pages_through_names_outside_ascii(gql: Gql, db: Database, tenant: Tenant) -> None:
+    """A NAME_ASC cursor holds the last name: written as UTF-8 JSON, it pages on as one
+    written with escapes (as cursors were before this was orjson) does."""
+    for i in range(3):
+        await arrive(db, tenant.account_id, f"LIC{i}", f"lic{i}")
+    names = ["Zoë", "Émile", "Łukasz", "Ødegaard", "孔子"]
+    for i, name in enumerate(names):
+        await arrive(db, tenant.account_id, f"PC{i}", f"p{i}", name=name, now=START + timedelta(minutes=i))
+
+    async def page(after: str | None) -> dict[str, Any]:
+        found = await gql(tenant.admin_token, PENDING_PAGE, first=1, orderBy="NAME_ASC", after=after)
+        return found.ok()["pendingUsers"]  # type: ignore[no-any-return]
+
+    seen, after = [], None
+    while True:
+        current = await page(after)
+        seen += [edge["node"]["displayName"] for edge in current["edges"]]
+        if not current["pageInfo"]["hasNextPage"]:
+            break
+        after = current["pageInfo"]["endCursor"]
+    assert seen == sorted(names, key=str.lower)
+    first = (await page(None))["pageInfo"]["endCursor"]
+    raw = base64.urlsafe_b64decode(first + "=" * (-len(first) % 4))
+    assert "zoë".encode() in raw  # the first name, lowered: UTF-8, not escaped
+    escaped = base64.urlsafe_b64encode(json.dumps(json.loads(raw), separators=(",", ":")).encode())
+    assert b"zo\\u00eb" in base64.urlsafe_b64decode(escaped)
+    assert (await page(escaped.decode().rstrip("="))) == (await page(first))
 
 
 async def test_search_is_case_insensitive_over_name_logon_and_device(
