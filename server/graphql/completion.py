@@ -28,6 +28,9 @@ from graphql import (
 )
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.type import GraphQLNonNull, is_leaf_type
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+DEFINITION_BACKREF = GraphQLCoreConverter.DEFINITION_BACKREF
 
 
 class _Unknown(enum.Enum):
@@ -115,7 +118,7 @@ class Plan:
     every entry takes the short path (an object in a list is then completed whole).
     """
 
-    __slots__ = ("entries", "fast", "name", "plain", "run")
+    __slots__ = ("compiles", "entries", "fast", "name", "plain", "run", "waiting")
 
     def __init__(self, name: str, entries: list[tuple[str, FieldDetailsList, Reader, Shape | None]]) -> None:
         self.name = name  # the object type's
@@ -129,6 +132,10 @@ class Plan:
         ]
         # When fast, once first used: the object's completion as one function (compiled).
         self.run: Callable[[Any, Complete], dict[str, Any]] | None = None
+        # How many times ``run`` was generated, and whether an object below it was not yet
+        # ready to be called directly when it was (see :func:`compiled`).
+        self.compiles = 0
+        self.waiting = False
 
 
 # A fast plan's entry: (response name, reader, a leaf's coercion or None, shape).
@@ -191,21 +198,63 @@ def _enum_names(leaf: GraphQLLeafType | None) -> tuple[type, dict[Any, str]] | N
     return wrapped, names
 
 
+def _direct(shape: Shape) -> tuple[type, Callable[[Any, Complete], dict[str, Any]]] | None:
+    """For an object shape whose plan is fast and generated: the Python class its values are
+    (the Strawberry type's) and the plan's function, to call directly; else None."""
+    plan = shape.plan
+    if shape.kind != OBJECT or plan is None or not plan.fast or plan.run is None or settling(plan):
+        return None
+    definition = (shape.object_type.extensions or {}).get(DEFINITION_BACKREF) if shape.object_type else None
+    origin = getattr(definition, "origin", None)
+    return (origin, plan.run) if isinstance(origin, type) else None
+
+
+# How many times a plan's function may be generated: once, then again while objects below
+# it get theirs (one more time per level of nesting below it that was not ready).
+MAX_COMPILES = 4
+
+
+def settling(plan: Plan) -> bool:
+    """Whether the plan's function is to be generated again (:func:`compiled`)."""
+    return plan.waiting and plan.compiles < MAX_COMPILES
+
+
+def _unready(shape: Shape) -> bool:
+    """An object (or list of objects) whose plan is not built, or whose function is not
+    generated yet or is still settling."""
+    inner = shape.item if shape.kind == LIST else shape
+    if inner is None or inner.kind != OBJECT:
+        return False
+    plan = inner.plan
+    return plan is None or (plan.fast and (plan.run is None or settling(plan)))
+
+
 def compiled(plan: Plan) -> Callable[[Any, Complete], dict[str, Any]]:
     """The plan's object completion as one generated function: what :meth:`Executor._object`
-    did entry by entry, without the loop, and with the commonest leaves inlined: an
+    did entry by entry, without the loop, and with the commonest cases inlined: an
     attribute read directly, a ``str`` for ``String``/``ID`` and a ``bool`` for ``Boolean``
     taken as they are (graphql-core answers them unchanged), an enum member's name looked
-    up. Every other value goes through :func:`entry`, as before. The source names no value
+    up, and an object (or a list's objects) of its Strawberry type completed by calling its
+    own plan's generated function (:func:`_direct`) instead of ``complete``. Every other
+    value goes through :func:`entry` or ``complete``, as before. The source names no value
     from the document (response names, like readers and shapes, are the function's globals)
-    and no attribute that is not a plain identifier."""
+    and no attribute that is not a plain identifier.
+
+    An object's plan is built, and its function generated, when its first value is
+    completed: below a function generated before that (or before the object's own function
+    settled), the object goes through ``complete`` and the plan is ``waiting``;
+    :class:`Executor` generates it again on its next use, up to :data:`MAX_COMPILES` times
+    in all (a 50-row page settles within its first rows)."""
     env: dict[str, Any] = {
         "E": entry,
         "PLAIN": PLAIN_VALUES,
         "Undefined": Undefined,
         "Slow": Slow,
         "UNKNOWN": UNKNOWN,
+        "list": list,
+        "type": type,
     }
+    waiting = False
     lines = ["def run(source, complete):"]
     for i, (name, reader, coerce, shape) in enumerate(plan.plain):
         env[f"N{i}"], env[f"R{i}"], env[f"C{i}"], env[f"S{i}"] = name, reader, coerce, shape
@@ -213,8 +262,23 @@ def compiled(plan: Plan) -> Callable[[Any, Complete], dict[str, Any]]:
         attribute = _attribute(reader)
         lines.append(f"    {v} = source.{attribute}" if attribute is not None else f"    {v} = R{i}(source)")
         if coerce is None:  # a list or an object
+            waiting = waiting or _unready(shape)
             lines.append(f"    if {v} is UNKNOWN: raise Slow")
-            lines.append(f"    {v} = complete(S{i}, {v})")
+            direct = _direct(shape.item) if shape.kind == LIST and shape.item is not None else _direct(shape)
+            if direct is None:
+                lines.append(f"    {v} = complete(S{i}, {v})")
+                continue
+            env[f"K{i}"], env[f"P{i}"] = direct
+            if shape.kind == LIST:
+                # Each item of its type by its function; any other item as complete would.
+                env[f"I{i}"] = shape.item
+                lines.append(f"    if type({v}) is list:")
+                lines.append(
+                    f"        {v} = [P{i}(x, complete) if type(x) is K{i} else complete(I{i}, x) for x in {v}]"
+                )
+                lines.append(f"    else: {v} = complete(S{i}, {v})")
+            else:
+                lines.append(f"    {v} = P{i}({v}, complete) if type({v}) is K{i} else complete(S{i}, {v})")
             continue
         unchanged = _UNCHANGED.get(coerce)
         members = _enum_names(shape.leaf)
@@ -232,4 +296,6 @@ def compiled(plan: Plan) -> Callable[[Any, Complete], dict[str, Any]]:
     lines.append("    return {" + ", ".join(f"N{i}: v{i}" for i in range(len(plan.plain))) + "}")
     exec(compile("\n".join(lines), f"<completion of {plan.name}>", "exec"), env)  # see above
     run: Callable[[Any, Complete], dict[str, Any]] = env["run"]
+    plan.compiles += 1
+    plan.waiting = waiting
     return run

@@ -56,6 +56,7 @@ from .completion import (
     Shape,
     Slow,
     compiled,
+    settling,
     shape_of,
 )
 from .completion import Unknown as Unknown  # known_answer's users read both here
@@ -275,7 +276,8 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
 
     def _object(self, plan: Plan, source: Any) -> dict[str, Any]:
         run = plan.run
-        if run is None:
+        if run is None or settling(plan):
+            # Once more after its first use: the objects below it have their functions now.
             run = plan.run = compiled(plan)
         return run(source, self._complete)
 

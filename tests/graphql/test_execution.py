@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import re
 from collections import deque
 from collections.abc import Awaitable, Generator
 from datetime import UTC, datetime, timedelta
+from types import CodeType
 from typing import Annotated, Any, NewType
 
 import pytest
@@ -542,8 +544,18 @@ def test_a_plain_object_is_completed_by_one_generated_function(monkeypatch: pyte
     result = FAST.execute_sync(document)
     assert not result.errors and result.data == PLAIN.execute_sync(document).data
     assert all("x_alias" in item for item in result.data["plain"])  # type: ignore[index]
-    # Item's three selections (the root's items, sub, subs), each generated once for all rows.
-    assert sorted(name for name, _ in compiled) == ["Item", "Item", "Item"]
+    # Item's three selections (the root's items, sub, subs), each generated once for all
+    # rows; the root's again on its second row, once sub's and subs' functions exist: it then
+    # calls them directly (P: a plan's function) instead of going through ``complete``.
+    assert [name for name, _ in compiled] == ["Item"] * 4
+    first, settled = compiled[0][1], compiled[-1][1]
+    direct = re.compile(r"P\d+")
+
+    def names(code: CodeType) -> set[str]:  # a list's comprehension is a code object of its own
+        return {*code.co_names}.union(*(names(c) for c in code.co_consts if isinstance(c, CodeType)))
+
+    assert not any(direct.fullmatch(n) for n in names(first.__code__))
+    assert sum(bool(direct.fullmatch(n)) for n in names(settled.__code__)) == 2
     for _, run in compiled:
         assert "x_alias" not in run.__code__.co_names and "x_alias" not in run.__code__.co_consts
     assert any("N0" in run.__code__.co_names for _, run in compiled)
