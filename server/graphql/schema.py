@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from .mutations import Mutation
 from .operation import OperationInfo
 from .queries import Query
 from .subscriptions import Subscription
+from .types.base import DATETIME
 from .webhooks import WebhookMutation, WebhookQuery
 
 
@@ -45,6 +47,7 @@ schema = Schema(
     subscription=Subscription,
     extensions=[*EXTENSIONS, OperationInfo],
     execution_context_class=Executor,
+    scalar_overrides={datetime: DATETIME},
 )
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent.parent / "schema.graphql"

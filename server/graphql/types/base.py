@@ -1,15 +1,32 @@
-"""What every type module shares: the contract's enums, ids and ``PageInfo``."""
+"""What every type module shares: the contract's enums, ids, ``PageInfo`` and ``DateTime``."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import strawberry
+from strawberry.schema.types.base_scalars import DateTimeDefinition
 
 from server.domain import models
 from server.domain.errors import ErrorCode as DomainErrorCode
 from server.domain.reads import cursors, lists
+
+
+def _isoformat(value: datetime) -> str:
+    """``DateTime``'s serialization: ``value.isoformat()``, as Strawberry's, written by orjson
+    for a UTC time (every time the server holds) in 0.35 us rather than 0.84 (a 50-row queue
+    page serializes ~350). Equal output: ``tests/graphql/test_scalars.py``."""
+    if type(value) is datetime and value.tzinfo is UTC:
+        return orjson.dumps(value)[1:-1].decode()
+    return value.isoformat()
+
+
+# Strawberry's DateTime (name, description, parsing) with that serialization (the schema's
+# scalar_overrides).
+DATETIME = replace(DateTimeDefinition, serialize=_isoformat)
 
 Role = strawberry.enum(models.Role, name="Role")
 UserStatus = strawberry.enum(models.UserStatus, name="UserStatus")
