@@ -208,6 +208,13 @@ class ErrorPolicy(MaskErrors):
         # validation produced while that is still unambiguous.
         self._validation_errors = list(self.execution_context.pre_execution_errors or ())
 
+    def _process_result(self, result: object) -> None:
+        # MaskErrors' own first asks isinstance() of a runtime-checkable Protocol, which costs
+        # ~8 us on Python 3.11 for every operation; only a result with errors has any to mask.
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]  # has errors
+
     def _classify(self, error: GraphQLError) -> bool:
         """Tags request errors with their code; ``True`` when the error must be masked."""
         if _has_code(error):
