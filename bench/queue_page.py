@@ -5,9 +5,10 @@
                                          [--no-sqlite] [--no-postgres]
 
 Builds an account with ``--pending`` pending users (one agent each) and ``--events``
-activity events spread over them, first in a fresh SQLite file (plain sqlite3 executemany),
-then, when PostgreSQL's binaries are installed, in a throwaway PostgreSQL server with
-default durability (``tests.pg``, rows loaded with COPY, then VACUUM ANALYZE). For each
+activity events spread over them, first in a fresh SQLite file (plain sqlite3 executemany,
+then the ``statistics`` job's run: ANALYZE and the search index merged), then, when
+PostgreSQL's binaries are installed, in a throwaway PostgreSQL server with default
+durability (``tests.pg``, rows loaded with COPY, then VACUUM ANALYZE). For each
 database it starts the real app (``create_app`` + uvicorn, as ``plm serve`` runs it) in a
 child process with two extra routes, then drives each target with ``--clients``
 keep-alive connections:
@@ -239,10 +240,21 @@ def build_sqlite(path: Path, pending: int, events: int) -> tuple[str, str]:
             )
     conn.close()
     asyncio.run(_store_events(f"sqlite+aiosqlite:///{path}", fixture))
-    conn = sqlite3.connect(path)
-    conn.execute("ANALYZE")
-    conn.close()
+    asyncio.run(_settle_sqlite(f"sqlite+aiosqlite:///{path}"))
     return token, ingest_key
+
+
+async def _settle_sqlite(url: str) -> None:
+    """What the ``statistics`` job leaves a running server's SQLite file in (as autovacuum
+    does PostgreSQL's, below): the planner's statistics, and the search index merged."""
+    from server.infra import statistics
+    from server.infra.db import Database
+
+    db = Database(url)
+    try:
+        await statistics.refresh(db)
+    finally:
+        await db.dispose()
 
 
 async def _store_events(url: str, fixture: Fixture) -> None:

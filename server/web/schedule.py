@@ -8,7 +8,8 @@
 * ``retention`` (hourly, checked every minute, first a minute after start so short-lived
   processes still purge): :func:`server.domain.retention.purge`, also ``plm purge``.
 * ``statistics`` (every ten minutes, first a minute after start): the query planner's
-  statistics on SQLite (:mod:`server.infra.statistics`); nothing on PostgreSQL.
+  statistics on SQLite, and the search index's b-trees merged (:mod:`server.infra.statistics`);
+  nothing on PostgreSQL.
 * ``webhooks`` (every second, in every process, no lease: deliveries are claimed row by
   row with ``SKIP LOCKED``): :meth:`server.infra.webhooks.WebhookDispatcher.tick`, which is
   also woken after each commit of queue events.

@@ -16,11 +16,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from server.domain.reads import loads
+from server.domain.reads import lists, loads
 from server.domain.reads.rows import AGENT, AGENT_COLUMNS, USER, USER_COLUMNS
 from server.infra import statistics
 from server.infra.db import Database
 from server.web import schedule as jobs
+from tests.server.domain import arrive
 from tests.support import make_tenant, sqlite_url
 
 NOW = datetime(2026, 11, 26, 9, tzinfo=UTC)
@@ -134,3 +135,39 @@ async def test_the_statistics_job_gives_sqlite_statistics(tmp_path: Path) -> Non
 async def test_the_statistics_job_leaves_postgresql_to_autovacuum(db: Database) -> None:
     # On SQLite it runs (above); PostgreSQL keeps its own statistics.
     assert await statistics.refresh(db) is db.is_sqlite
+
+
+async def segments(db: Database, table: str) -> int:
+    """The b-trees of an FTS5 table's index (one row per b-tree and leaf in its ``_idx``)."""
+    async with db.read() as session:
+        found = await session.execute(sa.text(f"SELECT count(DISTINCT segid) FROM {table}_idx"))
+        return int(found.scalar_one())
+
+
+async def test_the_statistics_job_merges_the_search_index(tmp_path: Path) -> None:
+    """Agents arriving one transaction at a time leave the trigram index in many b-trees, each
+    read by every search; the job merges them into one, and every search answers the same."""
+    db = await fresh(tmp_path)
+    try:
+        tenant = await make_tenant(db)
+        for i in range(40):
+            await arrive(db, tenant.account_id, f"PC-{i:03d}", f"user{i:03d}", name=f"Person {i:03d}")
+        filters = [
+            lists.AgentFilter(tenant.account_id, search=term) for term in ("user01", "pc-03", "son 02", "9")
+        ]
+
+        async def searches() -> list[list[int]]:
+            async with db.read() as session:
+                return [
+                    [a.id for a in (await lists.agents_page(session, f, 100, None)).items] for f in filters
+                ]
+
+        before = await searches()
+        assert await segments(db, "agent_search") > 4 and await segments(db, "user_search") > 4
+        assert await statistics.refresh(db)
+        assert await segments(db, "agent_search") == 1 == await segments(db, "user_search")
+        assert await searches() == before and all(before)
+        assert await statistics.refresh(db)  # nothing left to merge
+        assert await segments(db, "agent_search") == 1
+    finally:
+        await db.dispose()
