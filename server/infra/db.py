@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 from sqlalchemy.pool.base import ConnectionPoolEntry
 
+from server.domain import seat_counts
 from server.domain.events import QueueEvent, take_recorded
 from server.domain.models import ReadinessProbe
 from server.infra.broadcast import Broadcaster, MemoryBroadcaster
@@ -244,7 +245,9 @@ class Database:
         self._thread_engines: list[AsyncEngine] = []
         # Told of every committed transaction's queue events, in this process (metrics).
         self.commit_listeners: list[Callable[[Sequence[QueueEvent]], None]] = []
-        self._reads = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._reads = async_sessionmaker(
+            self.engine, expire_on_commit=False, autoflush=False, info={seat_counts.READ_ONLY: True}
+        )
         self._writes = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
         # SQLite has one writer: waiting on a lock in-process is far cheaper than contending
         # through the busy handler. Other processes still meet BEGIN IMMEDIATE.

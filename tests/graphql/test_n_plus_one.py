@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from server.domain import reclaim
+from server.domain import actions, reclaim
 from server.domain.changes import Actor
 from server.infra.db import Database
 from tests.graphql.helpers import PENDING_PAGE, Gql
@@ -45,6 +45,7 @@ async def test_statement_count_does_not_grow_with_the_page(gql: Gql, db: Databas
         await arrive(db, tenant.account_id, f"PC{i}-B", f"p{i}", now=START + timedelta(seconds=i))
     await report(db, tenant, "PC0", "p0", (1, 60))
 
+    await gql(tenant.admin_token, PENDING_PAGE, first=1)  # the queue's count, remembered from here
     counts = {}
     for first in (5, 50):
         with counting(db) as statements:
@@ -53,7 +54,8 @@ async def test_statement_count_does_not_grow_with_the_page(gql: Gql, db: Databas
         assert all(len(e["node"]["agents"]) == 2 for e in page["edges"])
         counts[first] = len(statements)
     assert counts[50] == counts[5], counts
-    # auth, page, count, agents, agents' users, retained activity (+ BEGIN/ROLLBACK noise, if any)
+    # auth, page, the account's version (its pending count remembered at it), agents, agents'
+    # users, retained activity (+ BEGIN/ROLLBACK noise, if any)
     assert counts[50] <= 8, counts
 
 
@@ -67,7 +69,8 @@ query Counted($first: Int!, $after: String, $search: String) {
 
 
 def _counts(statements: list[str]) -> int:
-    return sum(s.lstrip().upper().startswith("SELECT COUNT(") for s in statements)
+    """Statements that count rows (a list's ``count(*)``, the account's seat counts)."""
+    return sum(s.lstrip().upper().startswith("SELECT") and "COUNT(" in s.upper() for s in statements)
 
 
 async def test_a_page_that_is_the_whole_list_is_counted_without_a_statement(
@@ -96,8 +99,45 @@ async def test_a_page_that_is_the_whole_list_is_counted_without_a_statement(
         after = part["pendingUsers"]["pageInfo"]["endCursor"]
         if after is not None:
             last, counts = await read(first=50, after=after, search=search)
-            # The pending list after a cursor: by query; the others are whole lists again.
-            assert counts == 1 and last["pendingUsers"]["totalCount"] == whole["pendingUsers"]["totalCount"]
+            # The pending list after a cursor: by query, but the whole queue's count is the
+            # account's, remembered since the last read counted it; the others are whole lists.
+            assert counts == (search is not None)
+            assert last["pendingUsers"]["totalCount"] == whole["pendingUsers"]["totalCount"]
+
+
+QUEUE_COUNT = "query { pendingUsers(first: 2) { totalCount } }"
+
+
+async def test_the_queues_count_is_remembered_until_the_queue_changes(
+    gql: Gql, db: Database, tenant: Tenant
+) -> None:
+    """The whole queue's totalCount is the account's pending users: counted once per queue
+    version (plan_version, read in the page's own snapshot), whatever the reads between."""
+    for i in range(3):
+        await arrive(db, tenant.account_id, f"LIC{i}", f"lic{i}")
+    pending = [
+        (await arrive(db, tenant.account_id, f"PC{i}", f"p{i}", now=START + timedelta(seconds=i))).user_id
+        for i in range(6)
+    ]
+
+    async def total() -> tuple[int, int]:
+        with counting(db) as statements:
+            data = (await gql(tenant.admin_token, QUEUE_COUNT)).ok()
+        return data["pendingUsers"]["totalCount"], _counts(statements)
+
+    assert await total() == (6, 1)
+    assert await total() == (6, 0)
+    await arrive(db, tenant.account_id, "PC9", "p9", now=START + timedelta(minutes=1))
+    assert await total() == (7, 1)
+    assert await total() == (7, 0)
+    async with db.write() as session:
+        await actions.remove(
+            session, Actor.system(tenant.account_id), [u for u in pending[:2] if u], False, START
+        )
+    assert await total() == (5, 1)
+    # Retained activity growing is no change of the queue's members: still remembered.
+    await report(db, tenant, "PC3", "p3", (1, 60))
+    assert await total() == (5, 0)
 
 
 ACTIVITY_PAGE = """
@@ -178,6 +218,7 @@ async def test_retained_activity_of_released_users_costs_a_fixed_number_of_state
     async with db.write() as session:
         await reclaim.release(session, Actor.system(t.account_id), ids, START)
 
+    await gql(t.admin_token, PENDING_PAGE, first=1)  # the queue's count, remembered from here
     counts = {}
     for first in (5, 50):
         with counting(db) as statements:
@@ -187,7 +228,8 @@ async def test_retained_activity_of_released_users_costs_a_fixed_number_of_state
         assert all(e["node"]["pending"]["retainedActiveSeconds"] == 45 for e in page["edges"]), page
         counts[first] = len(statements)
     assert counts[50] == counts[5], counts
-    # auth, page, count, agents, agents' users, retained, its cut rows, their chunks (+ BEGIN)
+    # auth, page, the account's version, agents, agents' users, retained, its cut rows, their
+    # chunks (+ BEGIN)
     assert counts[50] <= 10, counts
 
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.domain import seat_counts
 from server.domain.models import AuditEntry, PendingReason, UserStatus
 from server.domain.reads.cursors import Keyset, Page, bound_page, keyset_page, page_statement
 from server.domain.reads.rows import (
@@ -170,6 +171,10 @@ async def pending_page(
 
 
 async def pending_count(session: AsyncSession, filt: PendingFilter) -> int:
+    """The filter's pending users; the whole queue's (no search, no reason) is the account's
+    seat count, remembered between changes (:func:`server.domain.seat_counts.counted`)."""
+    if filt.search is None and filt.reason is None:
+        return (await seat_counts.counted(session, filt.account_id))[1]
     return await _bound_count(session, USER, filt.bound())
 
 
