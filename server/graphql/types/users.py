@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Awaitable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Literal, TypeVar
@@ -28,6 +27,7 @@ from strawberry.types.nodes import SelectedField, Selection
 from server.domain import models, reclaim
 from server.domain.errors import DomainError
 from server.domain.reads import activity, cursors, lists, loads, rows
+from server.domain.records import record
 from server.domain.suggestions.store import Found
 
 from ..context import Ctx
@@ -267,7 +267,7 @@ UNLOADED = _Unloaded.UNLOADED
 Unloaded = Literal[_Unloaded.UNLOADED]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ResolvedUser:
     agents: list[AgentType] | Unloaded
     pending: PendingInfoType | Unloaded | None
@@ -431,19 +431,16 @@ async def user_connection(
     if "pending" in asked:
         ids = [u.id for u in users if u.status is models.UserStatus.PENDING]
         retained = dict(zip(ids, await load_many_now(ctx.loaders.retained, ids), strict=True))
-    account = ctx.account
+    # Read once: an ORM attribute read costs ~0.4 us, twice per row otherwise.
+    retention_days, queue_target_hours = ctx.account.retention_days, ctx.account.queue_target_hours
+    nothing = loads.Retained()
     nodes = [
         UserType.resolved_of(
             user,
             UNLOADED if agents is None else agents[i],
             UNLOADED
             if retained is None
-            else loads.pending_info(
-                user,
-                retained.get(user.id, loads.Retained()),
-                account.retention_days,
-                account.queue_target_hours,
-            ),
+            else loads.pending_info(user, retained.get(user.id, nothing), retention_days, queue_target_hours),
         )
         for i, user in enumerate(users)
     ]
