@@ -10,6 +10,7 @@ concurrently: every use of the session goes through :meth:`Context.run`, which s
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
@@ -69,7 +70,10 @@ class Loaders:
     live rendering makes a new set for every event."""
 
     def __init__(self, ctx: Context) -> None:
-        self._ctx = ctx
+        # A proxy: the context holds its loaders, and a loader's batch function its context;
+        # held strongly, that cycle (and the rows the loaders cache) would be left to the
+        # cyclic garbage collector after every request.
+        self._ctx: Context = weakref.proxy(ctx)
 
     @cached_property
     def user(self) -> DataLoader[int, UserRow | None]:

@@ -199,7 +199,11 @@ class ErrorPolicy(MaskErrors):
     """
 
     def __init__(self) -> None:
-        super().__init__(should_mask_error=self._classify)
+        super().__init__()
+        # MaskErrors keeps the callable it is given as an attribute: a bound method of ours
+        # there is a reference cycle holding each execution (its context, loaders and rows)
+        # for the cyclic garbage collector. The class's own should_mask_error answers instead.
+        del self.should_mask_error
         self._validation_errors: list[GraphQLError] = []
 
     def on_validate(self) -> Iterator[None]:
@@ -215,7 +219,7 @@ class ErrorPolicy(MaskErrors):
         if errors:
             result.errors = self._process_errors(errors)  # type: ignore[attr-defined]  # has errors
 
-    def _classify(self, error: GraphQLError) -> bool:
+    def should_mask_error(self, error: GraphQLError) -> bool:
         """Tags request errors with their code; ``True`` when the error must be masked."""
         if _has_code(error):
             return False

@@ -36,7 +36,22 @@ class Schema(strawberry.Schema):
         result = await super().execute(query, *args, **kwargs)
         context = kwargs.get("context_value", args[1] if len(args) > 1 else None)
         result.errors = finish_errors(result.errors, getattr(context, "request_id", None))
+        for error in result.errors or ():
+            _drop_tracebacks(error)
         return result
+
+
+def _drop_tracebacks(error: BaseException | None) -> None:
+    """Forget an answered error's tracebacks (an unexpected one was logged with its own as it
+    was masked): their frames hold the execution, a reference cycle that would keep the
+    request's context and rows for the cyclic garbage collector."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        error.__traceback__ = None
+        if error.__context__ is not None and error.__context__ is not error.__cause__:
+            _drop_tracebacks(error.__context__)
+        error = error.__cause__ or getattr(error, "original_error", None)
 
 
 class Names(NameConverter):

@@ -77,8 +77,10 @@ class AgentType:
     first_seen_at: datetime
     last_seen_at: datetime
     user_id: strawberry.Private[int]
-    # Set when the owner is already resolved (a live event's user): no loader, no session.
-    owner: strawberry.Private[UserType | None] = None
+    # Set when the owner is already resolved (its page's user, a live event's): no loader, no
+    # session. Weak: the owner holds its agents, and a cycle would leave every page's objects
+    # to the cyclic garbage collector (pauses of tens of ms, hundreds under a busy heap).
+    owner: strawberry.Private[weakref.ref[UserType] | None] = None
 
     @classmethod
     def of(cls, agent: rows.AgentFields, owner: UserType | None = None) -> AgentType:
@@ -90,11 +92,12 @@ class AgentType:
             first_seen_at=agent.first_seen_at,
             last_seen_at=agent.last_seen_at,
             user_id=agent.user_id,
-            owner=owner,
+            owner=None if owner is None else weakref.ref(owner),
         )
 
     def _known_user(self) -> UserType | Unknown:
-        return UNKNOWN if self.owner is None else self.owner
+        owner = None if self.owner is None else self.owner()
+        return UNKNOWN if owner is None else owner
 
     @strawberry.field(graphql_type="UserType")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
     @known_answer(_known_user)
