@@ -35,7 +35,7 @@ from server.graphql.execution import Executor, known_answer, read_by
 from server.graphql.schema import schema as app_schema
 from server.infra.db import Database
 from tests.graphql.helpers import PENDING_PAGE, Gql
-from tests.graphql.test_queries import report
+from tests.graphql.test_queries import two_device_queue
 from tests.server.domain import arrive
 from tests.support import START, Tenant
 
@@ -455,12 +455,7 @@ APP_DOCUMENTS = [
 async def test_the_app_answers_as_with_strawberrys_executor(
     gql: Gql, db: Database, tenant: Tenant, document: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for i in range(2):
-        await arrive(db, tenant.account_id, f"LIC{i}", f"lic{i}")
-    for i in range(7):
-        await arrive(db, tenant.account_id, f"PC{i}", f"p{i}", now=START + timedelta(seconds=i))
-        await arrive(db, tenant.account_id, f"PC{i}-B", f"p{i}", now=START + timedelta(seconds=i))
-    await report(db, tenant, "PC0", "p0", (1, 60))
+    await two_device_queue(db, tenant, licensed=2, pending=7)
 
     fast = await gql(tenant.admin_token, document, first=5)
     monkeypatch.setattr(app_schema, "execution_context_class", StrawberryGraphQLCoreExecutionContext)

@@ -14,7 +14,7 @@ from server.domain import actions, reclaim
 from server.domain.changes import Actor
 from server.infra.db import Database
 from tests.graphql.helpers import PENDING_PAGE, Gql
-from tests.graphql.test_queries import report
+from tests.graphql.test_queries import report, two_device_queue
 from tests.graphql.test_user_activity import report as report_events
 from tests.server.domain import arrive
 from tests.support import START, Tenant, make_tenant
@@ -37,13 +37,8 @@ def counting(db: Database, *, writes: bool = False) -> Iterator[list[str]]:
 
 
 async def test_statement_count_does_not_grow_with_the_page(gql: Gql, db: Database, tenant: Tenant) -> None:
-    for i in range(3):
-        await arrive(db, tenant.account_id, f"LIC{i}", f"lic{i}")
-    for i in range(55):
-        await arrive(db, tenant.account_id, f"PC{i}", f"p{i}", now=START + timedelta(seconds=i))
-        # A second device of the same domain login: a second agent of the same user.
-        await arrive(db, tenant.account_id, f"PC{i}-B", f"p{i}", now=START + timedelta(seconds=i))
-    await report(db, tenant, "PC0", "p0", (1, 60))
+    # Each pending user with a second device of the same domain login: a second agent.
+    await two_device_queue(db, tenant, licensed=3, pending=55)
 
     await gql(tenant.admin_token, PENDING_PAGE, first=1)  # the queue's count, remembered from here
     counts = {}

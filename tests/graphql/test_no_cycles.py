@@ -14,7 +14,6 @@ import gc
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 
 import httpx
 
@@ -28,9 +27,8 @@ from server.infra.db import Database
 from tests.graphql.helpers import PENDING_PAGE
 from tests.graphql.test_http import auth
 from tests.graphql.test_n_plus_one import ACTIVITY_PAGE
-from tests.graphql.test_queries import report
-from tests.server.domain import arrive
-from tests.support import START, Tenant
+from tests.graphql.test_queries import two_device_queue
+from tests.support import Tenant
 
 OURS = (Context, Loaders, Executor, ErrorPolicy, UserType, AgentType, PendingInfoType)
 ROWS = (UserRow, AgentRow, Retained, PendingInfo)
@@ -61,12 +59,7 @@ def cyclic_garbage() -> Iterator[Counter[str]]:
 async def test_requests_leave_their_objects_to_reference_counting(
     http: httpx.AsyncClient, db: Database, tenant: Tenant
 ) -> None:
-    for i in range(3):
-        await arrive(db, tenant.account_id, f"LIC{i}", f"lic{i}")
-    for i in range(6):
-        await arrive(db, tenant.account_id, f"PC{i}", f"p{i}", now=START + timedelta(seconds=i))
-        await arrive(db, tenant.account_id, f"PC{i}-B", f"p{i}", now=START + timedelta(seconds=i))
-    await report(db, tenant, "PC0", "p0", (1, 60))
+    await two_device_queue(db, tenant, licensed=3, pending=6)
 
     async def post(query: str, **variables: int) -> None:
         response = await http.post(

@@ -35,6 +35,17 @@ async def queue(db: Database, tenant: Tenant, pending: int = 4) -> list[int]:
     return queued
 
 
+async def two_device_queue(db: Database, tenant: Tenant, licensed: int, pending: int) -> None:
+    """``licensed`` users (the first to arrive), then ``pending`` users a second apart, each
+    with a second device of the same login (two agents), and a minute of PC0's activity."""
+    for i in range(licensed):
+        await arrive(db, tenant.account_id, f"LIC{i}", f"lic{i}")
+    for i in range(pending):
+        await arrive(db, tenant.account_id, f"PC{i}", f"p{i}", now=START + timedelta(seconds=i))
+        await arrive(db, tenant.account_id, f"PC{i}-B", f"p{i}", now=START + timedelta(seconds=i))
+    await report(db, tenant, "PC0", "p0", (1, 60))
+
+
 async def report(
     db: Database, tenant: Tenant, device: str, logon: str, *starts_and_secs: tuple[int, int]
 ) -> None:
