@@ -56,9 +56,15 @@ def known(session: AsyncSession, account: Account) -> tuple[int, int] | None:
     """The account's (licensed, pending) users at its ``plan_version`` as read in this
     transaction, if remembered; else ``None``: count them."""
     assert account.id is not None
+    return _remembered(session, account.id, account.plan_version)
+
+
+def _remembered(session: AsyncSession, account_id: int, version: int) -> tuple[int, int] | None:
+    """The counts remembered for the account at ``version``: this transaction's own (once it
+    commits), else the committed ones of the session's database."""
     for remembered in (session.info.get(_PENDING), _COMMITTED.get(_engine(session.sync_session))):
-        found = remembered.get(account.id) if remembered else None
-        if found is not None and found[0] == account.plan_version:
+        found = remembered.get(account_id) if remembered else None
+        if found is not None and found[0] == version:
             return found[1]
     return None
 
@@ -76,10 +82,9 @@ async def counted(session: AsyncSession, account_id: int) -> tuple[int, int]:
     The version is read here, in the same snapshot as any count, never taken from an
     ``Account`` read elsewhere (a subscription's, a websocket's: older than this snapshot)."""
     version = (await session.execute(_VERSION, {"account_id": account_id})).scalar_one()
-    for remembered in (session.info.get(_PENDING), _COMMITTED.get(_engine(session.sync_session))):
-        found = remembered.get(account_id) if remembered else None
-        if found is not None and found[0] == version:
-            return found[1]
+    found = _remembered(session, account_id, version)
+    if found is not None:
+        return found
     rows = (await session.execute(_STATUS_COUNTS, {"account_id": account_id})).all()
     by_status = {UserStatus(status): int(n) for status, n in rows}
     counts = (by_status.get(UserStatus.LICENSED, 0), by_status.get(UserStatus.PENDING, 0))
