@@ -8,6 +8,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
@@ -18,6 +19,7 @@ from .extensions import EXTENSIONS, finish_errors
 from .mutations import Mutation
 from .operation import OperationInfo
 from .queries import Query
+from .runner import Runner
 from .subscriptions import Subscription
 from .types.base import DATETIME
 from .webhooks import WebhookMutation, WebhookQuery
@@ -31,6 +33,11 @@ class Schema(strawberry.Schema):
         # FORBIDDEN, limits). Unexpected ones are logged, with the request id, where they
         # are masked (extensions.ErrorPolicy).
         return None
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> Runner:
+        return Runner(execution_context=execution_context, extensions=extensions)
 
     async def execute(self, query: str | None, *args: Any, **kwargs: Any) -> ExecutionResult:
         result = await super().execute(query, *args, **kwargs)
