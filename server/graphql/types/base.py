@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import strawberry
@@ -78,9 +81,41 @@ _describe(
 )
 
 
+T = TypeVar("T")
+
+
+def builder(cls: type[T]) -> Callable[..., T]:
+    """A constructor for the Strawberry type ``cls`` taking its ``__init__``'s keywords, with
+    its defaults, for the types a page makes per row: calling the class costs ~430 ns for
+    eight fields (``type.__call__`` and the dataclass ``__init__``), this ~200 ns. It sets the
+    same attributes and nothing else, so a type with ``__post_init__`` or a default factory
+    is refused (``tests/graphql/test_builders.py`` compares both constructions)."""
+    if hasattr(cls, "__post_init__") or any(
+        f.default_factory is not dataclasses.MISSING
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]  # a Strawberry type is a dataclass
+    ):
+        raise TypeError(f"{cls.__name__} has __post_init__ or a default factory: construct it by calling it")
+    env: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    params, body = [], []
+    for name, param in list(inspect.signature(cls.__init__).parameters.items())[1:]:
+        if param.kind is not param.KEYWORD_ONLY and param.kind is not param.POSITIONAL_OR_KEYWORD:
+            raise TypeError(f"{cls.__name__}.__init__ takes {param}: construct it by calling it")
+        if param.default is param.empty:
+            params.append(name)
+        else:
+            env[f"D_{name}"] = param.default
+            params.append(f"{name}=D_{name}")
+        body.append(f"    o.{name} = {name}")
+    source = "\n".join([f"def make(*, {', '.join(params)}):", "    o = new(cls)", *body, "    return o"])
+    exec(compile(source, f"<builder of {cls.__name__}>", "exec"), env)  # names are __init__'s
+    make: Callable[..., T] = env["make"]
+    return make
+
+
 def gid(value: int | None) -> strawberry.ID:
     assert value is not None
-    return strawberry.ID(str(value))
+    # strawberry.ID is a NewType of str: calling it is a Python call (~80 ns), twice a row.
+    return str(value)  # type: ignore[return-value]
 
 
 @strawberry.type
