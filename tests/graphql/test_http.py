@@ -243,3 +243,17 @@ async def test_answers_are_json_whatever_text_they_carry(
     for refused in ({"message": "bad \ud800 text"}, {"n": 2**70}):
         assert json.loads(view.encode_json(refused)) == refused
     assert view.encode_json({"a": ["é", None, 1.5]}) == '{"a":["é",null,1.5]}'
+
+
+def test_request_ids_are_64_random_bits_made_without_a_system_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.urandom releases the GIL: a request would wait to get it back from the ingest
+    writer's thread. Ids come from ``random`` instead; they still differ every time."""
+    from server.web import observe
+
+    def refused(_n: int) -> bytes:
+        raise AssertionError("a request id called os.urandom")
+
+    monkeypatch.setattr("os.urandom", refused)
+    ids = {observe.new_request_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
