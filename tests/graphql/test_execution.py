@@ -117,6 +117,8 @@ class Item:
     name: str
     label: str | None
     count: int
+    total: int | None
+    score: float | None
     colour: Colour
     at: datetime
     id: strawberry.ID
@@ -171,6 +173,8 @@ def _item(name: Any, **fields: Any) -> Item:
     values: dict[str, Any] = {
         "label": None,
         "count": 1,
+        "total": None,
+        "score": 0.5,
         "colour": Colour.RED,
         "at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
         "id": strawberry.ID("7"),
@@ -236,6 +240,10 @@ def _items() -> list[Any]:
         _item("u", tagged=FakeTagged()),  # is_type_of refuses what has the fields
         _item("v", tags="abc", maybe={"x": _leaf("v0")}),  # a str, a mapping: not lists to graphql-core
         _item("w", loose="null"),  # a scalar serializing to None
+        _item("y", count=True, total=7, score=float("nan")),  # a bool for an Int; NaN for a Float
+        _item("z", count=2**31 - 1, total=-(2**31), score=1),  # Int's bounds; an int for a Float
+        _item("z1", count=-(2**31) - 1, total=2**31, score=float("inf")),  # past them; infinity
+        _item("z2", count=2.0, total=2.5, score=True),  # floats for Ints; a bool for a Float
     ]
 
 
@@ -258,7 +266,20 @@ class Query:
         return _good("one")
 
 
-LEAVES = ["name", "label", "count", "colour", "at", "id", "broken", "loose", "tags", "__typename"]
+LEAVES = [
+    "name",
+    "label",
+    "count",
+    "total",
+    "score",
+    "colour",
+    "at",
+    "id",
+    "broken",
+    "loose",
+    "tags",
+    "__typename",
+]
 RESOLVED = ["computed", "later"]
 OBJECTS = ["sub", "subs", "maybe", "owner"]
 FIELDS = [
