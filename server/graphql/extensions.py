@@ -21,6 +21,7 @@ from cachetools import LRUCache
 from graphql import DocumentNode, GraphQLError
 from strawberry.extensions import MaskErrors, MaxTokensLimiter, SchemaExtension
 from strawberry.schema.schema import validate_document
+from strawberry.types import ExecutionContext
 
 from server.infra.db import is_unavailable
 
@@ -109,6 +110,16 @@ VALIDATED: SizedCache[ValidationKey, list[GraphQLError]] = SizedCache(VALIDATION
 """The process's validation results, by schema, text and rules."""
 
 
+def parse_key(query: str, context: ExecutionContext) -> ParseKey:
+    """The document's key in :data:`PARSED`: its text and the parse options."""
+    return (query, tuple(sorted(context.parse_options.items())))
+
+
+def validation_key(query: str, context: ExecutionContext) -> ValidationKey:
+    """The document's key in :data:`VALIDATED`: the schema, its text and the rules."""
+    return (context.schema._schema, query, context.validation_rules)
+
+
 class TokenLimit(MaxTokensLimiter):
     def __init__(self) -> None:
         super().__init__(max_token_count=MAX_TOKENS)
@@ -122,7 +133,7 @@ class Parsing(SchemaExtension):
         query = context.query
         key: ParseKey | None = None
         if query is not None and context.graphql_document is None:
-            key = (query, tuple(sorted(context.parse_options.items())))
+            key = parse_key(query, context)
             context.graphql_document = PARSED.get(key)
         yield
         document = context.graphql_document
@@ -139,7 +150,7 @@ class Validation(SchemaExtension):
         assert document is not None
         schema = context.schema._schema
         rules = context.validation_rules
-        key = None if context.query is None else (schema, context.query, rules)
+        key = None if context.query is None else validation_key(context.query, context)
         errors = None if key is None else VALIDATED.get(key)
         if errors is None:
             errors = limits.check(document) or validate_document(schema, document, rules)

@@ -10,18 +10,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from server.infra.logs import operation_label
 
 
+def note_operation(ec: ExecutionContext) -> None:
+    """Put the operation's type and name on the request's context (if it takes them)."""
+    context = ec.context
+    if hasattr(context, "operation_type"):
+        try:
+            context.operation_type = ec.operation_type.value
+        except Exception:  # no operation to name; execution reports it
+            context.operation_type = None
+        context.operation_name = operation_label(ec.operation_name)
+
+
 class OperationInfo(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
-        ec = self.execution_context
-        context = ec.context
-        if hasattr(context, "operation_type"):
-            try:
-                context.operation_type = ec.operation_type.value
-            except Exception:  # no operation to name; execution reports it
-                context.operation_type = None
-            context.operation_name = operation_label(ec.operation_name)
+        note_operation(self.execution_context)
         yield

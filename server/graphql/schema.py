@@ -14,6 +14,7 @@ from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 
+from . import prepared
 from .execution import Executor
 from .extensions import EXTENSIONS, finish_errors
 from .mutations import Mutation
@@ -40,7 +41,10 @@ class Schema(strawberry.Schema):
         return Runner(execution_context=execution_context, extensions=extensions)
 
     async def execute(self, query: str | None, *args: Any, **kwargs: Any) -> ExecutionResult:
-        result = await super().execute(query, *args, **kwargs)
+        # A document parsed and validated before takes the short path (server.graphql.prepared).
+        result = await prepared.execute(self, query, *args, **kwargs)
+        if result is None:
+            result = await super().execute(query, *args, **kwargs)
         context = kwargs.get("context_value", args[1] if len(args) > 1 else None)
         result.errors = finish_errors(result.errors, getattr(context, "request_id", None))
         for error in result.errors or ():
