@@ -184,6 +184,12 @@ class Lookup:
             return None
         return (self.query, canonical, self.operation_name)
 
+    @property
+    def never_served(self) -> bool:
+        """Whether the document is already known not to be cacheable (from an earlier
+        request's look-up: this parses nothing), so no look-up can be a hit."""
+        return self.cache.cacheable.known.get(self.query) is False
+
     def key(self, account_id: int, queue_version: int, role: str) -> CacheKey | None:
         """The key for this request as ``role`` of the account sees it at ``queue_version``."""
         part = self._request_part

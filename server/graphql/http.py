@@ -239,7 +239,9 @@ class GraphQLApp(GraphQL[Context, None]):
             lookup = self.cache.lookup(
                 payload["query"], payload.get("variables"), op if isinstance(op, str) else None
             )
-            found = self._token_info(token)
+            # A document known not to be cacheable can have no hit: the request's read
+            # session authenticates it (and counts it against the limit) as on a miss.
+            found = None if lookup.never_served else self._token_info(token)
             if found is not None:
                 wait = await self.services.limits.hit(Surface.GRAPHQL, str(found.admin_id))
                 if wait is not None:

@@ -257,3 +257,32 @@ def test_request_ids_are_64_random_bits_made_without_a_system_call(monkeypatch: 
     ids = {observe.new_request_id() for _ in range(10_000)}
     assert len(ids) == 10_000
     assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
+
+
+async def test_a_document_known_not_to_be_cacheable_skips_the_tokens_synchronous_read(
+    http: httpx.AsyncClient, db: Database, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a request's token is first read synchronously, to answer a cache hit without
+    a session. A document already known not to be cacheable can have no hit: only its read
+    session authenticates it. Cacheable documents still go through the synchronous read."""
+    from server.infra.sqlite_tokens import SqliteTokenLookup
+
+    calls: list[str] = []
+    real = SqliteTokenLookup.lookup
+
+    def counting(self: SqliteTokenLookup, token: str) -> Any:
+        calls.append(token)
+        return real(self, token)
+
+    monkeypatch.setattr(SqliteTokenLookup, "lookup", counting)
+    me = {"query": "query MeOnce { me { id email } }"}
+    answers = [await http.post("/graphql", json=me, headers=auth(tenant)) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert answers[2].json() == answers[0].json()
+    page = {"query": "query AccountOnce { account { id licenseLimit } }"}
+    for _ in range(2):
+        assert (await http.post("/graphql", json=page, headers=auth(tenant))).status_code == 200
+    assert len(calls) == (3 if db.is_sqlite else 0)  # the first sight of each document, then the hit
+    # A wrong token is still refused on a known document.
+    refused = await http.post("/graphql", json=me, headers={"Authorization": "Bearer plm_wrong"})
+    assert refused.status_code == 401
