@@ -179,6 +179,20 @@ _WITHIN: dict[Callable[[Any], Any], tuple[type, str]] = {
 }
 
 
+# Leaf coercions written out in the generated code for values of one exact type meeting a
+# condition: (the type, the condition and the expression of ``{v}``, the names they use).
+# Registered by the scalar that owns the coercion (:func:`inline`); anything else calls it.
+_INLINE: dict[Callable[[Any], Any], tuple[type, str, str, dict[str, Any]]] = {}
+
+
+def inline(coerce: Callable[[Any], Any], of: type, condition: str, expression: str, **names: Any) -> None:
+    """Have generated completions compute ``coerce(v)`` as ``expression`` when ``v`` is of
+    exactly the type ``of`` and ``condition`` holds (both Python expressions of ``{v}``; the
+    names they use given as keywords). The caller guarantees the expression answers what
+    ``coerce`` answers there (a test of its own compares them)."""
+    _INLINE[coerce] = (of, condition, expression, names)
+
+
 def _attribute(reader: Callable[[Any], Any]) -> str | None:
     """The attribute an ``attrgetter`` of one plain name reads, else None."""
     if type(reader) is not attrgetter:
@@ -248,8 +262,8 @@ def compiled(plan: Plan) -> Callable[[Any, Complete], dict[str, Any]]:
     did entry by entry, without the loop, and with the commonest cases inlined: an
     attribute read directly, a ``str`` for ``String``/``ID``, a ``bool`` for ``Boolean``, an
     ``int`` within 32 bits for ``Int`` and a finite ``float`` for ``Float`` taken as they are
-    (graphql-core answers them unchanged), a null for a nullable leaf kept, an enum member's
-    name looked up, and an object (or a list's objects) of its Strawberry type completed by calling its
+    (graphql-core answers them unchanged), a null for a nullable leaf kept, a coercion
+    registered by :func:`inline` written out, an enum member's name looked up, and an object (or a list's objects) of its Strawberry type completed by calling its
     own plan's generated function (:func:`_direct`) instead of ``complete``. Every other
     value goes through :func:`entry` or ``complete``, as before. The source names no value
     from the document (response names, like readers and shapes, are the function's globals)
@@ -313,7 +327,17 @@ def compiled(plan: Plan) -> Callable[[Any, Complete], dict[str, Any]]:
             env[f"W{i}"], env[f"M{i}"] = members
             leaf.append(f"    {v} = M{i}[{v}] if type({v}) is W{i} else E({v}, C{i}, S{i}, complete)")
         else:
-            leaf.append(f"    if type({v}) in PLAIN:")
+            written = _INLINE.get(coerce)
+            if written is not None:
+                of, condition, expression, names = written
+                env.update(names)
+                env[f"T{i}"] = of
+                leaf.append(
+                    f"    if type({v}) is T{i} and ({condition.format(v=v)}): {v} = {expression.format(v=v)}"
+                )
+                leaf.append(f"    elif type({v}) in PLAIN:")
+            else:
+                leaf.append(f"    if type({v}) in PLAIN:")
             leaf.append(f"        {v} = C{i}({v})")
             leaf.append(f"        if {v} is None or {v} is Undefined: raise Slow")
             leaf.append(f"    else: {v} = E({v}, C{i}, S{i}, complete)")

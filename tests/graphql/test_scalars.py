@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from hypothesis import given
+import strawberry
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from server.graphql.execution import Executor
 from server.graphql.schema import schema
-from server.graphql.types.base import _isoformat
+from server.graphql.types.base import DATETIME, _isoformat
 
 ZONES = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(minutes=-330)), None])
 
@@ -33,3 +35,45 @@ def test_the_schema_serializes_datetime_with_it() -> None:
     scalar = schema._schema.type_map["DateTime"]
     assert scalar.serialize is _isoformat  # type: ignore[attr-defined]
     assert scalar.description == "Date with time (isoformat)"
+
+
+@strawberry.type
+class Stamped:
+    at: datetime
+    maybe: datetime | None
+
+
+_STAMPS: list[Stamped] = []
+
+
+@strawberry.type
+class StampQuery:
+    @strawberry.field
+    def stamps(self) -> list[Stamped]:
+        return _STAMPS
+
+
+STAMP_SCHEMA = strawberry.Schema(
+    StampQuery, scalar_overrides={datetime: DATETIME}, execution_context_class=Executor
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.datetimes(timezones=ZONES), st.none() | st.datetimes(timezones=ZONES)), max_size=6)
+)
+def test_the_generated_completion_writes_times_as_isoformat_does(
+    values: list[tuple[datetime, datetime | None]],
+) -> None:
+    """The completion written out for DateTime (completion.inline: UTC times without the
+    call) answers every time, in any zone, as isoformat(); and what the generated function
+    does not take, the call answers."""
+    _STAMPS[:] = [Stamped(at=a, maybe=b) for a, b in values]
+    for _ in range(3):  # the generated function is made on first use, then settles
+        result = STAMP_SCHEMA.execute_sync("{ stamps { at maybe } }")
+        assert result.errors is None
+        assert result.data == {
+            "stamps": [
+                {"at": a.isoformat(), "maybe": None if b is None else b.isoformat()} for a, b in values
+            ]
+        }

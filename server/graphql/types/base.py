@@ -17,6 +17,8 @@ from server.domain import models
 from server.domain.errors import ErrorCode as DomainErrorCode
 from server.domain.reads import cursors, lists
 
+from ..completion import inline
+
 
 def _isoformat(value: datetime) -> str:
     """``DateTime``'s serialization: ``value.isoformat()``, as Strawberry's, written by orjson
@@ -30,6 +32,9 @@ def _isoformat(value: datetime) -> str:
 # Strawberry's DateTime (name, description, parsing) with that serialization (the schema's
 # scalar_overrides).
 DATETIME = replace(DateTimeDefinition, serialize=_isoformat)
+
+# Written out in generated completions for a UTC datetime, without the call (~350 a page).
+inline(_isoformat, datetime, "{v}.tzinfo is UTC", "dumps({v})[1:-1].decode()", UTC=UTC, dumps=orjson.dumps)
 
 Role = strawberry.enum(models.Role, name="Role")
 UserStatus = strawberry.enum(models.UserStatus, name="UserStatus")
