@@ -195,7 +195,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.cache = cache if cache is not None else ResponseCache(schema._schema)
         self._token_lookup: SqliteTokenLookup | None = None
         self.sockets = OpenSockets(services.settings.max_ws_per_token)
-        self.turns = Turns()
+        self.turns = Turns(budget=services.settings.graphql_turn_budget_ms / 1000)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -255,7 +255,7 @@ class GraphQLApp(GraphQL[Context, None]):
                     self.services.telemetry.graphql_operation("query")
                     return Response(hit, media_type="application/json", headers={"X-Request-ID": request_id})
         try:
-            async with self.turns:  # uncached executions: one starts per turn of the loop
+            async with self.turns:  # uncached executions: a few start per turn of the loop
                 response, key = await self._execute(request, payload, info, token, lookup, counted)
         except Exception as exc:
             if not is_unavailable(exc):

@@ -1,4 +1,4 @@
-"""One expensive step per turn of the event loop: cheap work never waits behind a burst.
+"""A few expensive steps per turn of the event loop: cheap work never waits behind a burst.
 
 In each turn of its loop asyncio runs, in order, every callback that was ready when the turn
 began. An uncached GraphQL execution on SQLite never suspends (its reads run on the loop's
@@ -7,17 +7,23 @@ one turn of ~100 ms, and whatever becomes ready meanwhile (an ingest batch's ans
 group commit's thread, a cached page, a live event, ``/healthz``) waits for all of them, and
 again for each further turn it needs: with 32 clients paging, ingest fell to ~1,000 events/s.
 
-:class:`Turns` lets one entry start per turn; the others wait in a first-come, first-served
-queue. A turn is then one execution plus the cheap work (ingest kept 30,000 events/s
-alongside the same pages), and clients get their answers in the order they asked, so the
-page's p99 falls too (bench/queue_page.py).
+:class:`Turns` lets as many entries start per turn as fit in a time budget (8 ms by default:
+five 1.5 ms pages, one heavier execution); the others wait in a first-come, first-served
+queue. A turn is then a few executions plus the cheap work, and clients get their answers in
+the order they asked, so the page's p99 falls too. The budget trades the two loads when both
+saturate the process (bench/queue_page.py's mixed variant, 32 clients paging while 8 agents
+post 100-event batches, SQLite): one execution per turn kept ingest at 31,000-45,000
+events/s but gave the pages ~260-390 req/s (p99 128-196 ms); 8 ms gives them ~410-450
+(p99 ~100 ms) while ingest keeps ~21,000; 12 ms, ~470-530 (p99 ~80 ms) and ~13,000.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -30,18 +36,35 @@ class TurnWaits:
     seconds: float = 0.0
 
 
-class Turns:
-    """An async context manager: at most one entry per turn of the running event loop.
+# How long a turn of the loop may spend on uncached executions by default: how long cheap
+# work that became ready meanwhile (an ingest answer, a cached page, /healthz) waits at
+# most, beyond the last execution's own time (PLM_GRAPHQL_TURN_BUDGET_MS).
+TURN_BUDGET = 0.008
+# However cheap the entries, at most this many start in one turn.
+MAX_PER_TURN = 8
 
-    The first entry of a turn goes straight in; any later one waits for a turn of its own,
-    in arrival order. An entry that is cancelled while it waits leaves the queue; one given
-    its turn and cancelled before it runs passes the turn on all the same.
+
+class Turns:
+    """An async context manager: at most :attr:`per_turn` entries per turn of the running loop.
+
+    An entry goes straight in while its turn has room and nobody waits; any other waits for
+    a later turn, in arrival order. :attr:`per_turn` is how many entries of the recent mean
+    duration fit in ``budget`` seconds (at least one): cheap entries share a turn, an entry
+    longer than the budget has one to itself. A ``budget`` of 0 lets one entry start per
+    turn. An entry that is cancelled while it waits leaves the queue; one given its turn and
+    cancelled before it runs passes the turn on all the same.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, budget: float = TURN_BUDGET, clock: Callable[[], float] = time.perf_counter) -> None:
         self._waiters: deque[asyncio.Future[None]] = deque()
-        # An entry has started in this turn: the next one waits for a later turn.
-        self._taken = False
+        self._budget = budget
+        self._clock = clock
+        # Entries started in this turn, and whether the next turn's hand-out is scheduled.
+        self._started = 0
+        self._scheduled = False
+        # The entries' mean duration (an exponentially weighted one), once one has ended.
+        self._mean: float | None = None
+        self._entered: contextvars.ContextVar[float] = contextvars.ContextVar("turn_entered")
         self.waits = TurnWaits()
 
     @property
@@ -49,20 +72,30 @@ class Turns:
         """Entries waiting for their turn now."""
         return len(self._waiters)
 
+    @property
+    def per_turn(self) -> int:
+        """How many entries may start in one turn."""
+        if self._budget <= 0 or self._mean is None:
+            return 1
+        if self._mean <= 0:
+            return MAX_PER_TURN
+        return max(1, min(MAX_PER_TURN, int(self._budget / self._mean)))
+
     async def __aenter__(self) -> None:
-        if not self._taken and not self._waiters:
-            self._take()
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
-        start = time.perf_counter()
-        try:
-            await future
-        finally:
-            if not future.done():  # cancelled while waiting
-                self._waiters.remove(future)
-            self.waits.count += 1
-            self.waits.seconds += time.perf_counter() - start
+        if self._started < self.per_turn and not self._waiters:
+            self._start()
+        else:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(future)
+            start = time.perf_counter()
+            try:
+                await future
+            finally:
+                if not future.done():  # cancelled while waiting
+                    self._waiters.remove(future)
+                self.waits.count += 1
+                self.waits.seconds += time.perf_counter() - start
+        self._entered.set(self._clock())
 
     async def __aexit__(
         self,
@@ -70,18 +103,23 @@ class Turns:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        took = self._clock() - self._entered.get()
+        self._mean = took if self._mean is None else self._mean + 0.1 * (took - self._mean)
         return None
 
-    def _take(self) -> None:
-        self._taken = True
-        # Runs in the next turn, after the callbacks that became ready during this one.
-        asyncio.get_running_loop().call_soon(self._next)
+    def _start(self) -> None:
+        self._started += 1
+        if not self._scheduled:
+            self._scheduled = True
+            # Runs in the next turn, after the callbacks that became ready during this one.
+            asyncio.get_running_loop().call_soon(self._next)
 
     def _next(self) -> None:
-        while self._waiters:
+        self._scheduled = False
+        self._started = 0
+        room = self.per_turn
+        while self._waiters and self._started < room:
             future = self._waiters.popleft()
             if not future.done():
                 future.set_result(None)
-                self._take()
-                return
-        self._taken = False
+                self._start()
