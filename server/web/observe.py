@@ -34,8 +34,8 @@ def new_request_id() -> str:
 
     From ``random`` (seeded from the OS at start-up, and again in a forked worker), not
     ``os.urandom``: a request id correlates logs and is no secret, and ``os.urandom`` is a
-    system call that releases the GIL, so a request waited to get it back from the ingest
-    writer's thread whenever that thread was busy (tens of us under ingest load)."""
+    system call that gives up the GIL and must take it back (under ingest load py-spy found
+    tens of us per request there)."""
     return f"{getrandbits(64):016x}"
 
 

@@ -246,8 +246,8 @@ async def test_answers_are_json_whatever_text_they_carry(
 
 
 def test_request_ids_are_64_random_bits_made_without_a_system_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    """os.urandom releases the GIL: a request would wait to get it back from the ingest
-    writer's thread. Ids come from ``random`` instead; they still differ every time."""
+    """os.urandom is a system call that gives up the GIL (tens of us a request under ingest
+    load, by py-spy). Ids come from ``random`` instead; they still differ every time."""
     from server.web import observe
 
     def refused(_n: int) -> bytes:
