@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from datetime import UTC, datetime
 
 import pytest
@@ -93,17 +94,8 @@ def test_the_rows_types_come_from_their_builders() -> None:
             row=user,
         )
     )
-    assert vars(PendingInfoType.of(info)) == vars(
-        PendingInfoType(
-            reason=info.reason,
-            entered_at=info.entered_at,
-            retained_event_count=info.retained_event_count,
-            retained_active_seconds=info.retained_active_seconds,
-            oldest_retained_at=info.oldest_retained_at,
-            data_expires_at=info.data_expires_at,
-            due_at=info.due_at,
-        )
-    )
+    fields = list(inspect.signature(PendingInfoType.__init__).parameters)[1:]
+    assert vars(PendingInfoType.of(info)) == vars(PendingInfoType(**{f: getattr(info, f) for f in fields}))
 
 
 def test_a_type_a_builder_cannot_copy_is_refused() -> None:

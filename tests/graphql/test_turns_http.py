@@ -37,21 +37,23 @@ def turn_waits(app: Starlette) -> float:
     raise AssertionError("plm_graphql_turn_wait_seconds is not exported")
 
 
+async def burst(app: Starlette, tenant: Tenant, query: str) -> list[tuple[int, Any]]:
+    """Eight executions of ``query`` (it asks ``me``, never cached) at once; all answered."""
+    answers = await asyncio.gather(
+        *(post_graphql(app, tenant.admin_token, {"query": query, "variables": {"n": n}}) for n in range(1, 9))
+    )
+    assert [status for status, _ in answers] == [200] * 8
+    return answers
+
+
 async def test_a_burst_of_uncached_queries_takes_turns(
     db: Database, db_url: str, clock: FakeClock, tenant: Tenant
 ) -> None:
     app = create_app(Settings(database_url=db_url), db=db, clock=clock)
     async with app.router.lifespan_context(app):
-        # ``me`` answers are never cached: every one of these executes.
         query = "query Me($n: Int!) { me { id } pendingUsers(first: $n) { totalCount } }"
         before = turn_waits(app)
-        answers = await asyncio.gather(
-            *(
-                post_graphql(app, tenant.admin_token, {"query": query, "variables": {"n": n}})
-                for n in range(1, 9)
-            )
-        )
-        assert [status for status, _ in answers] == [200] * 8
+        answers = await burst(app, tenant, query)
         assert all(body["data"]["me"]["id"] == str(tenant.admin_id) for _, body in answers)
         # The first went straight in; the others waited for later turns (a few per turn,
         # as many as fit in the turn's budget: tests/server/test_turns.py).
@@ -69,13 +71,7 @@ async def test_a_budget_of_zero_starts_one_execution_per_turn(
     async with app.router.lifespan_context(app):
         query = "query MeAlone($n: Int!) { me { id } pendingUsers(first: $n) { totalCount } }"
         before = turn_waits(app)
-        answers = await asyncio.gather(
-            *(
-                post_graphql(app, tenant.admin_token, {"query": query, "variables": {"n": n}})
-                for n in range(1, 9)
-            )
-        )
-        assert [status for status, _ in answers] == [200] * 8
+        await burst(app, tenant, query)
         # The first went straight in; the other seven waited for turns of their own.
         assert turn_waits(app) - before == 7
 
