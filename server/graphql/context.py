@@ -20,6 +20,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import AbstractCache, DataLoader
+from strawberry.exceptions import WrongNumberOfResultsReturned
 from strawberry.types import Info
 
 from server.domain.auth import actor_for
@@ -46,7 +47,7 @@ V = TypeVar("V")
 
 class Primed(AbstractCache[K, V]):
     """A loader's cache in which a primed value waits as a value: its future is made only if a
-    load asks for it. A page primes its rows' ~100 keys (``types.users.load_many_now``) that
+    load asks for it. A page primes its rows' ~100 keys (:func:`load_many_now`) that
     no other load of the request usually asks for; Strawberry's ``prime_many`` makes a
     resolved future for each (~0.5 us)."""
 
@@ -94,6 +95,29 @@ _ABSENT = object()
 def loader(load_fn: Callable[[list[K]], Awaitable[list[V]]]) -> DataLoader[K, V]:
     """A request's DataLoader of ``load_fn``, with a :class:`Primed` cache."""
     return DataLoader(load_fn=load_fn, cache_map=Primed())
+
+
+async def load_many_now(loader: DataLoader[K, V], keys: list[K]) -> list[V]:
+    """``loader.load_many(keys)`` for a page's keys, by one call of its batch function.
+
+    When its cache holds none of the keys (a queued key is held), the answer is the batch
+    function's, and the cache is primed with it (:class:`Primed`),
+    without a future, a task and a callback per key (~150 us for 50 keys). Otherwise
+    ``load_many``.
+    """
+    cache = loader.cache_map if loader.cache else None
+    if not isinstance(cache, Primed) or any(cache.holds(key) for key in keys):
+        return await loader.load_many(keys)
+    values = list(await loader.load_fn(keys))
+    if len(values) != len(keys):
+        raise WrongNumberOfResultsReturned(expected=len(keys), received=len(values))
+    found: list[V] = []
+    for value in values:
+        if isinstance(value, BaseException):  # load_many raises the first one
+            raise value
+        found.append(value)
+    cache.prime(dict(zip(keys, found, strict=True)))
+    return found
 
 
 def _per_key(

@@ -48,7 +48,6 @@ import json
 import logging
 from collections.abc import AsyncGenerator
 from datetime import timedelta
-from functools import lru_cache
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -61,7 +60,6 @@ from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
-from strawberry.http.parse_content_type import parse_content_type
 from strawberry.http.types import HTTPMethod
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -91,6 +89,7 @@ from .wire import (
     bad_request,
     decode,
     encode,
+    media_type,
     rate_limited_response,
     request_data,
     unauthenticated_response,
@@ -162,13 +161,6 @@ class _WebSocketAdapter(ASGIWebSocketAdapter):
             except json.JSONDecodeError as exc:
                 if not ignore_parsing_errors:
                     raise NonJsonMessageReceived from exc
-
-
-@lru_cache(maxsize=256)
-def _media_type(content_type: str) -> str:
-    """The header's media type, as Strawberry parses it (through ``email.message``: ~10 us a
-    request); a client sends the same header every time."""
-    return parse_content_type(content_type)[0]
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -363,7 +355,7 @@ class GraphQLApp(GraphQL[Context, None]):
 
     def _json_only(self, request: Request) -> bool:
         return (
-            "application/json" in _media_type(request.headers.get("content-type", ""))
+            "application/json" in media_type(request.headers.get("content-type", ""))
             and self._get_stream_transport_from_headers(request.headers) is None
         )
 

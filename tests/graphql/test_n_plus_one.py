@@ -273,7 +273,7 @@ async def test_a_page_loads_its_keys_as_load_many_does() -> None:
     from strawberry.dataloader import DataLoader
     from strawberry.exceptions import WrongNumberOfResultsReturned
 
-    from server.graphql.types.users import load_many_now
+    from server.graphql.context import load_many_now
 
     calls: list[list[int]] = []
 

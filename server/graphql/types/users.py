@@ -15,13 +15,11 @@ import weakref
 from collections.abc import Awaitable, Iterable, Iterator, Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Literal, TypeVar
+from typing import Literal
 
 import strawberry
 from cachetools import LRUCache
 from graphql import FieldNode
-from strawberry.dataloader import DataLoader
-from strawberry.exceptions import WrongNumberOfResultsReturned
 from strawberry.types.nodes import SelectedField, Selection
 
 from server.domain import models, reclaim
@@ -30,7 +28,7 @@ from server.domain.reads import activity, cursors, lists, loads, rows
 from server.domain.records import record
 from server.domain.suggestions.store import Found
 
-from ..context import Ctx, Primed
+from ..context import Ctx, load_many_now
 from ..errors import BadUserInput
 from ..execution import UNKNOWN, Unknown, known_answer
 from .activity import ActivitySummaryType
@@ -263,10 +261,6 @@ class SuggestionType:
         )
 
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-
 class _Unloaded(Enum):
     UNLOADED = "unloaded"
 
@@ -401,29 +395,6 @@ def node_fields(info: Ctx) -> frozenset[str]:
     )
     _NODE_FIELDS[key] = ([weakref.ref(n) for n in nodes], asked)
     return asked
-
-
-async def load_many_now(loader: DataLoader[K, V], keys: list[K]) -> list[V]:
-    """``loader.load_many(keys)`` for a page's keys, by one call of its batch function.
-
-    When its cache holds none of the keys (a queued key is held), the answer is the batch
-    function's, and the cache is primed with it (:class:`~server.graphql.context.Primed`),
-    without a future, a task and a callback per key (~150 us for 50 keys). Otherwise
-    ``load_many``.
-    """
-    cache = loader.cache_map if loader.cache else None
-    if not isinstance(cache, Primed) or any(cache.holds(key) for key in keys):
-        return await loader.load_many(keys)
-    values = list(await loader.load_fn(keys))
-    if len(values) != len(keys):
-        raise WrongNumberOfResultsReturned(expected=len(keys), received=len(values))
-    found: list[V] = []
-    for value in values:
-        if isinstance(value, BaseException):  # load_many raises the first one
-            raise value
-        found.append(value)
-    cache.prime(dict(zip(keys, found, strict=True)))
-    return found
 
 
 async def user_connection(
