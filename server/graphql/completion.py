@@ -162,18 +162,14 @@ def entry(value: Any, coerce: Callable[[Any], Any] | None, shape: Shape, complet
     return complete(shape, value)
 
 
-# graphql-core's coercions that answer a value of this exact type with the value itself.
-_UNCHANGED: dict[Callable[[Any], Any], type] = {
-    GraphQLString.coerce_output_value: str,
-    GraphQLID.coerce_output_value: str,
-    GraphQLBoolean.coerce_output_value: bool,
-}
-
-
-# graphql-core's coercions that answer a value of this exact type with the value itself when
-# the condition (a Python expression of the value, ``{v}``) holds: an Int in 32 bits, a finite
-# Float. (Calling them costs ~0.5 us: two calls and their isinstance checks.)
-_WITHIN: dict[Callable[[Any], Any], tuple[type, str]] = {
+# graphql-core's coercions that answer a value of this exact type with the value itself, when
+# the condition (a Python expression of the value, ``{v}``; None: always) holds: a String,
+# an ID, a Boolean, an Int in 32 bits, a finite Float. (Calling the Int and Float ones costs
+# ~0.5 us: two calls and their isinstance checks.)
+_UNCHANGED: dict[Callable[[Any], Any], tuple[type, str | None]] = {
+    GraphQLString.coerce_output_value: (str, None),
+    GraphQLID.coerce_output_value: (str, None),
+    GraphQLBoolean.coerce_output_value: (bool, None),
     GraphQLInt.coerce_output_value: (int, f"{GRAPHQL_MIN_INT} <= {{v}} <= {GRAPHQL_MAX_INT}"),
     GraphQLFloat.coerce_output_value: (float, "isfinite({v})"),
 }
@@ -263,7 +259,8 @@ def compiled(plan: Plan) -> Callable[[Any, Complete], dict[str, Any]]:
     attribute read directly, a ``str`` for ``String``/``ID``, a ``bool`` for ``Boolean``, an
     ``int`` within 32 bits for ``Int`` and a finite ``float`` for ``Float`` taken as they are
     (graphql-core answers them unchanged), a null for a nullable leaf kept, a coercion
-    registered by :func:`inline` written out, an enum member's name looked up, and an object (or a list's objects) of its Strawberry type completed by calling its
+    registered by :func:`inline` written out, an enum member's name looked up, and an
+    object (or a list's objects) of its Strawberry type completed by calling its
     own plan's generated function (:func:`_direct`) instead of ``complete``. Every other
     value goes through :func:`entry` or ``complete``, as before. The source names no value
     from the document (response names, like readers and shapes, are the function's globals)
@@ -312,17 +309,11 @@ def compiled(plan: Plan) -> Callable[[Any, Complete], dict[str, Any]]:
             continue
         leaf: list[str] = []
         unchanged = _UNCHANGED.get(coerce)
-        within = _WITHIN.get(coerce)
         members = _enum_names(shape.leaf)
         if unchanged is not None:
-            env[f"T{i}"] = unchanged
-            leaf.append(f"    if type({v}) is not T{i}: {v} = E({v}, C{i}, S{i}, complete)")
-        elif within is not None:
-            env[f"T{i}"] = within[0]
-            condition = within[1].format(v=v)
-            leaf.append(
-                f"    if type({v}) is not T{i} or not ({condition}): {v} = E({v}, C{i}, S{i}, complete)"
-            )
+            env[f"T{i}"], condition = unchanged
+            outside = "" if condition is None else f" or not ({condition.format(v=v)})"
+            leaf.append(f"    if type({v}) is not T{i}{outside}: {v} = E({v}, C{i}, S{i}, complete)")
         elif members is not None:
             env[f"W{i}"], env[f"M{i}"] = members
             leaf.append(f"    {v} = M{i}[{v}] if type({v}) is W{i} else E({v}, C{i}, S{i}, complete)")

@@ -26,7 +26,7 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.execution.middleware import MiddlewareManager
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema._graphql_core import execution_context_class_kwargs
-from strawberry.schema.schema import _coerce_error
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, _coerce_error
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
@@ -43,9 +43,6 @@ from .extensions import (
     validation_key,
 )
 from .operation import OperationInfo, note_operation
-
-# Strawberry's default: what a caller that names no operation types may run.
-DEFAULT_ALLOWED = (OperationType.QUERY, OperationType.MUTATION)
 
 
 async def execute(
@@ -68,7 +65,7 @@ async def execute(
         return None
     context = schema._create_execution_context(
         query=query,
-        allowed_operation_types=DEFAULT_ALLOWED
+        allowed_operation_types=DEFAULT_ALLOWED_OPERATION_TYPES
         if allowed_operation_types is None
         else allowed_operation_types,
         variable_values=variable_values,

@@ -43,6 +43,9 @@ TURN_BUDGET = 0.008
 # However cheap the entries, at most this many start in one turn.
 MAX_PER_TURN = 8
 
+# When the current task's entry went in (a task is in one entry at a time), for its duration.
+_ENTERED: contextvars.ContextVar[float] = contextvars.ContextVar("turn_entered")
+
 
 class Turns:
     """An async context manager: at most :attr:`per_turn` entries per turn of the running loop.
@@ -64,7 +67,6 @@ class Turns:
         self._scheduled = False
         # The entries' mean duration (an exponentially weighted one), once one has ended.
         self._mean: float | None = None
-        self._entered: contextvars.ContextVar[float] = contextvars.ContextVar("turn_entered")
         self.waits = TurnWaits()
 
     @property
@@ -95,7 +97,7 @@ class Turns:
                     self._waiters.remove(future)
                 self.waits.count += 1
                 self.waits.seconds += time.perf_counter() - start
-        self._entered.set(self._clock())
+        _ENTERED.set(self._clock())
 
     async def __aexit__(
         self,
@@ -103,7 +105,7 @@ class Turns:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        took = self._clock() - self._entered.get()
+        took = self._clock() - _ENTERED.get()
         self._mean = took if self._mean is None else self._mean + 0.1 * (took - self._mean)
         return None
 
