@@ -271,9 +271,10 @@ class Context:
         """Who asks; ``session`` serves the reads if given (its owner closes it), else one
         is opened on demand."""
         # Detached, so a later rollback of a read session cannot expire them.
+        owner = session.sync_session if session is not None else None
         for row in (admin, account):
             row_session = sa_inspect(row).session
-            if row_session is not None:
+            if row_session is not None and row_session is not owner:
                 row_session.expunge(row)
         if session is not None:
             self._session = session
