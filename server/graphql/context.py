@@ -270,7 +270,9 @@ class Context:
     def bind(self, admin: Admin, account: Account, session: AsyncSession | None = None) -> None:
         """Who asks; ``session`` serves the reads if given (its owner closes it), else one
         is opened on demand."""
-        # Detached, so a later rollback of a read session cannot expire them.
+        # Detached, so a later rollback of a read session cannot expire them. Rows of the
+        # session given need not be: fresh_snapshot detaches everything before it rolls that
+        # session back, and closing it detaches everything without expiring.
         owner = session.sync_session if session is not None else None
         for row in (admin, account):
             row_session = sa_inspect(row).session

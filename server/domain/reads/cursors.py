@@ -179,11 +179,11 @@ class Keyset:
 
     def cursor(self, key: Sequence[Any]) -> str:
         for value in key:
-            kind = type(value)
-            if kind is datetime:
+            cls = type(value)
+            if cls is datetime:
                 if value.tzinfo is not UTC:
                     break
-            elif kind is not int and kind is not str:
+            elif cls is not int and cls is not str:
                 break
         else:
             # orjson writes a UTC datetime exactly as ``isoformat()`` does, and keys are
