@@ -313,9 +313,21 @@ def build_postgres(url: str, pending: int, events: int) -> tuple[str, str]:
 
 
 def serve(database_url: str, port: int) -> None:
-    """Child process: the real app plus the two comparison routes, under uvicorn."""
-    import orjson
+    """Child process: the real app plus the comparison routes, under uvicorn."""
     import uvicorn
+
+    from server.web.app import tune_gc
+
+    app = bench_app(database_url)
+    tune_gc()  # as plm serve does
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def bench_app(database_url: str) -> Any:
+    """The real app (``create_app``, as ``plm serve`` makes it) plus the comparison routes:
+    ``/bench/hello``, ``/bench/plain`` (the page's reads by hand) and ``/bench/me`` (the
+    authentication and read session of any GraphQL request, answering ``{ me { id } }``)."""
+    import orjson
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
@@ -324,7 +336,7 @@ def serve(database_url: str, port: int) -> None:
     from server.domain.reads import lists, loads
     from server.infra.settings import Settings
     from server.web import runtime
-    from server.web.app import create_app, tune_gc
+    from server.web.app import create_app
     from server.web.http import bearer_token
 
     app = create_app(
@@ -409,9 +421,24 @@ def serve(database_url: str, port: int) -> None:
         # Encoded as the GraphQL answers are (server.graphql.http: orjson).
         return Response(orjson.dumps({"data": body}), media_type="application/json")
 
-    app.router.routes[:0] = [Route("/bench/hello", hello), Route("/bench/plain", plain)]
-    tune_gc()  # as plm serve does
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    async def me(request: Request) -> Response:
+        """What every GraphQL request does before its fields: the token, in a read session."""
+        svc = runtime.of(request.app)
+        token = bearer_token(request.headers.get("authorization"))
+        async with svc.db.read() as session:
+            found = await auth.authenticate(session, token) if token else None
+        if found is None:
+            return JSONResponse({"error": "unauthenticated"}, status_code=401)
+        return Response(
+            orjson.dumps({"data": {"me": {"id": str(found[0].id)}}}), media_type="application/json"
+        )
+
+    app.router.routes[:0] = [
+        Route("/bench/hello", hello),
+        Route("/bench/plain", plain),
+        Route("/bench/me", me),
+    ]
+    return app
 
 
 # ---------------------------------------------------------------------------- the load

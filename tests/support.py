@@ -254,11 +254,18 @@ async def asgi_post(
 ) -> tuple[int, bytes]:
     """One POST handed straight to an ASGI app (no socket, no uvicorn), its body complete at
     once, as uvicorn hands over a request that arrived whole: the status and the body."""
+    return await asgi_request(app, "POST", path, body, headers)
+
+
+async def asgi_request(
+    app: Any, method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, bytes]:
+    """:func:`asgi_post` for any method."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "POST",
+        "method": method,
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
