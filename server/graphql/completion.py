@@ -222,7 +222,7 @@ def _enum_names(leaf: GraphQLLeafType | None) -> tuple[type, dict[Any, str]] | N
     return wrapped, names
 
 
-def _direct(shape: Shape) -> tuple[type, Callable[[Any, Complete], dict[str, Any]]] | None:
+def direct_call(shape: Shape) -> tuple[type, Callable[[Any, Complete], dict[str, Any]]] | None:
     """For an object shape whose plan is fast and generated: the Python class its values are
     (the Strawberry type's) and the plan's function, to call directly; else None."""
     plan = shape.plan
@@ -261,7 +261,7 @@ def compiled(plan: Plan) -> Callable[[Any, Complete], dict[str, Any]]:
     (graphql-core answers them unchanged), a null for a nullable leaf kept, a coercion
     registered by :func:`inline` written out, an enum member's name looked up, and an
     object (or a list's objects) of its Strawberry type completed by calling its
-    own plan's generated function (:func:`_direct`) instead of ``complete``. Every other
+    own plan's generated function (:func:`direct_call`) instead of ``complete``. Every other
     value goes through :func:`entry` or ``complete``, as before. The source names no value
     from the document (response names, like readers and shapes, are the function's globals)
     and no attribute that is not a plain identifier.
@@ -291,7 +291,11 @@ def compiled(plan: Plan) -> Callable[[Any, Complete], dict[str, Any]]:
         if coerce is None:  # a list or an object
             waiting = waiting or _unready(shape)
             lines.append(f"    if {v} is UNKNOWN: raise Slow")
-            direct = _direct(shape.item) if shape.kind == LIST and shape.item is not None else _direct(shape)
+            direct = (
+                direct_call(shape.item)
+                if shape.kind == LIST and shape.item is not None
+                else direct_call(shape)
+            )
             if direct is None:
                 lines.append(f"    {v} = complete(S{i}, {v})")
                 continue

@@ -13,8 +13,9 @@ already loaded (``User.agents``, ``User.pending``).
 (an object type and its collected fields) it builds a plan once per operation (shared by
 every execution of a document without directives; with directives, whose variables can change
 what is collected, once per execution): how each field is read — an attribute (a basic Strawberry field: no resolver, no field extension, the
-default ``getattr``), ``__typename``, or a resolver marked :func:`known_answer` whose answer
-is known without its info — and how its value is completed (a leaf type's coercion, a list's
+default ``getattr``), ``__typename``, a resolver marked :func:`known_answer` whose answer
+is known without its info, or a query's root field marked :func:`context_answer` whose
+answer the request's context gives (``me``) — and how its value is completed (a leaf type's coercion, a list's
 items, an object's plan). A field whose plan says neither goes through graphql-core's
 ``execute_field``, as does a field whose value is not the plain case: a null for a non-null
 field, an ``Exception`` value, an awaitable, a value its leaf type refuses, an attribute that
@@ -57,17 +58,19 @@ from .completion import (
     Shape,
     Slow,
     compiled,
+    direct_call,
     settling,
     shape_of,
 )
 from .completion import Unknown as Unknown  # known_answer's users read both here
 
-__all__ = ["UNKNOWN", "Executor", "Unknown", "known_answer", "read_by"]
+__all__ = ["UNKNOWN", "Executor", "Unknown", "context_answer", "known_answer", "read_by"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 _KNOWN_ANSWER = "_plm_known_answer"
+_CONTEXT_ANSWER = "_plm_context_answer"
 
 
 def known_answer(known: Callable[[Any], Any]) -> Callable[[F], F]:
@@ -86,10 +89,27 @@ def known_answer(known: Callable[[Any], Any]) -> Callable[[F], F]:
     return mark
 
 
+def context_answer(known: Callable[[Any], Any]) -> Callable[[F], F]:
+    """Mark a synchronous resolver of a query's root field whose answer ``known(context)``
+    gives (the request's context) unless it is ``UNKNOWN``; as :func:`known_answer` otherwise.
+
+    A root field's source is the operation's root value, which says nothing of the request
+    (None here): what such a field answers, like ``me``, comes from the context. Only a root
+    field of a query is read this way (:class:`Executor` gives it the context); anywhere else
+    the resolver is called.
+    """
+
+    def mark(resolver: F) -> F:
+        setattr(resolver, _CONTEXT_ANSWER, known)
+        return resolver
+
+    return mark
+
+
 # By the field's id (GraphQLField is unhashable); the field is kept to rule out a reused id.
 _READERS: dict[int, tuple[GraphQLField, Reader, ReadBy]] = {}
 
-ReadBy = Literal["attribute", "known answer"] | None
+ReadBy = Literal["attribute", "known answer", "context answer"] | None
 
 
 def read_by(field: GraphQLField) -> ReadBy:
@@ -114,9 +134,14 @@ def _read(field: GraphQLField) -> tuple[Reader, ReadBy]:
             if definition.default_resolver is getattr and getattr(field.resolve, "_is_default", False):
                 reader, by = attrgetter(definition.python_name), "attribute"
         else:
-            known = getattr(resolver.wrapped_func, _KNOWN_ANSWER, None)
-            if known is not None and not field.args and not resolver.is_async:
-                reader, by = known, "known answer"
+            func = resolver.wrapped_func
+            known = getattr(func, _KNOWN_ANSWER, None)
+            in_context = getattr(func, _CONTEXT_ANSWER, None)
+            if not field.args and not resolver.is_async:
+                if known is not None:
+                    reader, by = known, "known answer"
+                elif in_context is not None:
+                    reader, by = in_context, "context answer"
     _READERS[id(field)] = (field, reader, by)
     return reader, by
 
@@ -165,9 +190,10 @@ def _without_directives(operation: OperationDefinitionNode, fragments: dict[str,
     )
 
 
-def _plan_key(parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> PlanKey:
+def _plan_key(parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet, root: bool) -> PlanKey:
     return (
-        parent_type.name,
+        # No type's name has a "^": a root's plans are apart from the same type's elsewhere.
+        "^" + parent_type.name if root else parent_type.name,
         tuple((name, tuple(id(d.node) for d in fields)) for name, fields in grouped_field_set.items()),
     )
 
@@ -206,8 +232,12 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         middleware = self.middleware_manager
         return middleware is None or not middleware.middlewares
 
-    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> Plan:
-        key = _plan_key(parent_type, grouped_field_set)
+    def _plan(
+        self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet, root: bool = False
+    ) -> Plan:
+        """The selection's plan; a query's ``root`` reads the request's context, so only
+        its context answers (and ``__typename``) are read there, and only there."""
+        key = _plan_key(parent_type, grouped_field_set, root)
         found = self._plans.get(key)
         if found is not None:
             return found
@@ -221,6 +251,8 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
                 shape = shape_of(field.type, fields)
             elif field is not None:
                 reader = _reader(field)
+                if (read_by(field) == "context answer") is not root:
+                    reader = None
                 if reader is not None:
                     shape = shape_of(field.type, fields)
             entries.append((response_name, fields, reader, shape))
@@ -269,23 +301,26 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         return self._object(plan, value)
 
     def _objects(self, item: Shape, values: list[Any] | tuple[Any, ...]) -> list[Any]:
-        """A list of objects: _complete's object case for each item, inlined."""
+        """A list of objects: _complete's object case for each item, inlined; an item of the
+        Strawberry type by the plan's function directly, as a generated completion calls it."""
         plan = self._object_plan(item)
         if not plan.fast:
             raise Slow
-        is_awaitable = self.is_awaitable
-        complete_object = self._object
-        completed: list[Any] = []
-        for value in values:
-            if value is None or value is Undefined:
-                if item.non_null:
-                    raise Slow
-                completed.append(None)
-            elif isinstance(value, Exception) or is_awaitable(value):
+        direct = direct_call(item)
+        if direct is not None:
+            origin, run = direct
+            complete = self._complete
+            return [run(v, complete) if type(v) is origin else self._item(item, plan, v) for v in values]
+        return [self._item(item, plan, v) for v in values]
+
+    def _item(self, item: Shape, plan: Plan, value: Any) -> Any:
+        if value is None or value is Undefined:
+            if item.non_null:
                 raise Slow
-            else:
-                completed.append(complete_object(plan, value))
-        return completed
+            return None
+        if isinstance(value, Exception) or self.is_awaitable(value):
+            raise Slow
+        return self._object(plan, value)
 
     def _object(self, plan: Plan, source: Any) -> dict[str, Any]:
         run = plan.run
@@ -306,10 +341,13 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
-        plan = self._plan(parent_type, grouped_field_set)
+        # A query's root fields read the request's context (context_answer), nothing else.
+        root = path is None and parent_type is self.schema.query_type
+        plan = self._plan(parent_type, grouped_field_set, root)
+        source = self.context_value if root else source_value
         if plan.fast:
             try:
-                return self._object(plan, source_value)
+                return self._object(plan, source)
             except Exception:  # not plain: field by field below
                 pass
         results: dict[str, Any] = {}
@@ -320,7 +358,7 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
             for response_name, fields, reader, shape in plan.entries:
                 if reader is not None and shape is not None:
                     try:
-                        value = reader(source_value)
+                        value = reader(source)
                         if value is UNKNOWN:
                             raise Slow
                         results[response_name] = complete(shape, value)

@@ -17,8 +17,9 @@ from server.domain.activity import report
 from server.domain.errors import DomainError
 from server.domain.reads import cursors, lists
 
-from .context import Ctx
+from .context import Context, Ctx
 from .errors import BadUserInput
+from .execution import UNKNOWN, Unknown, context_answer
 from .inputs import bulk_ids
 from .types.account import AccountType, ActivityReport, AdminType, FromDate, QueueMetrics, UserActivity
 from .types.base import PageInfo, PendingOrder, PendingReason, UserStatus
@@ -45,11 +46,19 @@ async def _checked(call: Awaitable[T]) -> T:
         raise BadUserInput(exc.message, field=exc.field) from None
 
 
+def _me(ctx: Context) -> AdminType | Unknown:
+    return AdminType.of(ctx.admin) if ctx.bound else UNKNOWN
+
+
 @strawberry.type
 class Query:
-    @strawberry.field
+    @strawberry.field(graphql_type=AdminType)  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+    @context_answer(_me)
     def me(self, info: Ctx) -> AdminType:
-        return AdminType.of(info.context.admin)
+        known = _me(info.context)
+        if known is UNKNOWN:  # an unbound context: no request reaches a resolver with one
+            raise RuntimeError("no admin is signed in")
+        return known
 
     @strawberry.field
     async def account(self, info: Ctx) -> AccountType:

@@ -31,7 +31,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from server.graphql.completion import UNKNOWN
-from server.graphql.execution import Executor, known_answer, read_by
+from server.graphql.execution import Executor, context_answer, known_answer, read_by
 from server.graphql.schema import schema as app_schema
 from server.infra.db import Database
 from tests.graphql.helpers import PENDING_PAGE, Gql
@@ -247,8 +247,24 @@ def _items() -> list[Any]:
     ]
 
 
+def _known_caller(context: Any) -> Item | Any:
+    """The request's caller, when its context names one (a context answer)."""
+    who = context.get("who") if isinstance(context, dict) else None
+    if who == "raise":
+        raise RuntimeError("cannot know the caller")
+    return UNKNOWN if who is None else _good(who)
+
+
 @strawberry.type
 class Query:
+    @strawberry.field
+    @context_answer(_known_caller)
+    def caller(self, info: strawberry.Info) -> Item:
+        known = _known_caller(info.context)
+        if known is not UNKNOWN:
+            return known  # type: ignore[no-any-return]
+        return _good("resolved")
+
     @strawberry.field
     def items(self) -> list[Item | None]:
         return _items()
@@ -326,9 +342,11 @@ def _shown(result: Any) -> tuple[Any, Any]:
     return result.data, errors
 
 
-async def _both(document: str, variables: dict[str, Any] | None = None) -> tuple[Any, Any]:
-    fast = await _settled(FAST.execute(document, variable_values=variables))
-    plain = await _settled(PLAIN.execute(document, variable_values=variables))
+async def _both(
+    document: str, variables: dict[str, Any] | None = None, context: Any = None
+) -> tuple[Any, Any]:
+    fast = await _settled(FAST.execute(document, variable_values=variables, context_value=context))
+    plain = await _settled(PLAIN.execute(document, variable_values=variables, context_value=context))
     return _shown(fast), _shown(plain)
 
 
@@ -384,6 +402,39 @@ def test_plain_selections_take_the_short_path() -> None:
     result = counting.execute_sync(document)
     assert _shown(result) == _shown(PLAIN.execute_sync(document))
     assert Counting.executed.count("Item.name") < 5 and Counting.executed.count("Item.colour") < 5
+
+
+CALLER_DOCUMENTS = [
+    "{ caller { name sub { name } subs { name count } } }",
+    "{ caller { name } items { name } }",
+    "{ c: caller { name } d: caller { count } __typename }",
+    "{ ...Q } fragment Q on Query { caller { name owner { name } } }",
+]
+
+
+@pytest.mark.parametrize("document", CALLER_DOCUMENTS)
+@pytest.mark.parametrize("context", [{"who": "me"}, {}, None, {"who": "raise"}])
+async def test_a_root_field_answered_from_the_context_answers_as_its_resolver(
+    document: str, context: Any
+) -> None:
+    fast, plain = await _both(document, context=context)
+    assert fast == plain
+    assert fast[0] is not None or context == {"who": "raise"}
+
+
+def test_a_context_answer_skips_the_resolver_at_the_root_only() -> None:
+    counting = strawberry.Schema(Query, types=[Tagged], config=CONFIG, execution_context_class=Counting)
+    Counting.executed.clear()
+    result = counting.execute_sync("{ caller { name } one { name } }", context_value={"who": "me"})
+    assert not result.errors and result.data == {"caller": {"name": "me"}, "one": {"name": "one"}}
+    assert Counting.executed == ["Query.one"]
+    Counting.executed.clear()
+    result = counting.execute_sync("{ caller { name } }", context_value={})  # not known: resolved
+    assert not result.errors and result.data == {"caller": {"name": "resolved"}}
+    assert Counting.executed == ["Query.caller"]
+    fields = FAST._schema.type_map["Query"].fields  # type: ignore[attr-defined]
+    assert read_by(fields["caller"]) == "context answer" and read_by(fields["one"]) is None
+    assert read_by(app_schema._schema.type_map["Query"].fields["me"]) == "context answer"  # type: ignore[attr-defined]
 
 
 def test_only_attributes_and_known_answers_take_the_short_path() -> None:
