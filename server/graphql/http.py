@@ -356,7 +356,8 @@ class GraphQLApp(GraphQL[Context, None]):
     def _json_only(self, request: Request) -> bool:
         return (
             "application/json" in media_type(request.headers.get("content-type", ""))
-            and self._get_stream_transport_from_headers(request.headers) is None
+            # Only Accept is read: Strawberry's scan of every header decodes them all.
+            and self._get_stream_transport_from_headers({"accept": request.headers.get("accept", "")}) is None
         )
 
     async def execute_single(

@@ -88,12 +88,13 @@ def create_app(
             if db is None:
                 await svc.db.dispose()
 
+    # Matched in order (a regular expression each): the busiest first.
     routes: list[BaseRoute] = [
+        Route("/graphql", graphql),
         Route("/ingest", ingest.ingest, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", prometheus.metrics, methods=["GET"]),
-        Route("/graphql", graphql),
         # Subscriptions: graphql-transport-ws on the same path.
         WebSocketRoute("/graphql", graphql),
     ]
