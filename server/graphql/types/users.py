@@ -25,7 +25,6 @@ from strawberry.types.nodes import SelectedField, Selection
 from server.domain import models, reclaim
 from server.domain.errors import DomainError
 from server.domain.reads import activity, cursors, lists, loads, rows
-from server.domain.records import record
 from server.domain.suggestions.store import Found
 
 from ..context import Ctx, load_many_now
@@ -113,6 +112,16 @@ class AgentType:
         return UserType.of(user)
 
 
+class _Unloaded(Enum):
+    UNLOADED = "unloaded"
+
+
+UNLOADED = _Unloaded.UNLOADED
+"""What a user's view was not given with it (``UserType.known_agents``, ``known_pending``):
+its loader resolves it."""
+Unloaded = Literal[_Unloaded.UNLOADED]
+
+
 @strawberry.type(name="User", description="A tracked person: the unit that consumes a license.")
 class UserType:
     id: strawberry.ID
@@ -122,12 +131,13 @@ class UserType:
     last_seen_at: datetime
     licensed_at: datetime | None
     row: strawberry.Private[rows.UserFields]
-    # Set for a live event's user, whose rows are loaded once for every subscriber
-    # (server.graphql.feed): its fields then need no loader or session.
-    resolved: strawberry.Private[ResolvedUser | None] = None
+    # Given with a page's users and a live event's (whose rows are loaded once for every
+    # subscriber: server.graphql.feed): these fields then need no loader or session.
+    known_agents: strawberry.Private[list[AgentType] | Unloaded] = UNLOADED
+    known_pending: strawberry.Private[PendingInfoType | Unloaded | None] = UNLOADED
 
     @classmethod
-    def of(cls, user: rows.UserFields) -> UserType:
+    def of(cls, user: rows.UserFields, pending: PendingInfoType | Unloaded | None = UNLOADED) -> UserType:
         return _new_user(
             id=gid(user.id),
             display_name=user.display_name,
@@ -136,6 +146,7 @@ class UserType:
             last_seen_at=user.last_seen_at,
             licensed_at=user.licensed_at,
             row=user,
+            known_pending=pending,
         )
 
     @classmethod
@@ -146,18 +157,18 @@ class UserType:
         pending: loads.PendingInfo | Unloaded | None,
     ) -> UserType:
         """A user with what is known of it; ``UNLOADED`` fields resolve through the loaders."""
-        view = cls.of(user)
-        view.resolved = ResolvedUser(
-            agents=UNLOADED if agents is UNLOADED else [AgentType.of(a, owner=view) for a in agents],
-            pending=pending if pending is None or pending is UNLOADED else PendingInfoType.of(pending),
+        view = cls.of(
+            user, pending if pending is None or pending is UNLOADED else PendingInfoType.of(pending)
         )
+        if agents is not UNLOADED:
+            view.known_agents = [AgentType.of(a, owner=view) for a in agents]
         return view
 
     # ``agents`` and ``pending`` are not ``async``: what is known is answered without an await
     # (and, marked ``known_answer``, without a resolver call: server.graphql.execution).
     def _known_agents(self) -> list[AgentType] | Unknown:
-        if self.resolved is not None and self.resolved.agents is not UNLOADED:
-            return self.resolved.agents
+        if self.known_agents is not UNLOADED:
+            return self.known_agents
         return UNKNOWN
 
     @strawberry.field(graphql_type=list[AgentType])  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
@@ -173,8 +184,8 @@ class UserType:
         return [AgentType.of(a) for a in await info.context.loaders.agents.load(self.row.id)]
 
     def _known_pending(self) -> PendingInfoType | Unknown | None:
-        if self.resolved is not None and self.resolved.pending is not UNLOADED:
-            return self.resolved.pending
+        if self.known_pending is not UNLOADED:
+            return self.known_pending
         if self.row.status is not models.UserStatus.PENDING:
             return None
         return UNKNOWN
@@ -259,21 +270,6 @@ class SuggestionType:
             score=found.score,
             reasons=found.reasons,
         )
-
-
-class _Unloaded(Enum):
-    UNLOADED = "unloaded"
-
-
-UNLOADED = _Unloaded.UNLOADED
-"""A field of :class:`ResolvedUser` not loaded with the user: its loader resolves it."""
-Unloaded = Literal[_Unloaded.UNLOADED]
-
-
-@record
-class ResolvedUser:
-    agents: list[AgentType] | Unloaded
-    pending: PendingInfoType | Unloaded | None
 
 
 @strawberry.type
