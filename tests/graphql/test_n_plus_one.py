@@ -12,6 +12,7 @@ from sqlalchemy import event
 
 from server.domain import actions, reclaim
 from server.domain.changes import Actor
+from server.graphql.types.users import UserConnection
 from server.infra.db import Database
 from tests.graphql.helpers import PENDING_PAGE, Gql
 from tests.graphql.test_queries import report, two_device_queue
@@ -306,7 +307,7 @@ async def test_a_page_loads_its_keys_as_load_many_does() -> None:
 
 
 async def test_a_page_loads_what_its_own_document_asks(gql: Gql, db: Database, tenant: Tenant) -> None:
-    """What a document asks of a page's rows is read once per document (node_fields): each
+    """What a document asks of a page's rows is read once per document (asked_of): each
     document, the first time and again, loads its own fields and no other's."""
     for i in range(3):
         await arrive(db, tenant.account_id, f"LIC{i}", f"lic{i}")
@@ -320,3 +321,35 @@ async def test_a_page_loads_what_its_own_document_asks(gql: Gql, db: Database, t
                 (await gql(tenant.admin_token, document, first=5)).ok()
             assert any("FROM agent" in s for s in statements) is loads_agents, document
             assert any("activity_rollup" in s for s in statements) is (document is PENDING_PAGE), document
+
+
+async def test_a_pages_total_is_counted_with_the_page_only_when_asked(
+    gql: Gql, db: Database, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page short of its whole list counts the list in its resolver when the document asks
+    ``totalCount`` (aliased, in a fragment alike), so the field needs no resolver of its own;
+    a document that does not ask it counts nothing."""
+
+    async def no_resolver(*_: Any) -> int:
+        raise AssertionError("totalCount went through its resolver")
+
+    monkeypatch.setattr(UserConnection, "_count", no_resolver)
+    for i in range(3):
+        await arrive(db, tenant.account_id, f"LIC{i}", f"lic{i}")
+    for i in range(3):
+        await arrive(db, tenant.account_id, f"PC{i}", f"p{i}", now=START + timedelta(seconds=i))
+    documents = {
+        "{ users(first: 1) { totalCount edges { node { id } } } }": 1,
+        "{ users(first: 1) { ...T } } fragment T on UserConnection { n: totalCount }": 1,
+        '{ users(first: 1, search: "p") { totalCount } }': 1,
+        "{ users(first: 1) { edges { node { id } } } }": 0,
+    }
+    for document, counts in documents.items():
+        with counting(db) as statements:
+            data = (await gql(tenant.admin_token, document)).ok()
+        assert sum("count(*)" in s for s in statements) == counts, document
+        if counts:
+            total = data["users"].get("totalCount", data["users"].get("n"))
+            assert total == (3 if "search" in document else 6), document
+    pending = "{ pendingUsers(first: 1) { totalCount } inactiveUsers(first: 1) { totalCount } }"
+    assert (await gql(tenant.admin_token, pending)).ok()["pendingUsers"]["totalCount"] == 3

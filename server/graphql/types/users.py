@@ -25,9 +25,10 @@ from strawberry.types.nodes import SelectedField, Selection
 from server.domain import models, reclaim
 from server.domain.errors import DomainError
 from server.domain.reads import activity, cursors, lists, loads, rows
+from server.domain.records import record
 from server.domain.suggestions.store import Found
 
-from ..context import Ctx, load_many_now
+from ..context import Context, Ctx, load_many_now
 from ..errors import BadUserInput
 from ..execution import UNKNOWN, Unknown, known_answer
 from .activity import ActivitySummaryType
@@ -290,11 +291,14 @@ def _known_count(connection: UserConnection | AgentConnection) -> int | Unknown:
     return UNKNOWN if connection.known_count is None else connection.known_count
 
 
+UserList = lists.PendingFilter | lists.UserFilter | reclaim.InactiveFilter  # a connection's list
+
+
 @strawberry.type
 class UserConnection:
     edges: list[UserEdge]
     page_info: PageInfo
-    count_filter: strawberry.Private[lists.PendingFilter | lists.UserFilter | reclaim.InactiveFilter]
+    count_filter: strawberry.Private[UserList]
     # The page's rows are the whole list: their number (cursors.Page.count), else None.
     known_count: strawberry.Private[int | None] = None
 
@@ -302,15 +306,17 @@ class UserConnection:
     def of(
         cls,
         page: cursors.Page[rows.UserRow],
-        filt: lists.PendingFilter | lists.UserFilter | reclaim.InactiveFilter,
+        filt: UserList,
         nodes: Iterable[UserType] | None = None,
+        count: int | None = None,
     ) -> UserConnection:
+        """``count``: the list's, if known (else the page's, when it is the whole list)."""
         views = [UserType.of(u) for u in page.items] if nodes is None else nodes
         return cls(
             edges=[_new_edge(cursor=c, node=v) for v, c in zip(views, page.cursors, strict=True)],
             page_info=PageInfo.of(page),
             count_filter=filt,
-            known_count=page.count,
+            known_count=page.count if count is None else count,
         )
 
     @strawberry.field(graphql_type=int)  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
@@ -322,12 +328,16 @@ class UserConnection:
         return self._count(info)
 
     async def _count(self, info: Ctx) -> int:
-        filt = self.count_filter
-        if isinstance(filt, lists.PendingFilter):
-            return await info.context.run(lists.pending_count, filt)
-        if isinstance(filt, reclaim.InactiveFilter):
-            return await info.context.run(reclaim.inactive_count, filt)
-        return await info.context.run(lists.users_count, filt)
+        return await list_count(info.context, self.count_filter)
+
+
+async def list_count(ctx: Context, filt: UserList) -> int:
+    """How many users the list of ``filt`` holds."""
+    if isinstance(filt, lists.PendingFilter):
+        return await ctx.run(lists.pending_count, filt)
+    if isinstance(filt, reclaim.InactiveFilter):
+        return await ctx.run(reclaim.inactive_count, filt)
+    return await ctx.run(lists.users_count, filt)
 
 
 @strawberry.type
@@ -362,53 +372,65 @@ def named(selections: Iterable[Selection], name: str | None = None) -> Iterator[
             yield from named(selection.selections, name)
 
 
-# node_fields by the ids of the connection field's nodes, with weak references to them (to
+# asked_of by the ids of the connection field's nodes, with weak references to them (to
 # rule out a reused id without keeping a document alive): its answer depends on the document
 # alone, and documents come from the parse cache (server.graphql.extensions), so a client's
 # repeated document is answered from here.
-_NODE_FIELDS: LRUCache[tuple[int, ...], tuple[list[weakref.ref[FieldNode]], frozenset[str]]] = LRUCache(
-    maxsize=1024
-)
+_ASKED: LRUCache[tuple[int, ...], tuple[list[weakref.ref[FieldNode]], Asked]] = LRUCache(maxsize=1024)
 
 
-def node_fields(info: Ctx) -> frozenset[str]:
-    """What the document asks of a connection's nodes (``edges { node { ... } }``), by name.
+@record
+class Asked:
+    """What a document asks of a connection: its nodes' fields by name, and its total count."""
 
-    A field under ``@skip``/``@include`` counts as asked: loading it for nothing costs a
-    statement, never a wrong answer. So the answer is the document's, whatever the variables.
-    """
+    nodes: frozenset[str]
+    total: bool
+
+
+def asked_of(info: Ctx) -> Asked:
+    """What the document asks of ``info``'s connection: its nodes' fields (``edges { node {
+    ... } }``), ``totalCount``. Under ``@skip``/``@include`` counts as asked: loading it for
+    nothing costs a statement, never a wrong answer; the answer is the document's."""
     nodes = info._raw_info.field_nodes
     key = tuple(map(id, nodes))
-    found = _NODE_FIELDS.get(key)
+    found = _ASKED.get(key)
     if found is not None and all(ref() is node for ref, node in zip(found[0], nodes, strict=True)):
         return found[1]
-    asked = frozenset(
-        field.name
-        for connection in info.selected_fields
-        for edges in named(connection.selections, "edges")
-        for node in named(edges.selections, "node")
-        for field in named(node.selections)
+    asked = Asked(
+        nodes=frozenset(
+            field.name
+            for connection in info.selected_fields
+            for edges in named(connection.selections, "edges")
+            for node in named(edges.selections, "node")
+            for field in named(node.selections)
+        ),
+        total=any(f.name == "totalCount" for c in info.selected_fields for f in named(c.selections)),
     )
-    _NODE_FIELDS[key] = ([weakref.ref(n) for n in nodes], asked)
+    _ASKED[key] = ([weakref.ref(n) for n in nodes], asked)
     return asked
 
 
 async def user_connection(
     info: Ctx,
     page: cursors.Page[rows.UserRow],
-    filt: lists.PendingFilter | lists.UserFilter | reclaim.InactiveFilter,
+    filt: UserList,
 ) -> UserConnection:
     """A page of users with the agents and pending info its document asks for, each loaded
-    once for the page (the loaders' batch loads: the statements are those of per-row loads)."""
-    asked = node_fields(info)
+    once for the page (the loaders' batch loads: the statements are those of per-row loads),
+    and the list's count if asked and the page is not the whole list (then ``totalCount``
+    is answered like the rest of the page, without a resolver)."""
+    asked = asked_of(info)
     ctx = info.context
+    count = page.count
+    if count is None and asked.total:
+        count = await list_count(ctx, filt)
     users = page.items
     agents: Sequence[Sequence[rows.AgentFields]] | None = None
     retained: dict[int, loads.Retained] | None = None
-    if "agents" in asked:
+    if "agents" in asked.nodes:
         loaded = await load_many_now(ctx.loaders.agents, [u.id for u in users])
         agents = loaded
-    if "pending" in asked:
+    if "pending" in asked.nodes:
         ids = [u.id for u in users if u.status is models.UserStatus.PENDING]
         retained = dict(zip(ids, await load_many_now(ctx.loaders.retained, ids), strict=True))
     # Read once: an ORM attribute read costs ~0.4 us, twice per row otherwise.
@@ -424,4 +446,4 @@ async def user_connection(
         )
         for i, user in enumerate(users)
     ]
-    return UserConnection.of(page, filt, nodes)
+    return UserConnection.of(page, filt, nodes, count)
