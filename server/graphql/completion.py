@@ -222,15 +222,38 @@ def _enum_names(leaf: GraphQLLeafType | None) -> tuple[type, dict[Any, str]] | N
     return wrapped, names
 
 
-def direct_call(shape: Shape) -> tuple[type, Callable[[Any, Complete], dict[str, Any]]] | None:
-    """For an object shape whose plan is fast and generated: the Python class its values are
-    (the Strawberry type's) and the plan's function, to call directly; else None."""
+# Classes whose values a Strawberry type's plans complete as the type's own: by the type's
+# class (see completes_as).
+_COMPLETED_AS: dict[type, tuple[type, ...]] = {}
+
+
+def completes_as(strawberry_type: type, record: type) -> None:
+    """Have the generated completions call ``strawberry_type``'s plan functions directly for
+    values of ``record`` too (a domain record the resolvers hand over as it is, without a
+    Strawberry object per row). ``record`` must have an attribute of the same name and value
+    for each of the type's fields without a resolver, and its resolvers must read only those
+    (``tests/graphql/test_completion.py`` checks the names); graphql-core's path completes
+    such a value the same way, reading the same attributes."""
+    _COMPLETED_AS[strawberry_type] = (*_COMPLETED_AS.get(strawberry_type, ()), record)
+
+
+def completed_as() -> dict[type, tuple[type, ...]]:
+    """Every registration of :func:`completes_as`: the records by Strawberry type."""
+    return dict(_COMPLETED_AS)
+
+
+def direct_call(shape: Shape) -> tuple[tuple[type, ...], Callable[[Any, Complete], dict[str, Any]]] | None:
+    """For an object shape whose plan is fast and generated: the Python classes its values
+    are (the Strawberry type's, then any it :func:`completes_as`) and the plan's function, to
+    call directly; else None."""
     plan = shape.plan
     if shape.kind != OBJECT or plan is None or not plan.fast or plan.run is None or settling(plan):
         return None
     definition = (shape.object_type.extensions or {}).get(DEFINITION_BACKREF) if shape.object_type else None
     origin = getattr(definition, "origin", None)
-    return (origin, plan.run) if isinstance(origin, type) else None
+    if not isinstance(origin, type):
+        return None
+    return (origin, *_COMPLETED_AS.get(origin, ())), plan.run
 
 
 # How many times a plan's function may be generated: once, then again while objects below
@@ -299,17 +322,23 @@ def compiled(plan: Plan) -> Callable[[Any, Complete], dict[str, Any]]:
             if direct is None:
                 lines.append(f"    {v} = complete(S{i}, {v})")
                 continue
-            env[f"K{i}"], env[f"P{i}"] = direct
+            classes, env[f"P{i}"] = direct
+            for j, cls in enumerate(classes):
+                env[f"K{i}_{j}"] = cls
+
+            def of_class(x: str, i: int = i, n: int = len(classes)) -> str:
+                return " or ".join(f"type({x}) is K{i}_{j}" for j in range(n))
+
             if shape.kind == LIST:
                 # Each item of its type by its function; any other item as complete would.
                 env[f"I{i}"] = shape.item
                 lines.append(f"    if type({v}) is list:")
                 lines.append(
-                    f"        {v} = [P{i}(x, complete) if type(x) is K{i} else complete(I{i}, x) for x in {v}]"
+                    f"        {v} = [P{i}(x, complete) if {of_class('x')} else complete(I{i}, x) for x in {v}]"
                 )
                 lines.append(f"    else: {v} = complete(S{i}, {v})")
             else:
-                lines.append(f"    {v} = P{i}({v}, complete) if type({v}) is K{i} else complete(S{i}, {v})")
+                lines.append(f"    {v} = P{i}({v}, complete) if {of_class(v)} else complete(S{i}, {v})")
             continue
         leaf: list[str] = []
         unchanged = _UNCHANGED.get(coerce)

@@ -308,9 +308,9 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
             raise Slow
         direct = direct_call(item)
         if direct is not None:
-            origin, run = direct
+            classes, run = direct
             complete = self._complete
-            return [run(v, complete) if type(v) is origin else self._item(item, plan, v) for v in values]
+            return [run(v, complete) if type(v) in classes else self._item(item, plan, v) for v in values]
         return [self._item(item, plan, v) for v in values]
 
     def _item(self, item: Shape, plan: Plan, value: Any) -> Any:

@@ -28,6 +28,7 @@ from server.domain.reads import activity, cursors, lists, loads, rows
 from server.domain.records import record
 from server.domain.suggestions.store import Found
 
+from ..completion import completes_as
 from ..context import Context, Ctx, load_many_now
 from ..errors import BadUserInput
 from ..execution import UNKNOWN, Unknown, known_answer
@@ -53,17 +54,9 @@ class PendingInfoType:
     def overdue(self, info: Ctx) -> bool:
         return self.due_at is not None and self.due_at <= info.context.services.clock()
 
-    @classmethod
-    def of(cls, info: loads.PendingInfo) -> PendingInfoType:
-        return _new_pending_info(
-            reason=info.reason,
-            entered_at=info.entered_at,
-            retained_event_count=info.retained_event_count,
-            retained_active_seconds=info.retained_active_seconds,
-            oldest_retained_at=info.oldest_retained_at,
-            data_expires_at=info.data_expires_at,
-            due_at=info.due_at,
-        )
+
+# Its values are the domain's records as they are: no Strawberry object per page row.
+completes_as(PendingInfoType, loads.PendingInfo)
 
 
 @strawberry.type(name="Agent", description="A login on a device, as reported by the monitoring agent.")
@@ -135,10 +128,10 @@ class UserType:
     # Given with a page's users and a live event's (whose rows are loaded once for every
     # subscriber: server.graphql.feed): these fields then need no loader or session.
     known_agents: strawberry.Private[list[AgentType] | Unloaded] = UNLOADED
-    known_pending: strawberry.Private[PendingInfoType | Unloaded | None] = UNLOADED
+    known_pending: strawberry.Private[loads.PendingInfo | Unloaded | None] = UNLOADED
 
     @classmethod
-    def of(cls, user: rows.UserFields, pending: PendingInfoType | Unloaded | None = UNLOADED) -> UserType:
+    def of(cls, user: rows.UserFields, pending: loads.PendingInfo | Unloaded | None = UNLOADED) -> UserType:
         return _new_user(
             id=gid(user.id),
             display_name=user.display_name,
@@ -158,9 +151,7 @@ class UserType:
         pending: loads.PendingInfo | Unloaded | None,
     ) -> UserType:
         """A user with what is known of it; ``UNLOADED`` fields resolve through the loaders."""
-        view = cls.of(
-            user, pending if pending is None or pending is UNLOADED else PendingInfoType.of(pending)
-        )
+        view = cls.of(user, pending)
         if agents is not UNLOADED:
             view.known_agents = [AgentType.of(a, owner=view) for a in agents]
         return view
@@ -184,7 +175,7 @@ class UserType:
         assert self.row.id is not None
         return [AgentType.of(a) for a in await info.context.loaders.agents.load(self.row.id)]
 
-    def _known_pending(self) -> PendingInfoType | Unknown | None:
+    def _known_pending(self) -> loads.PendingInfo | Unknown | None:
         if self.known_pending is not UNLOADED:
             return self.known_pending
         if self.row.status is not models.UserStatus.PENDING:
@@ -193,18 +184,17 @@ class UserType:
 
     @strawberry.field(graphql_type=PendingInfoType | None, description="Null unless status is PENDING.")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
     @known_answer(_known_pending)
-    def pending(self, info: Ctx) -> PendingInfoType | Awaitable[PendingInfoType | None] | None:
+    def pending(self, info: Ctx) -> loads.PendingInfo | Awaitable[loads.PendingInfo | None] | None:
         known = self._known_pending()
         if known is not UNKNOWN:
             return known
         return self._load_pending(info)
 
-    async def _load_pending(self, info: Ctx) -> PendingInfoType | None:
+    async def _load_pending(self, info: Ctx) -> loads.PendingInfo | None:
         assert self.row.id is not None
         retained = await info.context.loaders.retained.load(self.row.id)
         account = info.context.account
-        found = loads.pending_info(self.row, retained, account.retention_days, account.queue_target_hours)
-        return None if found is None else PendingInfoType.of(found)
+        return loads.pending_info(self.row, retained, account.retention_days, account.queue_target_hours)
 
     @strawberry.field(
         description=(
@@ -243,7 +233,6 @@ class UserType:
 
 
 # What a page makes per row, made without calling the classes (types.base.builder).
-_new_pending_info = builder(PendingInfoType)
 _new_agent = builder(AgentType)
 _new_user = builder(UserType)
 
