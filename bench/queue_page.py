@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/queue_page.py [--seconds 10] [--clients 32] [--writers 8] [--pending 10000]
                                          [--events 1000000] [--search-users 100000]
-                                         [--no-sqlite] [--no-postgres]
+                                         [--rounds 5] [--no-sqlite] [--no-postgres]
 
 Builds an account with ``--pending`` pending users (one agent each) and ``--events``
 activity events spread over them, first in a fresh SQLite file (plain sqlite3 executemany,
@@ -10,8 +10,9 @@ then the ``statistics`` job's run: ANALYZE and the search index merged), then, w
 PostgreSQL's binaries are installed, in a throwaway PostgreSQL server with default
 durability (``tests.pg``, rows loaded with COPY, then VACUUM ANALYZE). For each
 database it starts the real app (``create_app`` + uvicorn, as ``plm serve`` runs it) in a
-child process with two extra routes, then drives each target with ``--clients``
-keep-alive connections:
+child process with the comparison routes, then drives each target with ``--clients``
+keep-alive connections, ``--seconds`` in all, in ``--rounds`` turns (hello, healthz, plain,
+..., then again: a shared machine's drift slows them alike):
 
 1. hello:   ``GET /bench/hello``, a Starlette route answering ``{"hello": "world"}`` (behind
             the app's middleware, as every route is);
@@ -493,13 +494,26 @@ def same(raw: bytes) -> Make:
 
 
 async def load(
-    port: int, make: Make, clients: int, seconds: float, ok: int = 200, check: bool = True
-) -> dict[str, float]:
+    port: int,
+    make: Make,
+    clients: int,
+    seconds: float,
+    ok: int = 200,
+    check: bool = True,
+    raw: bool = False,
+    counter: Iterator[int] | None = None,
+) -> dict[str, Any]:
+    """The figures of ``clients`` connections sending ``make``'s requests for ``seconds``;
+    ``raw``: with the latencies and the elapsed time too (to join slices: :func:`_joined`).
+    ``counter`` numbers the requests (``make(i)``): a target's own, kept over its warm-up and
+    turns, so a target that never repeats a request (varied) does not repeat one."""
     latencies: list[float] = []
+    on_time = [0]  # answers received by the deadline: req/s counts these over the window
     bad: dict[int, int] = {}
     sample: list[bytes] = []
-    deadline = time.perf_counter() + seconds
-    counter = itertools.count()
+    start = time.perf_counter()
+    deadline = start + seconds
+    counter = itertools.count() if counter is None else counter
 
     async def worker() -> None:
         conn = Conn(port)
@@ -508,7 +522,9 @@ async def load(
                 raw = make(next(counter))
                 t = time.perf_counter()
                 status, body = await conn.request(raw)
-                latencies.append(time.perf_counter() - t)
+                done = time.perf_counter()
+                latencies.append(done - t)
+                on_time[0] += done <= deadline
                 if status != ok:
                     bad[status] = bad.get(status, 0) + 1
                 if not sample:
@@ -516,26 +532,51 @@ async def load(
         finally:
             conn.close()
 
-    start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
-    elapsed = time.perf_counter() - start
     latencies.sort()
     if bad:
         print(f"    non-{ok} answers: {bad}")
     if check and sample and b'"errors"' in sample[0]:
         print(f"    errors in the answer: {sample[0][:300]!r}")
 
+    # The requests still out at the deadline are answered after it (their latencies count),
+    # but not in req/s: the slower the answers, the longer that drain, which is no work.
+    figures = _figures(latencies, on_time[0], seconds)
+    figures.update(ok=len(latencies) - sum(bad.values()), bytes=len(sample[0]) if sample else 0)
+    if raw:
+        figures.update(latencies=latencies, on_time=on_time[0], window=seconds)
+    return figures
+
+
+def _figures(latencies: list[float], on_time: int, window: float) -> dict[str, Any]:
+    """req/s (``on_time`` answers over ``window`` seconds), p50 and p99 (ms) of the sorted
+    ``latencies`` (s), and their number."""
+
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
 
-    return {
-        "rps": len(latencies) / elapsed,
-        "p50": pct(0.50),
-        "p99": pct(0.99),
-        "n": len(latencies),
-        "ok": len(latencies) - sum(bad.values()),
-        "bytes": len(sample[0]) if sample else 0,
-    }
+    return {"rps": on_time / window, "p50": pct(0.50), "p99": pct(0.99), "n": len(latencies)}
+
+
+def _slice(
+    proc: subprocess.Popen[bytes], port: int, make: Make, counter: Iterator[int], clients: int, seconds: float
+) -> dict[str, Any]:
+    """One turn of a target: its figures, latencies and server CPU."""
+    return _measured(proc, lambda: asyncio.run(load(port, make, clients, seconds, raw=True, counter=counter)))
+
+
+def _joined(slices: list[dict[str, Any]]) -> dict[str, float]:
+    """One target's figures over its slices: every request's latency, the slices' time and
+    server CPU added up."""
+    latencies = sorted(x for r in slices for x in r["latencies"])
+    joined = _figures(latencies, sum(r["on_time"] for r in slices), sum(r["window"] for r in slices))
+    cpu = sum(r["cpu_ms"] * r["n"] for r in slices)
+    joined.update(
+        ok=sum(r["ok"] for r in slices),
+        bytes=slices[-1]["bytes"],
+        cpu_ms=cpu / joined["n"] if joined["n"] else float("nan"),
+    )
+    return joined
 
 
 async def wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
@@ -660,7 +701,7 @@ def _start(database_url: str) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
-def _measured(proc: subprocess.Popen[bytes], run: Callable[[], dict[str, float]]) -> dict[str, float]:
+def _measured(proc: subprocess.Popen[bytes], run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     cpu0 = _cpu_seconds(proc.pid)
     r = run()
     cpu1 = _cpu_seconds(proc.pid)
@@ -685,8 +726,9 @@ def run_targets(
     seconds: float,
     targets: tuple[str, ...] = TARGETS,
     mixed_writers: int = 0,
+    rounds: int = 5,
 ) -> dict[str, dict[str, float]]:
-    """Serve ``database_url`` in a child process and load each target in turn."""
+    """Serve ``database_url`` in a child process and load the targets, taking turns."""
     token, ingest_key = keys
     requests: dict[str, Make] = dict(
         zip(
@@ -707,15 +749,27 @@ def run_targets(
     results: dict[str, dict[str, float]] = {}
     proc, port = _start(database_url)
     try:
+        counters = {name: itertools.count() for name in targets}
         for name in targets:
-            asyncio.run(load(port, requests[name], clients, 1.0))
-            make = requests[name]
-            results[name] = _measured(proc, lambda: asyncio.run(load(port, make, clients, seconds)))  # noqa: B023
+            asyncio.run(load(port, requests[name], clients, 1.0, counter=counters[name]))
+        # The targets take turns, ``rounds`` times ``seconds / rounds`` each: a machine whose
+        # speed drifts over the run (a shared one does) slows them alike, and the ratios
+        # between them (GraphQL / plain, healthz / hello) compare like with like.
+        slices: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+        for _ in range(rounds):
+            for name in targets:
+                slices[name].append(
+                    _slice(proc, port, requests[name], counters[name], clients, seconds / rounds)
+                )
+        for name in targets:
+            results[name] = _joined(slices[name])
             _print(name, results[name])
         if mixed_writers:
             cpu0 = _cpu_seconds(proc.pid)
+            # The varied page's requests go on from its own: none repeats one (a cache hit).
+            counter = counters.get(SEARCH_ONLY[0], itertools.count())
             page, ingest = _mixed(
-                port, varied(token, pending), ingest_key, pending, clients, mixed_writers, seconds
+                port, varied(token, pending), counter, ingest_key, pending, clients, mixed_writers, seconds
             )
             cpu1 = _cpu_seconds(proc.pid)
             # Both loads' CPU over the page requests: it overstates what a page costs.
@@ -736,18 +790,26 @@ def run_targets(
 
 
 def _mixed(
-    port: int, page: Make, ingest_key: str, pending: int, clients: int, writers: int, seconds: float
-) -> tuple[dict[str, float], dict[str, float]]:
+    port: int,
+    page: Make,
+    counter: Iterator[int],
+    ingest_key: str,
+    pending: int,
+    clients: int,
+    writers: int,
+    seconds: float,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The varied page and ingest at once: (the page's figures, ingest's, with events/s)."""
 
-    async def both() -> tuple[dict[str, float], dict[str, float]]:
+    async def both() -> tuple[dict[str, Any], dict[str, Any]]:
         batches = ingest_batches(ingest_key, pending, datetime.now(UTC))
         return await asyncio.gather(
-            load(port, page, clients, seconds), load(port, batches, writers, seconds, ok=202, check=False)
+            load(port, page, clients, seconds, counter=counter),
+            load(port, batches, writers, seconds, ok=202, check=False),
         )
 
     read, write = asyncio.run(both())
-    write["events"] = write["ok"] * 100 / seconds
+    write["events"] = write["rps"] * 100 * (write["ok"] / write["n"] if write["n"] else 0)
     return read, write
 
 
@@ -861,6 +923,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5, help="turns the targets take, --seconds in all")
     parser.add_argument("--writers", type=int, default=8, help="ingest connections in the mixed variant")
     parser.add_argument("--pending", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -875,11 +938,20 @@ def main() -> None:
         serve(args.serve[0], int(args.serve[1]))
         return
 
-    print(f"{args.clients} concurrent clients, {args.seconds:g} s per target (after a 1 s warm-up)")
+    print(
+        f"{args.clients} concurrent clients, {args.seconds:g} s per target in {args.rounds} turns"
+        " (after a 1 s warm-up each)"
+    )
     results: dict[str, dict[str, dict[str, float]]] = {}
     for name, url, keys in _databases(args, args.pending, args.events):
         results[name] = run_targets(
-            url, keys, args.pending, args.clients, args.seconds, mixed_writers=args.writers
+            url,
+            keys,
+            args.pending,
+            args.clients,
+            args.seconds,
+            mixed_writers=args.writers,
+            rounds=args.rounds,
         )
     big: dict[str, dict[str, float]] = {}
     if args.search_users:
