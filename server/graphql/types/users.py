@@ -288,7 +288,8 @@ class UserConnection:
     edges: list[UserEdge]
     page_info: PageInfo
     count_filter: strawberry.Private[UserList]
-    # The page's rows are the whole list: their number (cursors.Page.count), else None.
+    # The list's count when known: the page's rows are the whole list (cursors.Page.count),
+    # or its resolver counted it (user_connection); else None.
     known_count: strawberry.Private[int | None] = None
 
     @classmethod
