@@ -127,6 +127,40 @@ async def has_due(db: Database, kind: Kind, now: datetime, skip: Collection[str]
         ).first() is not None
 
 
+def claimable(
+    kind: Kind, now: datetime, per_destination: int | None = None, busy: Mapping[str, int] | None = None
+) -> sa.Select[OutboxMessage]:
+    """The due messages of ``kind`` a claim may take, oldest first (:func:`claim`).
+
+    The due conditions stand in the outer query, not only in the ranking subquery. On
+    PostgreSQL a row another sender claimed and committed after this statement's snapshot
+    is locked anyway (it is no longer locked) and re-checked against its new version, but
+    only against the outer query's conditions: a subquery's answer comes from the old
+    snapshot. Without them the row, now claimed for the next minutes, would be taken twice
+    (tests/jobs/test_outbox_claims.py).
+    """
+    where = _due(kind, now)
+    select = sa.select(OutboxMessage).where(*where)
+    if per_destination is not None:
+        full = [d for d, n in (busy or {}).items() if n >= per_destination]
+        if full:
+            where.append(col(OutboxMessage.recipient).not_in(full))
+        rank = (
+            sa.func.row_number()
+            .over(
+                partition_by=col(OutboxMessage.recipient),
+                order_by=(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id)),
+            )
+            .label("rank")
+        )
+        ranked = sa.select(col(OutboxMessage.id), rank).where(*where).subquery()
+        # FOR UPDATE may not lock a window query's rows; the outer query locks by id.
+        select = select.where(
+            col(OutboxMessage.id).in_(sa.select(ranked.c.id).where(ranked.c.rank <= per_destination))
+        )
+    return select.order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
+
+
 async def claim(
     db: Database,
     now: datetime,
@@ -146,40 +180,12 @@ async def claim(
     has in flight there (``busy``), oldest first. So a destination with a long backlog (a
     slow webhook endpoint) never fills a claim that others are waiting behind.
     """
-    busy = busy or {}
-    where = _due(kind, now)
-    select = sa.select(OutboxMessage)
-    if per_destination is not None:
-        full = [d for d, n in busy.items() if n >= per_destination]
-        if full:
-            where.append(col(OutboxMessage.recipient).not_in(full))
-        rank = (
-            sa.func.row_number()
-            .over(
-                partition_by=col(OutboxMessage.recipient),
-                order_by=(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id)),
-            )
-            .label("rank")
-        )
-        ranked = sa.select(col(OutboxMessage.id), rank).where(*where).subquery()
-        # FOR UPDATE may not lock a window query's rows; the outer query locks by id.
-        select = select.where(
-            col(OutboxMessage.id).in_(sa.select(ranked.c.id).where(ranked.c.rank <= per_destination))
-        )
-    else:
-        select = select.where(*where)
+    select = claimable(kind, now, per_destination, busy)
     async with db.write() as session:
-        rows = list(
-            (
-                await session.execute(
-                    select.order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            ).scalars()
-        )
+        rows = list((await session.execute(select.limit(limit).with_for_update(skip_locked=True))).scalars())
         claimed = []
         taken: dict[str, int] = {}
+        busy = busy or {}
         for row in rows:
             assert row.id is not None
             if per_destination is not None:
