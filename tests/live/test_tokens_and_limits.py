@@ -70,6 +70,8 @@ async def test_a_socket_operation_over_the_limit_gets_an_error_and_the_socket_st
     answers = [json.loads(await asyncio.wait_for(ws.recv(), WAIT)) for _ in range(7)]
     by_id = {a["id"]: a for a in answers if a["type"] != "complete"}
     assert [by_id[str(n)]["type"] for n in range(4)] == ["next", "next", "next", "error"]
+    # me over a socket: answered from the socket's context, who signed in on it.
+    assert by_id["0"]["payload"] == {"data": {"me": {"id": str(tenant.admin_id)}}}
     assert by_id["3"]["payload"][0]["extensions"]["code"] == "RATE_LIMITED"
     await ws.send(json.dumps({"type": "ping"}))
     assert json.loads(await asyncio.wait_for(ws.recv(), WAIT))["type"] == "pong"
