@@ -11,7 +11,6 @@ LOCKED, which would skip the row instead of waiting: the re-check is the same), 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
 import pytest
@@ -21,23 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from server.domain.models import OutboxMessage, OutboxStatus, utcnow
 from server.infra.db import Database
 from server.infra.outbox import Kind, claimable
-from tests import pg
-from tests.support import make_tenant
-
-
-@pytest.fixture
-def pg_url(postgres: pg.PostgresServer) -> Iterator[str]:
-    url = postgres.create_database()
-    yield url
-    postgres.drop_database(url)
-
-
-@pytest.fixture
-async def pg_db(pg_url: str) -> AsyncIterator[Database]:
-    db = Database(pg_url)
-    await db.migrate()
-    yield db
-    await db.dispose()
+from tests.support import Tenant
 
 
 async def _blocked(engine: AsyncEngine) -> None:
@@ -52,13 +35,13 @@ async def _blocked(engine: AsyncEngine) -> None:
         await asyncio.sleep(0.01)
 
 
+@pytest.mark.parametrize("backend", ["postgres"])  # the conftest's db, on PostgreSQL only
 @pytest.mark.parametrize("per_destination", [8, None])
 async def test_a_row_claimed_meanwhile_is_not_claimed_again(
-    pg_db: Database, per_destination: int | None
+    db: Database, tenant: Tenant, per_destination: int | None
 ) -> None:
-    tenant = await make_tenant(pg_db)
     now = utcnow()
-    async with pg_db.write() as session:
+    async with db.write() as session:
         session.add(
             OutboxMessage(
                 kind=Kind.WEBHOOK.value,
@@ -73,7 +56,7 @@ async def test_a_row_claimed_meanwhile_is_not_claimed_again(
                 created_at=now,
             )
         )
-    engine = create_async_engine(pg_db.url)
+    engine = create_async_engine(db.url)
     try:
         async with engine.connect() as a, engine.connect() as b:
             await a.begin()
