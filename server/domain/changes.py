@@ -129,8 +129,7 @@ async def lock_accounts(session: AsyncSession, account_ids: Iterable[int]) -> No
 
 
 async def count_users(session: AsyncSession, account_id: int, status: UserStatus) -> int:
-    conn = await session.connection()
-    return int((await conn.execute(_COUNT, {"account_id": account_id, "status": status})).scalar_one())
+    return int((await session.execute(_COUNT, {"account_id": account_id, "status": status})).scalar_one())
 
 
 async def account_usage(

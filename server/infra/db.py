@@ -15,11 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,20 +25,21 @@ from typing import Any
 import asyncpg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
-from sqlalchemy.pool.base import ConnectionPoolEntry
+from sqlalchemy.pool import NullPool, QueuePool
 
 from server.domain import seat_counts
 from server.domain.events import QueueEvent, take_recorded
 from server.domain.models import ReadinessProbe
+from server.infra import sqlite_reads
 from server.infra.broadcast import Broadcaster, MemoryBroadcaster
+from server.infra.pools import MeteredAsyncPool, MeteredPool, PoolWaits
 from server.infra.settings import Settings
-from server.infra.sqlite_driver import one_trip_creator
+from server.infra.sqlite_driver import RollbackOnClose, begin_as_configured, install_pragmas, one_trip_creator
 from server.infra.write_lock import WriteLock
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -98,80 +97,6 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
-@dataclass
-class PoolWaits:
-    """Checkouts of pooled connections and the time spent getting them (waiting for a free
-    one, or opening one): what ``plm_db_pool_wait_seconds`` shows."""
-
-    checkouts: int = 0
-    seconds: float = 0.0
-
-
-class _MeteredPool(AsyncAdaptedQueuePool):
-    """SQLAlchemy's pool for asyncio drivers, timing each checkout (two clock reads)."""
-
-    waits: PoolWaits | None = None
-
-    def _do_get(self) -> ConnectionPoolEntry:
-        waits = self.waits
-        if waits is None:
-            return super()._do_get()
-        started = time.perf_counter()
-        try:
-            return super()._do_get()
-        finally:
-            waits.checkouts += 1
-            waits.seconds += time.perf_counter() - started
-
-    def recreate(self) -> _MeteredPool:
-        # Engine.dispose() replaces the pool with a new one of the same class.
-        fresh = super().recreate()
-        assert isinstance(fresh, _MeteredPool)
-        fresh.waits = self.waits
-        return fresh
-
-
-class _RollbackOnClose(sqlite3.Connection):
-    """A SQLite connection that ends its transaction before it closes.
-
-    SQLAlchemy invalidates and closes a connection whose task is cancelled mid-statement.
-    ``sqlite3_close_v2`` on a connection whose statement a cursor still references leaves a
-    "zombie" that keeps its transaction, and so the database's write lock, until that
-    cursor is garbage-collected (a cancelled task's exception keeps it alive): every other
-    writer would wait out its busy timeout. Rolling back first releases the lock at once.
-    """
-
-    def close(self) -> None:
-        if self.in_transaction:
-            # On failure, closing still ends the transaction once the zombie is freed.
-            with contextlib.suppress(sqlite3.Error):
-                self.rollback()
-        super().close()
-
-
-def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event decide how each transaction starts.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        # First: switching to WAL may wait for a lock too, and must wait this long, not
-        # sqlite3's default of five seconds.
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA cache_size=-32000")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get("plm_write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
-
-
 class Database:
     """One database: its engine, read and write sessions, and the broadcaster for its events."""
 
@@ -197,21 +122,17 @@ class Database:
             # SQLite's own wait is the busy timeout (a lock held by another process).
             # One thread trip per statement (sqlite_driver), on connections that roll back
             # an open transaction when closed.
-            common["async_creator"] = one_trip_creator(url, factory=_RollbackOnClose)
+            common["async_creator"] = one_trip_creator(url, factory=RollbackOnClose)
             common["pool_recycle"] = SQLITE_RECONNECT_SECONDS
             # One writer at a time (the write lock below): a small pool is all writes need.
             write = {"pool_size": 1, "max_overflow": 2}
-            # Reads run on the event loop's own thread (sqlite_driver.InlineConnection), as
-            # a synchronous driver would: a WAL reader never waits for a writer, SQLite
+            # Reads run on the event loop's own thread, through the synchronous driver
+            # (server.infra.sqlite_reads): a WAL reader never waits for a writer, SQLite
             # releases the GIL while it works (the ingest writer's thread runs meanwhile),
             # and a statement costs no trip to a connection thread and back, each a wait for
             # the GIL while the loop is busy. An uncached queue page: 6.1 -> 3.8 ms of
             # server CPU (bench/queue_page.py). The loop is blocked while a statement runs,
             # as it is while Python completes a page.
-            # A statement running past the statement timeout is interrupted (then 503).
-            read["async_creator"] = one_trip_creator(
-                url, inline=True, statement_timeout=statement_timeout, factory=_RollbackOnClose
-            )
         else:
             common["pool_pre_ping"] = True
             common["connect_args"] = {
@@ -227,27 +148,45 @@ class Database:
         # Reads and writes have separate pools, so a request holding a read connection can
         # always get a write connection: they can never starve each other.
         if make_url(url).database not in (None, "", ":memory:"):
-            common["poolclass"] = _MeteredPool
+            common["poolclass"] = MeteredAsyncPool
         self._common = common
         self._busy_timeout_ms = busy_timeout_ms
-        # A WAL reader waits only in rare moments (another process recovering the WAL after
-        # a crash, or holding the file in exclusive mode): on the loop's thread that wait
-        # blocks every request, so it is short, and past it the read answers 503.
-        self.engine = self._create_engine(
-            **read, busy_timeout_ms=min(busy_timeout_ms, READ_BUSY_TIMEOUT_MS) if self.is_sqlite else None
-        )
-        self.write_engine = self._create_engine(**write).execution_options(plm_write=True)
         self.pool_waits = PoolWaits()
-        for pool in (self.engine.pool, self.write_engine.pool):
-            if isinstance(pool, _MeteredPool):
+        self.write_engine = self._create_engine(**write).execution_options(plm_write=True)
+        read_sessions: dict[str, Any] = {
+            "expire_on_commit": False,
+            "autoflush": False,
+            "info": {seat_counts.READ_ONLY: True},
+        }
+        self._async_read_engine: AsyncEngine | None = None
+        self._reads: Callable[[], AsyncSession]
+        if self.is_sqlite:
+            # A WAL reader waits only in rare moments (another process recovering the WAL
+            # after a crash, or holding the file in exclusive mode): on the loop's thread
+            # that wait blocks every request, so it is short, and past it the read answers
+            # 503. So does a statement past the statement timeout (it is interrupted).
+            self.read_engine = sqlite_reads.read_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=read["max_overflow"],
+                busy_timeout_ms=min(busy_timeout_ms, READ_BUSY_TIMEOUT_MS),
+                statement_timeout=statement_timeout,
+                recycle=SQLITE_RECONNECT_SECONDS,
+                waits=self.pool_waits,
+            )
+            gate = sqlite_reads.ReadGate(pool_size + read["max_overflow"], pool_timeout, self.pool_waits)
+            self._reads = sqlite_reads.sessions(self.read_engine, gate, **read_sessions)
+        else:
+            self._async_read_engine = self._create_engine(**read)
+            self.read_engine = self._async_read_engine.sync_engine
+            self._reads = async_sessionmaker(self._async_read_engine, **read_sessions)
+        for pool in (self.read_engine.pool, self.write_engine.pool):
+            if isinstance(pool, MeteredPool):
                 pool.waits = self.pool_waits
         # Write engines of other threads' loops (ThreadWriter), counted in pool_in_use.
         self._thread_engines: list[AsyncEngine] = []
         # Told of every committed transaction's queue events, in this process (metrics).
         self.commit_listeners: list[Callable[[Sequence[QueueEvent]], None]] = []
-        self._reads = async_sessionmaker(
-            self.engine, expire_on_commit=False, autoflush=False, info={seat_counts.READ_ONLY: True}
-        )
         self._writes = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
         # SQLite has one writer: waiting on a lock in-process is far cheaper than contending
         # through the busy handler. Other processes still meet BEGIN IMMEDIATE.
@@ -257,12 +196,11 @@ class Database:
         self._undelivered: deque[Sequence[QueueEvent]] = deque()
         self.broadcaster: Broadcaster = broadcaster or MemoryBroadcaster()
 
-    def _create_engine(self, *, busy_timeout_ms: int | None = None, **options: Any) -> AsyncEngine:
+    def _create_engine(self, **options: Any) -> AsyncEngine:
         engine = create_async_engine(self.url, **{**self._common, **options})
         if self.is_sqlite:
-            _install_sqlite_pragmas(
-                engine, self._busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms
-            )
+            install_pragmas(engine.sync_engine, self._busy_timeout_ms)
+            begin_as_configured(engine.sync_engine)
         return engine
 
     @classmethod
@@ -351,12 +289,12 @@ class Database:
 
     def pool_in_use(self) -> int:
         """Connections checked out of both pools now."""
-        engines = (self.engine, self.write_engine, *self._thread_engines)
-        return sum(e.pool.checkedout() for e in engines if isinstance(e.pool, AsyncAdaptedQueuePool))
+        pools = (self.read_engine.pool, self.write_engine.pool, *(e.pool for e in self._thread_engines))
+        return sum(pool.checkedout() for pool in pools if isinstance(pool, QueuePool))
 
     async def ping(self) -> bool:
-        async with self.engine.connect() as conn:
-            return bool((await conn.execute(text("SELECT 1"))).scalar_one() == 1)
+        async with self.read() as session:
+            return bool((await session.execute(text("SELECT 1"))).scalar_one() == 1)
 
     async def migrate(self) -> None:
         """Upgrade the schema to the newest Alembic revision.
@@ -378,7 +316,10 @@ class Database:
             await engine.dispose()
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if self._async_read_engine is not None:
+            await self._async_read_engine.dispose()
+        else:
+            self.read_engine.dispose()
         await self.write_engine.dispose()
 
 
@@ -408,7 +349,7 @@ class ThreadWriter:
             # does nothing else, and a statement costs no trip to a connection thread and
             # back, each a wait for the GIL while the main thread is busy (a group commit
             # under a busy API: 67 -> 35 ms at its median).
-            options["async_creator"] = one_trip_creator(db.url, inline=True, factory=_RollbackOnClose)
+            options["async_creator"] = one_trip_creator(db.url, inline=True, factory=RollbackOnClose)
         self.engine = db._create_engine(**options).execution_options(plm_write=True)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         db._thread_engines.append(self.engine)

@@ -14,13 +14,13 @@ nothing here streams. Everything else (transactions, functions, closing) is aios
 from __future__ import annotations
 
 import asyncio
-import math
+import contextlib
 import sqlite3
-import time
 from collections.abc import Callable, Generator
 from typing import Any
 
 import aiosqlite
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import make_url
 
@@ -113,48 +113,17 @@ class _RunAtOnce:
                 future.set_result(result)
 
 
-# SQLite calls the progress handler every this many virtual-machine steps (several
-# milliseconds of work): a statement that ends sooner never pays for it.
-PROGRESS_STEPS = 1_000_000
-
-
 class InlineConnection(OneTripConnection):
     """A connection that runs SQLite on the calling thread, blocking its event loop.
 
-    For the ingest group commit's own loop, and for the main loop's reads: a statement
-    costs no trip to another thread and back, each of which waits for the GIL while the
-    loop's thread is busy. With ``statement_timeout``, a statement still running after that
-    many seconds is interrupted (``sqlite3.OperationalError``), so none holds the loop long.
+    For the ingest group commit's own loop: a statement costs no trip to another thread and
+    back, each of which waits for the GIL while the main thread is busy. (The main loop's
+    reads run inline too, through the synchronous driver: :mod:`server.infra.sqlite_reads`.)
     """
 
-    def __init__(
-        self,
-        connector: Callable[[], sqlite3.Connection],
-        iter_chunk_size: int,
-        statement_timeout: float | None = None,
-    ) -> None:
+    def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
         super().__init__(connector, iter_chunk_size)
         self._tx = _RunAtOnce()  # type: ignore[assignment]
-        self._timeout = statement_timeout
-        self._deadline = math.inf
-
-    async def run(self, fn: Callable[..., _Outcome], *args: Any) -> _Outcome:
-        if self._timeout is None:
-            return await super().run(fn, *args)
-        self._deadline = time.monotonic() + self._timeout
-        try:
-            return await super().run(fn, *args)
-        finally:
-            self._deadline = math.inf
-
-    def _past_deadline(self) -> bool:
-        return time.monotonic() > self._deadline
-
-    async def _connect(self) -> aiosqlite.Connection:
-        connection = await super()._connect()
-        if self._timeout is not None:
-            self._conn.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
-        return connection
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if not self._running or not self._connection:
@@ -165,12 +134,10 @@ class InlineConnection(OneTripConnection):
         return self._connect().__await__()  # no thread to start
 
 
-def one_trip_creator(
-    url: str, *, inline: bool = False, statement_timeout: float | None = None, **connect_kwargs: Any
-) -> Callable[[], Any]:
+def one_trip_creator(url: str, *, inline: bool = False, **connect_kwargs: Any) -> Callable[[], Any]:
     """An ``async_creator`` for :func:`sqlalchemy.ext.asyncio.create_async_engine`: the file and
     options the URL names, as SQLAlchemy's aiosqlite dialect reads them, plus ``connect_kwargs``
-    (a connection ``factory``); ``inline`` connections' statements may have a time limit."""
+    (a connection ``factory``); ``inline``: an :class:`InlineConnection`."""
     args, options = SQLiteDialect_aiosqlite().create_connect_args(make_url(url))
     (database,) = args
     options = {**options, **connect_kwargs}
@@ -181,9 +148,7 @@ def one_trip_creator(
 
     async def connect() -> OneTripConnection:
         if inline:
-            connection: OneTripConnection = InlineConnection(
-                open_file, iter_chunk_size=64, statement_timeout=statement_timeout
-            )
+            connection: OneTripConnection = InlineConnection(open_file, iter_chunk_size=64)
         else:
             connection = OneTripConnection(open_file, iter_chunk_size=64)
             connection._thread.daemon = True  # as SQLAlchemy does: never hold the process at exit
@@ -191,3 +156,52 @@ def one_trip_creator(
         return connection
 
     return connect
+
+
+class RollbackOnClose(sqlite3.Connection):
+    """A SQLite connection that ends its transaction before it closes.
+
+    SQLAlchemy invalidates and closes a connection whose task is cancelled mid-statement.
+    ``sqlite3_close_v2`` on a connection whose statement a cursor still references leaves a
+    "zombie" that keeps its transaction, and so the database's write lock, until that
+    cursor is garbage-collected (a cancelled task's exception keeps it alive): every other
+    writer would wait out its busy timeout. Rolling back first releases the lock at once.
+    """
+
+    def close(self) -> None:
+        if self.in_transaction:
+            # On failure, closing still ends the transaction once the zombie is freed.
+            with contextlib.suppress(sqlite3.Error):
+                self.rollback()
+        super().close()
+
+
+def install_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
+    """Each new connection of ``engine``: WAL, full sync, foreign keys, its cache and busy
+    timeout. Each transaction then begins as :func:`begin_as_configured` begins it."""
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event decide how each transaction starts.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # First: switching to WAL may wait for a lock too, and must wait this long, not
+        # sqlite3's default of five seconds.
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA cache_size=-32000")
+        cursor.close()
+
+
+def begin_as_configured(engine: Engine) -> None:
+    """Each transaction of ``engine`` begins as the connection's options say: a write takes
+    the write lock up front (``BEGIN IMMEDIATE``), a read begins a deferred one."""
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("plm_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")

@@ -21,7 +21,7 @@ from prometheus_client.core import Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 from server.domain.events import QueueEvent
-from server.infra.db import PoolWaits
+from server.infra.pools import PoolWaits
 from server.infra.turns import TurnWaits
 
 # What the outbox carries, as plm_outbox_*{kind} shows it; webhooks report 0 until they land.

@@ -25,7 +25,7 @@ from tests.support import START, Tenant, make_tenant
 def counting(db: Database, *, writes: bool = False) -> Iterator[list[str]]:
     """The statements run meanwhile on the database's read engine (its write engine: ``writes``)."""
     statements: list[str] = []
-    engine = (db.write_engine if writes else db.engine).sync_engine
+    engine = db.write_engine.sync_engine if writes else db.read_engine
 
     def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         statements.append(statement)

@@ -44,7 +44,7 @@ async def _query(ws: websockets.ClientConnection, op_id: str, query: str) -> dic
 
 def checked_out(db: Database) -> int:
     """Read connections lent out right now."""
-    return int(db.engine.pool.checkedout())  # type: ignore[attr-defined]
+    return int(db.read_engine.pool.checkedout())  # type: ignore[attr-defined]
 
 
 async def none_lent(db: Database) -> None:

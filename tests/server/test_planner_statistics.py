@@ -41,12 +41,13 @@ async def plan(db: Database, statement: sa.Select[Any]) -> str:
         {"account_id": 1, "ids": list(range(1, 51))}
     )
     async with db.read() as session:
-        connection = await session.connection()
-        rows = (
-            await connection.exec_driver_sql(
-                "EXPLAIN QUERY PLAN " + expanded.statement, expanded.positional_parameters
+        rows = await session.run_sync(
+            lambda s: (
+                s.connection()
+                .exec_driver_sql("EXPLAIN QUERY PLAN " + expanded.statement, expanded.positional_parameters)
+                .all()
             )
-        ).all()
+        )
     return " | ".join(str(row[-1]) for row in rows)
 
 
@@ -126,8 +127,8 @@ async def test_the_statistics_job_gives_sqlite_statistics(tmp_path: Path) -> Non
     reopened = Database(sqlite_url(tmp_path / "plm.db"))
     try:
         assert (await plan(reopened, NAIVE_AGENTS)).startswith("SEARCH agent USING INDEX ix_agent_user_id")
-        for engine in (reopened.engine, reopened.write_engine):
-            assert engine.pool._recycle == statistics.INTERVAL_SECONDS == jobs.STATISTICS_INTERVAL_SECONDS
+        for pool in (reopened.read_engine.pool, reopened.write_engine.pool):
+            assert pool._recycle == statistics.INTERVAL_SECONDS == jobs.STATISTICS_INTERVAL_SECONDS
     finally:
         await reopened.dispose()
 

@@ -28,6 +28,6 @@ async def test_the_migrated_schema_is_the_models(db: Database) -> None:
         )
         return list(compare_metadata(context, SQLModel.metadata))
 
-    async with db.engine.connect() as connection:
+    async with db.write_engine.connect() as connection:
         found = await connection.run_sync(differences)
     assert found == []

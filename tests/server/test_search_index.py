@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.orm import Session
 
 from server.domain import actions, admission
 from server.domain.admission import AgentReport
@@ -204,20 +205,23 @@ def test_the_planner_can_read_the_index_for_a_long_term(searched: Searched) -> N
 
     sql = ""
 
-    async def plan() -> str:
+    def explain(session: Session) -> str:
         nonlocal sql
+        bound = lists.PendingFilter(searched.account_id, "abc").bound()
+        conn = session.connection()
+        stmt = sa.select(_U.id).where(*bound.where).params(bound.params)
+        sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
+        if conn.dialect.name == "sqlite":
+            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)
+        else:  # thirty rows: without these a scan is cheaper than any index
+            for scan in ("seqscan", "indexscan"):
+                conn.exec_driver_sql(f"SET LOCAL enable_{scan} = off")
+            rows = conn.exec_driver_sql("EXPLAIN " + sql)
+        return "\n".join(" ".join(map(str, r)) for r in rows.all())
+
+    async def plan() -> str:
         async with searched.db.read() as s:
-            bound = lists.PendingFilter(searched.account_id, "abc").bound()
-            conn = await s.connection()
-            stmt = sa.select(_U.id).where(*bound.where).params(bound.params)
-            sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
-            if conn.dialect.name == "sqlite":
-                rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)
-            else:  # thirty rows: without these a scan is cheaper than any index
-                for scan in ("seqscan", "indexscan"):
-                    await conn.exec_driver_sql(f"SET LOCAL enable_{scan} = off")
-                rows = await conn.exec_driver_sql("EXPLAIN " + sql)
-            return "\n".join(" ".join(map(str, r)) for r in rows.all())
+            return await s.run_sync(explain)
 
     text = searched.run(plan())
     if "QUERY PLAN" in text or "SCAN" in text or "SEARCH" in text:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from server.infra.db import Database, ThreadWriter, is_unavailable
 from server.infra.sqlite_driver import InlineConnection, OneTripConnection
+from server.infra.sqlite_reads import ReadConnection
 from tests.support import sqlite_url
 
 
@@ -118,8 +119,8 @@ async def test_reads_run_on_the_loops_thread_and_never_give_up_its_turn(tmp_path
         for _ in range(2):  # a new connection, then a pooled one
             async with database.read() as session:
                 assert (await session.execute(sa.text("SELECT 41 + 1"))).scalar_one() == 42
-                raw = await (await session.connection()).get_raw_connection()
-                assert isinstance(raw.driver_connection, InlineConnection)
+                raw = await session.run_sync(lambda s: s.connection().connection.driver_connection)
+                assert isinstance(raw, ReadConnection)
         assert turns == []
         assert {t.ident for t in threading.enumerate()} == threads
     finally:
