@@ -139,6 +139,11 @@ def read_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=recycle,
+        # The connection returned last is lent first. A connection drops its page cache
+        # when it begins a read after another connection's commit; lent in turn, every one
+        # of them starts cold after each group commit, lent last-in-first-out, the few in
+        # use do (the mixed bench: 1.57 -> 1.53 ms of server CPU per page).
+        pool_use_lifo=True,
     )
     assert isinstance(engine.pool, MeteredPool)
     engine.pool.waits = waits

@@ -91,3 +91,22 @@ async def test_the_session_api_reads_use_runs_at_once(db: Database) -> None:
         # An AsyncConnection needs an asyncio driver: refused, with the way to go instead.
         with pytest.raises(TypeError, match="run statements through it"):
             await session.connection()
+
+
+async def test_the_connection_returned_last_is_lent_first(tmp_path: Path) -> None:
+    """Few connections in use keep warm page caches (each drops its cache on its first read
+    after a commit): the pool lends last-in-first-out, not in turn."""
+    db = Database(sqlite_url(tmp_path / "lifo.db"), pool_size=4)
+
+    async def driver_connection(session: AsyncSession) -> object:
+        return await session.run_sync(lambda s: s.connection().connection.driver_connection)
+
+    try:
+        async with db.read() as first, db.read() as second:
+            ones = [await driver_connection(first), await driver_connection(second)]
+        # ``second`` closed first, then ``first``: ``first``'s connection is lent next, twice over.
+        for _ in range(2):
+            async with db.read() as session:
+                assert await driver_connection(session) is ones[0]
+    finally:
+        await db.dispose()
