@@ -7,14 +7,18 @@ one turn of ~100 ms, and whatever becomes ready meanwhile (an ingest batch's ans
 group commit's thread, a cached page, a live event, ``/healthz``) waits for all of them, and
 again for each further turn it needs: with 32 clients paging, ingest fell to ~1,000 events/s.
 
-:class:`Turns` lets as many entries start per turn as fit in a time budget (8 ms by default:
-five 1.5 ms pages, one heavier execution); the others wait in a first-come, first-served
+:class:`Turns` lets as many entries start per turn as fit in a time budget (6 ms by default:
+four 1.3 ms pages, one heavier execution); the others wait in a first-come, first-served
 queue. A turn is then a few executions plus the cheap work, and clients get their answers in
 the order they asked, so the page's p99 falls too. The budget trades the two loads when both
 saturate the process (bench/queue_page.py's mixed variant, 32 clients paging while 8 agents
-post 100-event batches, SQLite): one execution per turn kept ingest at 31,000-45,000
-events/s but gave the pages ~260-390 req/s (p99 128-196 ms); 8 ms gives them ~410-450
-(p99 ~100 ms) while ingest keeps ~21,000; 12 ms, ~470-530 (p99 ~80 ms) and ~13,000.
+post 100-event batches, SQLite). An agent's batch waits about four turns from one answer to
+its next commit (its answer, the request's resumption, the next request's start, the group
+commit's turn), so ingest follows the turn's length, and the pages the CPU ingest leaves
+them. Measured with SQLite reads through the synchronous driver: 2 ms gave ingest ~47,000
+events/s and the pages ~380 req/s (p99 ~117 ms); 4 ms, ~39,000 and ~440 (p99 ~100 ms);
+6 ms, ~27,000 and ~545-595 (p99 68-75 ms); 7 ms, ~23,000 and ~580-615; 8 ms, ~20,000 and
+~580-630 (p99 59-89 ms).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class TurnWaits:
 # How long a turn of the loop may spend on uncached executions by default: how long cheap
 # work that became ready meanwhile (an ingest answer, a cached page, /healthz) waits at
 # most, beyond the last execution's own time (PLM_GRAPHQL_TURN_BUDGET_MS).
-TURN_BUDGET = 0.008
+TURN_BUDGET = 0.006
 # However cheap the entries, at most this many start in one turn.
 MAX_PER_TURN = 8
 
