@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     ingest_commit_delay_ms: float = Field(default=5.0, ge=0, le=100)
     # How long one turn of the event loop may spend starting uncached GraphQL executions
     # (server.infra.turns); 0 starts one per turn.
-    graphql_turn_budget_ms: float = Field(default=6.0, ge=0, le=100)
+    graphql_turn_budget_ms: float = Field(default=7.0, ge=0, le=100)
     # Operating it (docs: README, Operations). Rate limits are per process, in memory.
     # (Defaults are not re-validated: a CLI command need not import ``limits`` to start.)
     rate_limit_graphql: RateLimits = Field(default="50/second;1000/minute", validate_default=False)

@@ -7,8 +7,8 @@ one turn of ~100 ms, and whatever becomes ready meanwhile (an ingest batch's ans
 group commit's thread, a cached page, a live event, ``/healthz``) waits for all of them, and
 again for each further turn it needs: with 32 clients paging, ingest fell to ~1,000 events/s.
 
-:class:`Turns` lets as many entries start per turn as fit in a time budget (6 ms by default:
-four 1.3 ms pages, one heavier execution); the others wait in a first-come, first-served
+:class:`Turns` lets as many entries start per turn as fit in a time budget (7 ms by default:
+five 1.3 ms pages, one heavier execution); the others wait in a first-come, first-served
 queue. A turn is then a few executions plus the cheap work, and clients get their answers in
 the order they asked, so the page's p99 falls too. The budget trades the two loads when both
 saturate the process (bench/queue_page.py's mixed variant, 32 clients paging while 8 agents
@@ -18,7 +18,9 @@ commit's turn), so ingest follows the turn's length, and the pages the CPU inges
 them. Measured with SQLite reads through the synchronous driver: 2 ms gave ingest ~47,000
 events/s and the pages ~380 req/s (p99 ~117 ms); 4 ms, ~39,000 and ~440 (p99 ~100 ms);
 6 ms, ~27,000 and ~545-595 (p99 68-75 ms); 7 ms, ~23,000 and ~580-615; 8 ms, ~20,000 and
-~580-630 (p99 59-89 ms).
+~580-630 (p99 59-89 ms). In the whole bench (the mixed load after the other targets) 6 ms
+gave ingest ~29,000 and the pages 420-475 req/s (p99 87-124 ms); 7 ms, ingest ~25,000 and
+the pages 426-590 req/s (p99 68-121 ms).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class TurnWaits:
 # How long a turn of the loop may spend on uncached executions by default: how long cheap
 # work that became ready meanwhile (an ingest answer, a cached page, /healthz) waits at
 # most, beyond the last execution's own time (PLM_GRAPHQL_TURN_BUDGET_MS).
-TURN_BUDGET = 0.006
+TURN_BUDGET = 0.007
 # However cheap the entries, at most this many start in one turn.
 MAX_PER_TURN = 8
 
