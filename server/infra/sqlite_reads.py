@@ -191,19 +191,8 @@ class InlineReadSession(AsyncSession):
             statement, params, execution_options=options, bind_arguments=bind_arguments, **kw
         )
 
-    async def scalar(
-        self,
-        statement: Any,
-        params: Any = None,
-        *,
-        execution_options: Any = EMPTY_DICT,
-        bind_arguments: Any = None,
-        **kw: Any,
-    ) -> Any:
-        result = await self.execute(
-            statement, params, execution_options=execution_options, bind_arguments=bind_arguments, **kw
-        )
-        return result.scalar()
+    async def scalar(self, statement: Any, params: Any = None, **kw: Any) -> Any:
+        return (await self.execute(statement, params, **kw)).scalar()
 
     async def get(self, entity: Any, ident: Any, **kw: Any) -> Any:
         if not self._entered:
