@@ -36,6 +36,7 @@ from server.domain.undo import check
 from server.web.observe import new_request_id
 from server.web.runtime import Services
 
+from .completion import UNKNOWN, Unknown
 from .errors import Forbidden
 from .feed import EventFeed, LiveViews
 
@@ -118,6 +119,21 @@ async def load_many_now(loader: DataLoader[K, V], keys: list[K]) -> list[V]:
         found.append(value)
     cache.prime(dict(zip(keys, found, strict=True)))
     return found
+
+
+def primed(loader: DataLoader[K, V], key: K) -> V | Unknown:
+    """``key``'s value when ``loader`` holds it loaded already (:func:`load_many_now` primed
+    it, or an earlier load finished), else ``UNKNOWN``: a resolver answers what is
+    loaded without an await, so a list of them completes without a task per row."""
+    cache = loader.cache_map if loader.cache else None
+    if isinstance(cache, Primed):
+        held: Primed[K, V] = cache
+        if key in held.values:
+            return held.values[key]
+        future = held.futures.get(key)
+        if future is not None and future.done() and not future.cancelled() and future.exception() is None:
+            return future.result()
+    return UNKNOWN
 
 
 def _per_key(

@@ -33,7 +33,8 @@ from .types.history import (
 )
 from .types.payloads import UpdateAccountSettingsInput
 from .types.plans import SeatPlanType
-from .types.users import AgentConnection, AgentEdge, AgentType, UserConnection, UserType, user_connection
+from .types.user_pages import user_connection
+from .types.users import AgentConnection, AgentEdge, AgentType, UserConnection, UserType
 
 T = TypeVar("T")
 

@@ -29,7 +29,7 @@ from server.infra.broadcast import SubscriberOverflow
 from .context import Ctx
 from .feed import LiveViews
 from .types.payloads import PendingQueueEvent
-from .types.users import named
+from .types.user_pages import named
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from sqlalchemy import event
 
 from server.domain import actions, reclaim
 from server.domain.changes import Actor
-from server.graphql.types.users import UserConnection
+from server.graphql.types.users import UserConnection, UserType
 from server.infra.db import Database
 from tests.graphql.helpers import PENDING_PAGE, Gql
 from tests.graphql.test_queries import report, two_device_queue
@@ -192,6 +192,55 @@ async def test_activity_and_last_activity_cost_a_fixed_number_of_statements(
     # auth, page, agents, retained, last activity, and per distinct `days` (30, 7) a daily and
     # an apps-and-cut-rows statement, the cut rows' chunks (the week's) (+ BEGIN/ROLLBACK noise)
     assert counts[50] <= 11, counts
+
+
+async def test_a_pages_activity_is_loaded_with_the_page_not_row_by_row(
+    gql: Gql, db: Database, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows' ``activity`` (for each ``days`` asked: the default, a literal, a variable)
+    and ``lastActivityAt`` are loaded with the page (user_connection), and their resolvers
+    answer from that without an await: no load row by row, no task per row."""
+    for i in range(3):  # the licenses
+        await arrive(db, tenant.account_id, f"LIC{i}", f"lic{i}")
+    for i in range(4):
+        await report_events(
+            db,
+            tenant,
+            f"p{i}",
+            START,
+            (START - timedelta(days=i, hours=1), 60 * (i + 1), "a.exe", "productive"),
+        )
+    row_by_row: list[str] = []
+
+    def refuse(name: str) -> Any:
+        async def load(*_: Any) -> Any:
+            row_by_row.append(name)
+            raise AssertionError(f"{name} loaded row by row")
+
+        return load
+
+    page = """query($d: Int!) { pendingUsers(first: 10) { edges { node { id lastActivityAt
+      activity { activeSeconds days } fortnight: activity(days: 14) { activeSeconds days }
+      week: activity(days: $d) { activeSeconds daily { date } } } } } }"""
+    monkeypatch.setattr(UserType, "_load_activity", refuse("activity"))
+    monkeypatch.setattr(UserType, "_load_last_activity", refuse("lastActivityAt"))
+    nodes = [e["node"] for e in (await gql(tenant.admin_token, page, d=2)).ok()["pendingUsers"]["edges"]]
+    assert row_by_row == [] and len(nodes) == 4
+    by_seconds = sorted(nodes, key=lambda n: n["activity"]["activeSeconds"])
+    assert [n["activity"]["activeSeconds"] for n in by_seconds] == [60, 120, 180, 240]
+    for node in nodes:
+        assert node["activity"]["days"] == 30 and node["fortnight"]["days"] == 14
+        assert node["fortnight"]["activeSeconds"] == node["activity"]["activeSeconds"]
+        assert len(node["week"]["daily"]) == 2 and node["lastActivityAt"] is not None
+    # The two most recent users' events fall within the two days.
+    assert sorted(n["week"]["activeSeconds"] for n in nodes) == [0, 0, 60, 120]
+
+    # A `days` the field refuses is still refused, row by row, by its resolver.
+    refused = await gql(
+        tenant.admin_token, "{ pendingUsers(first: 10) { edges { node { activity(days: 0) { days } } } } }"
+    )
+    assert refused.errors and all("days must be from 1 to 90" in e["message"] for e in refused.errors)
+    assert row_by_row == []
 
 
 async def test_retained_activity_of_released_users_costs_a_fixed_number_of_statements(

@@ -21,6 +21,7 @@ day with rows before it (an event lasts at most a day), found by index seeks.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from server.domain.reads.rows import USER
 from server.domain.retention import cutoff
 
 MAX_DAYS = 90
+# What `activity` answers for when no `days` is asked.
+DEFAULT_DAYS = 30
 
 
 # ---------------------------------------------------------------------------- statements
@@ -130,9 +133,9 @@ _LAST_END = sa.select(
 
 @dataclass(frozen=True, slots=True)
 class DayActivity:
-    """One UTC day's row."""
+    """One UTC day's row (completed as the API's ``DailyActivity`` as it is)."""
 
-    day: date
+    date: dt.date
     active_seconds: int = 0
     productive_seconds: int = 0
     unproductive_seconds: int = 0
@@ -140,6 +143,8 @@ class DayActivity:
 
 @dataclass(frozen=True, slots=True)
 class ActivitySummary:
+    """A user's activity over a window (completed as the API's ``ActivitySummary`` as it is)."""
+
     days: int
     active_seconds: int
     productive_seconds: int

@@ -1,35 +1,33 @@
 """Users, their agents, pending info, activity and suggestions, and their lists (connections).
 
-A list page loads what its document asks of its rows (agents, pending info) once for the
-page (:func:`user_connection`), and a live event's user comes with its rows loaded: their
-``agents``, ``pending`` and ``Agent.user`` then answer synchronously, so graphql-core
-completes the page without a task or an await per row. A user met elsewhere (``user(id)``,
-``Agent.user``, a suggestion) resolves them through the request's DataLoaders. Activity, last
-activity and suggestions always go through the loaders (a live event's rendering opens a
-read of its own for them).
+A list page loads what its document asks of its rows (agents, pending info, activity, last
+activity) once for the page (:func:`server.graphql.types.user_pages.user_connection`), and a
+live event's user comes with its agents and pending info loaded. What is loaded is answered
+synchronously (``agents``, ``pending`` and ``Agent.user`` from the views, ``activity`` and
+``lastActivityAt`` from the loaders' primed values), so graphql-core completes the page
+without a task or an await per row. Anything else (a user met through ``user(id)``,
+``Agent.user`` or a suggestion; suggestions always) goes through the request's DataLoaders
+(a live event's rendering opens a read of its own for them).
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Literal
 
 import strawberry
-from cachetools import LRUCache
-from graphql import FieldNode
-from strawberry.types.nodes import SelectedField, Selection
 
 from server.domain import models, reclaim
 from server.domain.errors import DomainError
 from server.domain.reads import activity, cursors, lists, loads, rows
-from server.domain.records import record
+from server.domain.reads.activity import DEFAULT_DAYS, ActivitySummary
 from server.domain.suggestions.store import Found
 
 from ..completion import completes_as
-from ..context import Context, Ctx, load_many_now
+from ..context import Context, Ctx, primed
 from ..errors import BadUserInput
 from ..execution import UNKNOWN, Unknown, known_answer
 from .activity import ActivitySummaryType
@@ -216,20 +214,38 @@ class UserType:
             " pending user's retained activity, or a licensed user's. The totals cover the"
             " `days` * 24 hours up to now (the rule retention applies); the hours of that window"
             " before the oldest day's midnight count in the oldest day's entry."
-        )
+        ),
+        graphql_type=ActivitySummaryType,
     )  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
-    async def activity(self, info: Ctx, days: int = 30) -> ActivitySummaryType:
+    def activity(self, info: Ctx, days: int = DEFAULT_DAYS) -> ActivitySummary | Awaitable[ActivitySummary]:
+        # Not ``async``: a page's rows were loaded with it (user_connection), answered at once.
         try:
             activity.check_days(days)
         except DomainError as exc:
             raise BadUserInput(exc.message, field=exc.field) from None
         assert self.row.id is not None
-        return ActivitySummaryType.of(await info.context.loaders.activity.load((self.row.id, days)))
+        key = (self.row.id, days)
+        loaded = primed(info.context.loaders.activity, key)
+        if loaded is not UNKNOWN:
+            return loaded
+        return self._load_activity(info, key)
 
-    @strawberry.field(description="When the user's latest stored activity ended; null when none is stored.")  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
-    async def last_activity_at(self, info: Ctx) -> datetime | None:
+    async def _load_activity(self, info: Ctx, key: tuple[int, int]) -> ActivitySummary:
+        return await info.context.loaders.activity.load(key)
+
+    @strawberry.field(  # type: ignore[untyped-decorator]  # Strawberry's decorator-with-arguments overload is untyped
+        graphql_type=datetime | None,
+        description="When the user's latest stored activity ended; null when none is stored.",
+    )
+    def last_activity_at(self, info: Ctx) -> datetime | Awaitable[datetime | None] | None:
         assert self.row.id is not None
-        return await info.context.loaders.last_activity.load(self.row.id)
+        loaded = primed(info.context.loaders.last_activity, self.row.id)
+        if loaded is not UNKNOWN:
+            return loaded
+        return self._load_last_activity(info, self.row.id)
+
+    async def _load_last_activity(self, info: Ctx, user_id: int) -> datetime | None:
+        return await info.context.loaders.last_activity.load(user_id)
 
 
 # What a page makes per row, made without calling the classes (types.base.builder).
@@ -350,90 +366,3 @@ class AgentConnection:
         if known is not UNKNOWN:
             return known
         return info.context.run(lists.agents_count, self.count_filter)
-
-
-def named(selections: Iterable[Selection], name: str | None = None) -> Iterator[SelectedField]:
-    """The fields among ``selections`` (named ``name``, if given), fragments expanded."""
-    for selection in selections:
-        if isinstance(selection, SelectedField):
-            if name is None or selection.name == name:
-                yield selection
-        else:
-            yield from named(selection.selections, name)
-
-
-# asked_of by the ids of the connection field's nodes, with weak references to them (to
-# rule out a reused id without keeping a document alive): its answer depends on the document
-# alone, and documents come from the parse cache (server.graphql.extensions), so a client's
-# repeated document is answered from here.
-_ASKED: LRUCache[tuple[int, ...], tuple[list[weakref.ref[FieldNode]], Asked]] = LRUCache(maxsize=1024)
-
-
-@record
-class Asked:
-    """What a document asks of a connection: its nodes' fields by name, and its total count."""
-
-    nodes: frozenset[str]
-    total: bool
-
-
-def asked_of(info: Ctx) -> Asked:
-    """What the document asks of ``info``'s connection: its nodes' fields (``edges { node {
-    ... } }``), ``totalCount``. Under ``@skip``/``@include`` counts as asked: loading it for
-    nothing costs a statement, never a wrong answer; the answer is the document's."""
-    nodes = info._raw_info.field_nodes
-    key = tuple(map(id, nodes))
-    found = _ASKED.get(key)
-    if found is not None and all(ref() is node for ref, node in zip(found[0], nodes, strict=True)):
-        return found[1]
-    asked = Asked(
-        nodes=frozenset(
-            field.name
-            for connection in info.selected_fields
-            for edges in named(connection.selections, "edges")
-            for node in named(edges.selections, "node")
-            for field in named(node.selections)
-        ),
-        total=any(f.name == "totalCount" for c in info.selected_fields for f in named(c.selections)),
-    )
-    _ASKED[key] = ([weakref.ref(n) for n in nodes], asked)
-    return asked
-
-
-async def user_connection(
-    info: Ctx,
-    page: cursors.Page[rows.UserRow],
-    filt: UserList,
-) -> UserConnection:
-    """A page of users with the agents and pending info its document asks for, each loaded
-    once for the page (the loaders' batch loads: the statements are those of per-row loads),
-    and the list's count if asked and the page is not the whole list (then ``totalCount``
-    is answered like the rest of the page, without a resolver)."""
-    asked = asked_of(info)
-    ctx = info.context
-    count = page.count
-    if count is None and asked.total:
-        count = await list_count(ctx, filt)
-    users = page.items
-    agents: Sequence[Sequence[rows.AgentFields]] | None = None
-    retained: dict[int, loads.Retained] | None = None
-    if "agents" in asked.nodes:
-        loaded = await load_many_now(ctx.loaders.agents, [u.id for u in users])
-        agents = loaded
-    if "pending" in asked.nodes:
-        ids = [u.id for u in users if u.status is models.UserStatus.PENDING]
-        retained = dict(zip(ids, await load_many_now(ctx.loaders.retained, ids), strict=True))
-    # Read once: an ORM attribute read costs ~0.4 us, twice per row otherwise.
-    retention_days, queue_target_hours = ctx.account.retention_days, ctx.account.queue_target_hours
-    nothing = loads.Retained()
-    nodes = [
-        UserType.resolved_of(
-            user,
-            UNLOADED if agents is None else agents[i],
-            UNLOADED
-            if retained is None
-            else loads.pending_info(user, retained.get(user.id, nothing), retention_days, queue_target_hours),
-        )
-        for i, user in enumerate(users)
-    ]
-    return UserConnection.of(page, filt, nodes, count)
