@@ -230,10 +230,12 @@ async def activity_by_user(
                 )
                 app_seconds[s.user_id][e.app] += d
     dates = [window.first_day + timedelta(days=i) for i in range(days)]
+    # A day without activity is the same for every user: one (frozen) record per date.
+    idle = [DayActivity(d) for d in dates]
     out: dict[int, ActivitySummary] = {}
     for user_id in ids:
         found = per_day.get(user_id, {})
-        daily = [DayActivity(d, *found[d]) if d in found else DayActivity(d) for d in dates]
+        daily = [DayActivity(d, *found[d]) if d in found else e for d, e in zip(dates, idle, strict=True)]
         ranked = sorted(app_seconds.get(user_id, {}).items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_APPS]
         out[user_id] = ActivitySummary(
             days=days,
