@@ -2,8 +2,10 @@
 
 A list field's resolver (server.graphql.queries) reads a page of user rows; here the rows'
 agents, pending info, activity and latest activity are read by one batch load each (the
-loaders' own batch functions, so the statements are those of per-row loads), given to the
-users' views, which then answer those fields without a loader, an await or a task per row.
+loaders' own batch functions, so the statements are those of per-row loads). Agents and
+pending info are given to the users' views; activity and latest activity stay primed in the
+request's loaders, whose resolvers answer from them. Either way, those fields answer without
+an await or a task per row.
 """
 
 from __future__ import annotations
@@ -95,10 +97,10 @@ async def user_connection(
     page: cursors.Page[rows.UserRow],
     filt: UserList,
 ) -> UserConnection:
-    """A page of users with the agents, pending info and activity its document asks for, each
-    loaded once for the page (the loaders' batch loads: the statements are those of per-row loads),
-    and the list's count if asked and the page is not the whole list (then ``totalCount``
-    is answered like the rest of the page, without a resolver)."""
+    """A page of users with the agents, pending info, activity and latest activity its document
+    asks for, each loaded once for the page (the loaders' batch loads: the statements are those
+    of per-row loads), and the list's count if asked and the page is not the whole list (then
+    ``totalCount`` is answered like the rest of the page, without a resolver)."""
     asked = asked_of(info)
     ctx = info.context
     count = page.count
